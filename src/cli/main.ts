@@ -1,0 +1,39 @@
+import yargs, { type Argv, type CommandModule } from 'yargs';
+import { UsageError } from '../core/errors.js';
+import { infoCommand } from './info.js';
+
+/** Every subcommand lives in its own file and is registered here. */
+const commands: CommandModule<any, any>[] = [infoCommand];
+
+export function buildCli(argv: string[]): Argv {
+  let cli = yargs(argv)
+    .scriptName('flowtune')
+    .strict()
+    .demandCommand(1, 'name a command; see flowtune --help')
+    .recommendCommands()
+    .help()
+    .version(false)
+    .wrap(Math.min(100, process.stdout.columns ?? 100))
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
+    });
+  for (const c of commands) cli = cli.command(c);
+  return cli;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli(argv).parseAsync();
+  } catch (err) {
+    exitWithError(err);
+  }
+}
+
+export function exitWithError(err: unknown): never {
+  const e = err as Error & { exitCode?: number };
+  const usageError = e instanceof UsageError || e?.name === 'YError';
+  const msg = (e?.message ?? String(err)).split('\n')[0];
+  process.stderr.write(`flowtune: ${usageError ? '' : 'error: '}${msg}\n`);
+  if (process.env.FLOWTUNE_DEBUG && e?.stack) process.stderr.write(e.stack + '\n');
+  process.exit(usageError ? 2 : (e?.exitCode ?? 1));
+}
