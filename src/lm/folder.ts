@@ -1,0 +1,194 @@
+/**
+ * Model folders in the transformers.js layout:
+ *   config.json (model_type gpt2), tokenizer.json, tokenizer_config.json,
+ *   generation_config.json, onnx/model.onnx
+ * Written from in-memory weights; read back (config + graph facts) for `model inspect` and
+ * for the session wrapper. Every missing or unreadable file is a UsageError (exit code 2).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { UsageError } from '../core/errors.js';
+import { type GptConfig, type GptWeights, validateConfig } from './gpt.js';
+import { type ModelProto, DT, decodeModel, tensorToFloat32 } from './onnx-graph.js';
+import { type WriteOptions, gptOnnxBytes } from './onnx-writer.js';
+import { CharTokenizer } from './tokenizer.js';
+
+export const ONNX_FILE = path.join('onnx', 'model.onnx');
+
+export function hfConfigJson(c: GptConfig, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    model_type: 'gpt2',
+    architectures: ['GPT2LMHeadModel'],
+    vocab_size: c.vocabSize,
+    n_layer: c.nLayer,
+    n_head: c.nHead,
+    n_embd: c.nEmbd,
+    n_positions: c.nCtx,
+    n_ctx: c.nCtx,
+    layer_norm_epsilon: c.lnEps,
+    // Not HF's tanh GELU: x·sigmoid(1.702x), see gpt.ts. Only the ONNX graph runs it.
+    activation_function: 'gelu_sigmoid',
+    tie_word_embeddings: false,
+    bos_token_id: c.bosTokenId,
+    eos_token_id: c.eosTokenId,
+    pad_token_id: c.padTokenId,
+    use_cache: true,
+    ...extra,
+  };
+}
+
+function writeAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, file);
+}
+
+/** Writes a complete model folder. Returns the sha256 of onnx/model.onnx. */
+export function writeModelFolder(
+  dir: string,
+  c: GptConfig,
+  w: GptWeights,
+  opts: WriteOptions & { tokenizer?: CharTokenizer; extraConfig?: Record<string, unknown> } = {},
+): string {
+  validateConfig(c);
+  const tok = opts.tokenizer ?? new CharTokenizer();
+  if (tok.vocabSize !== c.vocabSize) throw new UsageError(`tokenizer has ${tok.vocabSize} tokens but the model ${c.vocabSize}`);
+  mkdirSync(path.join(dir, 'onnx'), { recursive: true });
+  const bytes = gptOnnxBytes(c, w, opts);
+  writeAtomic(path.join(dir, ONNX_FILE), bytes);
+  writeAtomic(path.join(dir, 'config.json'), JSON.stringify(hfConfigJson(c, opts.extraConfig), null, 2) + '\n');
+  writeAtomic(path.join(dir, 'tokenizer.json'), JSON.stringify(tok.tokenizerJson()) + '\n');
+  writeAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tok.tokenizerConfigJson(c.nCtx), null, 2) + '\n');
+  writeAtomic(
+    path.join(dir, 'generation_config.json'),
+    JSON.stringify({ bos_token_id: c.bosTokenId, eos_token_id: c.eosTokenId, pad_token_id: c.padTokenId }, null, 2) + '\n',
+  );
+  return sha256(bytes);
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** What a model folder's config.json says, normalized over GPT-2-like naming variants. */
+export interface ModelFacts {
+  modelType: string;
+  vocabSize: number;
+  nLayer: number;
+  nHead: number;
+  nEmbd: number;
+  headDim: number;
+  nCtx: number;
+  eosTokenId: number;
+  padTokenId: number;
+  bosTokenId: number;
+  raw: Record<string, any>;
+}
+
+export function readConfig(dir: string): ModelFacts {
+  const file = path.join(dir, 'config.json');
+  if (!existsSync(dir)) throw new UsageError(`${dir}: no such model folder`);
+  if (!existsSync(file)) throw new UsageError(`${dir}: missing config.json`);
+  let raw: Record<string, any>;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`${file}: not valid JSON (${(err as Error).message.split('\n')[0]})`);
+  }
+  const pick = (...keys: string[]): number | undefined => {
+    for (const k of keys) if (typeof raw[k] === 'number') return raw[k];
+    return undefined;
+  };
+  const nLayer = pick('n_layer', 'num_hidden_layers', 'num_layers');
+  const nHead = pick('n_head', 'num_attention_heads', 'num_heads');
+  const nEmbd = pick('n_embd', 'hidden_size', 'd_model');
+  const vocabSize = pick('vocab_size');
+  if (nLayer === undefined || nHead === undefined || nEmbd === undefined || vocabSize === undefined)
+    throw new UsageError(`${file}: needs vocab_size, n_layer, n_head and n_embd (or their HF synonyms)`);
+  const eos = Array.isArray(raw.eos_token_id) ? raw.eos_token_id[0] : raw.eos_token_id;
+  const nKv = pick('num_key_value_heads') ?? nHead;
+  return {
+    modelType: String(raw.model_type ?? 'unknown'),
+    vocabSize,
+    nLayer,
+    nHead: nKv,
+    nEmbd,
+    headDim: pick('head_dim') ?? nEmbd / nHead,
+    nCtx: pick('n_positions', 'n_ctx', 'max_position_embeddings') ?? 1024,
+    eosTokenId: typeof eos === 'number' ? eos : 0,
+    padTokenId: pick('pad_token_id') ?? (typeof eos === 'number' ? eos : 0),
+    bosTokenId: pick('bos_token_id') ?? (typeof eos === 'number' ? eos : 0),
+    raw,
+  };
+}
+
+export function readOnnx(dir: string): { bytes: Uint8Array; model: ModelProto } {
+  const file = path.join(dir, ONNX_FILE);
+  if (!existsSync(file)) throw new UsageError(`${dir}: missing ${ONNX_FILE}`);
+  const bytes = readFileSync(file);
+  let model: ModelProto;
+  try {
+    model = decodeModel(bytes);
+  } catch (err) {
+    throw new UsageError(`${file}: not a readable ONNX model (${(err as Error).message.split('\n')[0]})`);
+  }
+  if (!model.graph || (model.graph.node ?? []).length === 0) throw new UsageError(`${file}: ONNX model has no graph`);
+  return { bytes, model };
+}
+
+export interface IoInfo {
+  name: string;
+  type: string;
+  dims: (number | string)[];
+}
+
+export function graphIo(model: ModelProto): { inputs: IoInfo[]; outputs: IoInfo[] } {
+  const dtName: Record<number, string> = { [DT.FLOAT]: 'float32', [DT.INT64]: 'int64', [DT.INT32]: 'int32', [DT.BOOL]: 'bool', [DT.FLOAT16]: 'float16' };
+  const conv = (v: any): IoInfo => ({
+    name: v.name,
+    type: dtName[v.type?.tensorType?.elemType ?? 0] ?? String(v.type?.tensorType?.elemType),
+    dims: (v.type?.tensorType?.shape?.dim ?? []).map((d: any) => (d.dimParam ? d.dimParam : Number(d.dimValue ?? 0))),
+  });
+  const inits = new Set((model.graph!.initializer ?? []).map((t) => t.name));
+  return {
+    inputs: (model.graph!.input ?? []).filter((v) => !inits.has(v.name!)).map(conv),
+    outputs: (model.graph!.output ?? []).map(conv),
+  };
+}
+
+export function initializerParamCount(model: ModelProto): number {
+  let n = 0;
+  for (const t of model.graph!.initializer ?? []) {
+    const size = (t.dims ?? []).reduce((a: number, b) => a * Number(b), 1);
+    // Graph constants (shape vectors, scalars) are not parameters.
+    if (t.dataType === DT.FLOAT && size > 1) n += size;
+  }
+  return n;
+}
+
+/** Reads a flowtune-written model's weights back from its ONNX initializers. */
+export function readGptWeights(model: ModelProto, names: string[]): GptWeights {
+  const w: GptWeights = new Map();
+  const byName = new Map((model.graph!.initializer ?? []).map((t) => [t.name!, t]));
+  for (const name of names) {
+    const t = byName.get(name);
+    if (!t) throw new UsageError(`ONNX model has no initializer ${name} (not written by flowtune?)`);
+    w.set(name, { shape: (t.dims ?? []).map(Number), data: tensorToFloat32(t) });
+  }
+  return w;
+}
+
+export function configFromFacts(f: ModelFacts): GptConfig {
+  return {
+    vocabSize: f.vocabSize,
+    nLayer: f.nLayer,
+    nHead: f.nHead,
+    nEmbd: f.nEmbd,
+    nCtx: f.nCtx,
+    lnEps: typeof f.raw.layer_norm_epsilon === 'number' ? f.raw.layer_norm_epsilon : 1e-5,
+    bosTokenId: f.bosTokenId,
+    eosTokenId: f.eosTokenId,
+    padTokenId: f.padTokenId,
+  };
+}

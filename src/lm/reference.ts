@@ -1,0 +1,119 @@
+/**
+ * The tfjs forward of a GPT (gpt.ts): the reference the ONNX export is checked against, and
+ * the model the tiny-LM builder trains. Same math as onnx-writer.ts: positions from
+ * cumsum(mask) − 1, key j visible to query i iff j ≤ i and mask[j] = 1, sigmoid GELU.
+ * Attention Q/K/V use three d×d matrices here (slicing one [N,3d] product copies the whole
+ * tensor out of the wasm heap, DESIGN.md §3); the writer's c_attn is their concatenation.
+ */
+import { tf } from '../core/backend.js';
+import { type GptConfig, type GptWeights, get } from './gpt.js';
+import { bmm, gelu, layerNorm, linear, matMul2 } from './tfops.js';
+
+/** tfjs parameters by name; c_attn is split into q/k/v pieces. */
+export type TfParams = Map<string, tf.Tensor>;
+
+export function toTfParams(c: GptConfig, w: GptWeights, variables = false): TfParams {
+  const out: TfParams = new Map();
+  const d = c.nEmbd;
+  const mk = (name: string, data: Float32Array, shape: number[]) =>
+    out.set(name, variables ? tf.variable(tf.tensor(data, shape), true, name) : tf.tensor(data, shape));
+  for (const [name, p] of w) {
+    if (name.endsWith('attn.c_attn.weight')) {
+      const base = name.replace('c_attn.weight', '');
+      for (let j = 0; j < 3; j++) {
+        const part = new Float32Array(d * d);
+        for (let r = 0; r < d; r++) part.set(p.data.subarray(r * 3 * d + j * d, r * 3 * d + (j + 1) * d), r * d);
+        mk(`${base}${'qkv'[j]}.weight`, part, [d, d]);
+      }
+    } else if (name.endsWith('attn.c_attn.bias')) {
+      const base = name.replace('c_attn.bias', '');
+      for (let j = 0; j < 3; j++) mk(`${base}${'qkv'[j]}.bias`, p.data.slice(j * d, (j + 1) * d), [d]);
+    } else mk(name, p.data, p.shape);
+  }
+  return out;
+}
+
+/** Back to GptWeights (concatenates q/k/v into c_attn). */
+export function fromTfParams(c: GptConfig, params: TfParams): GptWeights {
+  const w: GptWeights = new Map();
+  const d = c.nEmbd;
+  const data = (n: string) => params.get(n)!.dataSync() as Float32Array;
+  for (const [name, t] of params) {
+    const m = /^(.*attn\.)([qkv])\.(weight|bias)$/.exec(name);
+    if (!m) {
+      w.set(name, { shape: [...t.shape], data: Float32Array.from(data(name)) });
+      continue;
+    }
+    if (m[2] !== 'q') continue;
+    if (m[3] === 'weight') {
+      const cat = new Float32Array(d * 3 * d);
+      ['q', 'k', 'v'].forEach((k, j) => {
+        const part = data(`${m[1]}${k}.weight`);
+        for (let r = 0; r < d; r++) cat.set(part.subarray(r * d, (r + 1) * d), r * 3 * d + j * d);
+      });
+      w.set(`${m[1]}c_attn.weight`, { shape: [d, 3 * d], data: cat });
+    } else {
+      const cat = new Float32Array(3 * d);
+      ['q', 'k', 'v'].forEach((k, j) => cat.set(data(`${m[1]}${k}.bias`), j * d));
+      w.set(`${m[1]}c_attn.bias`, { shape: [3 * d], data: cat });
+    }
+  }
+  return w;
+}
+
+export interface RefInput {
+  batch: number;
+  seqLen: number;
+  /** [B×S] */
+  ids: ArrayLike<number>;
+  /** [B×S]; omitted = all ones (no padding: positions 0..S−1, plain causal mask). */
+  mask?: ArrayLike<number>;
+}
+
+/** Full forward: logits [B·S, V] and final hidden states [B·S, d] (call inside tf.tidy). */
+export function referenceForward(c: GptConfig, p: TfParams, inp: RefInput): { logits: tf.Tensor2D; hidden: tf.Tensor2D } {
+  const { batch: B, seqLen: S } = inp;
+  const d = c.nEmbd;
+  const H = c.nHead;
+  const Dh = d / H;
+  const N = B * S;
+  const P = (n: string) => {
+    const t = p.get(n);
+    if (!t) throw new Error(`missing tfjs parameter ${n}`);
+    return t;
+  };
+  const mask = inp.mask ? Float32Array.from(inp.mask) : new Float32Array(N).fill(1);
+  // Positions and the additive attention bias, computed in JS (they are data, not parameters).
+  const pos = new Int32Array(N);
+  const bias = new Float32Array(B * S * S);
+  for (let b = 0; b < B; b++) {
+    let cum = 0;
+    for (let s = 0; s < S; s++) {
+      cum += mask[b * S + s] ? 1 : 0;
+      pos[b * S + s] = Math.max(cum - 1, 0);
+      for (let j = 0; j < S; j++) bias[(b * S + s) * S + j] = j <= s && mask[b * S + j] ? 0 : -1e9;
+    }
+  }
+  const oneHot = (idx: ArrayLike<number>, depth: number) => tf.oneHot(tf.tensor1d(Int32Array.from(idx), 'int32'), depth).toFloat() as tf.Tensor2D;
+  // One-hot × matrix instead of gather: wasm has no gather gradient (DESIGN.md §3).
+  let x = tf.add(matMul2(oneHot(inp.ids, c.vocabSize), P('wte') as tf.Tensor2D), matMul2(oneHot(pos, c.nCtx), P('wpe') as tf.Tensor2D)) as tf.Tensor2D;
+  const attnBias = tf.tensor4d(bias, [B, 1, S, S]);
+  const toHeads = (t: tf.Tensor2D) => tf.reshape(tf.transpose(tf.reshape(t, [B, S, H, Dh]), [0, 2, 1, 3]), [B * H, S, Dh]) as tf.Tensor3D;
+  for (let i = 0; i < c.nLayer; i++) {
+    const pre = `h.${i}.`;
+    const h1 = layerNorm(x, P(pre + 'ln_1.weight') as tf.Tensor1D, P(pre + 'ln_1.bias') as tf.Tensor1D, c.lnEps);
+    const lin = (n: string, inp2: tf.Tensor2D) => linear(inp2, P(pre + n + '.weight') as tf.Tensor2D, P(pre + n + '.bias') as tf.Tensor1D);
+    const q = toHeads(tf.mul(lin('attn.q', h1), 1 / Math.sqrt(Dh)) as tf.Tensor2D);
+    const k = toHeads(lin('attn.k', h1));
+    const v = toHeads(lin('attn.v', h1));
+    const scores = tf.add(tf.reshape(bmm(q, tf.transpose(k, [0, 2, 1])), [B, H, S, S]), attnBias);
+    const probs = tf.reshape(tf.softmax(scores), [B * H, S, S]) as tf.Tensor3D;
+    const ctx = tf.reshape(tf.transpose(tf.reshape(bmm(probs, v), [B, H, S, Dh]), [0, 2, 1, 3]), [N, d]) as tf.Tensor2D;
+    x = tf.add(x, linear(ctx, P(pre + 'attn.c_proj.weight') as tf.Tensor2D, P(pre + 'attn.c_proj.bias') as tf.Tensor1D)) as tf.Tensor2D;
+    const h2 = layerNorm(x, P(pre + 'ln_2.weight') as tf.Tensor1D, P(pre + 'ln_2.bias') as tf.Tensor1D, c.lnEps);
+    const fc = gelu(lin('mlp.c_fc', h2)) as tf.Tensor2D;
+    x = tf.add(x, linear(fc, P(pre + 'mlp.c_proj.weight') as tf.Tensor2D, P(pre + 'mlp.c_proj.bias') as tf.Tensor1D)) as tf.Tensor2D;
+  }
+  const hidden = layerNorm(x, P('ln_f.weight') as tf.Tensor1D, P('ln_f.bias') as tf.Tensor1D, c.lnEps);
+  return { hidden, logits: matMul2(hidden, P('lm_head.weight') as tf.Tensor2D) };
+}

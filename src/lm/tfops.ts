@@ -1,0 +1,78 @@
+/**
+ * tfjs building blocks with hand-written gradients. DESIGN.md §3: tfjs-wasm runs matMul on
+ * its fast XNNPACK path only for plain 2-D products without transpose flags, and its axis-0
+ * reductions are slow; the built-in gradients use both. These versions transpose explicitly
+ * and compute bias / gain gradients as a ones-row matMul.
+ */
+import { tf } from '../core/backend.js';
+
+type T2 = tf.Tensor2D;
+
+/** x·W for 2-D x [N,in], W [in,out]. */
+export const matMul2 = tf.customGrad(((x: T2, w: T2, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  return {
+    value: tf.matMul(x, w),
+    gradFunc: (dy: T2, saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as T2[];
+      return [tf.matMul(dy, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy)];
+    },
+  };
+}) as any) as (x: T2, w: T2) => T2;
+
+/** x·W + b for 2-D x. */
+export const linear = tf.customGrad(((x: T2, w: T2, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  return {
+    value: tf.add(tf.matMul(x, w), b),
+    gradFunc: (dy: T2, saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as T2[];
+      const ones = tf.ones([1, dy.shape[0]]) as T2;
+      return [tf.matMul(dy, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy), tf.reshape(tf.matMul(ones, dy), [dy.shape[1]])];
+    },
+  };
+}) as any) as (x: T2, w: T2, b: tf.Tensor1D) => T2;
+
+/** LayerNorm over the last axis of 2-D x [N,d] with gain g and bias b (ONNX LayerNormalization). */
+export function layerNorm(x: T2, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): T2 {
+  return layerNormGrad(x, g, b, tf.scalar(eps));
+}
+
+const layerNormGrad = tf.customGrad(((x: T2, g: tf.Tensor1D, b: tf.Tensor1D, epsT: tf.Scalar, save: tf.GradSaveFunc) => {
+  const d = x.shape[1];
+  const mu = tf.mean(x, 1, true);
+  const xc = tf.sub(x, mu);
+  const variance = tf.mean(tf.square(xc), 1, true);
+  const rstd = tf.rsqrt(tf.add(variance, epsT));
+  const xhat = tf.mul(xc, rstd) as T2;
+  save([xhat, rstd, g]);
+  return {
+    value: tf.add(tf.mul(xhat, g), b),
+    gradFunc: (dy: T2, saved: tf.Tensor[]) => {
+      const [xh, rs, gs] = saved as [T2, tf.Tensor2D, tf.Tensor1D];
+      const ones = tf.ones([1, dy.shape[0]]) as T2;
+      const dg = tf.reshape(tf.matMul(ones, tf.mul(dy, xh) as T2), [d]);
+      const db = tf.reshape(tf.matMul(ones, dy), [d]);
+      const dxh = tf.mul(dy, gs);
+      const dx = tf.mul(rs, tf.sub(tf.sub(dxh, tf.mean(dxh, 1, true)), tf.mul(xh, tf.mean(tf.mul(dxh, xh), 1, true))));
+      return [dx, dg, db, tf.zerosLike(epsT)];
+    },
+  };
+}) as any) as (x: T2, g: tf.Tensor1D, b: tf.Tensor1D, eps: tf.Scalar) => T2;
+
+/** GELU ≈ x·σ(1.702x), the form the ONNX writer emits (gpt.ts). */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)));
+}
+
+/** Batched a·b for rank-3 tensors [G,m,k]·[G,k,n] with explicit-transpose gradients. */
+export const bmm = tf.customGrad(((a: tf.Tensor3D, b: tf.Tensor3D, save: tf.GradSaveFunc) => {
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor3D, saved: tf.Tensor[]) => {
+      const [as, bs] = saved as tf.Tensor3D[];
+      return [tf.matMul(dy, tf.transpose(bs, [0, 2, 1])), tf.matMul(tf.transpose(as, [0, 2, 1]), dy)];
+    },
+  };
+}) as any) as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
