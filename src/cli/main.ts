@@ -1,9 +1,11 @@
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { UsageError } from '../core/errors.js';
 import { infoCommand } from './info.js';
+import { benchCommand } from './bench.js';
+import { verifyCommand } from './verify.js';
 
 /** Every subcommand lives in its own file and is registered here. */
-const commands: CommandModule<any, any>[] = [infoCommand];
+const commands: CommandModule<any, any>[] = [infoCommand, benchCommand, verifyCommand];
 
 export function buildCli(argv: string[]): Argv {
   let cli = yargs(argv)

@@ -1,0 +1,225 @@
+import { Hypergrid, type HypergridReward } from '../envs/hypergrid.js';
+import { hypergridLogZ } from '../envs/hypergrid-oracle.js';
+import { buildDag, klDivergence, targetDistribution, terminalDistribution, totalVariation } from './exact.js';
+import { EmpiricalTracker, policyOnDag } from './evaluate.js';
+import { GfnTrainer, type StepResult } from './gfn-trainer.js';
+import { SoftDqnTrainer } from '../softrl/dqn.js';
+import { outputLayout, policySpec } from './policy-net.js';
+import { createNet, type Engine } from '../nn/factory.js';
+import { Rng } from '../core/rng.js';
+import { logSumExp } from '../core/math.js';
+
+export const ALGOS = ['tb', 'db', 'subtb', 'softdqn', 'mdqn'] as const;
+export type Algo = (typeof ALGOS)[number];
+
+export interface HypergridBenchOptions {
+  algo: Algo;
+  ndim: number;
+  height: number;
+  reward: HypergridReward;
+  iterations: number;
+  batch: number;
+  seed: number;
+  engine: Engine;
+  hidden: number[];
+  lr: number;
+  logZLr: number;
+  subtbLambda: number;
+  epsilon: number;
+  evalEvery: number;
+  /** soft-RL (DESIGN.md §5) */
+  replayBatch: number;
+  bufferSize: number;
+  perAlpha: number;
+  munchausenAlpha: number;
+  polyak: number;
+  l0: number;
+}
+
+/** Reference hyperparameters of DESIGN.md §5. */
+export const HYPERGRID_DEFAULTS: Omit<HypergridBenchOptions, 'algo'> = {
+  ndim: 4,
+  height: 8,
+  reward: 'standard',
+  iterations: 2000,
+  batch: 16,
+  seed: 0,
+  engine: 'fused',
+  hidden: [256, 256],
+  lr: 1e-3,
+  logZLr: 0.1,
+  subtbLambda: 0.9,
+  epsilon: 0,
+  evalEvery: 100,
+  replayBatch: 256,
+  bufferSize: 100_000,
+  perAlpha: 0.5,
+  munchausenAlpha: 0.15,
+  polyak: 0.25,
+  l0: -100,
+};
+
+export interface MetricsRecord {
+  iteration: number;
+  trajectories: number;
+  loss: number;
+  tvExact: number;
+  l1Empirical: number;
+  logZ: number;
+  trainSeconds: number;
+}
+
+export interface BenchSummary {
+  algo: Algo;
+  engine: Engine;
+  ndim: number;
+  height: number;
+  reward: HypergridReward;
+  seed: number;
+  iterations: number;
+  trajectories: number;
+  seconds: number; // wall time of training (evaluation excluded)
+  cpuSeconds: number; // user + system CPU time of training
+  itPerSec: number;
+  trajPerSec: number;
+  itPerCpuSec: number;
+  tvExact: number;
+  l1Empirical: number;
+  kl: number; // KL(R/Z ‖ P_T), exact
+  logZ: number | null;
+  logZTrue: number;
+  peakRssMB: number;
+}
+
+export interface BenchHooks {
+  onIteration?(iteration: number, loss: number): void;
+  onMetrics?(m: MetricsRecord): void;
+}
+
+/**
+ * Trains one objective on the hypergrid and measures it against the exact oracle:
+ * exact TV of the policy's terminal distribution (forward DP over all states), the
+ * empirical L1 of the last 200k visited terminal states, and throughput (training only).
+ */
+export async function runHypergridBench(o: HypergridBenchOptions, hooks: BenchHooks = {}): Promise<BenchSummary> {
+  const env = new Hypergrid({ ndim: o.ndim, height: o.height, reward: o.reward });
+  const dag = buildDag(env);
+  const target = targetDistribution(dag);
+  const logZTrue = hypergridLogZ(env.config);
+  const rng = new Rng(o.seed);
+  const spec = policySpec(env, o.hidden);
+  const net = await createNet(o.engine, spec, o.seed);
+  const explore = { epsilon: o.epsilon, temperature: 1 };
+  const isDqn = o.algo === 'softdqn' || o.algo === 'mdqn';
+  const temperature = o.algo === 'mdqn' ? 1 / (1 - o.munchausenAlpha) : 1;
+
+  let step: () => StepResult;
+  let logZOf: () => number | null;
+  if (isDqn) {
+    const targetNet = await createNet(o.engine, spec, o.seed + 1);
+    const t = new SoftDqnTrainer(env, net, targetNet, rng, {
+      alpha: o.algo === 'mdqn' ? o.munchausenAlpha : 0,
+      l0: o.l0,
+      batchSize: o.batch,
+      replayBatch: o.replayBatch,
+      bufferSize: o.bufferSize,
+      perAlpha: o.perAlpha,
+      perBeta: [0, 1],
+      iterations: o.iterations,
+      polyak: o.polyak,
+      lr: o.lr,
+      huber: true,
+      explore,
+    });
+    step = () => t.step();
+    logZOf = () => valueAtS0(env, net, temperature); // τ·LSE(Q(s0,·)/τ) → V*(s0) = log Z
+  } else {
+    const t = new GfnTrainer(env, net, rng, {
+      objective: o.algo as 'tb' | 'db' | 'subtb',
+      batchSize: o.batch,
+      lr: o.lr,
+      logZLr: o.logZLr,
+      subtbLambda: o.subtbLambda,
+      learnedPB: false,
+      explore,
+    });
+    step = () => t.step();
+    logZOf = () => (o.algo === 'tb' ? t.logZ[0] : flowAtS0(env, net));
+  }
+
+  const tracker = new EmpiricalTracker(dag.numStates);
+  const evaluate = () => {
+    const pT = terminalDistribution(dag, policyOnDag(env, net, dag, temperature));
+    return { pT, tv: totalVariation(pT, target) };
+  };
+  let trainMs = 0;
+  let cpuMicros = 0;
+  let lossSum = 0, lossCount = 0;
+  for (let it = 1; it <= o.iterations; it++) {
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    const r = step();
+    const c = process.cpuUsage(c0);
+    cpuMicros += c.user + c.system;
+    trainMs += performance.now() - t0;
+    for (let b = 0; b < r.trajectories; b++) tracker.add(env.indexOf(r.terminals, b));
+    if (!Number.isFinite(r.loss)) throw new Error(`loss became ${r.loss} at iteration ${it}`);
+    lossSum += r.loss;
+    lossCount++;
+    hooks.onIteration?.(it, r.loss);
+    if (hooks.onMetrics && (it % o.evalEvery === 0 || it === o.iterations)) {
+      hooks.onMetrics({
+        iteration: it,
+        trajectories: it * o.batch,
+        loss: lossSum / lossCount,
+        tvExact: evaluate().tv,
+        l1Empirical: tracker.meanAbsError(target),
+        logZ: logZOf() ?? NaN,
+        trainSeconds: trainMs / 1000,
+      });
+      lossSum = 0;
+      lossCount = 0;
+    }
+  }
+  const { pT, tv } = evaluate();
+  const seconds = trainMs / 1000, cpuSeconds = cpuMicros / 1e6;
+  net.dispose();
+  return {
+    algo: o.algo,
+    engine: o.engine,
+    ndim: o.ndim,
+    height: o.height,
+    reward: o.reward,
+    seed: o.seed,
+    iterations: o.iterations,
+    trajectories: o.iterations * o.batch,
+    seconds,
+    cpuSeconds,
+    itPerSec: o.iterations / seconds,
+    trajPerSec: (o.iterations * o.batch) / seconds,
+    itPerCpuSec: o.iterations / cpuSeconds,
+    tvExact: tv,
+    l1Empirical: tracker.meanAbsError(target),
+    kl: klDivergence(target, pT),
+    logZ: logZOf(),
+    logZTrue,
+    peakRssMB: process.resourceUsage().maxRSS / 1024,
+  };
+}
+
+function forwardS0(env: Hypergrid, net: Awaited<ReturnType<typeof createNet>>): Float32Array {
+  const idx = new Int32Array(env.nnz);
+  env.encode(env.initialStates(1), 1, idx);
+  const out = new Float32Array(outputLayout(env).width);
+  net.forward(idx, 1, out, false);
+  return out;
+}
+
+function flowAtS0(env: Hypergrid, net: Awaited<ReturnType<typeof createNet>>): number {
+  return forwardS0(env, net)[outputLayout(env).flow];
+}
+
+function valueAtS0(env: Hypergrid, net: Awaited<ReturnType<typeof createNet>>, tau: number): number {
+  const q = forwardS0(env, net).subarray(0, env.nActions);
+  return tau * logSumExp(Array.from(q, (v) => v / tau)); // every action is allowed at s0
+}

@@ -1,0 +1,125 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { emptyBatch, type LossResult, type TrajectoryBatch } from '../src/gfn/trajectories.js';
+import { detailedBalance, subTrajectoryBalance, trajectoryBalance } from '../src/gfn/losses.js';
+import { Rng } from '../src/core/rng.js';
+
+const ln = Math.log;
+
+/**
+ * One trajectory on a tiny DAG, worked by hand: s0 → s1 → (exit at x = s1).
+ * P_F(s1|s0) = 1/2, P_F(exit|s1) = 1/4, P_B(s0|s1) = 1/2, R(x) = 2, Z_θ = 4,
+ * flows F(s0) = 4, F(s1) = 1, sink F = R = 2.
+ */
+function handBatch(): TrajectoryBatch {
+  const b = emptyBatch(1, 2);
+  b.lengths[0] = 2;
+  b.logPF.set([ln(0.5), ln(0.25)]);
+  b.logPB.set([ln(0.5), 0]);
+  b.logF.set([ln(4), ln(1), ln(2)]);
+  b.logR[0] = ln(2);
+  return b;
+}
+
+test('TB on the hand example: δ = log(4·½·¼ / (2·½)) = log ½', () => {
+  const g = trajectoryBalance(handBatch(), new Float64Array([ln(4)]));
+  assert.ok(Math.abs(g.loss - ln(0.5) ** 2) < 1e-12);
+  assert.ok(Math.abs(g.loss - 0.4804530139182014) < 1e-12);
+  // δ < 0: raising log Z or log P_F lowers the loss, raising log P_B raises it
+  assert.ok(g.dLogZ[0] < 0 && Math.abs(g.dLogZ[0] - 2 * ln(0.5)) < 1e-12);
+  assert.ok(g.dLogPF[0] < 0 && g.dLogPF[1] < 0);
+  assert.ok(g.dLogPB[0] > 0);
+});
+
+test('DB on the hand example: δ0 = log 4, δ1 = log ⅛, mean of squares', () => {
+  const g = detailedBalance(handBatch());
+  const expected = (ln(4) ** 2 + ln(1 / 8) ** 2) / 2; // 3.12294...
+  assert.ok(Math.abs(g.loss - expected) < 1e-12);
+  assert.ok(Math.abs(g.loss - 3.1229445904683) < 1e-10);
+  // edge 0 has δ > 0: lower log F(s0); edge 1 has δ < 0: raise log P_F(exit|s1)
+  assert.ok(g.dLogF[0] > 0 && g.dLogPF[1] < 0);
+  // node 1 sits in both edges: −2δ0/2 + 2δ1/2 = δ1 − δ0
+  assert.ok(Math.abs(g.dLogF[1] - (ln(1 / 8) - ln(4))) < 1e-12);
+});
+
+test('SubTB(λ) on the hand example: (δ01² + δ12² + λ·δ02²)/(2 + λ)', () => {
+  for (const lambda of [1, 0.9, 0.5]) {
+    const g = subTrajectoryBalance(handBatch(), lambda);
+    const expected = (ln(4) ** 2 + ln(1 / 8) ** 2 + lambda * ln(0.5) ** 2) / (2 + lambda);
+    assert.ok(Math.abs(g.loss - expected) < 1e-12, `λ=${lambda}`);
+  }
+  assert.ok(Math.abs(subTrajectoryBalance(handBatch(), 1).loss - 2.2421140649516) < 1e-10);
+});
+
+test('SubTB limits: λ → 0 is DB (per trajectory), λ → ∞ is TB with log Z = log F(s0)', () => {
+  const b = randomBatch(new Rng(3), 1, 6);
+  assert.ok(Math.abs(subTrajectoryBalance(b, 1e-12).loss - detailedBalance(b).loss) < 1e-9);
+  const tb = trajectoryBalance(b, new Float64Array([b.logF[0]]));
+  assert.ok(Math.abs(subTrajectoryBalance(b, 1e9).loss - tb.loss) / tb.loss < 1e-6);
+});
+
+test('every loss gradient equals central finite differences', () => {
+  const rng = new Rng(7);
+  const b = randomBatch(rng, 4, 7);
+  const logZ = new Float64Array([0.3, -0.2, 1.1, 0.5]);
+  const losses: [string, (bb: TrajectoryBatch, z: Float64Array) => LossResult][] = [
+    ['tb', (bb, z) => trajectoryBalance(bb, z)],
+    ['db', (bb) => detailedBalance(bb)],
+    ['subtb', (bb) => subTrajectoryBalance(bb, 0.9)],
+  ];
+  const h = 1e-6;
+  for (const [name, f] of losses) {
+    const g = f(b, logZ);
+    const fields: ['logPF' | 'logPB' | 'logF', Float64Array][] = [['logPF', g.dLogPF], ['logPB', g.dLogPB], ['logF', g.dLogF]];
+    for (const [field, grad] of fields) {
+      const arr = b[field];
+      for (let i = 0; i < arr.length; i++) {
+        const keep = arr[i];
+        arr[i] = keep + h;
+        const up = f(b, logZ).loss;
+        arr[i] = keep - h;
+        const down = f(b, logZ).loss;
+        arr[i] = keep;
+        const fd = (up - down) / (2 * h);
+        assert.ok(Math.abs(fd - grad[i]) < 1e-6, `${name} d${field}[${i}]: analytic ${grad[i]} vs fd ${fd}`);
+      }
+    }
+    for (let i = 0; i < logZ.length; i++) {
+      const keep = logZ[i];
+      logZ[i] = keep + h;
+      const up = f(b, logZ).loss;
+      logZ[i] = keep - h;
+      const down = f(b, logZ).loss;
+      logZ[i] = keep;
+      assert.ok(Math.abs((up - down) / (2 * h) - g.dLogZ[i]) < 1e-6, `${name} dlogZ`);
+    }
+  }
+});
+
+test('losses vanish on a consistent flow (all δ = 0)', () => {
+  // F(s0) = Z = 3, two edges with P_F = ½, ⅓, P_B = 1, R = Z·½·⅓ = ½; F(s1) = Z·½ = 1.5
+  const b = emptyBatch(1, 2);
+  b.lengths[0] = 2;
+  b.logPF.set([ln(1 / 2), ln(1 / 3)]);
+  b.logF.set([ln(3), ln(1.5), ln(0.5)]);
+  b.logR[0] = ln(0.5);
+  assert.ok(trajectoryBalance(b, new Float64Array([ln(3)])).loss < 1e-25);
+  assert.ok(detailedBalance(b).loss < 1e-25);
+  assert.ok(subTrajectoryBalance(b, 0.9).loss < 1e-25);
+});
+
+/** Padded batch with lengths 2..T and random entries (the exit edge has log P_B = 0). */
+function randomBatch(rng: Rng, B: number, T: number): TrajectoryBatch {
+  const b = emptyBatch(B, T);
+  for (let i = 0; i < B; i++) {
+    const n = 2 + rng.int(T - 1);
+    b.lengths[i] = n;
+    for (let t = 0; t < n; t++) {
+      b.logPF[i * T + t] = -rng.uniform() * 3;
+      b.logPB[i * T + t] = t === n - 1 ? 0 : -rng.uniform() * 2;
+    }
+    for (let t = 0; t <= n; t++) b.logF[i * (T + 1) + t] = rng.normal();
+    b.logR[i] = b.logF[i * (T + 1) + n];
+  }
+  return b;
+}
