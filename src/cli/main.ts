@@ -1,11 +1,12 @@
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { UsageError } from '../core/errors.js';
 import { infoCommand } from './info.js';
+import { modelCommand } from './model.js';
 import { benchCommand } from './bench.js';
 import { verifyCommand } from './verify.js';
 
 /** Every subcommand lives in its own file and is registered here. */
-const commands: CommandModule<any, any>[] = [infoCommand, benchCommand, verifyCommand];
+const commands: CommandModule<any, any>[] = [infoCommand, modelCommand, benchCommand, verifyCommand];
 
 export function buildCli(argv: string[]): Argv {
   let cli = yargs(argv)

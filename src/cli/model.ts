@@ -1,0 +1,78 @@
+import type { Argv, CommandModule } from 'yargs';
+import { UsageError } from '../core/errors.js';
+import { buildTiny } from '../lm/build.js';
+import { inspectModel, formatInspect } from '../lm/inspect.js';
+import { CharTokenizer } from '../lm/tokenizer.js';
+
+interface BuildArgs {
+  corpus: string[];
+  out: string;
+  seed: number;
+  exclude: string[];
+  steps: number;
+  batch: number;
+  lr: number;
+  warmup: number;
+  layers: number;
+  embd: number;
+  heads: number;
+  ctx: number;
+  val: number;
+  'eval-every': number;
+}
+
+const buildTinyCommand: CommandModule<object, BuildArgs> = {
+  command: 'build-tiny',
+  describe: 'train a small character-level GPT in tfjs and write it as a transformers.js-layout ONNX model folder',
+  builder: (y) =>
+    y
+      .option('corpus', { type: 'string', array: true, demandOption: true, describe: 'arithmetic:N | FILE(.txt|.jsonl)[@N], repeatable' })
+      .option('out', { type: 'string', demandOption: true, describe: 'output model folder' })
+      .option('seed', { type: 'number', default: 1 })
+      .option('exclude', { type: 'string', array: true, default: [], describe: 'arithmetic JSON files whose queries are never generated (test sets)' })
+      .option('steps', { type: 'number', default: 2000 })
+      .option('batch', { type: 'number', default: 32 })
+      .option('lr', { type: 'number', default: 3e-3 })
+      .option('warmup', { type: 'number', default: 50 })
+      .option('layers', { type: 'number', default: 2 })
+      .option('embd', { type: 'number', default: 64 })
+      .option('heads', { type: 'number', default: 4 })
+      .option('ctx', { type: 'number', default: 128 })
+      .option('val', { type: 'number', default: 500, describe: 'held-out items' })
+      .option('eval-every', { type: 'number', default: 100 }) as unknown as Argv<BuildArgs>,
+  handler: async (a) => {
+    for (const k of ['seed', 'steps', 'batch', 'warmup', 'layers', 'embd', 'heads', 'ctx', 'val', 'eval-every'] as const)
+      if (!Number.isInteger(a[k]) || a[k] < 0) throw new UsageError(`--${k} must be a non-negative integer`);
+    if (!(a.lr > 0)) throw new UsageError('--lr must be positive');
+    const vocabSize = new CharTokenizer().vocabSize;
+    const command = `flowtune model build-tiny ${a.corpus.map((c) => `--corpus ${c}`).join(' ')} ${a.exclude.map((c) => `--exclude ${c}`).join(' ')} --out ${a.out} --seed ${a.seed} --steps ${a.steps} --batch ${a.batch} --lr ${a.lr} --layers ${a.layers} --embd ${a.embd} --heads ${a.heads} --ctx ${a.ctx}`.replace(/ +/g, ' ');
+    await buildTiny({
+      out: a.out,
+      corpus: a.corpus,
+      exclude: a.exclude,
+      seed: a.seed,
+      config: { vocabSize, nLayer: a.layers, nHead: a.heads, nEmbd: a.embd, nCtx: a.ctx, lnEps: 1e-5, bosTokenId: 0, eosTokenId: 0, padTokenId: 0 },
+      train: { steps: a.steps, batch: a.batch, lr: a.lr, warmup: a.warmup, clip: 1.0, evalEvery: a['eval-every'], valItems: a.val },
+      command,
+      log: (l) => console.log(l),
+    });
+  },
+};
+
+const inspectCommand: CommandModule<object, { dir: string; json: boolean }> = {
+  command: 'inspect <dir>',
+  describe: 'print architecture, vocabulary, context, inputs/outputs, parameters, KV-cache and hidden-state support',
+  builder: (y) =>
+    y.positional('dir', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }) as unknown as Argv<{ dir: string; json: boolean }>,
+  handler: async (a) => {
+    const info = await inspectModel(a.dir);
+    console.log(a.json ? JSON.stringify(info) : formatInspect(info));
+  },
+};
+
+export const modelCommand: CommandModule = {
+  command: 'model <command>',
+  describe: 'language-model folders: build-tiny, inspect',
+  builder: (y) => y.command(buildTinyCommand).command(inspectCommand).demandCommand(1),
+  handler: () => {},
+};
