@@ -76,3 +76,12 @@ export const bmm = tf.customGrad(((a: tf.Tensor3D, b: tf.Tensor3D, save: tf.Grad
     },
   };
 }) as any) as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
+
+/** x + b for x [N,V], b [V]; the bias gradient as a ones-row matMul (no axis-0 reduction). */
+export const addRowBias = tf.customGrad(((x: T2, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
+  save([]);
+  return {
+    value: tf.add(x, b),
+    gradFunc: (dy: T2) => [dy, tf.reshape(tf.matMul(tf.ones([1, dy.shape[0]]) as T2, dy), [dy.shape[1]])],
+  };
+}) as any) as (x: T2, b: tf.Tensor1D) => T2;
