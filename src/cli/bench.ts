@@ -23,6 +23,7 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
       .option('hidden', { type: 'string', default: D.hidden.join(','), describe: 'hidden layer sizes' })
       .option('lr', { type: 'string', default: String(D.lr) })
       .option('epsilon', { type: 'string', default: String(D.epsilon), describe: 'ε-uniform exploration' })
+      .option('pb', { type: 'string', default: D.pb, describe: 'backward policy of tb|db|subtb: learned|uniform' })
       .option('eval-every', { type: 'string', default: String(D.evalEvery), describe: 'metrics every K iterations' })
       .option('out', { type: 'string', describe: 'folder for metrics.jsonl and summary.json' })
       .option('json', { type: 'boolean', default: false, describe: 'last stdout line is one JSON summary' }),
@@ -40,6 +41,7 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
       hidden: listArg('hidden', a.hidden),
       lr: numArg('lr', a.lr, 0),
       epsilon: numArg('epsilon', a.epsilon, 0, 1),
+      pb: choiceArg('pb', a.pb, ['learned', 'uniform'] as const),
       evalEvery: intArg('eval-every', a['eval-every'], 1),
     };
     if (opts.height ** opts.ndim > 5_000_000) throw new (await import('../core/errors.js')).UsageError(`a ${opts.height}^${opts.ndim} grid is too large for the exact oracle (limit 5,000,000 states)`);

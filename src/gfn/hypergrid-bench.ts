@@ -26,6 +26,8 @@ export interface HypergridBenchOptions {
   logZLr: number;
   subtbLambda: number;
   epsilon: number;
+  /** Backward policy of TB/DB/SubTB: learned (a head tied to the forward torso, as the reference code) or uniform. Soft-RL objectives use uniform P_B. */
+  pb: 'learned' | 'uniform';
   evalEvery: number;
   /** soft-RL (DESIGN.md §5) */
   replayBatch: number;
@@ -50,6 +52,7 @@ export const HYPERGRID_DEFAULTS: Omit<HypergridBenchOptions, 'algo'> = {
   logZLr: 0.1,
   subtbLambda: 0.9,
   epsilon: 0,
+  pb: 'learned',
   evalEvery: 100,
   replayBatch: 256,
   bufferSize: 100_000,
@@ -129,6 +132,8 @@ export async function runHypergridBench(o: HypergridBenchOptions, hooks: BenchHo
       polyak: o.polyak,
       lr: o.lr,
       huber: true,
+      importanceWeights: process.env.FT_ISW === '1',
+      learningStarts: 16,
       explore,
     });
     step = () => t.step();
@@ -140,7 +145,7 @@ export async function runHypergridBench(o: HypergridBenchOptions, hooks: BenchHo
       lr: o.lr,
       logZLr: o.logZLr,
       subtbLambda: o.subtbLambda,
-      learnedPB: false,
+      learnedPB: o.pb === 'learned',
       explore,
     });
     step = () => t.step();
@@ -163,9 +168,11 @@ export async function runHypergridBench(o: HypergridBenchOptions, hooks: BenchHo
     cpuMicros += c.user + c.system;
     trainMs += performance.now() - t0;
     for (let b = 0; b < r.trajectories; b++) tracker.add(env.indexOf(r.terminals, b));
-    if (!Number.isFinite(r.loss)) throw new Error(`loss became ${r.loss} at iteration ${it}`);
-    lossSum += r.loss;
-    lossCount++;
+    if (r.loss === Infinity || r.loss === -Infinity) throw new Error(`loss became ${r.loss} at iteration ${it}`);
+    if (!Number.isNaN(r.loss)) {
+      lossSum += r.loss;
+      lossCount++;
+    }
     hooks.onIteration?.(it, r.loss);
     if (hooks.onMetrics && (it % o.evalEvery === 0 || it === o.iterations)) {
       hooks.onMetrics({
@@ -183,6 +190,7 @@ export async function runHypergridBench(o: HypergridBenchOptions, hooks: BenchHo
   }
   const { pT, tv } = evaluate();
   const seconds = trainMs / 1000, cpuSeconds = cpuMicros / 1e6;
+  const logZ = logZOf();
   net.dispose();
   return {
     algo: o.algo,
@@ -201,7 +209,7 @@ export async function runHypergridBench(o: HypergridBenchOptions, hooks: BenchHo
     tvExact: tv,
     l1Empirical: tracker.meanAbsError(target),
     kl: klDivergence(target, pT),
-    logZ: logZOf(),
+    logZ,
     logZTrue,
     peakRssMB: process.resourceUsage().maxRSS / 1024,
   };

@@ -19,6 +19,10 @@ export interface DqnOptions {
   polyak: number; // target ← (1 − polyak)·target + polyak·online, every step
   lr: number;
   huber: boolean;
+  /** Scale the loss by PER importance weights (the reference code anneals β but leaves them out). */
+  importanceWeights: boolean;
+  /** Updates start once this many iterations have filled the buffer (reference: 16). */
+  learningStarts: number;
   explore: ExploreOptions; // on top of the softmax(Q/τ) policy
 }
 
@@ -77,7 +81,7 @@ export class SoftDqnTrainer {
         }
       }
     }
-    const loss = this.update();
+    const loss = this.iteration >= opts.learningStarts ? this.update() : NaN;
     this.iteration++;
     return { loss, terminals: ro.terminals, logR: ro.batch.logR, trajectories: opts.batchSize };
   }
@@ -89,7 +93,9 @@ export class SoftDqnTrainer {
     const n = opts.replayBatch;
     const frac = opts.iterations > 1 ? Math.min(1, this.iteration / (opts.iterations - 1)) : 1;
     const beta = opts.perBeta[0] + (opts.perBeta[1] - opts.perBeta[0]) * frac;
-    const { slots, weights } = this.replay.sample(n, this.rng, beta);
+    const sampled = this.replay.sample(n, this.rng, beta);
+    const slots = sampled.slots;
+    const weights = opts.importanceWeights ? sampled.weights : new Float64Array(n).fill(1);
 
     const s = new Int32Array(n * D);
     const idx = new Int32Array(n * K);
