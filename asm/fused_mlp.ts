@@ -3,25 +3,34 @@
 // which owns the memory layout and passes byte addresses in. See DESIGN.md §3 "Performance notes".
 //
 // Layout (all addresses 16-byte aligned, all widths padded to a multiple of 4 floats):
-//   P  parameters: per layer l, W_l [fanIn × outP_l] row-major then b_l [outP_l]
-//   G  gradients, same layout, at P + gDelta (so a weight row's gradient is at row + gDelta)
-//   layer table (5 × i32 per layer): fanIn, outP, W address, b address, offset in a tape row
-//     of the layer's (post-ReLU) output (-1 for the output layer)
+//   P   parameters: per layer l, W_l [fanIn × outP_l] row-major then b_l [outP_l]
+//   G   gradients, same layout, at P + gDelta
+//   WT  for l ≥ 1, W_lᵀ [outP_l × inP_l] (inP_l = outP_{l-1}), refreshed by transpose()
+//   layer table (TBL i32 per layer, see the t* accessors)
 //   tape row: nnz input indices (i32, padded to 4), then each hidden layer's activations.
 // Padded columns have zero weights and biases, so they stay exactly 0 through ReLU, Adam and
 // Polyak, and never enter the active lists.
+//
+// Every product is one kernel, `accum`: dst = b + Σ_e val_e · M[row_e, :] over a list of
+// (row byte offset, value) pairs, with the output columns held in registers while the rows
+// stream by. Forward: rows of W_l for the active (> 0) inputs. Backward, per row: rows of
+// W_lᵀ for the nonzero output deltas (then the ReLU mask). Weight gradients, per block of
+// up to BR rows: for each input unit i, rows of the delta block for the rows where unit i is
+// active (a transposed list), accumulated straight into G's row i.
 
+const TBL: usize = 8;
 let L: i32 = 0;
 let tbl: usize = 0;
 let nnz: i32 = 0;
 let rowStride: usize = 0;
 let gDelta: usize = 0;
-let listIdx: usize = 0; // u32 indices of the active inputs of the current layer
-let listVal: usize = 0; // their values
-let bufA: usize = 0;
-let bufB: usize = 0;
+let list: usize = 0; // (u32 byte offset, f32 value) pairs
+let lt: usize = 0; // transposed lists: maxFanIn × BR pairs
+let ltCnt: usize = 0; // their lengths (u32 × maxFanIn)
+let zeros: usize = 0; // a zero row (bias of the backward products)
 let outS: usize = 0;
 let rowS: usize = 0; // tape row used when forward does not record
+let BR: i32 = 64; // rows per backward block
 
 export function heapBase(): usize {
   return __heap_base;
@@ -33,188 +42,195 @@ export function setup(
   nnz_: i32,
   stride: usize,
   gd: usize,
-  li: usize,
-  lv: usize,
-  a: usize,
-  b: usize,
+  list_: usize,
+  lt_: usize,
+  ltCnt_: usize,
+  zeros_: usize,
   o: usize,
   rs: usize,
+  br: i32,
 ): void {
   L = nLayers;
   tbl = table;
   nnz = nnz_;
   rowStride = stride;
   gDelta = gd;
-  listIdx = li;
-  listVal = lv;
-  bufA = a;
-  bufB = b;
+  list = list_;
+  lt = lt_;
+  ltCnt = ltCnt_;
+  zeros = zeros_;
   outS = o;
   rowS = rs;
+  BR = br;
 }
 
 // @ts-ignore: decorator
-@inline function tFanIn(l: i32): i32 {
-  return load<i32>(tbl + ((<usize>l * 5) << 2));
+@inline function tI(l: i32, f: usize): usize {
+  return <usize>load<u32>(tbl + ((<usize>l * TBL + f) << 2));
 }
-// @ts-ignore: decorator
-@inline function tOutP(l: i32): i32 {
-  return load<i32>(tbl + ((<usize>l * 5) << 2), 4);
-}
-// @ts-ignore: decorator
-@inline function tW(l: i32): usize {
-  return load<u32>(tbl + ((<usize>l * 5) << 2), 8);
-}
-// @ts-ignore: decorator
-@inline function tB(l: i32): usize {
-  return load<u32>(tbl + ((<usize>l * 5) << 2), 12);
-}
-// @ts-ignore: decorator
-@inline function tH(l: i32): usize {
-  return load<u32>(tbl + ((<usize>l * 5) << 2), 16);
-}
+// fields: 0 fanIn, 1 outP, 2 W, 3 b, 4 hOff (tape offset of the layer's output), 5 WT,
+// 6 delta block (BR × outP), 7 fanOut
 
-/** Active (> 0) entries of h[0..n) into listIdx/listVal, branch-free; returns their count. */
-function buildList(h: usize, n: i32): i32 {
-  let cnt: usize = 0;
-  const li = listIdx;
-  const lv = listVal;
+/** Pairs (i · mul, h_i) for the h_i > 0 among h[0..n), branch-free; returns their count. */
+function listPos(h: usize, n: i32, mul: usize, out: usize): usize {
+  let pe = out;
+  let off: usize = 0;
   for (let i: i32 = 0; i < n; i++) {
     const v = load<f32>(h + (<usize>i << 2));
-    store<u32>(li + (cnt << 2), i);
-    store<f32>(lv + (cnt << 2), v);
-    cnt += <usize>(v > 0);
+    store<u32>(pe, <u32>off);
+    store<f32>(pe, v, 4);
+    pe += <usize>(v > 0) << 3;
+    off += mul;
   }
-  return <i32>cnt;
+  return (pe - out) >> 3;
+}
+
+/** Pairs (i · mul, d_i) for the d_i ≠ 0 among d[0..n); returns their count. */
+function listNonzero(d: usize, n: i32, mul: usize, out: usize): usize {
+  let pe = out;
+  let off: usize = 0;
+  for (let i: i32 = 0; i < n; i++) {
+    const v = load<f32>(d + (<usize>i << 2));
+    store<u32>(pe, <u32>off);
+    store<f32>(pe, v, 4);
+    pe += <usize>(v != 0) << 3;
+    off += mul;
+  }
+  return (pe - out) >> 3;
+}
+
+// @ts-ignore: decorator
+@inline function acc6(list: usize, end: usize, W: usize, b: usize, dst: usize, relu: bool): void {
+  let a0 = load<v128>(b, 0);
+  let a1 = load<v128>(b, 16);
+  let a2 = load<v128>(b, 32);
+  let a3 = load<v128>(b, 48);
+  let a4 = load<v128>(b, 64);
+  let a5 = load<v128>(b, 80);
+  for (let pe = list; pe < end; pe += 8) {
+    const p = W + <usize>load<u32>(pe);
+    const s = v128.load32_splat(pe, 4);
+    a0 = f32x4.add(a0, f32x4.mul(s, load<v128>(p, 0)));
+    a1 = f32x4.add(a1, f32x4.mul(s, load<v128>(p, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(s, load<v128>(p, 32)));
+    a3 = f32x4.add(a3, f32x4.mul(s, load<v128>(p, 48)));
+    a4 = f32x4.add(a4, f32x4.mul(s, load<v128>(p, 64)));
+    a5 = f32x4.add(a5, f32x4.mul(s, load<v128>(p, 80)));
+  }
+  if (relu) {
+    a0 = f32x4.pmax(a0, f32x4.splat(0));
+    a1 = f32x4.pmax(a1, f32x4.splat(0));
+    a2 = f32x4.pmax(a2, f32x4.splat(0));
+    a3 = f32x4.pmax(a3, f32x4.splat(0));
+    a4 = f32x4.pmax(a4, f32x4.splat(0));
+    a5 = f32x4.pmax(a5, f32x4.splat(0));
+  }
+  store<v128>(dst, a0, 0);
+  store<v128>(dst, a1, 16);
+  store<v128>(dst, a2, 32);
+  store<v128>(dst, a3, 48);
+  store<v128>(dst, a4, 64);
+  store<v128>(dst, a5, 80);
+}
+
+// @ts-ignore: decorator
+@inline function acc4(list: usize, end: usize, W: usize, b: usize, dst: usize, relu: bool): void {
+  let a0 = load<v128>(b, 0);
+  let a1 = load<v128>(b, 16);
+  let a2 = load<v128>(b, 32);
+  let a3 = load<v128>(b, 48);
+  for (let pe = list; pe < end; pe += 8) {
+    const p = W + <usize>load<u32>(pe);
+    const s = v128.load32_splat(pe, 4);
+    a0 = f32x4.add(a0, f32x4.mul(s, load<v128>(p, 0)));
+    a1 = f32x4.add(a1, f32x4.mul(s, load<v128>(p, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(s, load<v128>(p, 32)));
+    a3 = f32x4.add(a3, f32x4.mul(s, load<v128>(p, 48)));
+  }
+  if (relu) {
+    a0 = f32x4.pmax(a0, f32x4.splat(0));
+    a1 = f32x4.pmax(a1, f32x4.splat(0));
+    a2 = f32x4.pmax(a2, f32x4.splat(0));
+    a3 = f32x4.pmax(a3, f32x4.splat(0));
+  }
+  store<v128>(dst, a0, 0);
+  store<v128>(dst, a1, 16);
+  store<v128>(dst, a2, 32);
+  store<v128>(dst, a3, 48);
+}
+
+// @ts-ignore: decorator
+@inline function acc3(list: usize, end: usize, W: usize, b: usize, dst: usize, relu: bool): void {
+  let a0 = load<v128>(b, 0);
+  let a1 = load<v128>(b, 16);
+  let a2 = load<v128>(b, 32);
+  for (let pe = list; pe < end; pe += 8) {
+    const p = W + <usize>load<u32>(pe);
+    const s = v128.load32_splat(pe, 4);
+    a0 = f32x4.add(a0, f32x4.mul(s, load<v128>(p, 0)));
+    a1 = f32x4.add(a1, f32x4.mul(s, load<v128>(p, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(s, load<v128>(p, 32)));
+  }
+  if (relu) {
+    a0 = f32x4.pmax(a0, f32x4.splat(0));
+    a1 = f32x4.pmax(a1, f32x4.splat(0));
+    a2 = f32x4.pmax(a2, f32x4.splat(0));
+  }
+  store<v128>(dst, a0, 0);
+  store<v128>(dst, a1, 16);
+  store<v128>(dst, a2, 32);
+}
+
+// @ts-ignore: decorator
+@inline function acc2(list: usize, end: usize, W: usize, b: usize, dst: usize, relu: bool): void {
+  let a0 = load<v128>(b, 0);
+  let a1 = load<v128>(b, 16);
+  for (let pe = list; pe < end; pe += 8) {
+    const p = W + <usize>load<u32>(pe);
+    const s = v128.load32_splat(pe, 4);
+    a0 = f32x4.add(a0, f32x4.mul(s, load<v128>(p, 0)));
+    a1 = f32x4.add(a1, f32x4.mul(s, load<v128>(p, 16)));
+  }
+  if (relu) {
+    a0 = f32x4.pmax(a0, f32x4.splat(0));
+    a1 = f32x4.pmax(a1, f32x4.splat(0));
+  }
+  store<v128>(dst, a0, 0);
+  store<v128>(dst, a1, 16);
+}
+
+// @ts-ignore: decorator
+@inline function acc1(list: usize, end: usize, W: usize, b: usize, dst: usize, relu: bool): void {
+  let a0 = load<v128>(b, 0);
+  for (let pe = list; pe < end; pe += 8) {
+    const p = W + <usize>load<u32>(pe);
+    const s = v128.load32_splat(pe, 4);
+    a0 = f32x4.add(a0, f32x4.mul(s, load<v128>(p, 0)));
+  }
+  if (relu) {
+    a0 = f32x4.pmax(a0, f32x4.splat(0));
+  }
+  store<v128>(dst, a0, 0);
 }
 
 /**
- * dst[0..outP) = b + Σ_e val_e · W[idx_e, :], ReLU when `relu`. Output columns are processed
- * in blocks of 32 held in 8 registers while the active rows stream by, so dst is written once.
+ * dst[0..outP) = b + Σ_e val_e · M[off_e ..], ReLU when `relu`, for the `cnt` pairs at `lst`.
+ * Columns go 6 registers at a time (6 accumulators + 6 loads + the splat fit in the 15
+ * allocatable xmm registers; 8 would spill an accumulator and serialize the loop on memory).
  */
-function accum(cnt: i32, W: usize, b: usize, dst: usize, outP: i32, relu: bool): void {
-  const rowBytes = <usize>outP << 2;
-  const li = listIdx;
-  const lv = listVal;
-  const liEnd = li + (<usize>cnt << 2);
-  const zero = f32x4.splat(0);
+function accum(lst: usize, cnt: usize, M: usize, b: usize, dst: usize, outP: i32, relu: bool): void {
+  const end = lst + (cnt << 3);
   let c: usize = 0;
-  const end = <usize>outP << 2;
-  for (; c + 128 <= end; c += 128) {
-    let a0 = load<v128>(b + c, 0);
-    let a1 = load<v128>(b + c, 16);
-    let a2 = load<v128>(b + c, 32);
-    let a3 = load<v128>(b + c, 48);
-    let a4 = load<v128>(b + c, 64);
-    let a5 = load<v128>(b + c, 80);
-    let a6 = load<v128>(b + c, 96);
-    let a7 = load<v128>(b + c, 112);
-    const wc = W + c;
-    let pi = li;
-    let pv = lv;
-    while (pi < liEnd) {
-      const p = wc + <usize>load<u32>(pi) * rowBytes;
-      const s = f32x4.splat(load<f32>(pv));
-      a0 = f32x4.add(a0, f32x4.mul(s, load<v128>(p, 0)));
-      a1 = f32x4.add(a1, f32x4.mul(s, load<v128>(p, 16)));
-      a2 = f32x4.add(a2, f32x4.mul(s, load<v128>(p, 32)));
-      a3 = f32x4.add(a3, f32x4.mul(s, load<v128>(p, 48)));
-      a4 = f32x4.add(a4, f32x4.mul(s, load<v128>(p, 64)));
-      a5 = f32x4.add(a5, f32x4.mul(s, load<v128>(p, 80)));
-      a6 = f32x4.add(a6, f32x4.mul(s, load<v128>(p, 96)));
-      a7 = f32x4.add(a7, f32x4.mul(s, load<v128>(p, 112)));
-      pi += 4;
-      pv += 4;
-    }
-    if (relu) {
-      a0 = f32x4.max(a0, zero);
-      a1 = f32x4.max(a1, zero);
-      a2 = f32x4.max(a2, zero);
-      a3 = f32x4.max(a3, zero);
-      a4 = f32x4.max(a4, zero);
-      a5 = f32x4.max(a5, zero);
-      a6 = f32x4.max(a6, zero);
-      a7 = f32x4.max(a7, zero);
-    }
-    store<v128>(dst + c, a0, 0);
-    store<v128>(dst + c, a1, 16);
-    store<v128>(dst + c, a2, 32);
-    store<v128>(dst + c, a3, 48);
-    store<v128>(dst + c, a4, 64);
-    store<v128>(dst + c, a5, 80);
-    store<v128>(dst + c, a6, 96);
-    store<v128>(dst + c, a7, 112);
-  }
-  // Narrow tails (e.g. the 12-wide output layer): 4 registers, then 3, then 1 at a time.
-  for (; c + 64 <= end; c += 64) {
-    let a0 = load<v128>(b + c, 0);
-    let a1 = load<v128>(b + c, 16);
-    let a2 = load<v128>(b + c, 32);
-    let a3 = load<v128>(b + c, 48);
-    const wc = W + c;
-    let pi = li;
-    let pv = lv;
-    while (pi < liEnd) {
-      const p = wc + <usize>load<u32>(pi) * rowBytes;
-      const s = f32x4.splat(load<f32>(pv));
-      a0 = f32x4.add(a0, f32x4.mul(s, load<v128>(p, 0)));
-      a1 = f32x4.add(a1, f32x4.mul(s, load<v128>(p, 16)));
-      a2 = f32x4.add(a2, f32x4.mul(s, load<v128>(p, 32)));
-      a3 = f32x4.add(a3, f32x4.mul(s, load<v128>(p, 48)));
-      pi += 4;
-      pv += 4;
-    }
-    if (relu) {
-      a0 = f32x4.max(a0, zero);
-      a1 = f32x4.max(a1, zero);
-      a2 = f32x4.max(a2, zero);
-      a3 = f32x4.max(a3, zero);
-    }
-    store<v128>(dst + c, a0, 0);
-    store<v128>(dst + c, a1, 16);
-    store<v128>(dst + c, a2, 32);
-    store<v128>(dst + c, a3, 48);
-  }
-  if (c + 48 == end) {
-    let a0 = load<v128>(b + c, 0);
-    let a1 = load<v128>(b + c, 16);
-    let a2 = load<v128>(b + c, 32);
-    const wc = W + c;
-    let pi = li;
-    let pv = lv;
-    while (pi < liEnd) {
-      const p = wc + <usize>load<u32>(pi) * rowBytes;
-      const s = f32x4.splat(load<f32>(pv));
-      a0 = f32x4.add(a0, f32x4.mul(s, load<v128>(p, 0)));
-      a1 = f32x4.add(a1, f32x4.mul(s, load<v128>(p, 16)));
-      a2 = f32x4.add(a2, f32x4.mul(s, load<v128>(p, 32)));
-      pi += 4;
-      pv += 4;
-    }
-    if (relu) {
-      a0 = f32x4.max(a0, zero);
-      a1 = f32x4.max(a1, zero);
-      a2 = f32x4.max(a2, zero);
-    }
-    store<v128>(dst + c, a0, 0);
-    store<v128>(dst + c, a1, 16);
-    store<v128>(dst + c, a2, 32);
-    c += 48;
-  }
-  for (; c < end; c += 16) {
-    let a0 = load<v128>(b + c);
-    const wc = W + c;
-    let pi = li;
-    let pv = lv;
-    while (pi < liEnd) {
-      const p = wc + <usize>load<u32>(pi) * rowBytes;
-      a0 = f32x4.add(a0, f32x4.mul(f32x4.splat(load<f32>(pv)), load<v128>(p)));
-      pi += 4;
-      pv += 4;
-    }
-    if (relu) a0 = f32x4.max(a0, zero);
-    store<v128>(dst + c, a0);
-  }
+  const nb = <usize>outP << 2;
+  for (; c + 96 <= nb; c += 96) acc6(lst, end, M + c, b + c, dst + c, relu);
+  const rest = nb - c;
+  if (rest >= 64) {
+    acc4(lst, end, M + c, b + c, dst + c, relu);
+    c += 64;
+    if (rest == 80) acc1(lst, end, M + c, b + c, dst + c, relu);
+  } else if (rest == 48) acc3(lst, end, M + c, b + c, dst + c, relu);
+  else if (rest == 32) acc2(lst, end, M + c, b + c, dst + c, relu);
+  else if (rest == 16) acc1(lst, end, M + c, b + c, dst + c, relu);
 }
 
 /**
@@ -223,24 +239,25 @@ function accum(cnt: i32, W: usize, b: usize, dst: usize, outP: i32, relu: bool):
  */
 export function forward(n: i32, idx: usize, out: usize, outDim: i32, tape: usize, record: i32): void {
   const nz = <usize>nnz;
+  const rb0 = tI(0, 1) << 2;
   for (let r: i32 = 0; r < n; r++) {
     const row = record ? tape + <usize>r * rowStride : rowS;
     const src = idx + ((<usize>r * nz) << 2);
     for (let k: usize = 0; k < nz; k++) {
       const ix = load<i32>(src + (k << 2));
       store<i32>(row + (k << 2), ix);
-      store<i32>(listIdx + (k << 2), ix);
-      store<f32>(listVal + (k << 2), 1.0);
+      store<u32>(list + (k << 3), <u32>(<usize>ix * rb0));
+      store<f32>(list + (k << 3), 1.0, 4);
     }
-    let cnt = nnz;
+    let cnt = nz;
     for (let l: i32 = 0; l < L; l++) {
       const last = l == L - 1;
-      const dst = last ? outS : row + tH(l);
-      if (l > 0) cnt = buildList(row + tH(l - 1), tFanIn(l));
-      accum(cnt, tW(l), tB(l), dst, tOutP(l), !last);
+      const dst = last ? outS : row + tI(l, 4);
+      if (l > 0) cnt = listPos(row + tI(l - 1, 4), <i32>tI(l, 0), tI(l, 1) << 2, list);
+      accum(list, cnt, tI(l, 2), tI(l, 3), dst, <i32>tI(l, 1), !last);
     }
     const o = out + ((<usize>r * <usize>outDim) << 2);
-    for (let k: usize = 0; k < <usize>outDim; k++) store<f32>(o + (k << 2), load<f32>(outS + (k << 2)));
+    memory.copy(o, outS, <usize>outDim << 2);
   }
 }
 
@@ -252,110 +269,127 @@ function addInto(dst: usize, src: usize, n: i32): void {
   }
 }
 
-function zeroF(dst: usize, n: i32): void {
-  memory.fill(dst, 0, <usize>n << 2);
-}
-
-// @ts-ignore: decorator
-@inline function hsum(a: v128): f32 {
-  return (f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1)) + (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
-}
-
-/**
- * One hidden/output layer of the backward pass for one row, over the active inputs in the
- * list: N[i] = W[i,:]·D (the ReLU mask of the input is implied: inactive N[i] stay 0) and
- * G[i,:] += h_i · D. Four active rows per pass share each load of D.
- */
-function backLayer(cnt: i32, W: usize, outP: i32, D: usize, N: usize): void {
-  const rowBytes = <usize>outP << 2;
-  const end = rowBytes;
-  const gd = gDelta;
-  let e: usize = 0;
-  const n = <usize>cnt;
-  for (; e + 4 <= n; e += 4) {
-    const i0 = <usize>load<u32>(listIdx + (e << 2), 0);
-    const i1 = <usize>load<u32>(listIdx + (e << 2), 4);
-    const i2 = <usize>load<u32>(listIdx + (e << 2), 8);
-    const i3 = <usize>load<u32>(listIdx + (e << 2), 12);
-    const h0 = f32x4.splat(load<f32>(listVal + (e << 2), 0));
-    const h1 = f32x4.splat(load<f32>(listVal + (e << 2), 4));
-    const h2 = f32x4.splat(load<f32>(listVal + (e << 2), 8));
-    const h3 = f32x4.splat(load<f32>(listVal + (e << 2), 12));
-    const p0 = W + i0 * rowBytes;
-    const p1 = W + i1 * rowBytes;
-    const p2 = W + i2 * rowBytes;
-    const p3 = W + i3 * rowBytes;
-    let s0 = f32x4.splat(0);
-    let s1 = f32x4.splat(0);
-    let s2 = f32x4.splat(0);
-    let s3 = f32x4.splat(0);
-    for (let j: usize = 0; j < end; j += 16) {
-      const d = load<v128>(D + j);
-      s0 = f32x4.add(s0, f32x4.mul(load<v128>(p0 + j), d));
-      s1 = f32x4.add(s1, f32x4.mul(load<v128>(p1 + j), d));
-      s2 = f32x4.add(s2, f32x4.mul(load<v128>(p2 + j), d));
-      s3 = f32x4.add(s3, f32x4.mul(load<v128>(p3 + j), d));
-      const g0 = p0 + gd + j;
-      const g1 = p1 + gd + j;
-      const g2 = p2 + gd + j;
-      const g3 = p3 + gd + j;
-      store<v128>(g0, f32x4.add(load<v128>(g0), f32x4.mul(h0, d)));
-      store<v128>(g1, f32x4.add(load<v128>(g1), f32x4.mul(h1, d)));
-      store<v128>(g2, f32x4.add(load<v128>(g2), f32x4.mul(h2, d)));
-      store<v128>(g3, f32x4.add(load<v128>(g3), f32x4.mul(h3, d)));
-    }
-    store<f32>(N + (i0 << 2), hsum(s0));
-    store<f32>(N + (i1 << 2), hsum(s1));
-    store<f32>(N + (i2 << 2), hsum(s2));
-    store<f32>(N + (i3 << 2), hsum(s3));
-  }
-  for (; e < n; e++) {
-    const i0 = <usize>load<u32>(listIdx + (e << 2));
-    const h0 = f32x4.splat(load<f32>(listVal + (e << 2)));
-    const p0 = W + i0 * rowBytes;
-    let s0 = f32x4.splat(0);
-    for (let j: usize = 0; j < end; j += 16) {
-      const d = load<v128>(D + j);
-      s0 = f32x4.add(s0, f32x4.mul(load<v128>(p0 + j), d));
-      const g0 = p0 + gd + j;
-      store<v128>(g0, f32x4.add(load<v128>(g0), f32x4.mul(h0, d)));
-    }
-    store<f32>(N + (i0 << 2), hsum(s0));
+/** d[0..n) = d · (h > 0), n a multiple of 4 (the ReLU derivative). */
+function maskActive(d: usize, h: usize, n: i32): void {
+  const end = <usize>n << 2;
+  const z = f32x4.splat(0);
+  for (let j: usize = 0; j < end; j += 16) {
+    store<v128>(d + j, v128.and(load<v128>(d + j), f32x4.gt(load<v128>(h + j), z)));
   }
 }
 
 /**
  * Accumulates gradients for n tape rows starting at address `tape`, given dL/dout
- * dOut: f32 [n × outDim]. Reads only the tape (no forward recomputation).
+ * dOut: f32 [n × outDim]. Reads only the tape (no forward recomputation); needs W_lᵀ current
+ * (call transpose() after the parameters change).
  */
 export function backward(n: i32, tape: usize, dOut: usize, outDim: i32): void {
   const gd = gDelta;
-  const outPL = tOutP(L - 1);
-  for (let r: i32 = 0; r < n; r++) {
-    const row = tape + <usize>r * rowStride;
-    let D = bufA;
-    let N = bufB;
-    zeroF(D, outPL);
-    const src = dOut + ((<usize>r * <usize>outDim) << 2);
-    for (let k: usize = 0; k < <usize>outDim; k++) store<f32>(D + (k << 2), load<f32>(src + (k << 2)));
-    for (let l: i32 = L - 1; l >= 0; l--) {
-      const outP = tOutP(l);
-      const W = tW(l);
-      addInto(tB(l) + gd, D, outP);
-      if (l == 0) {
-        const rowBytes = <usize>outP << 2;
-        for (let k: usize = 0; k < <usize>nnz; k++) {
-          const ix = <usize>load<i32>(row + (k << 2));
-          addInto(W + gd + ix * rowBytes, D, outP);
-        }
-      } else {
-        const cnt = buildList(row + tH(l - 1), tFanIn(l));
-        zeroF(N, tOutP(l - 1));
-        backLayer(cnt, W, outP, D, N);
-        const t = D;
-        D = N;
-        N = t;
+  for (let b0: i32 = 0; b0 < n; b0 += BR) {
+    const nb = min(BR, n - b0);
+    const tape0 = tape + <usize>b0 * rowStride;
+    // Deltas, row by row, top layer down.
+    for (let r: i32 = 0; r < nb; r++) {
+      const row = tape0 + <usize>r * rowStride;
+      const outP = tI(L - 1, 1);
+      const D = tI(L - 1, 6) + ((<usize>r * outP) << 2);
+      memory.fill(D, 0, outP << 2);
+      memory.copy(D, dOut + ((<usize>(b0 + r) * <usize>outDim) << 2), <usize>outDim << 2);
+      for (let l: i32 = L - 1; l >= 1; l--) {
+        const inP = tI(l - 1, 1);
+        const Dl = tI(l, 6) + ((<usize>r * tI(l, 1)) << 2);
+        const Dn = tI(l - 1, 6) + ((<usize>r * inP) << 2);
+        const cnt = listNonzero(Dl, <i32>tI(l, 7), inP << 2, list);
+        accum(list, cnt, tI(l, 5), zeros, Dn, <i32>inP, false);
+        maskActive(Dn, row + tI(l - 1, 4), <i32>inP);
       }
+    }
+    // Parameter gradients, layer by layer, over the block.
+    for (let l: i32 = 0; l < L; l++) {
+      const outP = <i32>tI(l, 1);
+      const rowBytes = <usize>outP << 2;
+      const Dblk = tI(l, 6);
+      const gW = tI(l, 2) + gd;
+      const gb = tI(l, 3) + gd;
+      // bias: Σ_r D_r
+      for (let r: i32 = 0; r < nb; r++) {
+        store<u32>(list + (<usize>r << 3), <u32>(<usize>r * rowBytes));
+        store<f32>(list + (<usize>r << 3), 1.0, 4);
+      }
+      accum(list, <usize>nb, Dblk, gb, gb, outP, false);
+      if (l == 0) {
+        for (let r: i32 = 0; r < nb; r++) {
+          const row = tape0 + <usize>r * rowStride;
+          const D = Dblk + <usize>r * rowBytes;
+          for (let k: usize = 0; k < <usize>nnz; k++) {
+            addInto(gW + <usize>load<i32>(row + (k << 2)) * rowBytes, D, outP);
+          }
+        }
+        continue;
+      }
+      // Transposed lists: for each input unit i, the rows where it is active.
+      const fanIn = <i32>tI(l, 0);
+      const hOff = tI(l - 1, 4);
+      const cap = <usize>BR << 3;
+      memory.fill(ltCnt, 0, <usize>fanIn << 2);
+      for (let r: i32 = 0; r < nb; r++) {
+        const h = tape0 + <usize>r * rowStride + hOff;
+        const off = <u32>(<usize>r * rowBytes);
+        let pl = lt;
+        let pc = ltCnt;
+        for (let i: i32 = 0; i < fanIn; i++) {
+          const v = load<f32>(h + (<usize>i << 2));
+          const c = load<u32>(pc);
+          const pe = pl + (<usize>c << 3);
+          store<u32>(pe, off);
+          store<f32>(pe, v, 4);
+          store<u32>(pc, c + <u32>(v > 0));
+          pl += cap;
+          pc += 4;
+        }
+      }
+      for (let i: i32 = 0; i < fanIn; i++) {
+        const c = <usize>load<u32>(ltCnt + (<usize>i << 2));
+        if (c == 0) continue;
+        const g = gW + <usize>i * rowBytes;
+        accum(lt + <usize>i * cap, c, Dblk, g, g, outP, false);
+      }
+    }
+  }
+}
+
+/** WT_l ← W_lᵀ for l ≥ 1 (4×4 SIMD blocks; WT's padded columns stay zero). */
+export function transpose(): void {
+  for (let l: i32 = 1; l < L; l++) {
+    const fanIn = tI(l, 0);
+    const outP = tI(l, 1);
+    const inP = tI(l - 1, 1);
+    const W = tI(l, 2);
+    const WT = tI(l, 5);
+    const rb = outP << 2;
+    const rbT = inP << 2;
+    let i: usize = 0;
+    for (; i + 4 <= fanIn; i += 4) {
+      const w0 = W + i * rb;
+      for (let j: usize = 0; j < outP; j += 4) {
+        const p = w0 + (j << 2);
+        const a = load<v128>(p);
+        const b = load<v128>(p + rb);
+        const c = load<v128>(p + 2 * rb);
+        const d = load<v128>(p + 3 * rb);
+        const t0 = v128.shuffle<f32>(a, b, 0, 4, 1, 5);
+        const t1 = v128.shuffle<f32>(a, b, 2, 6, 3, 7);
+        const t2 = v128.shuffle<f32>(c, d, 0, 4, 1, 5);
+        const t3 = v128.shuffle<f32>(c, d, 2, 6, 3, 7);
+        const q = WT + j * rbT + (i << 2);
+        store<v128>(q, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+        store<v128>(q + rbT, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+        store<v128>(q + 2 * rbT, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+        store<v128>(q + 3 * rbT, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+      }
+    }
+    for (; i < fanIn; i++) {
+      for (let j: usize = 0; j < outP; j++) store<f32>(WT + j * rbT + (i << 2), load<f32>(W + i * rb + (j << 2)));
     }
   }
 }

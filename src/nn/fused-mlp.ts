@@ -28,17 +28,19 @@ interface Kernel {
     nnz: number,
     stride: number,
     gDelta: number,
-    listIdx: number,
-    listVal: number,
-    bufA: number,
-    bufB: number,
+    list: number,
+    lt: number,
+    ltCnt: number,
+    zeros: number,
     outS: number,
     rowS: number,
+    blockRows: number,
   ): void;
   forward(n: number, idx: number, out: number, outDim: number, tape: number, record: number): void;
   backward(n: number, tape: number, dOut: number, outDim: number): void;
   adam(P: number, M: number, V: number, n: number, b1: number, b2: number, eps: number, stepSize: number, invSqrtBc2: number): void;
   polyak(dst: number, src: number, n: number, tau: number): void;
+  transpose(): void;
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -62,6 +64,9 @@ const PAGE = 65536;
 /** Rows copied into wasm per kernel call (inputs/outputs); larger batches are chunked. */
 const IO_ROWS = 1024;
 const INITIAL_TAPE_ROWS = 512;
+/** Rows per backward block (the weight gradients are accumulated per block). */
+const BLOCK_ROWS = 64;
+const TBL = 8; // i32 fields per layer in the kernel's layer table
 
 const ceil4 = (x: number): number => (x + 3) & ~3;
 const align16 = (x: number): number => (x + 15) & ~15;
@@ -89,6 +94,7 @@ export class FusedMlp implements SparseMlp {
   private f32!: Float32Array;
   private i32!: Int32Array;
   private disposed = false;
+  private stale = true; // W_lᵀ copies need a transpose() before the next backward
 
   private constructor(spec: MlpSpec, params: Float32Array) {
     validateSpec(spec);
@@ -118,6 +124,7 @@ export class FusedMlp implements SparseMlp {
     this.rowStride = rowFloats * 4;
     const maxS = Math.max(spec.nnz, ...s);
     const maxP = Math.max(...this.outP);
+    const maxFanIn = Math.max(1, ...s.slice(1, -1));
 
     let at = align16(this.k.heapBase());
     const take = (bytes: number): number => {
@@ -125,16 +132,20 @@ export class FusedMlp implements SparseMlp {
       at = align16(at + bytes);
       return a;
     };
-    const table = take(L * 5 * 4);
+    const table = take(L * TBL * 4);
     this.P = take(nP * 4);
     this.G = take(nP * 4);
     this.M = take(nP * 4);
     this.V = take(nP * 4);
     this.S = take(nP * 4);
-    const listIdx = take(ceil4(maxS) * 4);
-    const listVal = take(ceil4(maxS) * 4);
-    const bufA = take(maxP * 4);
-    const bufB = take(maxP * 4);
+    const wt: number[] = [0];
+    for (let l = 1; l < L; l++) wt.push(take(this.outP[l] * this.outP[l - 1] * 4));
+    const dBlk: number[] = [];
+    for (let l = 0; l < L; l++) dBlk.push(take(BLOCK_ROWS * this.outP[l] * 4));
+    const list = take(Math.max(maxS, maxP, BLOCK_ROWS) * 8);
+    const lt = take(maxFanIn * BLOCK_ROWS * 8);
+    const ltCnt = take(maxFanIn * 4);
+    const zeros = take(maxP * 4);
     const outS = take(maxP * 4);
     const rowS = take(this.rowStride);
     this.ioIdx = take(IO_ROWS * spec.nnz * 4);
@@ -144,14 +155,17 @@ export class FusedMlp implements SparseMlp {
     this.ensureTape(INITIAL_TAPE_ROWS);
 
     for (let l = 0; l < L; l++) {
-      const t = (table >> 2) + l * 5;
+      const t = (table >> 2) + l * TBL;
       this.i32[t] = s[l];
       this.i32[t + 1] = this.outP[l];
       this.i32[t + 2] = this.P + this.wOff[l] * 4;
       this.i32[t + 3] = this.P + (this.wOff[l] + s[l] * this.outP[l]) * 4;
       this.i32[t + 4] = hOff[l];
+      this.i32[t + 5] = wt[l];
+      this.i32[t + 6] = dBlk[l];
+      this.i32[t + 7] = s[l + 1];
     }
-    this.k.setup(L, table, spec.nnz, this.rowStride, this.G - this.P, listIdx, listVal, bufA, bufB, outS, rowS);
+    this.k.setup(L, table, spec.nnz, this.rowStride, this.G - this.P, list, lt, ltCnt, zeros, outS, rowS, BLOCK_ROWS);
     this.writeFlat(this.P, params);
   }
 
@@ -214,6 +228,10 @@ export class FusedMlp implements SparseMlp {
       throw new RangeError(`tape rows [${row0}, ${row0 + n}) outside the tape [0, ${this.rows})`);
     }
     if (dOut.length < n * outputDim) throw new RangeError(`dOut holds ${dOut.length} values, need ${n * outputDim}`);
+    if (this.stale) {
+      this.k.transpose();
+      this.stale = false;
+    }
     for (let s = 0; s < n; s += IO_ROWS) {
       const m = Math.min(IO_ROWS, n - s);
       this.f32.set(dOut.subarray(s * outputDim, (s + m) * outputDim), this.ioOut >> 2);
@@ -236,6 +254,7 @@ export class FusedMlp implements SparseMlp {
     const bc1 = 1 - Math.pow(beta1, this.step);
     const bc2 = 1 - Math.pow(beta2, this.step);
     this.k.adam(this.P, this.M, this.V, this.nP, beta1, beta2, eps, lr / bc1, 1 / Math.sqrt(bc2));
+    this.stale = true;
   }
 
   getParams(): Float32Array {
@@ -246,6 +265,7 @@ export class FusedMlp implements SparseMlp {
   setParams(p: Float32Array): void {
     this.live();
     this.writeFlat(this.P, p);
+    this.stale = true;
   }
 
   getGrads(): Float32Array {
@@ -278,6 +298,7 @@ export class FusedMlp implements SparseMlp {
       this.writeFlat(this.S, source.getParams());
     }
     this.k.polyak(this.P, this.S, this.nP, tau);
+    this.stale = true;
   }
 
   dispose(): void {
