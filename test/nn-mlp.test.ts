@@ -2,7 +2,7 @@
 // reference, and of the reference with finite differences.
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { selectBackend } from '../src/core/backend.js';
+import { selectBackend, tf } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
 import { countParams, initParams, layerSizes, type MlpSpec, type SparseMlp } from '../src/nn/mlp.js';
 import { FusedMlp } from '../src/nn/fused-mlp.js';
@@ -308,5 +308,33 @@ describe('fused MLP specifics', () => {
     assert.deepEqual(target.getParams(), pb);
     source.dispose();
     target.dispose();
+  });
+});
+
+describe('tfjs MLP specifics', () => {
+  it('leaks no tensors across training steps and frees everything on dispose', () => {
+    const spec = SPECS.odd;
+    const rng = new Rng(8);
+    const n0 = tf.memory().numTensors;
+    const a = TfjsMlp.create(spec, 1);
+    const b = TfjsMlp.create(spec, 2);
+    const idx = randomRows(spec, 16, rng);
+    const dOut = randn(16 * spec.outputDim, rng);
+    const step = (): void => {
+      a.resetTape();
+      a.zeroGrad();
+      a.backward(a.forward(idx, 16, new Float32Array(16 * spec.outputDim), true), 16, dOut);
+      a.adamStep(1e-3);
+      b.polyakFrom(a, 0.25);
+      a.getParams();
+      a.getGrads();
+    };
+    step();
+    const n1 = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) step();
+    assert.equal(tf.memory().numTensors, n1);
+    a.dispose();
+    b.dispose();
+    assert.equal(tf.memory().numTensors, n0);
   });
 });

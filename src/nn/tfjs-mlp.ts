@@ -79,9 +79,7 @@ export class TfjsMlp implements SparseMlp {
         const init = tf.tensor(params.subarray(o, o + size), shape);
         this.vars.push(tf.variable(init, true, `flowtune_mlp${id}_${name}`));
         init.dispose();
-        this.grads.push(tf.variable(tf.zeros(shape), false));
-        this.m.push(tf.variable(tf.zeros(shape), false));
-        this.v.push(tf.variable(tf.zeros(shape), false));
+        for (const list of [this.grads, this.m, this.v]) list.push(tf.tidy(() => tf.variable(tf.zeros(shape), false)));
         o += size;
       }
     }
