@@ -103,7 +103,7 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
   const active = new Uint8Array(B).fill(1);
 
   let out = await session.forward({ batch: B, inputIds: packed.ids, attentionMask: packed.mask });
-  let mask: number[] = Array.from(packed.mask);
+  let mask: Uint8Array = packed.mask;
   let T = packed.len;
   let lastPos = packed.len - 1;
   let seqLen = packed.len;
@@ -164,8 +164,11 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
     // Feed the new tokens to advance the cache; rows that had already stopped feed a masked-out EOS.
     const last = !active.some((a) => a === 1) || t === maxNew - 1;
     if (last && !o.keepCache) break;
-    const newMask: number[] = [];
-    for (let b = 0; b < B; b++) newMask.push(...mask.slice(b * T, (b + 1) * T), wasActive[b]);
+    const newMask = new Uint8Array(B * (T + 1));
+    for (let b = 0; b < B; b++) {
+      newMask.set(mask.subarray(b * T, (b + 1) * T), b * (T + 1));
+      newMask[b * (T + 1) + T] = wasActive[b];
+    }
     mask = newMask;
     T += 1;
     out = await session.forward({ batch: B, inputIds: next, attentionMask: mask, past: out.present });
@@ -191,7 +194,7 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
     hiddenSize: d,
     vocabSize: V,
     cache: out.present,
-    cacheMask: Uint8Array.from(mask),
+    cacheMask: mask,
     prompt: packed,
   };
 }

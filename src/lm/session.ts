@@ -130,7 +130,8 @@ export class LmSession {
     const ids = new BigInt64Array(B * S);
     for (let i = 0; i < ids.length; i++) ids[i] = BigInt(inp.inputIds[i]);
     const mask = new BigInt64Array(B * T);
-    for (let i = 0; i < mask.length; i++) mask[i] = BigInt(inp.attentionMask[i]);
+    const one = BigInt(1);
+    for (let i = 0; i < mask.length; i++) if (inp.attentionMask[i]) mask[i] = one;
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', ids, [B, S]),
       attention_mask: new ort.Tensor('int64', mask, [B, T]),

@@ -1,0 +1,126 @@
+/**
+ * Language-model engine throughput (issue 3 "Must show"): forward tokens/s (16×64, 64×32),
+ * sampling tokens/s at batch 16 with and without the LoRA-style head against the raw
+ * KV-cache stepping rate of the same batch, time(2T)/time(T) of the sampler, prefix-reward
+ * speed-up over the naive recompute, peak RSS. Wall and CPU time are both reported (wall
+ * time on shared 2-core machines moves ±50% with other load, DESIGN.md §3).
+ *   node dist/bench/lm.js [--model models/arith-char] [--threads 1] [--json]
+ */
+import { existsSync } from 'node:fs';
+import { selectBackend, tf } from '../src/core/backend.js';
+import { Rng } from '../src/core/rng.js';
+import { writeTempModel } from '../src/lm/fixtures.js';
+import { LmSession } from '../src/lm/session.js';
+import { sample } from '../src/lm/sampler.js';
+import { naivePrefixRewards, prefixRewards, scoreBatch } from '../src/lm/scorer.js';
+import { LmHead, headConfig } from '../src/lm/head.js';
+
+const args = process.argv.slice(2);
+const arg = (k: string, d: string) => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
+const json = args.includes('--json');
+
+async function timed<T>(f: () => Promise<T>, reps = 5): Promise<{ wall: number; cpu: number; value: T }> {
+  let best = { wall: Infinity, cpu: Infinity, value: undefined as T };
+  for (let i = 0; i < reps; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const value = await f();
+    const wall = (performance.now() - t0) / 1000;
+    const c = process.cpuUsage(c0);
+    const cpu = (c.user + c.system) / 1e6;
+    // best of reps by CPU time: the least disturbed by other load on shared cores
+    if (cpu < best.cpu) best = { wall, cpu, value };
+  }
+  return best;
+}
+
+async function main() {
+  await selectBackend();
+  let dir = arg('--model', 'models/arith-char');
+  let cleanup = () => {};
+  if (!existsSync(dir)) {
+    const m = writeTempModel(1, { nLayer: 2, nEmbd: 64, nHead: 4, nCtx: 256 }, {}, 1);
+    dir = m.dir;
+    cleanup = m.cleanup;
+  }
+  const s = await LmSession.open(dir, { threads: Number(arg('--threads', '1')) });
+  const V = s.vocabSize;
+  const rng = new Rng(1);
+  const ids = (n: number) => Array.from({ length: n }, () => 3 + rng.int(V - 3));
+  const results: Record<string, number | string> = { model: dir, threads: Number(arg('--threads', '1')) };
+
+  for (const [B, S] of [[16, 64], [64, 32]]) {
+    const inp = ids(B * S);
+    const t = await timed(() => s.forward({ batch: B, inputIds: inp, attentionMask: new Array(B * S).fill(1) }));
+    results[`forward_${B}x${S}_tok_s`] = Math.round((B * S) / t.wall);
+    results[`forward_${B}x${S}_tok_cpu_s`] = Math.round((B * S) / t.cpu);
+  }
+
+  // Sampling at batch 16: prompt of 32 tokens, T new tokens, EOS never chosen (minNewTokens = T).
+  const B = 16;
+  const prompts = Array.from({ length: B }, () => ids(32));
+  const runSample = (T: number, policy?: Parameters<typeof sample>[2]['policy']) =>
+    sample(s, prompts, { maxNewTokens: T, minNewTokens: T, rng: new Rng(2), policy, keepHidden: true });
+  await runSample(8);
+  const T = 64;
+  const tRaw = await timed(async () => {
+    // raw KV-cache stepping of the same batch: prefill + T one-token forwards, no sampling
+    const p = prompts.flat();
+    let out = await s.forward({ batch: B, inputIds: p, attentionMask: new Array(B * 32).fill(1) });
+    for (let t = 0; t < T; t++) {
+      out = await s.forward({ batch: B, inputIds: new Array(B).fill(5), attentionMask: new Array(B * (33 + t)).fill(1), past: out.present });
+    }
+  });
+  const tHalf = await timed(() => runSample(T / 2));
+  const tFull = await timed(() => runSample(T));
+  const probe = await runSample(16);
+  const head = new LmHead(headConfig({ hiddenSize: s.hiddenSize, vocabSize: V }), 3);
+  head.fitWhitening(probe.hidden!);
+  const tHead = await timed(() => runSample(T, head.policy()));
+  results.raw_stepping_b16_tok_s = Math.round((B * T) / tRaw.wall);
+  results.sample_b16_tok_s = Math.round((B * T) / tFull.wall);
+  results.sample_b16_head_tok_s = Math.round((B * T) / tHead.wall);
+  results.sample_b16_head_tok_cpu_s = Math.round((B * T) / tHead.cpu);
+  results.raw_stepping_b16_tok_cpu_s = Math.round((B * T) / tRaw.cpu);
+  results.sample_b16_tok_cpu_s = Math.round((B * T) / tFull.cpu);
+  results.head_vs_raw_cpu = +(tRaw.cpu / tHead.cpu).toFixed(2);
+  results.time_2T_over_T_cpu = +(tFull.cpu / tHalf.cpu).toFixed(2);
+
+  // Prefix rewards: 16 rows, |X| = 30, |Z| = 24, |Y| = 12.
+  const xs = Array.from({ length: 16 }, () => ids(30));
+  const zs = Array.from({ length: 16 }, () => ids(24));
+  const ys = Array.from({ length: 16 }, () => ids(12));
+  const fast = await timed(() => prefixRewards(s, xs, zs, ys));
+  const naive = await timed(() => naivePrefixRewards(s, xs, zs, ys), 1);
+  const batchedNaive = await timed(async () => {
+    const ctx: number[][] = [];
+    const cont: number[][] = [];
+    xs.forEach((x, b) => {
+      for (let t = 0; t <= zs[b].length; t++) {
+        ctx.push([...x, ...zs[b].slice(0, t)]);
+        cont.push(ys[b]);
+      }
+    });
+    for (let i = 0; i < ctx.length; i += 64) await scoreBatch(s, ctx.slice(i, i + 64), cont.slice(i, i + 64));
+  });
+  let maxDiff = 0;
+  fast.value.rewards.forEach((r, b) => r.forEach((v, t) => (maxDiff = Math.max(maxDiff, Math.abs(v - naive.value[b][t])))));
+  results.prefix_rewards_ms = +(fast.wall * 1000).toFixed(1);
+  results.prefix_naive_per_prefix_ms = +(naive.wall * 1000).toFixed(1);
+  results.prefix_naive_batched_ms = +(batchedNaive.wall * 1000).toFixed(1);
+  results.prefix_speedup_vs_per_prefix = +(naive.wall / fast.wall).toFixed(1);
+  results.prefix_speedup_vs_batched = +(batchedNaive.wall / fast.wall).toFixed(1);
+  results.prefix_max_abs_diff = maxDiff;
+  results.peak_rss_mib = Math.round(process.resourceUsage().maxRSS / 1024);
+  results.tfjs_backend = tf.getBackend();
+  head.dispose();
+  await s.release();
+  cleanup();
+  if (json) console.log(JSON.stringify(results));
+  else for (const [k, v] of Object.entries(results)) console.log(`${k.padEnd(32)} ${v}`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
