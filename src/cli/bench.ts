@@ -4,6 +4,9 @@ import { ALGOS, HYPERGRID_DEFAULTS, runHypergridBench, type BenchSummary } from 
 import { ENGINES } from '../nn/factory.js';
 import { choiceArg, intArg, listArg, numArg } from './args.js';
 import { Progress, appendJsonLine, prepareOutDir, writeFileAtomic } from './output.js';
+import { runHypergridMh, type MhBenchSummary } from '../mcmc/hypergrid-mh.js';
+
+const HYPERGRID_ALGOS = [...ALGOS, 'mh'] as const;
 
 const D = HYPERGRID_DEFAULTS;
 
@@ -12,12 +15,12 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
   describe: 'train one objective on the hypergrid and measure it against the exact oracle',
   builder: (y: Argv) =>
     y
-      .option('algo', { type: 'string', demandOption: true, describe: `objective: ${ALGOS.join('|')}` })
+      .option('algo', { type: 'string', demandOption: true, describe: `objective: ${ALGOS.join('|')}, or mh (Metropolis–Hastings baseline)` })
       .option('ndim', { type: 'string', default: String(D.ndim), describe: 'dimensions D' })
       .option('height', { type: 'string', default: String(D.height), describe: 'height H (≥ 2)' })
       .option('reward', { type: 'string', default: D.reward, describe: 'standard|hard' })
       .option('iterations', { type: 'string', default: String(D.iterations) })
-      .option('batch', { type: 'string', default: String(D.batch), describe: 'trajectories per iteration' })
+      .option('batch', { type: 'string', default: String(D.batch), describe: 'trajectories per iteration (mh: parallel chains, one proposal each)' })
       .option('seed', { type: 'string', default: String(D.seed) })
       .option('engine', { type: 'string', default: D.engine, describe: `policy network: ${ENGINES.join('|')}` })
       .option('hidden', { type: 'string', default: D.hidden.join(','), describe: 'hidden layer sizes' })
@@ -30,7 +33,7 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
   handler: async (a) => {
     const opts = {
       ...D,
-      algo: choiceArg('algo', a.algo, ALGOS),
+      algo: choiceArg('algo', a.algo, HYPERGRID_ALGOS),
       ndim: intArg('ndim', a.ndim, 1, 12),
       height: intArg('height', a.height, 2, 1000),
       reward: choiceArg('reward', a.reward, ['standard', 'hard'] as const),
@@ -48,19 +51,45 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
     const out = a.out as string | undefined;
     if (out) prepareOutDir(out, ['metrics.jsonl', 'summary.json']);
     const progress = new Progress(opts.iterations, `hypergrid ${opts.algo}`);
+    if (opts.algo === 'mh') {
+      const s = runHypergridMh({ ...opts, chains: opts.batch }, (m) => {
+        progress.update(m.iteration, `tv ${m.tvExact.toFixed(4)}`);
+        if (out) appendJsonLine(join(out, 'metrics.jsonl'), m);
+      });
+      progress.stop();
+      if (out) writeFileAtomic(join(out, 'summary.json'), JSON.stringify(s, null, 2) + '\n');
+      printMhSummary(s, a.json as boolean);
+      return;
+    }
+    const gfnOpts = { ...opts, algo: opts.algo };
     let lastTv = NaN;
-    const summary: BenchSummary = await runHypergridBench(opts, {
+    const summary: BenchSummary = await runHypergridBench(gfnOpts, {
       onIteration: (it, loss) => progress.update(it, `loss ${loss.toFixed(4)} | tv ${lastTv.toFixed(4)}`),
       onMetrics: (m) => {
         lastTv = m.tvExact;
-        if (out) appendJsonLine(join(out, 'metrics.jsonl'), m);
+        if (out) appendJsonLine(join(out, 'metrics.jsonl'), { ...m, rewardEvaluations: m.trajectories });
       },
     });
     progress.stop();
-    if (out) writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
-    printSummary(summary, a.json as boolean);
+    // one reward evaluation per sampled trajectory: the x-axis shared with --algo mh
+    const withEvals = { ...summary, rewardEvaluations: summary.trajectories };
+    if (out) writeFileAtomic(join(out, 'summary.json'), JSON.stringify(withEvals, null, 2) + '\n');
+    printSummary(withEvals, a.json as boolean);
   },
 };
+
+function printMhSummary(s: MhBenchSummary, json: boolean): void {
+  const fmt = (v: number, d = 4) => (Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(2) : v.toFixed(d));
+  console.log(
+    [
+      `hypergrid ${s.ndim}-D H=${s.height} (${s.reward}), mh, ${s.iterations} iterations × ${s.chains} chains, ${s.rewardEvaluations} reward evaluations`,
+      `  acceptance  ${fmt(s.acceptanceRate)}`,
+      `  exact TV    ${fmt(s.tvExact)} (marginal law after ${s.iterations} steps)   empirical L1 ${fmt(s.l1Empirical)}   empirical TV ${fmt(s.tvEmpirical)}`,
+      `  time        ${s.seconds.toFixed(1)} s wall, ${s.cpuSeconds.toFixed(1)} s CPU; peak RSS ${s.peakRssMB.toFixed(0)} MB`,
+    ].join('\n'),
+  );
+  if (json) console.log(JSON.stringify(s));
+}
 
 function printSummary(s: BenchSummary, json: boolean): void {
   const fmt = (v: number | null, d = 4) => (v === null ? '—' : Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(2) : v.toFixed(d));
