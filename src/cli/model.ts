@@ -2,7 +2,11 @@ import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../core/errors.js';
 import { buildTiny } from '../lm/build.js';
 import { inspectModel, formatInspect } from '../lm/inspect.js';
-import { CharTokenizer } from '../lm/tokenizer.js';
+import { CharTokenizer, loadHfTokenizer } from '../lm/tokenizer.js';
+import { LmSession } from '../lm/session.js';
+import { evalArithmetic } from '../lm/eval-arith.js';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 interface BuildArgs {
   corpus: string[];
@@ -70,9 +74,67 @@ const inspectCommand: CommandModule<object, { dir: string; json: boolean }> = {
   },
 };
 
+interface EvalArgs {
+  dir: string;
+  data: string[];
+  limit?: number;
+  readme: boolean;
+}
+
+const evalArithCommand: CommandModule<object, EvalArgs> = {
+  command: 'eval-arithmetic <dir>',
+  describe: 'greedy accuracy of a base model on arithmetic test files, free and with the calculator tool',
+  builder: (y) =>
+    y
+      .positional('dir', { type: 'string', demandOption: true })
+      .option('data', { type: 'string', array: true, demandOption: true, describe: 'arithmetic JSON files (test_3op.json ...)' })
+      .option('limit', { type: 'number', describe: 'first N problems per file' })
+      .option('readme', { type: 'boolean', default: false, describe: "write the results into DIR/README.md's evaluation section" }) as unknown as Argv<EvalArgs>,
+  handler: async (a) => {
+    const s = await LmSession.open(a.dir, { needHidden: false });
+    const tok = await loadHfTokenizer(a.dir, s.facts.eosTokenId, s.vocabSize);
+    const rows: string[] = [];
+    for (const f of a.data) {
+      if (!existsSync(f)) throw new UsageError(`no such file: ${f}`);
+      const free = await evalArithmetic(s, tok, f, { calculator: false, limit: a.limit });
+      const calc = await evalArithmetic(s, tok, f, { calculator: true, limit: a.limit });
+      const line = `| ${path.basename(f)} | ${free.n} | ${(100 * free.accuracy).toFixed(1)}% | ${(100 * calc.accuracy).toFixed(1)}% |`;
+      rows.push(line);
+      console.log(`${path.basename(f)}: n=${free.n} free ${(100 * free.accuracy).toFixed(1)}%  calculator ${(100 * calc.accuracy).toFixed(1)}%`);
+      console.log(`  e.g. ${free.examples[0].query}${free.examples[0].output}`);
+    }
+    await s.release();
+    if (a.readme) {
+      const file = path.join(a.dir, 'README.md');
+      const cmd = `flowtune model eval-arithmetic ${a.dir} ${a.data.map((d) => `--data ${d}`).join(' ')}${a.limit ? ` --limit ${a.limit}` : ''} --readme`;
+      const section = [
+        '<!-- eval-arithmetic -->',
+        '## Base-model arithmetic accuracy (greedy, no fine-tuning)',
+        '',
+        'Zero-shot: the prompt is the query X alone. The context (128 characters) leaves no room for demonstrations,',
+        'and the X Z Y format is part of the pre-training corpus, so the base model needs none. "free": the model writes',
+        'every intermediate result; "calculator": each "a op b =" it writes is completed by the tool (DESIGN.md §6).',
+        '',
+        '| test file | problems | free | calculator |',
+        '|---|---:|---:|---:|',
+        ...rows,
+        '',
+        '```',
+        cmd,
+        '```',
+        '<!-- /eval-arithmetic -->',
+        '',
+      ].join('\n');
+      const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
+      const re = /<!-- eval-arithmetic -->[\s\S]*<!-- \/eval-arithmetic -->\n?/;
+      writeFileSync(file, re.test(old) ? old.replace(re, section) : old + '\n' + section);
+    }
+  },
+};
+
 export const modelCommand: CommandModule = {
   command: 'model <command>',
-  describe: 'language-model folders: build-tiny, inspect',
-  builder: (y) => y.command(buildTinyCommand).command(inspectCommand).demandCommand(1),
+  describe: 'language-model folders: build-tiny, inspect, eval-arithmetic',
+  builder: (y) => y.command(buildTinyCommand).command(inspectCommand).command(evalArithCommand).demandCommand(1),
   handler: () => {},
 };

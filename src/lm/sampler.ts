@@ -32,6 +32,8 @@ export interface SampleOptions {
   topP?: number;
   /** Stop token (default: the model's eos_token_id). */
   eosTokenId?: number;
+  /** Extra tokens that end a row (kept in the output; `stopped` = 2). Used e.g. to hand "=" to a calculator. */
+  stopTokenIds?: ArrayLike<number>;
   /** Only these token ids (plus EOS) may be sampled. */
   allowedTokens?: ArrayLike<number>;
   /** At step maxNewTokens−1 only EOS is allowed, so every row ends with EOS (a terminated trajectory). */
@@ -54,7 +56,7 @@ export interface SampleResult {
   tokens: Int32Array;
   /** generated tokens per row, EOS included when emitted */
   lengths: Int32Array;
-  /** 1 when the row ended with EOS */
+  /** 1 when the row ended with EOS, 2 with one of stopTokenIds, 0 when it ran out of steps */
   stopped: Uint8Array;
   /** [B×steps] log-prob of each sampled token under the sampling distribution; 0 after the stop */
   logProbs: Float32Array;
@@ -94,6 +96,7 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
     allowed[eos] = 1;
   }
 
+  const extraStop = o.stopTokenIds ? new Set(Array.from(o.stopTokenIds)) : null;
   const tokens = new Int32Array(B * maxNew).fill(eos);
   const logProbs = new Float32Array(B * maxNew);
   const hiddenAll = o.keepHidden ?? true ? new Float32Array(B * maxNew * d) : null;
@@ -158,6 +161,9 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
       if (choice === eos) {
         active[b] = 0;
         stopped[b] = 1;
+      } else if (extraStop?.has(choice)) {
+        active[b] = 0;
+        stopped[b] = 2;
       }
     }
     steps = t + 1;
@@ -230,7 +236,7 @@ export function sequences(r: SampleResult, eos: number): number[][] {
     const row: number[] = [];
     for (let t = 0; t < r.lengths[b]; t++) {
       const id = r.tokens[b * r.steps + t];
-      if (id === eos && r.stopped[b] && t === r.lengths[b] - 1) break;
+      if (id === eos && r.stopped[b] === 1 && t === r.lengths[b] - 1) break;
       row.push(id);
     }
     out.push(row);

@@ -1,0 +1,74 @@
+/**
+ * Greedy accuracy of a base LM on the arithmetic task (DESIGN.md §6): X = the query, the
+ * model writes Z and Y; correct when "The answer is N." has N = num_sol. Two settings:
+ * free (the model writes every intermediate result) and with the calculator tool (each
+ * "a op b =" the model writes is completed by the tool with " <result>").
+ */
+import { UsageError } from '../core/errors.js';
+import { loadArithmetic } from './corpus.js';
+import type { LmSession } from './session.js';
+import { sample } from './sampler.js';
+import type { Tokenizer } from './tokenizer.js';
+
+export interface ArithEval {
+  file: string;
+  n: number;
+  accuracy: number;
+  calculator: boolean;
+  examples: { query: string; output: string; correct: boolean }[];
+}
+
+export function parseAnswer(text: string): number | null {
+  const m = /The answer is (-?\d+)\./.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+/** Completes a trailing "a op b =" with the calculator's " c"; null when the text doesn't end so. */
+export function calculatorCompletion(text: string): string | null {
+  const m = /(-?\d+) ([+\-*]) (-?\d+) =$/.exec(text);
+  if (!m) return null;
+  const a = Number(m[1]);
+  const b = Number(m[3]);
+  return ` ${m[2] === '+' ? a + b : m[2] === '-' ? a - b : a * b}`;
+}
+
+export async function evalArithmetic(
+  s: LmSession,
+  tok: Tokenizer,
+  file: string,
+  o: { calculator: boolean; limit?: number; batch?: number },
+): Promise<ArithEval> {
+  const data = loadArithmetic(file).slice(0, o.limit ?? Infinity);
+  if (data.length === 0) throw new UsageError(`${file}: no problems`);
+  const eq = tok.encode('=');
+  if (eq.length !== 1) throw new UsageError('calculator mode needs "=" to be a single token');
+  const outputs: string[] = new Array(data.length).fill('');
+  const bs = o.batch ?? 100;
+  for (let i0 = 0; i0 < data.length; i0 += bs) {
+    const idx = data.slice(i0, i0 + bs).map((_, j) => i0 + j);
+    let open = idx.slice();
+    while (open.length > 0) {
+      const prompts = open.map((i) => tok.encode(data[i].str_query + outputs[i]));
+      const longest = Math.max(...prompts.map((p) => p.length));
+      const room = s.facts.nCtx - longest;
+      if (room < 1) break;
+      const r = await sample(s, prompts, { maxNewTokens: room, temperature: 0, keepHidden: false, stopTokenIds: o.calculator ? eq : undefined });
+      const next: number[] = [];
+      open.forEach((i, b) => {
+        const ids = Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b]));
+        if (r.stopped[b] === 1) ids.pop();
+        outputs[i] += tok.decode(ids, true);
+        if (r.stopped[b] === 2) {
+          const c = calculatorCompletion(data[i].str_query.replace(/^.*Answer:/, '') + outputs[i]);
+          if (c !== null) {
+            outputs[i] += c;
+            next.push(i);
+          }
+        }
+      });
+      open = next;
+    }
+  }
+  const examples = data.map((d, i) => ({ query: d.str_query, output: outputs[i], correct: parseAnswer(outputs[i]) === d.num_sol }));
+  return { file, n: data.length, calculator: o.calculator, accuracy: examples.filter((e) => e.correct).length / data.length, examples };
+}
