@@ -4,9 +4,10 @@ import { infoCommand } from './info.js';
 import { modelCommand } from './model.js';
 import { benchCommand } from './bench.js';
 import { verifyCommand } from './verify.js';
+import { demoCommand } from './demo.js';
 
 /** Every subcommand lives in its own file and is registered here. */
-const commands: CommandModule<any, any>[] = [infoCommand, modelCommand, benchCommand, verifyCommand];
+const commands: CommandModule<any, any>[] = [infoCommand, modelCommand, benchCommand, verifyCommand, demoCommand];
 
 export function buildCli(argv: string[]): Argv {
   let cli = yargs(argv)

@@ -62,33 +62,96 @@ export class SoftDqnTrainer {
 
   step(): StepResult {
     const { env, opts } = this;
-    const D = env.stateDim, T = env.maxSteps;
+    const D = env.stateDim, T = env.maxSteps, A = env.nActions;
     const explore = { ...opts.explore, temperature: opts.explore.temperature * this.tau };
     const ro = sampleTrajectories(env, this.net, opts.batchSize, this.rng, explore, { record: false, learnedPB: false });
+    // the new transitions, flattened
+    let m = 0;
+    for (let b = 0; b < opts.batchSize; b++) m += ro.batch.lengths[b];
+    const tr = newTransitions(m, D);
+    const qRows = new Float32Array(m * A);
+    const W = ro.layout.width;
+    let k = 0;
     for (let b = 0; b < opts.batchSize; b++) {
       const n = ro.batch.lengths[b];
-      for (let t = 0; t < n; t++) {
-        const slot = this.replay.add();
+      for (let t = 0; t < n; t++, k++) {
         const e = b * T + t;
-        this.S.set(ro.nodeStates.subarray(e * D, e * D + D), slot * D);
-        this.act[slot] = ro.actions[e];
+        tr.s.set(ro.nodeStates.subarray(e * D, e * D + D), k * D);
+        tr.act[k] = ro.actions[e];
         const exit = t === n - 1;
-        this.done[slot] = exit ? 1 : 0;
-        if (exit) this.rew[slot] = ro.batch.logR[b];
+        tr.done[k] = exit ? 1 : 0;
+        if (exit) tr.rew[k] = ro.batch.logR[b];
         else {
-          this.S2.set(ro.nodeStates.subarray(e * D + D, e * D + 2 * D), slot * D);
-          this.rew[slot] = ro.batch.logPB[e]; // eq. (M): r(s, s') = log P_B(s|s')
+          tr.s2.set(ro.nodeStates.subarray(e * D + D, e * D + 2 * D), k * D);
+          tr.rew[k] = ro.batch.logPB[e]; // eq. (M): r(s, s') = log P_B(s|s')
         }
+        qRows.set(ro.out.subarray(ro.rows[e] * W, ro.rows[e] * W + A), k * A);
       }
+    }
+    // As the reference code, a new transition enters the buffer with its current loss as
+    // priority; the rollout already computed Q(s, ·), so only the target net runs here.
+    const y = this.targets(tr, m);
+    for (let i = 0; i < m; i++) {
+      const slot = this.replay.add(this.lossOf(qRows[i * A + tr.act[i]] - y[i]));
+      this.S.set(tr.s.subarray(i * D, i * D + D), slot * D);
+      this.S2.set(tr.s2.subarray(i * D, i * D + D), slot * D);
+      this.act[slot] = tr.act[i];
+      this.rew[slot] = tr.rew[i];
+      this.done[slot] = tr.done[i];
     }
     const loss = this.iteration >= opts.learningStarts ? this.update() : NaN;
     this.iteration++;
     return { loss, terminals: ro.terminals, logR: ro.batch.logR, trajectories: opts.batchSize };
   }
 
-  private update(): number {
+  private lossOf(d: number): number {
+    const ad = Math.abs(d);
+    return this.opts.huber ? (ad <= 1 ? 0.5 * d * d : ad - 0.5) : 0.5 * d * d;
+  }
+
+  /**
+   * TD targets y = r + τ·LSE(Q̄(s', ·)/τ) (0 after exit), eq. (SQ), plus the Munchausen
+   * bonus α·clip(τ log π̄(a|s), l0, 0) with π̄ = softmax(Q̄/τ), eq. (MQ).
+   */
+  private targets(tr: Transitions, n: number): Float64Array {
     const { env, opts, tau } = this;
-    const D = env.stateDim, A = env.nActions, K = env.nnz;
+    const D = env.stateDim, A = env.nActions;
+    const W = outputLayout(env).width;
+    const y = Float64Array.from(tr.rew.subarray(0, n));
+    const live: number[] = [];
+    for (let i = 0; i < n; i++) if (!tr.done[i]) live.push(i);
+    if (live.length > 0) {
+      const s2 = new Int32Array(live.length * D);
+      live.forEach((i, j) => s2.set(tr.s2.subarray(i * D, i * D + D), j * D));
+      const q2 = this.targetForward(s2, live.length);
+      const mask2 = new Uint8Array(live.length * A);
+      env.forwardMask(s2, live.length, mask2);
+      live.forEach((i, j) => (y[i] += tau * scaledLse(q2, j * W, mask2, j * A, A, tau)));
+    }
+    if (opts.alpha > 0) {
+      const qt = this.targetForward(tr.s, n);
+      const mask = new Uint8Array(n * A);
+      env.forwardMask(tr.s, n, mask);
+      for (let i = 0; i < n; i++) {
+        const a = tr.act[i];
+        const logPi = qt[i * W + a] / tau - scaledLse(qt, i * W, mask, i * A, A, tau);
+        y[i] += opts.alpha * Math.min(0, Math.max(opts.l0, tau * logPi));
+      }
+    }
+    return y;
+  }
+
+  private targetForward(states: Int32Array, n: number): Float32Array {
+    const idx = new Int32Array(n * this.env.nnz);
+    this.env.encode(states, n, idx);
+    const out = new Float32Array(n * outputLayout(this.env).width);
+    this.target.forward(idx, n, out, false);
+    return out;
+  }
+
+  private update(): number {
+    const { env, opts } = this;
+    const D = env.stateDim, K = env.nnz;
     const W = outputLayout(env).width;
     const n = opts.replayBatch;
     const frac = opts.iterations > 1 ? Math.min(1, this.iteration / (opts.iterations - 1)) : 1;
@@ -97,52 +160,31 @@ export class SoftDqnTrainer {
     const slots = sampled.slots;
     const weights = opts.importanceWeights ? sampled.weights : new Float64Array(n).fill(1);
 
-    const s = new Int32Array(n * D);
+    const tr = newTransitions(n, D);
+    for (let i = 0; i < n; i++) {
+      const j = slots[i];
+      tr.s.set(this.S.subarray(j * D, j * D + D), i * D);
+      tr.s2.set(this.S2.subarray(j * D, j * D + D), i * D);
+      tr.act[i] = this.act[j];
+      tr.rew[i] = this.rew[j];
+      tr.done[i] = this.done[j];
+    }
     const idx = new Int32Array(n * K);
-    for (let i = 0; i < n; i++) s.set(this.S.subarray(slots[i] * D, slots[i] * D + D), i * D);
-    env.encode(s, n, idx);
-    const mask = new Uint8Array(n * A);
-    env.forwardMask(s, n, mask);
+    env.encode(tr.s, n, idx);
     const q = new Float32Array(n * W);
     this.net.resetTape();
     this.net.forward(idx, n, q, true);
-
-    // Bootstrap term τ·LSE(Q̄(s', ·)/τ) for non-terminal transitions.
-    const live: number[] = [];
-    for (let i = 0; i < n; i++) if (!this.done[slots[i]]) live.push(i);
-    const s2 = new Int32Array(live.length * D);
-    live.forEach((i, j) => s2.set(this.S2.subarray(slots[i] * D, slots[i] * D + D), j * D));
-    const idx2 = new Int32Array(live.length * K);
-    env.encode(s2, live.length, idx2);
-    const mask2 = new Uint8Array(live.length * A);
-    env.forwardMask(s2, live.length, mask2);
-    const q2 = new Float32Array(live.length * W);
-    if (live.length > 0) this.target.forward(idx2, live.length, q2, false);
-    const y = new Float64Array(n);
-    for (let i = 0; i < n; i++) y[i] = this.rew[slots[i]];
-    live.forEach((i, j) => (y[i] += tau * scaledLse(q2, j * W, mask2, j * A, A, tau)));
-
-    if (opts.alpha > 0) {
-      // Munchausen bonus α·clip(τ log π̄(a|s), l0, 0), π̄ = softmax(Q̄/τ), eq. (MQ)
-      const qt = new Float32Array(n * W);
-      this.target.forward(idx, n, qt, false);
-      for (let i = 0; i < n; i++) {
-        const a = this.act[slots[i]];
-        const logPi = qt[i * W + a] / tau - scaledLse(qt, i * W, mask, i * A, A, tau);
-        y[i] += opts.alpha * Math.min(0, Math.max(opts.l0, tau * logPi));
-      }
-    }
+    const y = this.targets(tr, n);
 
     const dOut = new Float32Array(n * W);
-    const td = new Float64Array(n);
+    const priority = new Float64Array(n);
     let loss = 0;
     for (let i = 0; i < n; i++) {
-      const a = this.act[slots[i]];
+      const a = tr.act[i];
       const d = q[i * W + a] - y[i];
-      td[i] = d;
-      const ad = Math.abs(d);
-      const l = opts.huber ? (ad <= 1 ? 0.5 * d * d : ad - 0.5) : 0.5 * d * d;
-      loss += (weights[i] * l) / n;
+      // as the reference code: the new priority is the per-transition loss, not |δ|
+      priority[i] = this.lossOf(d);
+      loss += (weights[i] * priority[i]) / n;
       const g = opts.huber ? Math.max(-1, Math.min(1, d)) : d;
       dOut[i * W + a] = (weights[i] * g) / n;
     }
@@ -150,9 +192,21 @@ export class SoftDqnTrainer {
     this.net.backward(0, n, dOut);
     this.net.adamStep(opts.lr);
     this.target.polyakFrom(this.net, opts.polyak);
-    this.replay.update(slots, td);
+    this.replay.update(slots, priority);
     return loss;
   }
+}
+
+interface Transitions {
+  s: Int32Array;
+  s2: Int32Array; // unused where done
+  act: Int32Array;
+  rew: Float64Array;
+  done: Uint8Array;
+}
+
+function newTransitions(n: number, D: number): Transitions {
+  return { s: new Int32Array(n * D), s2: new Int32Array(n * D), act: new Int32Array(n), rew: new Float64Array(n), done: new Uint8Array(n) };
 }
 
 /** τ·LSE(x/τ) over the allowed entries of one row, divided back by τ: returns LSE(x/τ). */

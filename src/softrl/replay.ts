@@ -20,12 +20,20 @@ export class PrioritizedReplay {
     this.tree = new Float64Array(2 * leaves);
   }
 
-  /** Reserves the next slot (overwriting the oldest when full) at the maximum priority so far. */
-  add(): number {
+  /**
+   * Reserves the next slot (overwriting the oldest when full) with the given priority
+   * (before the exponent α), or the maximum priority so far.
+   */
+  add(priority?: number): number {
     const slot = this.next;
     this.next = (this.next + 1) % this.capacity;
     this.size = Math.min(this.size + 1, this.capacity);
-    this.setPriority(slot, this.maxPriority);
+    if (priority === undefined) this.setPriority(slot, this.maxPriority);
+    else {
+      const p = Math.abs(priority) + 1e-6;
+      this.maxPriority = Math.max(this.maxPriority, p);
+      this.setPriority(slot, p);
+    }
     return slot;
   }
 
@@ -46,10 +54,10 @@ export class PrioritizedReplay {
     return { slots, weights };
   }
 
-  /** New priorities from absolute TD errors. */
-  update(slots: Int32Array, tdErrors: ArrayLike<number>): void {
+  /** New priorities (before the exponent α), e.g. absolute TD errors or per-item losses. */
+  update(slots: Int32Array, priorities: ArrayLike<number>): void {
     for (let i = 0; i < slots.length; i++) {
-      const p = Math.abs(tdErrors[i]) + 1e-6;
+      const p = Math.abs(priorities[i]) + 1e-6;
       this.maxPriority = Math.max(this.maxPriority, p);
       this.setPriority(slots[i], p);
     }
