@@ -9,6 +9,7 @@ import { inspectModel } from '../src/lm/inspect.js';
 import { findLmHeadInput } from '../src/lm/surgery.js';
 import { readOnnx } from '../src/lm/folder.js';
 import { UsageError } from '../src/core/errors.js';
+import { resolveModelDir } from '../src/lm/resolve.js';
 
 const bin = path.resolve('bin/flowtune.js');
 
@@ -77,6 +78,17 @@ test('model inspect reports the architecture, and bad folders give one line with
     expectFail(/missing config\.json/);
     await assert.rejects(inspectModel(path.join(m.dir, 'nope')), UsageError);
     assert.ok(!existsSync(path.join(m.dir, 'nope')));
+  } finally {
+    m.cleanup();
+  }
+});
+
+test('model names: local folders resolve to themselves; hub ids are refused offline with one line', async () => {
+  const m = writeTempModel(33);
+  try {
+    assert.equal(await resolveModelDir(m.dir), m.dir);
+    await assert.rejects(resolveModelDir('no-such-org/no-such-model-xyz', { allowRemote: false }), (e: Error) => e instanceof UsageError && /FLOWTUNE_ALLOW_REMOTE/.test(e.message));
+    await assert.rejects(resolveModelDir('./definitely/not/here'), UsageError);
   } finally {
     m.cleanup();
   }

@@ -5,6 +5,7 @@ import { inspectModel, formatInspect } from '../lm/inspect.js';
 import { CharTokenizer, loadHfTokenizer } from '../lm/tokenizer.js';
 import { LmSession } from '../lm/session.js';
 import { evalArithmetic } from '../lm/eval-arith.js';
+import { resolveModelDir } from '../lm/resolve.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -65,11 +66,11 @@ const buildTinyCommand: CommandModule<object, BuildArgs> = {
 
 const inspectCommand: CommandModule<object, { dir: string; json: boolean }> = {
   command: 'inspect <dir>',
-  describe: 'print architecture, vocabulary, context, inputs/outputs, parameters, KV-cache and hidden-state support',
+  describe: 'print architecture, vocabulary, context, inputs/outputs, parameters, KV-cache and hidden-state support (DIR: folder or hub id)',
   builder: (y) =>
     y.positional('dir', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }) as unknown as Argv<{ dir: string; json: boolean }>,
   handler: async (a) => {
-    const info = await inspectModel(a.dir);
+    const info = await inspectModel(await resolveModelDir(a.dir));
     console.log(a.json ? JSON.stringify(info) : formatInspect(info));
   },
 };
