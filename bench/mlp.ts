@@ -3,7 +3,11 @@
 // wasm-SIMD kernel vs tfjs. Reports the median over iterations of wall and CPU time
 // (process.cpuUsage) per call; wall time on shared machines moves with other load, CPU time
 // less. The fused backward includes its W_lᵀ refresh (once per parameter update).
-//   node dist/bench/mlp.js [--rows 240] [--iters N] [--engines fused,tfjs]
+// The loss is fake (fixed random dL/dout), so a real learning rate would drive the net, over
+// thousands of steps, to ever larger outputs with more active ReLUs (≈1.5× the work of a
+// freshly initialized net); the default --lr 1e-6 keeps the activity of the init while Adam
+// does the same arithmetic.
+//   node dist/bench/mlp.js [--rows 240] [--iters N] [--engines fused,tfjs] [--lr 1e-6]
 import { selectBackend } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
 import type { MlpSpec, SparseMlp } from '../src/nn/mlp.js';
@@ -17,6 +21,7 @@ function arg(name: string, def: string): string {
 
 const rows = Number(arg('rows', '240'));
 const engines = arg('engines', 'fused,tfjs').split(',');
+const lr = Number(arg('lr', '1e-6'));
 const spec: MlpSpec = { inputDim: 32, nnz: 4, hidden: [256, 256], outputDim: 10 };
 
 interface Timing {
@@ -62,7 +67,7 @@ function bench(net: SparseMlp, iters: number): Record<Phase, Timing> {
     let row0 = 0;
     time('forward', () => (row0 = net.forward(idx, rows, out, true)), count);
     time('backward', () => net.backward(row0, rows, dOut), count);
-    time('adam', () => net.adamStep(1e-4), count);
+    time('adam', () => net.adamStep(lr), count);
   }
   const median = (a: number[]): number => {
     const b = [...a].sort((x, y) => x - y);
