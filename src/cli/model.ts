@@ -4,7 +4,7 @@ import { buildTiny } from '../lm/build.js';
 import { inspectModel, formatInspect } from '../lm/inspect.js';
 import { CharTokenizer, loadHfTokenizer } from '../lm/tokenizer.js';
 import { LmSession } from '../lm/session.js';
-import { evalArithmetic } from '../lm/eval-arith.js';
+import { evalArithmetic, rationaleRewardGap } from '../lm/eval-arith.js';
 import { resolveModelDir } from '../lm/resolve.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -99,9 +99,10 @@ const evalArithCommand: CommandModule<object, EvalArgs> = {
       if (!existsSync(f)) throw new UsageError(`no such file: ${f}`);
       const free = await evalArithmetic(s, tok, f, { calculator: false, limit: a.limit });
       const calc = await evalArithmetic(s, tok, f, { calculator: true, limit: a.limit });
-      const line = `| ${path.basename(f)} | ${free.n} | ${(100 * free.accuracy).toFixed(1)}% | ${(100 * calc.accuracy).toFixed(1)}% |`;
+      const gap = await rationaleRewardGap(s, tok, f, Math.min(200, free.n), 1);
+      const line = `| ${path.basename(f)} | ${free.n} | ${(100 * free.accuracy).toFixed(1)}% | ${(100 * calc.accuracy).toFixed(1)}% | ${gap.meanGap.toFixed(2)} nats (${(100 * gap.fracPrefersCorrect).toFixed(0)}% of ${gap.n}) |`;
       rows.push(line);
-      console.log(`${path.basename(f)}: n=${free.n} free ${(100 * free.accuracy).toFixed(1)}%  calculator ${(100 * calc.accuracy).toFixed(1)}%`);
+      console.log(`${path.basename(f)}: n=${free.n} free ${(100 * free.accuracy).toFixed(1)}%  calculator ${(100 * calc.accuracy).toFixed(1)}%  reward gap ${gap.meanGap.toFixed(2)} nats, correct preferred in ${(100 * gap.fracPrefersCorrect).toFixed(0)}%`);
       console.log(`  e.g. ${free.examples[0].query}${free.examples[0].output}`);
     }
     await s.release();
@@ -116,8 +117,11 @@ const evalArithCommand: CommandModule<object, EvalArgs> = {
         'and the X Z Y format is part of the pre-training corpus, so the base model needs none. "free": the model writes',
         'every intermediate result; "calculator": each "a op b =" it writes is completed by the tool (DESIGN.md §6).',
         '',
-        '| test file | problems | free | calculator |',
-        '|---|---:|---:|---:|',
+        'Reward gap: mean of log p(Y | X Z_correct) − log p(Y | X Z_one-wrong-step) with Y the true answer (first 200',
+        'problems, wrong step seeded), and how often the correct rationale scores higher.',
+        '',
+        '| test file | problems | free | calculator | reward gap |',
+        '|---|---:|---:|---:|---:|',
         ...rows,
         '',
         '```',

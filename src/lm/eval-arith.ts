@@ -72,3 +72,39 @@ export async function evalArithmetic(
   const examples = data.map((d, i) => ({ query: d.str_query, output: outputs[i], correct: parseAnswer(outputs[i]) === d.num_sol }));
   return { file, n: data.length, calculator: o.calculator, accuracy: examples.filter((e) => e.correct).length / data.length, examples };
 }
+
+/**
+ * How much the base LM's reward log p(Y | X Z) prefers the correct rationale over one with a
+ * single wrong step (the chain continuing from the wrong value), Y = the true answer — the
+ * signal a posterior sampler of rationales needs (DESIGN.md §2 (LM), R = p_LM(X Z Y)).
+ */
+export async function rationaleRewardGap(s: LmSession, tok: Tokenizer, file: string, n: number, seed: number): Promise<{ n: number; meanGap: number; fracPrefersCorrect: number }> {
+  const { Rng } = await import('../core/rng.js');
+  const { parseQuery, rationale, answerText } = await import('./corpus.js');
+  const rng = new Rng(seed);
+  const data = loadArithmetic(file).slice(0, n);
+  const ctx: number[][] = [];
+  const cont: number[][] = [];
+  for (const d of data) {
+    const { operands, ops } = parseQuery(d.str_query);
+    const good = rationale(operands, ops);
+    const delta = (rng.uniform() < 0.5 ? -1 : 1) * (1 + rng.int(3));
+    const bad = rationale(operands, ops, rng.int(ops.length), delta);
+    const y = tok.encode(answerText(good.final));
+    for (const z of [good.text, bad.text]) {
+      ctx.push(tok.encode(`${d.str_query} ${z}`));
+      cont.push(y);
+    }
+  }
+  const { scoreBatch } = await import('./scorer.js');
+  const totals: number[] = [];
+  for (let i = 0; i < ctx.length; i += 100) totals.push(...(await scoreBatch(s, ctx.slice(i, i + 100), cont.slice(i, i + 100))).total);
+  let gap = 0;
+  let wins = 0;
+  for (let i = 0; i < data.length; i++) {
+    const g = totals[2 * i] - totals[2 * i + 1];
+    gap += g / data.length;
+    if (g > 0) wins++;
+  }
+  return { n: data.length, meanGap: gap, fracPrefersCorrect: wins / data.length };
+}
