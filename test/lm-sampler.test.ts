@@ -128,3 +128,30 @@ test('prefix rewards against the shared KV cache equal one full forward per pref
     m.cleanup();
   }
 });
+
+test('a model exported without KV cache samples and scores the same (full-recompute fallback)', async () => {
+  const a = writeTempModel(25, {}, {}, 3);
+  const b = writeTempModel(25, {}, { kvCache: false }, 3);
+  try {
+    const sa = await LmSession.open(a.dir);
+    const sb = await LmSession.open(b.dir);
+    assert.equal(sb.hasKvCache, false);
+    const opts = { maxNewTokens: 9, temperature: 0.8, eosTokenId: 1 };
+    const ra = await sample(sa, prompts, { ...opts, rng: new Rng(3) });
+    const rb = await sample(sb, prompts, { ...opts, rng: new Rng(3) });
+    assert.deepEqual(rb.tokens, ra.tokens);
+    for (let i = 0; i < ra.logProbs.length; i++) assert.ok(Math.abs(ra.logProbs[i] - rb.logProbs[i]) < 1e-4);
+    const x = [[5, 17, 22], [33, 4]];
+    const z = [[40, 41], [7]];
+    const y = [[50, 51], [60, 61, 62]];
+    const fa = await prefixRewards(sa, x, z, y);
+    const fb = await prefixRewards(sb, x, z, y);
+    fa.rewards.forEach((r, i) => r.forEach((v, t) => assert.ok(Math.abs(v - fb.rewards[i][t]) < 1e-4)));
+    fa.zLogProbs.forEach((r, i) => r.forEach((v, t) => assert.ok(Math.abs(v - fb.zLogProbs[i][t]) < 1e-4)));
+    await sa.release();
+    await sb.release();
+  } finally {
+    a.cleanup();
+    b.cleanup();
+  }
+});

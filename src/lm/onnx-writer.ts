@@ -14,6 +14,8 @@ import { DT, GraphBuilder, type ModelProto, encodeModel, makeModel, valueInfo } 
 export interface WriteOptions {
   /** Also output the final hidden state (default true). false imitates a logits-only hub export. */
   hiddenOutput?: boolean;
+  /** KV-cache inputs/outputs (default true). false imitates an export without a cache. */
+  kvCache?: boolean;
 }
 
 export function buildGptOnnx(c: GptConfig, w: GptWeights, opts: WriteOptions = {}): ModelProto {
@@ -58,12 +60,19 @@ export function buildGptOnnx(c: GptConfig, w: GptWeights, opts: WriteOptions = {
     const qkv = g.op('Add', [g.op('MatMul', [ln1, W(p + 'attn.c_attn.weight')]), W(p + 'attn.c_attn.bias')]);
     const [q0, k0, v0] = g.node('Split', [qkv, split3], { axis: 2 }, 3);
     const heads = (t: string) => g.op('Transpose', [g.op('Reshape', [t, headShape])], { perm: [0, 2, 1, 3] }); // [B,H,S,Dh]
-    const pk = `past_key_values.${i}.key`;
-    const pv = `past_key_values.${i}.value`;
-    pastInputs.push(pk, pv);
-    const kAll = g.op('Concat', [pk, heads(k0)], { axis: 2 }, `present.${i}.key`);
-    const vAll = g.op('Concat', [pv, heads(v0)], { axis: 2 }, `present.${i}.value`);
-    presentOutputs.push(kAll, vAll);
+    let kAll: string;
+    let vAll: string;
+    if (opts.kvCache !== false) {
+      const pk = `past_key_values.${i}.key`;
+      const pv = `past_key_values.${i}.value`;
+      pastInputs.push(pk, pv);
+      kAll = g.op('Concat', [pk, heads(k0)], { axis: 2 }, `present.${i}.key`);
+      vAll = g.op('Concat', [pv, heads(v0)], { axis: 2 }, `present.${i}.value`);
+      presentOutputs.push(kAll, vAll);
+    } else {
+      kAll = heads(k0);
+      vAll = heads(v0);
+    }
     const q = g.op('Mul', [heads(q0), scale]);
     const scores = g.op('MatMul', [q, g.op('Transpose', [kAll], { perm: [0, 1, 3, 2] })]); // [B,H,S,T]
     const probs = g.op('Softmax', [g.op('Where', [visible, scores, negBig])], { axis: -1 });

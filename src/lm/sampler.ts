@@ -106,6 +106,7 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
   const active = new Uint8Array(B).fill(1);
 
   let out = await session.forward({ batch: B, inputIds: packed.ids, attentionMask: packed.mask });
+  let allIds: Int32Array = packed.ids;
   let mask: Uint8Array = packed.mask;
   let T = packed.len;
   let lastPos = packed.len - 1;
@@ -177,10 +178,23 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
     }
     mask = newMask;
     T += 1;
-    out = await session.forward({ batch: B, inputIds: next, attentionMask: mask, past: out.present });
+    if (session.hasKvCache) {
+      out = await session.forward({ batch: B, inputIds: next, attentionMask: mask, past: out.present });
+      seqLen = 1;
+      lastPos = 0;
+    } else {
+      // An export without KV-cache I/O: recompute the whole sequence (quadratic, but correct).
+      const grown = new Int32Array(B * T);
+      for (let b = 0; b < B; b++) {
+        grown.set(allIds.subarray(b * (T - 1), (b + 1) * (T - 1)), b * T);
+        grown[b * T + T - 1] = next[b];
+      }
+      allIds = grown;
+      out = await session.forward({ batch: B, inputIds: allIds, attentionMask: mask });
+      seqLen = T;
+      lastPos = T - 1;
+    }
     if (last) break;
-    seqLen = 1;
-    lastPos = 0;
   }
   const trim = <A extends Float32Array | Int32Array>(a: A | null, width: number): A | null => {
     if (!a || steps === maxNew) return a;

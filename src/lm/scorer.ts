@@ -65,6 +65,7 @@ export async function prefixRewards(
   if (z.length !== B || y.length !== B) throw new Error('prefixRewards: x, z, y differ in number');
   if (x.some((r) => r.length === 0)) throw new UsageError('prefixRewards: empty X (give at least one token, e.g. BOS)');
   if (y.some((r) => r.length === 0)) throw new UsageError('prefixRewards: empty Y');
+  if (!s.hasKvCache) return { rewards: await naivePrefixRewards(s, x, z, y), zLogProbs: await priorTerms(s, x, z) };
   const V = s.vocabSize;
   const xz = x.map((xi, b) => [...Array.from(xi), ...Array.from(z[b])]);
   const p = packLeft(xz, s.facts.padTokenId);
@@ -133,5 +134,11 @@ export async function naivePrefixRewards(s: LmSession, x: ArrayLike<number>[], z
     const { total } = await scoreBatch(s, [ctx[i]], [cont[i]]);
     out[owner[i]][seen[owner[i]]++] = total[0];
   }
+  return out;
+}
+
+async function priorTerms(s: LmSession, x: ArrayLike<number>[], z: ArrayLike<number>[]): Promise<Float64Array[]> {
+  const out: Float64Array[] = [];
+  for (let b = 0; b < x.length; b++) out.push(z[b].length ? (await scoreBatch(s, [x[b]], [z[b]])).perToken[0] : new Float64Array(0));
   return out;
 }
