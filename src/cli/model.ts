@@ -6,6 +6,8 @@ import { CharTokenizer, loadHfTokenizer } from '../lm/tokenizer.js';
 import { LmSession } from '../lm/session.js';
 import { evalArithmetic, rationaleRewardGap } from '../lm/eval-arith.js';
 import { resolveModelDir } from '../lm/resolve.js';
+import { sample } from '../lm/sampler.js';
+import { Rng } from '../core/rng.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -137,9 +139,47 @@ const evalArithCommand: CommandModule<object, EvalArgs> = {
   },
 };
 
+interface GenArgs {
+  dir: string;
+  prompt: string[];
+  n: number;
+  'max-new-tokens': number;
+  temperature: number;
+  seed: number;
+}
+
+const generateCommand: CommandModule<object, GenArgs> = {
+  command: 'generate <dir>',
+  describe: "continue prompts with flowtune's sampler (temperature 0 = greedy); prints one line per sample with its log-prob",
+  builder: (y) =>
+    y
+      .positional('dir', { type: 'string', demandOption: true })
+      .option('prompt', { type: 'string', array: true, demandOption: true })
+      .option('n', { type: 'number', default: 1, describe: 'samples per prompt' })
+      .option('max-new-tokens', { type: 'number', default: 64 })
+      .option('temperature', { type: 'number', default: 1 })
+      .option('seed', { type: 'number', default: 1 }) as unknown as Argv<GenArgs>,
+  handler: async (a) => {
+    if (!Number.isInteger(a.n) || a.n < 1) throw new UsageError('--n must be a positive integer');
+    const dir = await resolveModelDir(a.dir);
+    const s = await LmSession.open(dir, { needHidden: false });
+    const tok = await loadHfTokenizer(dir, s.facts.eosTokenId, s.vocabSize);
+    const prompts = a.prompt.flatMap((p) => Array.from({ length: a.n }, () => p));
+    const ids = prompts.map((p) => tok.encode(p));
+    const r = await sample(s, ids, { maxNewTokens: a['max-new-tokens'], temperature: a.temperature, rng: new Rng(a.seed), keepHidden: false });
+    prompts.forEach((p, b) => {
+      const row = Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b]));
+      let lp = 0;
+      for (let t = 0; t < r.lengths[b]; t++) lp += r.logProbs[b * r.steps + t];
+      console.log(`${JSON.stringify(p + tok.decode(row, true))}  logp=${lp.toFixed(2)}${r.stopped[b] ? '' : ' (truncated)'}`);
+    });
+    await s.release();
+  },
+};
+
 export const modelCommand: CommandModule = {
   command: 'model <command>',
-  describe: 'language-model folders: build-tiny, inspect, eval-arithmetic',
-  builder: (y) => y.command(buildTinyCommand).command(inspectCommand).command(evalArithCommand).demandCommand(1),
+  describe: 'language-model folders: build-tiny, inspect, generate, eval-arithmetic',
+  builder: (y) => y.command(buildTinyCommand).command(inspectCommand).command(generateCommand).command(evalArithCommand).demandCommand(1),
   handler: () => {},
 };
