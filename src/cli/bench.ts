@@ -5,8 +5,10 @@ import { ENGINES } from '../nn/factory.js';
 import { choiceArg, intArg, listArg, numArg } from './args.js';
 import { Progress, appendJsonLine, prepareOutDir, writeFileAtomic } from './output.js';
 import { runHypergridMh, type MhBenchSummary } from '../mcmc/hypergrid-mh.js';
+import { BITSEQ_ALGOS, BITSEQ_BENCH_DEFAULTS, runBitseqBench, type BitseqSummary } from '../envs/bitseq-bench.js';
 
 const HYPERGRID_ALGOS = [...ALGOS, 'mh'] as const;
+const B = BITSEQ_BENCH_DEFAULTS;
 
 const D = HYPERGRID_DEFAULTS;
 
@@ -105,9 +107,74 @@ function printSummary(s: BenchSummary, json: boolean): void {
   if (json) console.log(JSON.stringify(s));
 }
 
+const bitseq: CommandModule<object, Record<string, unknown>> = {
+  command: 'bitseq',
+  describe: 'train one objective on bit sequences (n=120, 60 modes): modes found over training, Spearman(log R, log P̂) on the test set',
+  builder: (y: Argv) =>
+    y
+      .option('algo', { type: 'string', demandOption: true, describe: `${BITSEQ_ALGOS.join('|')} (mh: Metropolis–Hastings with single bit flips)` })
+      .option('k', { type: 'string', default: String(B.k), describe: 'word length k (2, 4, 6, 8, 10 divide n = 120)' })
+      .option('n', { type: 'string', default: String(B.n), describe: 'sequence length (a multiple of 8 and of k)' })
+      .option('modes', { type: 'string', default: String(B.nModes), describe: 'number of modes' })
+      .option('beta', { type: 'string', default: String(B.beta), describe: 'log R = −β·min_m d_H(x, m)' })
+      .option('iterations', { type: 'string', default: String(B.iterations) })
+      .option('batch', { type: 'string', default: String(B.batch), describe: 'trajectories per iteration (mh: chains)' })
+      .option('seed', { type: 'string', default: String(B.seed), describe: 'seeds modes, test set, network and sampling' })
+      .option('engine', { type: 'string', default: B.engine, describe: `policy network: ${ENGINES.join('|')}` })
+      .option('hidden', { type: 'string', default: B.hidden.join(','), describe: 'hidden layer sizes' })
+      .option('lr', { type: 'string', default: String(B.lr) })
+      .option('epsilon', { type: 'string', default: String(B.epsilon), describe: 'ε-uniform exploration' })
+      .option('orders', { type: 'string', default: String(B.orders), describe: 'M backward orders per test string for log P̂' })
+      .option('test-modes', { type: 'string', describe: 'build the test set from the first K modes only (default: all)' })
+      .option('mode-radius', { type: 'string', default: String(B.modeRadius), describe: 'Hamming radius for a mode to count as found' })
+      .option('eval-every', { type: 'string', default: String(B.evalEvery), describe: 'mode-curve point every K iterations' })
+      .option('out', { type: 'string', describe: 'folder for metrics.jsonl and summary.json' })
+      .option('json', { type: 'boolean', default: false, describe: 'last stdout line is one JSON summary' }),
+  handler: async (a) => {
+    const nModes = intArg('modes', a.modes, 1, 100_000);
+    const opts = {
+      ...B,
+      algo: choiceArg('algo', a.algo, BITSEQ_ALGOS),
+      k: intArg('k', a.k, 1, 16),
+      n: intArg('n', a.n, 8, 100_000),
+      nModes,
+      beta: numArg('beta', a.beta, Number.MIN_VALUE),
+      iterations: intArg('iterations', a.iterations, 1),
+      batch: intArg('batch', a.batch, 1),
+      seed: intArg('seed', a.seed, 0),
+      engine: choiceArg('engine', a.engine, ENGINES),
+      hidden: listArg('hidden', a.hidden),
+      lr: numArg('lr', a.lr, 0),
+      epsilon: numArg('epsilon', a.epsilon, 0, 1),
+      orders: intArg('orders', a.orders, 1),
+      testModes: a['test-modes'] === undefined ? nModes : intArg('test-modes', a['test-modes'], 1, nModes),
+      modeRadius: intArg('mode-radius', a['mode-radius'], 0),
+      evalEvery: intArg('eval-every', a['eval-every'], 1),
+    };
+    const out = a.out as string | undefined;
+    if (out) prepareOutDir(out, ['metrics.jsonl', 'summary.json']);
+    const progress = new Progress(opts.iterations, `bitseq ${opts.algo}`);
+    const s: BitseqSummary = await runBitseqBench(opts, (m) => {
+      progress.update(m.iteration, `modes ${m.modesFound} | mean log R ${m.meanLogR.toFixed(1)}`);
+      if (out) appendJsonLine(join(out, 'metrics.jsonl'), m);
+    });
+    progress.stop();
+    if (out) writeFileAtomic(join(out, 'summary.json'), JSON.stringify(s, null, 2) + '\n');
+    console.log(
+      [
+        `bitseq n=${s.n} k=${s.k} β=${s.beta} (${s.nModes} modes), ${s.algo}, ${s.iterations} iterations, ${s.rewardEvaluations} reward evaluations, engine ${s.engine}`,
+        `  modes found ${s.modesFound}/${s.nModes} (Hamming ≤ ${s.modeRadius})`,
+        `  Spearman    ${s.spearman === null ? '— (no density estimate for MCMC)' : s.spearman.toFixed(4)} on ${s.testSize} test strings, M = ${s.orders} orders`,
+        `  time        ${s.seconds.toFixed(1)} s training (${s.itPerSec.toFixed(1)} it/s), ${s.cpuSeconds.toFixed(1)} s CPU; evaluation ${s.evalSeconds.toFixed(1)} s; peak RSS ${s.peakRssMB.toFixed(0)} MB`,
+      ].join('\n'),
+    );
+    if (a.json) console.log(JSON.stringify(s));
+  },
+};
+
 export const benchCommand: CommandModule = {
   command: 'bench <benchmark>',
-  describe: 'run a benchmark (hypergrid)',
-  builder: (y: Argv) => y.command(hypergrid).demandCommand(1, 'name a benchmark: hypergrid'),
+  describe: 'run a benchmark (hypergrid, bitseq, molecules)',
+  builder: (y: Argv) => y.command(hypergrid).command(bitseq).demandCommand(1, 'name a benchmark: hypergrid, bitseq'),
   handler: () => {},
 };

@@ -1,0 +1,278 @@
+import { Bitseq, bitseqTestSet, type BitseqConfig } from './bitseq.js';
+import { ALGOS, type Algo } from '../gfn/hypergrid-bench.js';
+import type { Env } from '../gfn/env.js';
+import { GfnTrainer, type StepResult } from '../gfn/gfn-trainer.js';
+import { SoftDqnTrainer } from '../softrl/dqn.js';
+import { policySpec } from '../gfn/policy-net.js';
+import { createNet, type Engine } from '../nn/factory.js';
+import type { SparseMlp } from '../nn/mlp.js';
+import { estimateLogProb } from '../metrics/logprob.js';
+import { spearman } from '../metrics/correlation.js';
+import { MetropolisHastings, type SymmetricProposal } from '../mcmc/mh.js';
+import { Rng } from '../core/rng.js';
+
+export const BITSEQ_ALGOS = [...ALGOS, 'mh'] as const;
+export type BitseqAlgo = (typeof BITSEQ_ALGOS)[number];
+
+/** Trainer hyperparameters shared by the bitseq and molecule benches. */
+export interface TrainerOptions {
+  algo: Algo;
+  iterations: number;
+  batch: number;
+  seed: number;
+  engine: Engine;
+  hidden: number[];
+  lr: number;
+  logZLr: number;
+  subtbLambda: number;
+  epsilon: number;
+  replayBatch: number;
+  bufferSize: number;
+  perAlpha: number;
+  perBeta: [number, number];
+  munchausenAlpha: number;
+  polyak: number;
+  l0: number;
+  learningStarts: number;
+}
+
+export interface BuiltTrainer {
+  step(): StepResult;
+  net: SparseMlp;
+  /** Temperature of the sampling policy softmax(logits/T): τ = 1/(1−α) for M-DQN, 1 otherwise. */
+  temperature: number;
+  dispose(): void;
+}
+
+/**
+ * The engine's trainers (GfnTrainer for TB/DB/SubTB, SoftDqnTrainer for SoftDQN/M-DQN) on
+ * any env with a fixed uniform P_B — the bitseq and molecule benches both use this.
+ */
+export async function buildTrainer(env: Env, o: TrainerOptions, rng: Rng): Promise<BuiltTrainer> {
+  const spec = policySpec(env, o.hidden);
+  const net = await createNet(o.engine, spec, o.seed);
+  const explore = { epsilon: o.epsilon, temperature: 1 };
+  if (o.algo === 'softdqn' || o.algo === 'mdqn') {
+    const alpha = o.algo === 'mdqn' ? o.munchausenAlpha : 0;
+    const target = await createNet(o.engine, spec, o.seed + 1);
+    const t = new SoftDqnTrainer(env, net, target, rng, {
+      alpha,
+      l0: o.l0,
+      batchSize: o.batch,
+      replayBatch: o.replayBatch,
+      bufferSize: o.bufferSize,
+      perAlpha: o.perAlpha,
+      perBeta: o.perBeta,
+      iterations: o.iterations,
+      polyak: o.polyak,
+      lr: o.lr,
+      huber: true,
+      importanceWeights: false,
+      learningStarts: o.learningStarts,
+      explore,
+    });
+    return { step: () => t.step(), net, temperature: 1 / (1 - alpha), dispose: () => (net.dispose(), target.dispose()) };
+  }
+  const t = new GfnTrainer(env, net, rng, {
+    objective: o.algo,
+    batchSize: o.batch,
+    lr: o.lr,
+    logZLr: o.logZLr,
+    subtbLambda: o.subtbLambda,
+    learnedPB: false, // DESIGN.md §5: P_B uniform over filled slots / parents
+    explore,
+  });
+  return { step: () => t.step(), net, temperature: 1, dispose: () => net.dispose() };
+}
+
+export interface BitseqBenchOptions extends Omit<TrainerOptions, 'algo'>, BitseqConfig {
+  algo: BitseqAlgo;
+  evalEvery: number;
+  /** M backward orders per test string for log P̂_θ. */
+  orders: number;
+  /** Test set from the first `testModes` modes (all by default: nModes·n strings). */
+  testModes: number;
+  /** A mode counts as found once a sample is within this Hamming distance (DESIGN.md §5: 30). */
+  modeRadius: number;
+}
+
+/** Reference-code hyperparameters (DESIGN.md §5 soft-RL settings where the bitseq reference is silent). */
+export const BITSEQ_BENCH_DEFAULTS: Omit<BitseqBenchOptions, 'algo'> = {
+  n: 120,
+  k: 4,
+  nModes: 60,
+  beta: 2,
+  seed: 0,
+  iterations: 2000,
+  batch: 16,
+  engine: 'fused',
+  hidden: [256, 256],
+  lr: 1e-3,
+  logZLr: 0.1,
+  subtbLambda: 1.9,
+  epsilon: 1e-3,
+  replayBatch: 256,
+  bufferSize: 100_000,
+  perAlpha: 0.9,
+  perBeta: [0.1, 0.1],
+  munchausenAlpha: 0.15,
+  polyak: 0.25,
+  l0: -25,
+  learningStarts: 50,
+  evalEvery: 100,
+  orders: 10,
+  testModes: 60,
+  modeRadius: 30,
+};
+
+export interface BitseqMetrics {
+  iteration: number;
+  rewardEvaluations: number;
+  modesFound: number;
+  meanLogR: number; // mean log R of the samples since the previous record
+  loss: number;
+  trainSeconds: number;
+}
+
+export interface BitseqSummary {
+  benchmark: 'bitseq';
+  algo: BitseqAlgo;
+  engine: Engine | 'none';
+  n: number;
+  k: number;
+  beta: number;
+  nModes: number;
+  seed: number;
+  iterations: number;
+  rewardEvaluations: number;
+  seconds: number;
+  cpuSeconds: number;
+  itPerSec: number;
+  modesFound: number;
+  modeRadius: number;
+  /** Spearman(log R, log P̂_θ) on the test set; null for MCMC (no density estimate). */
+  spearman: number | null;
+  testSize: number;
+  orders: number;
+  evalSeconds: number;
+  curve: { rewardEvaluations: number; modesFound: number }[];
+  peakRssMB: number;
+}
+
+/**
+ * Bit-sequence benchmark (DESIGN.md §5): trains one objective (or runs MH chains) and
+ * reports modes found over training — a mode is found once any sample lies within
+ * `modeRadius` of it — and, at the end, Spearman(log R, log P̂_θ) on the test set.
+ */
+export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: BitseqMetrics) => void): Promise<BitseqSummary> {
+  const env = new Bitseq({ n: o.n, k: o.k, nModes: o.nModes, beta: o.beta, seed: o.seed });
+  const rng = new Rng(o.seed + 1_000_003);
+  const found = new Uint8Array(o.nModes);
+  let modesFound = 0;
+  const dist = new Int32Array(o.nModes);
+  const markModes = (states: Int32Array, count: number) => {
+    for (let i = 0; i < count; i++) {
+      env.modeDistances(states, i, dist);
+      for (let m = 0; m < o.nModes; m++) if (!found[m] && dist[m] <= o.modeRadius) (found[m] = 1), modesFound++;
+    }
+  };
+
+  let step: () => { terminals: Int32Array; logR: Float64Array; count: number; loss: number; evals: number };
+  let trainer: BuiltTrainer | undefined;
+  if (o.algo === 'mh') {
+    const chains = o.batch;
+    // start each chain at a uniformly random string (the GFlowNet's initial policy is near-uniform too)
+    const init = new Int32Array(chains * env.slots);
+    for (let i = 0; i < init.length; i++) init[i] = rng.int(env.words);
+    const mh = new MetropolisHastings((s, n, out) => env.logReward(s, n, out), bitFlipProposal(env), rng, init, chains);
+    let prev = mh.rewardEvaluations;
+    step = () => {
+      mh.step();
+      const evals = mh.rewardEvaluations - prev;
+      prev = mh.rewardEvaluations;
+      return { terminals: mh.states, logR: mh.logR, count: chains, loss: NaN, evals };
+    };
+    markModes(mh.states, chains);
+  } else {
+    const t = (trainer = await buildTrainer(env, { ...o, algo: o.algo }, rng));
+    step = () => {
+      const r = t.step();
+      return { terminals: r.terminals, logR: r.logR, count: r.trajectories, loss: r.loss, evals: r.trajectories };
+    };
+  }
+
+  const curve: BitseqSummary['curve'] = [];
+  let evals = o.algo === 'mh' ? o.batch : 0;
+  let trainMs = 0, cpuMicros = 0, lossSum = 0, lossN = 0, logRSum = 0, logRN = 0;
+  for (let it = 1; it <= o.iterations; it++) {
+    const t0 = performance.now(), c0 = process.cpuUsage();
+    const r = step();
+    const c = process.cpuUsage(c0);
+    cpuMicros += c.user + c.system;
+    trainMs += performance.now() - t0;
+    if (r.loss === Infinity || r.loss === -Infinity) throw new Error(`loss became ${r.loss} at iteration ${it}`);
+    if (!Number.isNaN(r.loss)) (lossSum += r.loss), lossN++;
+    evals += r.evals;
+    markModes(r.terminals, r.count);
+    for (let i = 0; i < r.count; i++) (logRSum += r.logR[i]), logRN++;
+    if (it % o.evalEvery === 0 || it === o.iterations) {
+      curve.push({ rewardEvaluations: evals, modesFound });
+      onMetrics?.({ iteration: it, rewardEvaluations: evals, modesFound, meanLogR: logRSum / logRN, loss: lossSum / lossN, trainSeconds: trainMs / 1000 });
+      lossSum = lossN = logRSum = logRN = 0;
+    }
+  }
+
+  const e0 = performance.now();
+  let rho: number | null = null;
+  let testSize = 0;
+  if (trainer) {
+    const bits = bitseqTestSet(env, new Rng(o.seed + 2_000_003), Math.min(o.testModes, o.nModes));
+    testSize = bits.length / o.n;
+    const xs = env.statesFromBits(bits, testSize);
+    const logR = new Float64Array(testSize);
+    env.logReward(xs, testSize, logR);
+    const logP = estimateLogProb(env, trainer.net, xs, testSize, o.orders, new Rng(o.seed + 3_000_017), trainer.temperature);
+    rho = spearman(logR, logP);
+    trainer.dispose();
+  }
+  const seconds = trainMs / 1000;
+  return {
+    benchmark: 'bitseq',
+    algo: o.algo,
+    engine: o.algo === 'mh' ? 'none' : o.engine,
+    n: o.n,
+    k: o.k,
+    beta: o.beta,
+    nModes: o.nModes,
+    seed: o.seed,
+    iterations: o.iterations,
+    rewardEvaluations: evals,
+    seconds,
+    cpuSeconds: cpuMicros / 1e6,
+    itPerSec: o.iterations / seconds,
+    modesFound,
+    modeRadius: o.modeRadius,
+    spearman: rho,
+    testSize,
+    orders: o.orders,
+    evalSeconds: (performance.now() - e0) / 1000,
+    curve,
+    peakRssMB: process.resourceUsage().maxRSS / 1024,
+  };
+}
+
+/** Flip one uniformly chosen bit of a complete string: q(x'|x) = 1/n both ways (symmetric). */
+export function bitFlipProposal(env: Bitseq): SymmetricProposal {
+  const L = env.slots, k = env.config.k;
+  return {
+    stateDim: L,
+    propose(states, count, out, valid, rng) {
+      out.set(states.subarray(0, count * L));
+      valid.fill(1, 0, count);
+      for (let i = 0; i < count; i++) {
+        const p = rng.int(env.n);
+        out[i * L + Math.floor(p / k)] ^= 1 << (k - 1 - (p % k));
+      }
+    },
+  };
+}

@@ -1,0 +1,96 @@
+import type { Env } from '../gfn/env.js';
+import type { SparseMlp } from '../nn/mlp.js';
+import type { Rng } from '../core/rng.js';
+import { outputLayout } from '../gfn/policy-net.js';
+import { logSumExp } from '../core/math.js';
+
+/**
+ * An env whose backward moves can be mapped back to the forward action that undoes them:
+ * forwardActionOf(child, i, j) is the forward action from parent(child_i, j) to child_i.
+ * (An extension next to Env, not a change of it.)
+ */
+export interface BackwardMappable extends Env {
+  forwardActionOf(child: Int32Array, i: number, backAction: number): number;
+}
+
+/**
+ * Monte-Carlo estimate of the learned sampler's terminal probability (DESIGN.md §5):
+ *   log P̂_θ(x) = logsumexp_{m=1..M} [log P_F(τ_m) − log P_B(τ_m | x)] − log M,
+ * τ_m ~ P_B(·|x) with P_B uniform over parents. It is unbiased for P_T(x) (not in log).
+ * P_F is softmax(logits/temperature) — temperature τ for M-DQN's softmax(Q/τ) — and
+ * includes the exit step log P_F(exit | x). One network forward per visited state, in
+ * chunks of rows, off the tape.
+ */
+export function estimateLogProb(
+  env: BackwardMappable,
+  net: SparseMlp,
+  xs: Int32Array,
+  count: number,
+  M: number,
+  rng: Rng,
+  temperature = 1,
+  chunk = 2048,
+): Float64Array {
+  const D = env.stateDim, A = env.nActions, Ab = env.nBackActions, K = env.nnz;
+  const W = outputLayout(env).width;
+  const est = new Float64Array(count);
+  const perChunk = Math.max(1, Math.floor(chunk / M)); // whole objects per chunk
+  const idx = new Int32Array(perChunk * M * K);
+  const out = new Float32Array(perChunk * M * W);
+  const fmask = new Uint8Array(perChunk * M * A);
+  const bmask = new Uint8Array(Ab);
+  const one = new Int32Array(1);
+  const lp = (row: number, a: number): number => {
+    // masked log-softmax of row's logits / temperature, at action a
+    let m = -Infinity;
+    for (let j = 0; j < A; j++) if (fmask[row * A + j] && out[row * W + j] / temperature > m) m = out[row * W + j] / temperature;
+    let s = 0;
+    for (let j = 0; j < A; j++) if (fmask[row * A + j]) s += Math.exp(out[row * W + j] / temperature - m);
+    return out[row * W + a] / temperature - m - Math.log(s);
+  };
+  for (let x0 = 0; x0 < count; x0 += perChunk) {
+    const nx = Math.min(perChunk, count - x0), n = nx * M;
+    const cur = new Int32Array(n * D);
+    for (let i = 0; i < n; i++) cur.set(xs.subarray((x0 + Math.floor(i / M)) * D, (x0 + Math.floor(i / M) + 1) * D), i * D);
+    const acc = new Float64Array(n);
+    const fwd = (m: number, states: Int32Array) => {
+      env.encode(states, m, idx);
+      env.forwardMask(states, m, fmask);
+      net.forward(idx, m, out, false);
+    };
+    // exit edge at x
+    fwd(n, cur);
+    for (let i = 0; i < n; i++) acc[i] = lp(i, env.exitAction);
+    let active = Int32Array.from({ length: n }, (_, i) => i);
+    const states = new Int32Array(n * D);
+    const actions = new Int32Array(n);
+    while (active.length > 0) {
+      const m = active.length;
+      for (let r = 0; r < m; r++) {
+        const i = active[r];
+        const child = cur.subarray(i * D, i * D + D);
+        env.backwardMask(child, 1, bmask);
+        let c = 0;
+        for (let j = 0; j < Ab; j++) c += bmask[j];
+        let pick = rng.int(c);
+        let j = 0;
+        for (; j < Ab; j++) if (bmask[j] && pick-- === 0) break;
+        acc[i] += Math.log(c); // − log P_B(parent | child), P_B = 1/c
+        actions[r] = env.forwardActionOf(cur, i, j);
+        one[0] = j;
+        env.backwardStep(child, one, 1, child);
+        states.set(child, r * D);
+      }
+      fwd(m, states);
+      const still: number[] = [];
+      for (let r = 0; r < m; r++) {
+        const i = active[r];
+        acc[i] += lp(r, actions[r]);
+        if (!env.isInitial(cur, i)) still.push(i);
+      }
+      active = Int32Array.from(still);
+    }
+    for (let x = 0; x < nx; x++) est[x0 + x] = logSumExp(acc, x * M, M) - Math.log(M);
+  }
+  return est;
+}
