@@ -5,6 +5,7 @@ import { sampleTrajectories, type ExploreOptions } from '../gfn/rollout.js';
 import { outputLayout } from '../gfn/policy-net.js';
 import { PrioritizedReplay } from './replay.js';
 import type { StepResult } from '../gfn/gfn-trainer.js';
+import { munchausenBonus, softValue, tdLoss } from './targets.js';
 
 export interface DqnOptions {
   /** Munchausen coefficient α; 0 is SoftDQN (eq. (SQ)), > 0 Munchausen-DQN (eq. (MQ)). */
@@ -105,8 +106,7 @@ export class SoftDqnTrainer {
   }
 
   private lossOf(d: number): number {
-    const ad = Math.abs(d);
-    return this.opts.huber ? (ad <= 1 ? 0.5 * d * d : ad - 0.5) : 0.5 * d * d;
+    return tdLoss(d, this.opts.huber).loss;
   }
 
   /**
@@ -126,17 +126,13 @@ export class SoftDqnTrainer {
       const q2 = this.targetForward(s2, live.length);
       const mask2 = new Uint8Array(live.length * A);
       env.forwardMask(s2, live.length, mask2);
-      live.forEach((i, j) => (y[i] += tau * scaledLse(q2, j * W, mask2, j * A, A, tau)));
+      live.forEach((i, j) => (y[i] += softValue(q2, j * W, mask2, j * A, A, tau)));
     }
     if (opts.alpha > 0) {
       const qt = this.targetForward(tr.s, n);
       const mask = new Uint8Array(n * A);
       env.forwardMask(tr.s, n, mask);
-      for (let i = 0; i < n; i++) {
-        const a = tr.act[i];
-        const logPi = qt[i * W + a] / tau - scaledLse(qt, i * W, mask, i * A, A, tau);
-        y[i] += opts.alpha * Math.min(0, Math.max(opts.l0, tau * logPi));
-      }
+      for (let i = 0; i < n; i++) y[i] += munchausenBonus(qt, i * W, mask, i * A, A, tr.act[i], tau, opts.alpha, opts.l0);
     }
     return y;
   }
@@ -181,12 +177,11 @@ export class SoftDqnTrainer {
     let loss = 0;
     for (let i = 0; i < n; i++) {
       const a = tr.act[i];
-      const d = q[i * W + a] - y[i];
+      const td = tdLoss(q[i * W + a] - y[i], opts.huber);
       // as the reference code: the new priority is the per-transition loss, not |δ|
-      priority[i] = this.lossOf(d);
-      loss += (weights[i] * priority[i]) / n;
-      const g = opts.huber ? Math.max(-1, Math.min(1, d)) : d;
-      dOut[i * W + a] = (weights[i] * g) / n;
+      priority[i] = td.loss;
+      loss += (weights[i] * td.loss) / n;
+      dOut[i * W + a] = (weights[i] * td.grad) / n;
     }
     this.net.zeroGrad();
     this.net.backward(0, n, dOut);
@@ -207,13 +202,4 @@ interface Transitions {
 
 function newTransitions(n: number, D: number): Transitions {
   return { s: new Int32Array(n * D), s2: new Int32Array(n * D), act: new Int32Array(n), rew: new Float64Array(n), done: new Uint8Array(n) };
-}
-
-/** τ·LSE(x/τ) over the allowed entries of one row, divided back by τ: returns LSE(x/τ). */
-function scaledLse(x: Float32Array, off: number, mask: Uint8Array, moff: number, A: number, tau: number): number {
-  let m = -Infinity;
-  for (let a = 0; a < A; a++) if (mask[moff + a] && x[off + a] / tau > m) m = x[off + a] / tau;
-  let s = 0;
-  for (let a = 0; a < A; a++) if (mask[moff + a]) s += Math.exp(x[off + a] / tau - m);
-  return m + Math.log(s);
 }

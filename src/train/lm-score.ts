@@ -1,0 +1,120 @@
+import type { LmSession } from '../lm/session.js';
+import { packLeft, logSoftmaxAt } from '../lm/batch.js';
+import { prefixRewards } from '../lm/scorer.js';
+import { UsageError } from '../core/errors.js';
+import { actionMask, decisionPrefixes, type ZConstraints, type ZSample } from './lm-rollout.js';
+
+export interface RewardSpec {
+  prior: 'lm' | 'allowed';
+  likelihoodWeight: number;
+  temperature: number; // T_R at this step
+}
+
+/** Everything the objectives need about one (X, Z, Y), from one teacher-forced forward. */
+export interface ScoredRow {
+  nodes: number[]; // decision prefix lengths j_0 < … < j_{n−1} = |Z|
+  actions: number[]; // per node: the token chosen, or EOS (stop) at the last node
+  hidden: Float32Array; // [n × d] final hidden state at each node
+  baseLogits: Float32Array; // [n × V]
+  mask: Uint8Array; // [n × V] allowed actions
+  logR: number; // log R(Z), eq. (LM)
+  /** log R(z_1..j ⊤) at each node (modified SubTB); only with prefix = true */
+  prefixLogR: Float64Array | null;
+  logPrior: number; // log prior(Z) (untempered)
+  logLik: number; // log p_LM(Y | X Z)
+}
+
+/**
+ * Scores a batch against the frozen LM: one forward of X Z Y gives the hidden states and
+ * base logits at every decision state (the head's inputs), log prior(Z) and
+ * log p_LM(Y | X Z); with `prefix`, the prefix rewards log p_LM(Y | X z_1..j) come from the
+ * shared-KV-cache scorer. log R = (log prior + w · log p(Y | …)) / T_R, eq. (LM).
+ */
+export async function scoreRows(
+  session: LmSession,
+  xs: number[][],
+  zs: ZSample[],
+  ys: number[][],
+  c: ZConstraints,
+  reward: RewardSpec,
+  opts: { prefix: boolean; chunk?: number },
+): Promise<ScoredRow[]> {
+  const V = session.vocabSize, d = session.hiddenSize, eos = session.facts.eosTokenId;
+  const out: ScoredRow[] = [];
+  // per row: log prior(z_1..j) and the stop term at j, for the prefix rewards below
+  const priors: Float64Array[] = [];
+  const stops: Float64Array[] = [];
+  const chunk = opts.chunk ?? 64;
+  for (let c0 = 0; c0 < xs.length; c0 += chunk) {
+    const rows = xs.slice(c0, c0 + chunk).map((x, i) => [...x, ...zs[c0 + i].tokens, ...ys[c0 + i]]);
+    const packed = packLeft(rows, session.facts.padTokenId);
+    const L = packed.len;
+    if (L > session.facts.nCtx) throw new UsageError(`X Z Y of ${L} tokens exceed the model's context window of ${session.facts.nCtx}`);
+    const f = await session.forward({ batch: rows.length, inputIds: packed.ids, attentionMask: packed.mask });
+    if (!f.hidden) throw new Error('the model exposes no hidden states');
+    rows.forEach((_, i) => {
+      const b = c0 + i;
+      const z = zs[b];
+      const m = z.tokens.length;
+      const p0 = packed.pad[i] + xs[b].length - 1; // position of the last token of X
+      const nodes = decisionPrefixes(z);
+      const n = nodes.length;
+      const hidden = new Float32Array(n * d);
+      const baseLogits = new Float32Array(n * V);
+      const mask = new Uint8Array(n * V);
+      const actions: number[] = [];
+      nodes.forEach((j, k) => {
+        const pos = i * L + p0 + j;
+        hidden.set(f.hidden!.subarray(pos * d, pos * d + d), k * d);
+        baseLogits.set(f.logits.subarray(pos * V, pos * V + V), k * V);
+        actionMask(c, V, eos, j, mask, k * V);
+        actions.push(j < m ? z.tokens[j] : eos);
+      });
+      // prior over Z, token by token (tool tokens included: they are part of the text)
+      const priorPrefix = new Float64Array(m + 1);
+      const stopTerm = new Float64Array(m + 1);
+      const tmpMask = new Uint8Array(V);
+      for (let j = 0; j <= m; j++) {
+        const off = (i * L + p0 + j) * V;
+        if (reward.prior === 'allowed') {
+          actionMask({ ...c, minLength: 0, maxLength: Infinity }, V, eos, j, tmpMask);
+          const lse = maskedLse(f.logits, off, tmpMask);
+          stopTerm[j] = f.logits[off + eos] - lse;
+          if (j < m) priorPrefix[j + 1] = priorPrefix[j] + f.logits[off + z.tokens[j]] - lse;
+        } else if (j < m) priorPrefix[j + 1] = priorPrefix[j] + logSoftmaxAt(f.logits, off, V, z.tokens[j]);
+      }
+      let logLik = 0;
+      for (let t = 0; t < ys[b].length; t++) logLik += logSoftmaxAt(f.logits, (i * L + p0 + m + t) * V, V, ys[b][t]);
+      const logPrior = priorPrefix[m] + stopTerm[m];
+      const T = reward.temperature, w = reward.likelihoodWeight;
+      out.push({
+        nodes,
+        actions,
+        hidden,
+        baseLogits,
+        mask,
+        logR: (logPrior + w * logLik) / T,
+        prefixLogR: null,
+        logPrior,
+        logLik,
+      });
+      priors.push(priorPrefix);
+      stops.push(stopTerm);
+    });
+  }
+  if (opts.prefix) {
+    const pr = await prefixRewards(session, xs, zs.map((z) => z.tokens), ys);
+    out.forEach((row, b) => {
+      row.prefixLogR = Float64Array.from(row.nodes, (j) => (priors[b][j] + stops[b][j] + reward.likelihoodWeight * pr.rewards[b][j]) / reward.temperature);
+    });
+  }
+  return out;
+}
+
+function maskedLse(x: Float32Array, off: number, mask: Uint8Array): number {
+  let m = -Infinity;
+  for (let v = 0; v < mask.length; v++) if (mask[v] && x[off + v] > m) m = x[off + v];
+  let s = 0;
+  for (let v = 0; v < mask.length; v++) if (mask[v]) s += Math.exp(x[off + v] - m);
+  return m + Math.log(s);
+}

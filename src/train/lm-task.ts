@@ -1,0 +1,79 @@
+import { readFileSync } from 'node:fs';
+import { UsageError } from '../core/errors.js';
+import type { Tokenizer } from '../lm/tokenizer.js';
+import { calculatorCompletion } from '../lm/eval-arith.js';
+import type { TrainConfig } from './schema.js';
+import type { ZSample } from './lm-rollout.js';
+
+/** One (X, Y) with its token ids and, where the data has one, a gold Z. */
+export interface Example {
+  key: string;
+  x: string;
+  y: string;
+  xIds: number[];
+  yIds: number[];
+  gold?: ZSample;
+}
+
+/**
+ * The (X, Y) pairs a config trains on. Arithmetic (DESIGN.md §6): X = str_query, Y = str_sol,
+ * gold Z = " " + str_rationale with every "a op b =" completed by the calculator (the layout
+ * of the base model's corpus: "X Z Y").
+ */
+export function loadExamples(cfg: TrainConfig, tok: Tokenizer): Example[] {
+  const t = cfg.task;
+  let raw: { x: string; y: string; z?: string }[] = [];
+  if (t.kind === 'pairs') raw = t.pairs;
+  else if (t.kind === 'arithmetic') {
+    for (const file of [...t.train, ...t.pool]) {
+      for (const item of readJsonArray(file)) {
+        const q = item.str_query, sol = item.str_sol ?? (item.num_sol !== undefined ? `. The answer is ${item.num_sol}.` : undefined);
+        if (typeof q !== 'string' || typeof sol !== 'string') throw new UsageError(`${file}: every item needs str_query and str_sol (or num_sol)`);
+        raw.push({ x: q, y: sol, z: typeof item.str_rationale === 'string' ? ' ' + item.str_rationale : undefined });
+      }
+    }
+  } else throw new UsageError(`task.kind ${t.kind} is not available for training yet`);
+  if (t.limit) raw = raw.slice(0, t.limit);
+  if (raw.length === 0) throw new UsageError('the task has no (X, Y) examples');
+  return raw.map((r) => {
+    const ex: Example = { key: `${r.x}\u0000${r.y}`, x: r.x, y: r.y, xIds: tok.encode(r.x), yIds: tok.encode(r.y) };
+    if (r.z !== undefined) ex.gold = goldZ(r.z, tok, cfg.z.tool === 'calculator');
+    return ex;
+  });
+}
+
+/** A gold rationale as the policy would have produced it: tool results are not actions. */
+export function goldZ(z: string, tok: Tokenizer, tool: boolean): ZSample {
+  const tokens: number[] = [];
+  const isAction: number[] = [];
+  let text = '';
+  for (const ch of z) {
+    for (const id of tok.encode(ch)) {
+      tokens.push(id);
+      isAction.push(1);
+    }
+    text += ch;
+    if (tool && ch === '=') {
+      const c = calculatorCompletion(text);
+      if (c !== null) {
+        for (const id of tok.encode(c)) {
+          tokens.push(id);
+          isAction.push(0);
+        }
+        text += c;
+      }
+    }
+  }
+  return { tokens, isAction: Uint8Array.from(isAction) };
+}
+
+function readJsonArray(file: string): Record<string, unknown>[] {
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0]}`);
+  }
+  if (!Array.isArray(data)) throw new UsageError(`${file} must hold a JSON array`);
+  return data as Record<string, unknown>[];
+}

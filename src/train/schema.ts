@@ -1,0 +1,137 @@
+import { z } from 'zod';
+
+/** A value scheduled linearly from `start` to `end` over `horizon` steps (constant after). */
+const schedule = z.strictObject({ start: z.number(), end: z.number(), horizon: z.number().int().min(0) });
+export type Schedule = z.infer<typeof schedule>;
+
+export function scheduleAt(s: Schedule, step: number): number {
+  if (s.horizon <= 0) return s.end;
+  return s.start + (s.end - s.start) * Math.min(1, step / s.horizon);
+}
+
+const constant = (v: number) => ({ start: v, end: v, horizon: 0 });
+
+/**
+ * Fine-tuning configs (YAML under configs/). Unknown keys are errors; every section has
+ * defaults so a config names only what it changes. DESIGN.md §4 "LM head notes" gives the
+ * defaults that were measured to converge.
+ */
+export const trainConfigSchema = z.strictObject({
+  objective: z.enum(['tb', 'subtb', 'softdqn', 'mdqn']),
+  seed: z.number().int().min(0),
+  /** model folder (transformers.js layout) or, when online, a hub id */
+  model: z.string().min(1),
+  task: z.strictObject({
+    /**
+     * pairs: inline (X, Y) lists; arithmetic: a JSON file of the shared arithmetic format;
+     * enumerated by `verify posterior` when z.allowed and z.maxLength make Z enumerable.
+     */
+    kind: z.enum(['pairs', 'arithmetic', 'infill']),
+    /** pairs: X/Y strings (and optional gold Z) */
+    pairs: z.array(z.strictObject({ x: z.string().min(1), y: z.string().min(1), z: z.string().optional() })).default([]),
+    /** arithmetic: files with rationales (gold Z) and without */
+    train: z.array(z.string()).default([]),
+    pool: z.array(z.string()).default([]),
+    /** infill: a sentence file, and the seed of the span split */
+    sentences: z.string().optional(),
+    limit: z.number().int().min(1).optional(),
+  }),
+  z: z
+    .strictObject({
+      /** Z shorter than minLength cannot be sampled: stop is masked until then (no penalty). */
+      minLength: z.number().int().min(0).default(0),
+      /** at maxLength only stop is allowed, so every trajectory terminates */
+      maxLength: z.number().int().min(1).default(32),
+      /** allowed characters/tokens of Z (null = the whole vocabulary); stop is always allowed */
+      allowed: z.array(z.string()).nullable().default(null),
+      /** calculator: each "a op b =" in Z is completed by the tool, not by the policy */
+      tool: z.enum(['none', 'calculator']).default('none'),
+    })
+    .prefault({}),
+  reward: z
+    .strictObject({
+      /**
+       * log R(Z) = (log prior(Z) + likelihoodWeight · log p_LM(Y | X Z)) / T_R, eq. (LM).
+       * prior 'lm' is log p_LM(Z | X) (R = p_LM(X Z Y)^{1/T_R} up to the constant p(X));
+       * 'allowed' renormalizes the base LM over the allowed tokens plus stop (DESIGN.md §4,
+       * posterior-check reward).
+       */
+      prior: z.enum(['lm', 'allowed']).default('lm'),
+      likelihoodWeight: z.number().positive().default(1),
+      temperature: schedule.default(constant(1)),
+    })
+    .prefault({}),
+  head: z
+    .strictObject({
+      kind: z.enum(['mlp', 'linear']).default('mlp'),
+      rank: z.number().int().min(1).default(8),
+      alpha: z.number().positive().optional(),
+      width: z.number().int().min(1).default(256),
+      /** random rollouts whose hidden states fit the frozen whitening */
+      whitenRollouts: z.number().int().min(2).default(64),
+    })
+    .prefault({}),
+  exploration: z
+    .strictObject({
+      /** fractions of each batch; they must sum to 1 */
+      onPolicy: z.number().min(0).max(1).default(1),
+      tempered: z.number().min(0).max(1).default(0),
+      replay: z.number().min(0).max(1).default(0),
+      /** tempered rows: one temperature per batch, T ~ U(low, high) */
+      temperatureRange: z.tuple([z.number().positive(), z.number().positive()]).default([0.5, 2]),
+      /** ε-uniform mixing over allowed tokens for on-policy rows */
+      epsilon: schedule.default(constant(0)),
+    })
+    .prefault({}),
+  replay: z
+    .strictObject({
+      /** best rationales kept per (X, Y), by log-reward, duplicates dropped */
+      perKey: z.number().int().min(1).default(16),
+      seedWithGold: z.boolean().default(true),
+    })
+    .prefault({}),
+  optim: z
+    .strictObject({
+      optimizer: z.enum(['adam', 'adamw']).default('adam'),
+      lr: z.number().positive().default(3e-3),
+      /** learning rate of the log Z(X) / log F head */
+      logZLr: z.number().positive().default(0.1),
+      weightDecay: z.number().min(0).default(0),
+      warmup: z.number().int().min(0).default(0),
+      /** cosine decay to this fraction of lr by the last step (1 = constant) */
+      finalLrFraction: z.number().min(0).max(1).default(0.05),
+      clip: z.number().positive().default(1),
+    })
+    .prefault({}),
+  train: z
+    .strictObject({
+      steps: z.number().int().min(1).default(1500),
+      batchSize: z.number().int().min(1).default(16),
+      logEvery: z.number().int().min(1).default(10),
+      checkpointEvery: z.number().int().min(1).default(100),
+      /** X examples per batch: each batch draws one (X, Y) per row */
+      threads: z.number().int().min(1).default(1),
+    })
+    .prefault({}),
+  subtb: z.strictObject({ lambda: z.number().positive().default(1) }).prefault({}),
+  dqn: z
+    .strictObject({
+      munchausenAlpha: z.number().min(0).lt(1).default(0.15),
+      l0: z.number().max(0).default(-100),
+      bufferSize: z.number().int().min(1).default(10000),
+      replayBatch: z.number().int().min(1).default(128),
+      polyak: z.number().gt(0).max(1).default(0.05),
+      huber: z.boolean().default(true),
+    })
+    .prefault({}),
+});
+
+export type TrainConfig = z.infer<typeof trainConfigSchema>;
+
+export function checkConfigConsistency(c: TrainConfig): string | null {
+  const e = c.exploration;
+  if (Math.abs(e.onPolicy + e.tempered + e.replay - 1) > 1e-9) return `exploration.onPolicy + tempered + replay must be 1 (got ${e.onPolicy + e.tempered + e.replay})`;
+  if (c.z.minLength > c.z.maxLength) return `z.minLength (${c.z.minLength}) exceeds z.maxLength (${c.z.maxLength})`;
+  if (e.temperatureRange[0] > e.temperatureRange[1]) return 'exploration.temperatureRange must be [low, high]';
+  return null;
+}
