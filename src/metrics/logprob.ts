@@ -61,7 +61,8 @@ export function estimateLogProb(
     // exit edge at x
     fwd(n, cur);
     for (let i = 0; i < n; i++) acc[i] = lp(i, env.exitAction);
-    let active = Int32Array.from({ length: n }, (_, i) => i);
+    // an object that is s0 itself (e.g. the bare scaffold) has the single trajectory s0 → exit
+    let active = Int32Array.from({ length: n }, (_, i) => i).filter((i) => !env.isInitial(cur, i));
     const states = new Int32Array(n * D);
     const actions = new Int32Array(n);
     while (active.length > 0) {
