@@ -1,0 +1,37 @@
+/**
+ * GFlowNet objectives against Metropolis–Hastings on one x-axis: reward evaluations.
+ * Hypergrid 4-D H=8 standard (or --ndim/--height), 16 trajectories (or chains) per
+ * iteration; a GFlowNet spends one reward evaluation per trajectory, MH one per proposal
+ * that stays on the grid. Prints tvExact / l1Empirical per algorithm as Markdown; with
+ * --out, each run's metrics.jsonl holds the curve (rewardEvaluations on every line).
+ *
+ *   npm run bench:mcmc [-- --iterations N --ndim D --height H --seed S --out DIR]
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+const args = process.argv.slice(2);
+const flag = (name: string, dflt: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const iterations = flag('iterations', '2000');
+const ndim = flag('ndim', '4');
+const height = flag('height', '8');
+const seed = flag('seed', '0');
+const out = flag('out', '');
+const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
+
+console.log(`hypergrid ${ndim}-D H=${height} standard, 16 per iteration, ${iterations} iterations, seed ${seed}\n`);
+console.log('| algo | reward evals | tvExact | l1Empirical | train s |');
+console.log('|---|---|---|---|---|');
+for (const algo of ['tb', 'db', 'subtb', 'softdqn', 'mdqn', 'mh']) {
+  const extra = out ? ['--out', join(out, `hypergrid-${algo}`)] : [];
+  const text = execFileSync(process.execPath, [cli, 'bench', 'hypergrid', '--algo', algo, '--ndim', ndim, '--height', height, '--iterations', iterations, '--seed', seed, '--json', ...extra], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const s = JSON.parse(text.trim().split('\n').pop()!) as { rewardEvaluations: number; tvExact: number; l1Empirical: number; seconds: number };
+  console.log(`| ${algo} | ${s.rewardEvaluations} | ${s.tvExact.toFixed(4)} | ${s.l1Empirical.toExponential(2)} | ${s.seconds.toFixed(1)} |`);
+}

@@ -1,0 +1,40 @@
+/**
+ * Full-size molecule benchmark (DESIGN.md §5 with the documented descriptor-profile
+ * reward): naphthalene × 18 fragments at 8 sites, the five objectives, β ∈ {4, 8} by
+ * default, Tanimoto-separated modes (r ≥ 0.75, similarity < 0.7) and Pearson(log R, log P̂)
+ * on 1000 random decorations. Each run is its own process; Markdown table. Not a test.
+ *
+ *   npm run bench:molecules [-- --iterations N --betas 4,8 --algos tb,mdqn --seed S --out DIR]
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import type { MoleculeSummary } from '../src/envs/molecule-bench.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string, dflt: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const iterations = flag('iterations', '5000');
+const seed = flag('seed', '0');
+const betas = flag('betas', '4,8').split(',');
+const algos = flag('algos', 'tb,db,subtb,softdqn,mdqn').split(',');
+const out = flag('out', '');
+const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
+
+console.log(`molecules (naphthalene, 8 sites × 18 fragments), batch 16, ${iterations} iterations, seed ${seed}\n`);
+console.log('| β | algo | reward evals | modes | Pearson | distinct molecules | train s |');
+console.log('|---|---|---|---|---|---|---|');
+for (const beta of betas) {
+  for (const algo of algos) {
+    const extra = out ? ['--out', join(out, `molecules-b${beta}-${algo}`)] : [];
+    const text = execFileSync(process.execPath, [cli, 'bench', 'molecules', '--algo', algo, '--beta', beta, '--iterations', iterations, '--seed', seed, '--json', ...extra], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      maxBuffer: 1 << 26,
+    });
+    const s = JSON.parse(text.trim().split('\n').pop()!) as MoleculeSummary;
+    console.log(`| ${beta} | ${algo} | ${s.rewardEvaluations} | ${s.modes} | ${s.pearson.toFixed(3)} | ${s.uniqueMolecules} | ${s.seconds.toFixed(0)} |`);
+  }
+}
