@@ -24,6 +24,10 @@ export class Rng {
     return r;
   }
 
+  setState(state: readonly number[]): void {
+    this.s.set(state);
+  }
+
   state(): number[] {
     return Array.from(this.s);
   }

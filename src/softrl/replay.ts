@@ -63,6 +63,18 @@ export class PrioritizedReplay {
     }
   }
 
+  /** The whole state (for checkpoints). */
+  exportState(): { tree: Float64Array; next: number; size: number; maxPriority: number } {
+    return { tree: this.tree.slice(), next: this.next, size: this.size, maxPriority: this.maxPriority };
+  }
+
+  importState(s: { tree: Float64Array; next: number; size: number; maxPriority: number }): void {
+    this.tree.set(s.tree);
+    this.next = s.next;
+    this.size = s.size;
+    this.maxPriority = s.maxPriority;
+  }
+
   private setPriority(slot: number, priority: number): void {
     let i = this.leaves + slot;
     const delta = Math.pow(priority, this.alpha) - this.tree[i];

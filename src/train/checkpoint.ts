@@ -27,7 +27,7 @@ export function saveCheckpoint(runDir: string, step: number, write: (dir: string
   mkdirSync(tmp);
   write(tmp);
   const manifest: Record<string, string> = {};
-  for (const name of readdirSync(tmp).sort()) manifest[name] = createHash('sha256').update(readFileSync(join(tmp, name))).digest('hex');
+  for (const name of listFiles(tmp)) manifest[name] = createHash('sha256').update(readFileSync(join(tmp, name))).digest('hex');
   writeFileSync(join(tmp, 'manifest.json'), JSON.stringify({ step, files: manifest }, null, 2));
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
@@ -72,4 +72,15 @@ export function loadLatestCheckpoint(runDir: string): Checkpoint {
     files.set(file, bytes);
   }
   return { step: manifest.step, dir, files };
+}
+
+/** Relative paths of all files under dir, sorted. */
+function listFiles(dir: string, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(join(dir, prefix), { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...listFiles(dir, rel));
+    else out.push(rel);
+  }
+  return out.sort();
 }

@@ -49,9 +49,8 @@ export class RationaleReplay {
     return [...this.store].map(([k, l]) => [k, l.map((e) => ({ tokens: e.z.tokens, isAction: Array.from(e.z.isAction), logR: e.logR }))]);
   }
 
-  static fromJSON(perKey: number, data: ReturnType<RationaleReplay['toJSON']>): RationaleReplay {
-    const r = new RationaleReplay(perKey);
-    for (const [k, l] of data) r.store.set(k, l.map((e) => ({ z: { tokens: e.tokens, isAction: Uint8Array.from(e.isAction) }, text: e.tokens.join(','), logR: e.logR })));
-    return r;
+  restore(data: ReturnType<RationaleReplay['toJSON']>): void {
+    this.store.clear();
+    for (const [k, l] of data) this.store.set(k, l.map((e) => ({ z: { tokens: e.tokens, isAction: Uint8Array.from(e.isAction) }, text: e.tokens.join(','), logR: e.logR })));
   }
 }

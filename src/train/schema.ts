@@ -109,7 +109,7 @@ export const trainConfigSchema = z.strictObject({
       batchSize: z.number().int().min(1).default(16),
       logEvery: z.number().int().min(1).default(10),
       checkpointEvery: z.number().int().min(1).default(100),
-      /** X examples per batch: each batch draws one (X, Y) per row */
+      /** onnxruntime intra-op threads (1 is fastest on 2 shared cores, DESIGN.md §3) */
       threads: z.number().int().min(1).default(1),
     })
     .prefault({}),
@@ -122,6 +122,8 @@ export const trainConfigSchema = z.strictObject({
       replayBatch: z.number().int().min(1).default(128),
       polyak: z.number().gt(0).max(1).default(0.05),
       huber: z.boolean().default(true),
+      /** prioritized replay exponent (0 = uniform); priorities are per-transition losses */
+      perAlpha: z.number().min(0).default(0.5),
     })
     .prefault({}),
 });

@@ -25,6 +25,10 @@ export class TfAdam {
     this.v = this.all.map((v) => new Float32Array(v.size));
   }
 
+  get variables(): tf.Variable[] {
+    return this.all;
+  }
+
   get steps(): number {
     return this.t;
   }
