@@ -5,9 +5,11 @@ import { modelCommand } from './model.js';
 import { benchCommand } from './bench.js';
 import { verifyCommand } from './verify.js';
 import { demoCommand } from './demo.js';
+import { trainCommand } from './train.js';
+import { sampleCommand } from './sample.js';
 
 /** Every subcommand lives in its own file and is registered here. */
-const commands: CommandModule<any, any>[] = [infoCommand, modelCommand, benchCommand, verifyCommand, demoCommand];
+const commands: CommandModule<any, any>[] = [infoCommand, modelCommand, benchCommand, verifyCommand, demoCommand, trainCommand, sampleCommand];
 
 export function buildCli(argv: string[]): Argv {
   let cli = yargs(argv)

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Rng } from '../core/rng.js';
 import { UsageError } from '../core/errors.js';
 import type { Tokenizer } from '../lm/tokenizer.js';
 import { calculatorCompletion } from '../lm/eval-arith.js';
@@ -32,7 +33,10 @@ export function loadExamples(cfg: TrainConfig, tok: Tokenizer): Example[] {
         raw.push({ x: q, y: sol, z: typeof item.str_rationale === 'string' ? ' ' + item.str_rationale : undefined });
       }
     }
-  } else throw new UsageError(`task.kind ${t.kind} is not available for training yet`);
+  } else {
+    if (!t.sentences) throw new UsageError('task.kind infill needs task.sentences (a text file, one sentence per line, or JSONL with "text")');
+    raw = infillSplits(readSentences(t.sentences), cfg.seed);
+  }
   if (t.limit) raw = raw.slice(0, t.limit);
   if (raw.length === 0) throw new UsageError('the task has no (X, Y) examples');
   return raw.map((r) => {
@@ -76,4 +80,37 @@ function readJsonArray(file: string): Record<string, unknown>[] {
   }
   if (!Array.isArray(data)) throw new UsageError(`${file} must hold a JSON array`);
   return data as Record<string, unknown>[];
+}
+
+/**
+ * Infilling examples from sentences (DESIGN.md §6): a seeded middle span of 1–3 words is Z,
+ * the words before it X, the words after it Y, so that X Z Y is the sentence again
+ * (Z and Y start with their separating space). Sentences under 6 words are skipped.
+ */
+export function infillSplits(sentences: string[], seed: number): { x: string; y: string; z: string }[] {
+  const rng = new Rng(seed);
+  const out: { x: string; y: string; z: string }[] = [];
+  for (const s of sentences) {
+    const w = s.trim().split(/\s+/);
+    if (w.length < 6) continue;
+    const len = 1 + rng.int(3);
+    const start = Math.floor(w.length / 3) + rng.int(Math.max(1, Math.floor(w.length / 3) - len + 1));
+    const end = Math.min(w.length - 1, start + len);
+    out.push({ x: w.slice(0, start).join(' '), z: ' ' + w.slice(start, end).join(' '), y: ' ' + w.slice(end).join(' ') });
+  }
+  return out;
+}
+
+function readSentences(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => (l.trim().startsWith('{') ? String((JSON.parse(l) as { text?: unknown }).text ?? '') : l.trim()))
+    .filter((l) => l.length > 0);
 }

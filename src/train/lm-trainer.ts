@@ -58,10 +58,7 @@ export class LmTrainer {
   ) {}
 
   static async create(cfg: TrainConfig): Promise<LmTrainer> {
-    await selectBackend();
-    const dir = await resolveModelDir(cfg.model);
-    const session = await LmSession.open(dir);
-    const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize);
+    const { dir, session, tok } = await openModel(cfg);
     const examples = loadExamples(cfg, tok);
     const constraints = zConstraints(cfg, tok);
     for (const ex of examples) {
@@ -259,7 +256,16 @@ export class LmTrainer {
   }
 }
 
-function zConstraints(cfg: TrainConfig, tok: Tokenizer): ZConstraints {
+/** The frozen LM and its tokenizer for a config (backend selected, ORT threads from train.threads). */
+export async function openModel(cfg: TrainConfig): Promise<{ dir: string; session: LmSession; tok: Tokenizer }> {
+  await selectBackend();
+  const dir = await resolveModelDir(cfg.model);
+  const session = await LmSession.open(dir, { threads: cfg.train.threads });
+  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize);
+  return { dir, session, tok };
+}
+
+export function zConstraints(cfg: TrainConfig, tok: Tokenizer): ZConstraints {
   let allowedIds: number[] | null = null;
   if (cfg.z.allowed) {
     allowedIds = cfg.z.allowed.map((s) => {

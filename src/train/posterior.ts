@@ -42,8 +42,9 @@ export async function exactPosterior(t: LmTrainer, exampleIndex = 0): Promise<Po
   const logZTrue = logSumExp(logR);
   const posterior = logR.map((l) => Math.exp(l - logZTrue));
   const tau = t.dqn?.tau ?? 1;
-  const logPolicy = sequenceLogProbs(rows, t, (h, b) => t.head.logits(h, b), tau);
-  const logPrior = sequenceLogProbs(rows, t, (_h, b) => b, 1);
+  const dims = { d: t.session.hiddenSize, V: t.session.vocabSize, eos: t.session.facts.eosTokenId };
+  const logPolicy = sequenceLogProbs(rows, dims, (h, b) => t.head.logits(h, b), tau);
+  const logPrior = sequenceLogProbs(rows, dims, (_h, b) => b, 1);
   const policy = logPolicy.map(Math.exp);
   const prior = logPrior.map(Math.exp);
   return {
@@ -56,10 +57,14 @@ export async function exactPosterior(t: LmTrainer, exampleIndex = 0): Promise<Po
   };
 }
 
-/** log Π_k softmax(logits_k/τ + mask)[a_k] for each row, in chunks of rows. */
-function sequenceLogProbs(rows: ScoredRow[], t: LmTrainer, logitsOf: (h: tf.Tensor2D, base: tf.Tensor2D) => tf.Tensor2D, tau: number): Float64Array {
+/** log P_F(Z) = log Π_k softmax(logits_k/τ + mask)[a_k] for each scored row, in chunks of rows. */
+export function sequenceLogProbs(
+  rows: ScoredRow[],
+  { d, V, eos }: { d: number; V: number; eos: number },
+  logitsOf: (h: tf.Tensor2D, base: tf.Tensor2D) => tf.Tensor2D,
+  tau: number,
+): Float64Array {
   const out = new Float64Array(rows.length);
-  const d = t.session.hiddenSize, V = t.session.vocabSize, eos = t.session.facts.eosTokenId;
   for (let r0 = 0; r0 < rows.length; r0 += 256) {
     const chunk = rows.slice(r0, r0 + 256);
     const nodes = stackNodes(chunk, d, V, eos);
