@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bitseq, bitseqTestSet } from '../src/envs/bitseq.js';
-import { BITSEQ_BENCH_DEFAULTS, buildTrainer, runBitseqBench } from '../src/envs/bitseq-bench.js';
+import { BITSEQ_BENCH_DEFAULTS, runBitseqBench } from '../src/envs/bitseq-bench.js';
+import { buildTrainer } from '../src/gfn/build-trainer.js';
 import { buildDag, flowOracle, targetDistribution, terminalDistribution, totalVariation } from '../src/gfn/exact.js';
 import { policyOnDag } from '../src/gfn/evaluate.js';
 import { policySpec } from '../src/gfn/policy-net.js';

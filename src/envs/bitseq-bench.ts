@@ -1,11 +1,8 @@
 import { Bitseq, bitseqTestSet, type BitseqConfig } from './bitseq.js';
 import { ALGOS, type Algo } from '../gfn/hypergrid-bench.js';
 import type { Env } from '../gfn/env.js';
-import { GfnTrainer, type StepResult } from '../gfn/gfn-trainer.js';
-import { SoftDqnTrainer } from '../softrl/dqn.js';
-import { policySpec } from '../gfn/policy-net.js';
-import { createNet, type Engine } from '../nn/factory.js';
-import type { SparseMlp } from '../nn/mlp.js';
+import { buildTrainer, type BuiltTrainer, type TrainerOptions } from '../gfn/build-trainer.js';
+import type { Engine } from '../nn/factory.js';
 import { estimateLogProb } from '../metrics/logprob.js';
 import { spearman } from '../metrics/correlation.js';
 import { MetropolisHastings, type SymmetricProposal } from '../mcmc/mh.js';
@@ -13,77 +10,6 @@ import { Rng } from '../core/rng.js';
 
 export const BITSEQ_ALGOS = [...ALGOS, 'mh'] as const;
 export type BitseqAlgo = (typeof BITSEQ_ALGOS)[number];
-
-/** Trainer hyperparameters shared by the bitseq and molecule benches. */
-export interface TrainerOptions {
-  algo: Algo;
-  iterations: number;
-  batch: number;
-  seed: number;
-  engine: Engine;
-  hidden: number[];
-  lr: number;
-  logZLr: number;
-  subtbLambda: number;
-  epsilon: number;
-  replayBatch: number;
-  bufferSize: number;
-  perAlpha: number;
-  perBeta: [number, number];
-  munchausenAlpha: number;
-  polyak: number;
-  l0: number;
-  learningStarts: number;
-}
-
-export interface BuiltTrainer {
-  step(): StepResult;
-  net: SparseMlp;
-  /** Temperature of the sampling policy softmax(logits/T): τ = 1/(1−α) for M-DQN, 1 otherwise. */
-  temperature: number;
-  dispose(): void;
-}
-
-/**
- * The engine's trainers (GfnTrainer for TB/DB/SubTB, SoftDqnTrainer for SoftDQN/M-DQN) on
- * any env with a fixed uniform P_B — the bitseq and molecule benches both use this.
- */
-export async function buildTrainer(env: Env, o: TrainerOptions, rng: Rng): Promise<BuiltTrainer> {
-  const spec = policySpec(env, o.hidden);
-  const net = await createNet(o.engine, spec, o.seed);
-  const explore = { epsilon: o.epsilon, temperature: 1 };
-  if (o.algo === 'softdqn' || o.algo === 'mdqn') {
-    const alpha = o.algo === 'mdqn' ? o.munchausenAlpha : 0;
-    const target = await createNet(o.engine, spec, o.seed + 1);
-    const t = new SoftDqnTrainer(env, net, target, rng, {
-      alpha,
-      l0: o.l0,
-      batchSize: o.batch,
-      replayBatch: o.replayBatch,
-      bufferSize: o.bufferSize,
-      perAlpha: o.perAlpha,
-      perBeta: o.perBeta,
-      iterations: o.iterations,
-      polyak: o.polyak,
-      lr: o.lr,
-      huber: true,
-      importanceWeights: false,
-      learningStarts: o.learningStarts,
-      explore,
-    });
-    return { step: () => t.step(), net, temperature: 1 / (1 - alpha), dispose: () => (net.dispose(), target.dispose()) };
-  }
-  const t = new GfnTrainer(env, net, rng, {
-    objective: o.algo,
-    batchSize: o.batch,
-    lr: o.lr,
-    logZLr: o.logZLr,
-    subtbLambda: o.subtbLambda,
-    learnedPB: false, // DESIGN.md §5: P_B uniform over filled slots / parents
-    explore,
-  });
-  return { step: () => t.step(), net, temperature: 1, dispose: () => net.dispose() };
-}
 
 export interface BitseqBenchOptions extends Omit<TrainerOptions, 'algo'>, BitseqConfig {
   algo: BitseqAlgo;

@@ -1,5 +1,5 @@
 import { MoleculeEnv, MOLECULE_DEFAULTS, type MoleculeConfig } from './molecule.js';
-import { buildTrainer, type TrainerOptions } from './bitseq-bench.js';
+import { buildTrainer, type TrainerOptions } from '../gfn/build-trainer.js';
 import { ALGOS, type Algo } from '../gfn/hypergrid-bench.js';
 import { estimateLogProb } from '../metrics/logprob.js';
 import { pearson } from '../metrics/correlation.js';

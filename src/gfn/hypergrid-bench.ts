@@ -2,12 +2,9 @@ import { Hypergrid, type HypergridReward } from '../envs/hypergrid.js';
 import { hypergridLogZ } from '../envs/hypergrid-oracle.js';
 import { buildDag, klDivergence, targetDistribution, terminalDistribution, totalVariation } from './exact.js';
 import { EmpiricalTracker, policyOnDag } from './evaluate.js';
-import { GfnTrainer, type StepResult } from './gfn-trainer.js';
-import { SoftDqnTrainer } from '../softrl/dqn.js';
-import { outputLayout, policySpec } from './policy-net.js';
-import { createNet, type Engine } from '../nn/factory.js';
+import { buildTrainer } from './build-trainer.js';
+import type { Engine } from '../nn/factory.js';
 import { Rng } from '../core/rng.js';
-import { logSumExp } from '../core/math.js';
 
 export const ALGOS = ['tb', 'db', 'subtb', 'softdqn', 'mdqn'] as const;
 export type Algo = (typeof ALGOS)[number];
@@ -110,47 +107,10 @@ export async function runHypergridBench(o: HypergridBenchOptions, hooks: BenchHo
   const target = targetDistribution(dag);
   const logZTrue = hypergridLogZ(env.config);
   const rng = new Rng(o.seed);
-  const spec = policySpec(env, o.hidden);
-  const net = await createNet(o.engine, spec, o.seed);
-  const explore = { epsilon: o.epsilon, temperature: 1 };
-  const isDqn = o.algo === 'softdqn' || o.algo === 'mdqn';
-  const temperature = o.algo === 'mdqn' ? 1 / (1 - o.munchausenAlpha) : 1;
-
-  let step: () => StepResult;
-  let logZOf: () => number | null;
-  if (isDqn) {
-    const targetNet = await createNet(o.engine, spec, o.seed + 1);
-    const t = new SoftDqnTrainer(env, net, targetNet, rng, {
-      alpha: o.algo === 'mdqn' ? o.munchausenAlpha : 0,
-      l0: o.l0,
-      batchSize: o.batch,
-      replayBatch: o.replayBatch,
-      bufferSize: o.bufferSize,
-      perAlpha: o.perAlpha,
-      perBeta: [0, 1],
-      iterations: o.iterations,
-      polyak: o.polyak,
-      lr: o.lr,
-      huber: true,
-      importanceWeights: process.env.FT_ISW === '1',
-      learningStarts: 16,
-      explore,
-    });
-    step = () => t.step();
-    logZOf = () => valueAtS0(env, net, temperature); // τ·LSE(Q(s0,·)/τ) → V*(s0) = log Z
-  } else {
-    const t = new GfnTrainer(env, net, rng, {
-      objective: o.algo as 'tb' | 'db' | 'subtb',
-      batchSize: o.batch,
-      lr: o.lr,
-      logZLr: o.logZLr,
-      subtbLambda: o.subtbLambda,
-      learnedPB: o.pb === 'learned',
-      explore,
-    });
-    step = () => t.step();
-    logZOf = () => (o.algo === 'tb' ? t.logZ[0] : flowAtS0(env, net));
-  }
+  const trainer = await buildTrainer(env, { ...o, perBeta: [0, 1], learningStarts: 16, learnedPB: o.pb === 'learned' }, rng);
+  const { net, temperature } = trainer;
+  const step = () => trainer.step();
+  const logZOf = () => trainer.logZ();
 
   const tracker = new EmpiricalTracker(dag.numStates);
   const evaluate = () => {
@@ -191,7 +151,7 @@ export async function runHypergridBench(o: HypergridBenchOptions, hooks: BenchHo
   const { pT, tv } = evaluate();
   const seconds = trainMs / 1000, cpuSeconds = cpuMicros / 1e6;
   const logZ = logZOf();
-  net.dispose();
+  trainer.dispose();
   return {
     algo: o.algo,
     engine: o.engine,
@@ -213,21 +173,4 @@ export async function runHypergridBench(o: HypergridBenchOptions, hooks: BenchHo
     logZTrue,
     peakRssMB: process.resourceUsage().maxRSS / 1024,
   };
-}
-
-function forwardS0(env: Hypergrid, net: Awaited<ReturnType<typeof createNet>>): Float32Array {
-  const idx = new Int32Array(env.nnz);
-  env.encode(env.initialStates(1), 1, idx);
-  const out = new Float32Array(outputLayout(env).width);
-  net.forward(idx, 1, out, false);
-  return out;
-}
-
-function flowAtS0(env: Hypergrid, net: Awaited<ReturnType<typeof createNet>>): number {
-  return forwardS0(env, net)[outputLayout(env).flow];
-}
-
-function valueAtS0(env: Hypergrid, net: Awaited<ReturnType<typeof createNet>>, tau: number): number {
-  const q = forwardS0(env, net).subarray(0, env.nActions);
-  return tau * logSumExp(Array.from(q, (v) => v / tau)); // every action is allowed at s0
 }

@@ -1,0 +1,104 @@
+import type { Env } from './env.js';
+import { GfnTrainer, type StepResult } from './gfn-trainer.js';
+import { SoftDqnTrainer } from '../softrl/dqn.js';
+import { outputLayout, policySpec } from './policy-net.js';
+import { softValue } from '../softrl/targets.js';
+import { createNet, type Engine } from '../nn/factory.js';
+import type { SparseMlp } from '../nn/mlp.js';
+import type { Rng } from '../core/rng.js';
+import type { Algo } from './hypergrid-bench.js';
+
+/** Trainer hyperparameters shared by every MLP benchmark (hypergrid, bit sequences, molecules). */
+export interface TrainerOptions {
+  algo: Algo;
+  iterations: number;
+  batch: number;
+  seed: number;
+  engine: Engine;
+  hidden: number[];
+  lr: number;
+  logZLr: number;
+  subtbLambda: number;
+  epsilon: number;
+  replayBatch: number;
+  bufferSize: number;
+  perAlpha: number;
+  perBeta: [number, number];
+  munchausenAlpha: number;
+  polyak: number;
+  l0: number;
+  learningStarts: number;
+  /** TB/DB/SubTB: learn P_B with a head on the shared torso (the reference's `tied`) instead of uniform P_B. */
+  learnedPB?: boolean;
+}
+
+export interface BuiltTrainer {
+  step(): StepResult;
+  net: SparseMlp;
+  /** Temperature of the sampling policy softmax(logits/T): τ = 1/(1−α) for M-DQN, 1 otherwise. */
+  temperature: number;
+  /**
+   * The objective's estimate of log Z: TB's log Z_θ, log F(s0) for DB/SubTB, and the soft
+   * value τ·LSE(Q(s0, ·)/τ) = V*(s0) for SoftDQN/M-DQN (eq. (M)).
+   */
+  logZ(): number;
+  dispose(): void;
+}
+
+/**
+ * The engine's trainers (GfnTrainer for TB/DB/SubTB, SoftDqnTrainer for SoftDQN/M-DQN) on
+ * any env; soft-RL objectives use the fixed uniform P_B of eq. (M).
+ */
+export async function buildTrainer(env: Env, o: TrainerOptions, rng: Rng): Promise<BuiltTrainer> {
+  const spec = policySpec(env, o.hidden);
+  const net = await createNet(o.engine, spec, o.seed);
+  const explore = { epsilon: o.epsilon, temperature: 1 };
+  if (o.algo === 'softdqn' || o.algo === 'mdqn') {
+    const alpha = o.algo === 'mdqn' ? o.munchausenAlpha : 0;
+    const target = await createNet(o.engine, spec, o.seed + 1);
+    const t = new SoftDqnTrainer(env, net, target, rng, {
+      alpha,
+      l0: o.l0,
+      batchSize: o.batch,
+      replayBatch: o.replayBatch,
+      bufferSize: o.bufferSize,
+      perAlpha: o.perAlpha,
+      perBeta: o.perBeta,
+      iterations: o.iterations,
+      polyak: o.polyak,
+      lr: o.lr,
+      huber: true,
+      importanceWeights: false,
+      learningStarts: o.learningStarts,
+      explore,
+    });
+    const tau = 1 / (1 - alpha);
+    const logZ = () => {
+      const q = forwardS0(env, net).subarray(0, env.nActions);
+      const mask = new Uint8Array(env.nActions);
+      env.forwardMask(env.initialStates(1), 1, mask);
+      return softValue(q, 0, mask, 0, env.nActions, tau);
+    };
+    return { step: () => t.step(), net, temperature: tau, logZ, dispose: () => (net.dispose(), target.dispose()) };
+  }
+  const t = new GfnTrainer(env, net, rng, {
+    objective: o.algo,
+    batchSize: o.batch,
+    lr: o.lr,
+    logZLr: o.logZLr,
+    subtbLambda: o.subtbLambda,
+    learnedPB: o.learnedPB ?? false,
+    explore,
+  });
+  const logZ = () => (o.algo === 'tb' ? t.logZ[0] : forwardS0(env, net)[outputLayout(env).flow]);
+  return { step: () => t.step(), net, temperature: 1, logZ, dispose: () => net.dispose() };
+}
+
+function forwardS0(env: Env, net: SparseMlp): Float32Array {
+  const idx = new Int32Array(env.nnz);
+  env.encode(env.initialStates(1), 1, idx);
+  const out = new Float32Array(outputLayout(env).width);
+  net.forward(idx, 1, out, false);
+  return out;
+}
+
