@@ -4,7 +4,7 @@ import { Rng } from '../src/core/rng.js';
 import { writeTempModel } from '../src/lm/fixtures.js';
 import { LmSession } from '../src/lm/session.js';
 import { sample, sequences } from '../src/lm/sampler.js';
-import { naivePrefixRewards, prefixRewards, scoreBatch } from '../src/lm/scorer.js';
+import { naivePrefixRewards, prefixRewards, scoreBatch, statesOf } from '../src/lm/scorer.js';
 
 function argmax(x: ArrayLike<number>, off: number, n: number): number {
   let k = 0;
@@ -153,5 +153,26 @@ test('a model exported without KV cache samples and scores the same (full-recomp
   } finally {
     a.cleanup();
     b.cleanup();
+  }
+});
+
+test('statesOf recomputes the hidden states and base logits the sampler recorded on-policy', async () => {
+  const m = writeTempModel(26, {}, {}, 3);
+  try {
+    const s = await LmSession.open(m.dir);
+    const r = await sample(s, prompts, { maxNewTokens: 7, rng: new Rng(4), keepLogits: true, forceEosAtMax: true });
+    const z = sequences(r, 0);
+    const st = await statesOf(s, prompts, z);
+    assert.equal(st.rows, z.reduce((a, zi) => a + zi.length + 1, 0));
+    for (let b = 0; b < prompts.length; b++) {
+      assert.equal(r.lengths[b], z[b].length + 1); // every row ends with EOS: states s_0..s_|z|
+      for (let t = 0; t <= z[b].length; t++) {
+        for (let i = 0; i < 32; i++) assert.ok(Math.abs(st.hidden[(st.offsets[b] + t) * 32 + i] - r.hidden![(b * r.steps + t) * 32 + i]) < 1e-4);
+        for (let v = 0; v < 98; v++) assert.ok(Math.abs(st.logits[(st.offsets[b] + t) * 98 + v] - r.baseLogits![(b * r.steps + t) * 98 + v]) < 1e-4);
+      }
+    }
+    await s.release();
+  } finally {
+    m.cleanup();
   }
 });

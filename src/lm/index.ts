@@ -5,7 +5,7 @@ export { writeModelFolder, readConfig, readOnnx, graphIo, type ModelFacts } from
 export { resolveModelDir } from './resolve.js';
 export { LmSession, type KvCache, type ForwardInput, type ForwardOutput, type SessionOptions } from './session.js';
 export { sample, sequences, type SampleOptions, type SampleResult, type PolicyHook } from './sampler.js';
-export { scoreBatch, prefixRewards, naivePrefixRewards, type PrefixRewards } from './scorer.js';
+export { scoreBatch, prefixRewards, naivePrefixRewards, statesOf, type PrefixRewards, type StatesOf } from './scorer.js';
 export { LmHead, headConfig, type HeadConfig, type HeadManifest } from './head.js';
 export { exposeHiddenState, findLmHeadInput } from './surgery.js';
 export { CharTokenizer, loadHfTokenizer, type Tokenizer } from './tokenizer.js';

@@ -144,3 +144,46 @@ async function priorTerms(s: LmSession, x: ArrayLike<number>[], z: ArrayLike<num
   for (let b = 0; b < x.length; b++) out.push(z[b].length ? (await scoreBatch(s, [x[b]], [z[b]])).perToken[0] : new Float64Array(0));
   return out;
 }
+
+export interface StatesOf {
+  /** offsets[b] = first state row of sequence b; row offsets[b] + t is state s_t = X_b z_1..t, t = 0..|Z_b| */
+  offsets: Int32Array;
+  /** number of state rows (Σ (|Z_b| + 1)) */
+  rows: number;
+  /** [rows × d] final hidden state of each state */
+  hidden: Float32Array;
+  /** [rows × V] base logits at each state (the next-token distribution from s_t) */
+  logits: Float32Array;
+}
+
+/**
+ * Hidden states and base logits of every state s_0..s_|Z| of given trajectories X Z, by one
+ * left-padded forward: what the head needs to score trajectories it did not sample itself
+ * (replay buffers, off-policy batches), the same quantities the sampler records on-policy.
+ */
+export async function statesOf(s: LmSession, x: ArrayLike<number>[], z: ArrayLike<number>[]): Promise<StatesOf> {
+  if (!s.hasHidden) throw new UsageError('this model exposes no hidden states');
+  if (x.some((r) => r.length === 0)) throw new UsageError('statesOf: empty X (give at least one token, e.g. BOS)');
+  const B = x.length;
+  const d = s.hiddenSize;
+  const V = s.vocabSize;
+  const p = packLeft(x.map((xi, b) => [...Array.from(xi), ...Array.from(z[b])]), s.facts.padTokenId);
+  const out = await s.forward({ batch: B, inputIds: p.ids, attentionMask: p.mask });
+  const offsets = new Int32Array(B);
+  let rows = 0;
+  z.forEach((zi, b) => {
+    offsets[b] = rows;
+    rows += zi.length + 1;
+  });
+  const hidden = new Float32Array(rows * d);
+  const logits = new Float32Array(rows * V);
+  for (let b = 0; b < B; b++) {
+    const first = p.len - z[b].length - 1; // packed index of the last X token = state s_0
+    for (let t = 0; t <= z[b].length; t++) {
+      const src = b * p.len + first + t;
+      hidden.set(out.hidden!.subarray(src * d, (src + 1) * d), (offsets[b] + t) * d);
+      logits.set(out.logits.subarray(src * V, (src + 1) * V), (offsets[b] + t) * V);
+    }
+  }
+  return { offsets, rows, hidden, logits };
+}
