@@ -105,6 +105,11 @@ test('with B = 0 the head reproduces the base distribution exactly; training B m
       for (let i = 0; i < moved.length; i++) diff = Math.max(diff, Math.abs(moved[i] - probe.baseLogits![i]));
       assert.ok(diff > 1e-3, `logits did not move (${diff})`);
       assert.ok(tf.max(tf.abs(head.params.get('B')!)).dataSync()[0] > 0);
+      // The sampler's plain-JS hook (whitening folded into layer 1) equals the tfjs head.
+      const hooked = head.policy()({ step: 0, active: new Uint8Array(n).fill(1), hidden: probe.hidden!, logits: probe.baseLogits! });
+      let hd = 0;
+      for (let i = 0; i < moved.length; i++) hd = Math.max(hd, Math.abs(hooked[i] - moved[i]));
+      assert.ok(hd < 1e-4, `JS hook differs from tfjs head by ${hd}`);
       head.dispose();
     }
     await s.release();

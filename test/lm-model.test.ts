@@ -93,3 +93,17 @@ test('model names: local folders resolve to themselves; hub ids are refused offl
     m.cleanup();
   }
 });
+
+test('model build-tiny rejects bad input with one line and exit code 2 (before any training)', () => {
+  for (const [args, why] of [
+    [['--corpus', '/no/such/corpus.txt', '--out', '/tmp/ft-never'], /corpus file not found/],
+    [['--corpus', 'arithmetic:100', '--out', '/tmp/ft-never', '--steps', '-3'], /--steps must be a non-negative integer/],
+    [['--corpus', 'arithmetic:10', '--out', '/tmp/ft-never'], /corpus has 10 items/],
+  ] as [string[], RegExp][]) {
+    const r = spawnSync(process.execPath, [bin, 'model', 'build-tiny', ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, why);
+  }
+  assert.ok(!existsSync('/tmp/ft-never'));
+});

@@ -58,7 +58,10 @@ export interface SampleResult {
   lengths: Int32Array;
   /** 1 when the row ended with EOS, 2 with one of stopTokenIds, 0 when it ran out of steps */
   stopped: Uint8Array;
-  /** [B×steps] log-prob of each sampled token under the sampling distribution; 0 after the stop */
+  /**
+   * [B×steps] log-prob of each sampled token under the sampling distribution (policy logits,
+   * masks, temperature; for greedy the untempered masked distribution); 0 after the stop
+   */
   logProbs: Float32Array;
   /** [B×steps×d] hidden state of the state each token was sampled from */
   hidden: Float32Array | null;
