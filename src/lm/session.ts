@@ -79,9 +79,14 @@ export class LmSession {
     let data: Uint8Array = bytes;
     let hiddenName: string | null = graphIo(model).outputs.some((o) => o.name === 'last_hidden_state') ? 'last_hidden_state' : null;
     if (!hiddenName && opts.needHidden !== false) {
-      exposeHiddenState(model);
-      data = encodeModel(model);
-      hiddenName = 'last_hidden_state';
+      try {
+        exposeHiddenState(model);
+        data = encodeModel(model);
+        hiddenName = 'last_hidden_state';
+      } catch (err) {
+        // No recognizable LM-head MatMul: the model still samples and scores, without hidden states.
+        if (!(err instanceof UsageError)) throw err;
+      }
     }
     const threads = opts.threads ?? 1;
     if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`threads must be a positive integer, got ${threads}`);
