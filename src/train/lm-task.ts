@@ -101,7 +101,7 @@ export function infillSplits(sentences: string[], seed: number): { x: string; y:
   return out;
 }
 
-function readSentences(file: string): string[] {
+export function readSentences(file: string): string[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -1,0 +1,61 @@
+/**
+ * Reward-maximization baseline: REINFORCE with a batch-mean baseline on the same head,
+ * maximizing E_{Z~π}[log R(Z)] (log R as in the GFlowNet runs, eq. (LM)), optionally with a
+ * KL penalty to the base LM (β · (log π(Z) − log π_0(Z)) subtracted from the reward, π_0 =
+ * the base LM under the same constraints). The maximizer of E[log R] is a point mass on
+ * argmax R, so without the penalty the policy collapses onto a few rationales per question
+ * — the behaviour GFlowNets (sampling ∝ R) avoid.
+ *
+ *   ∇ = −(1/B) Σ_b (r_b − mean_b' r_b') ∇ log π(Z_b),  r_b = log R(Z_b) − β (log π − log π_0)(Z_b)
+ */
+import { tf } from '../core/backend.js';
+import type { LmTrainer, StepMetrics } from '../train/lm-trainer.js';
+import { sampleZ } from '../train/lm-rollout.js';
+import { scoreRows } from '../train/lm-score.js';
+import { disposeNodes, nodeLogPolicy, pick, stackNodes } from '../train/lm-objective.js';
+import { lrScaleAt } from '../train/tf-adam.js';
+
+export class ReinforceBaseline {
+  constructor(
+    readonly trainer: LmTrainer,
+    readonly klCoef = 0,
+  ) {}
+
+  async trainStep(): Promise<StepMetrics> {
+    const t0 = performance.now();
+    const t = this.trainer, cfg = t.cfg, B = cfg.train.batchSize;
+    const exs = Array.from({ length: B }, () => t.examples[t.rng.int(t.examples.length)]);
+    const zs = await sampleZ(t.session, t.tok, exs.map((e) => e.xIds), { constraints: t.constraints, temperature: 1, policy: t.head.policy(), rng: t.rng });
+    const rows = await scoreRows(t.session, exs.map((e) => e.xIds), zs, exs.map((e) => e.yIds), t.constraints, t.rewardSpec(), { prefix: false });
+    const nodes = stackNodes(rows, t.session.hiddenSize, t.session.vocabSize, t.session.facts.eosTokenId);
+    const vars = t.head.trainableVariables(false);
+    const perRow = (lp: Float32Array | Int32Array | Uint8Array) =>
+      rows.map((r, b) => {
+        let s = 0;
+        for (let i = 0; i < r.nodes.length; i++) s += lp[nodes.first[b] + i];
+        return s;
+      });
+    let loss: number, gradNorm: number;
+    try {
+      let reward = rows.map((r) => r.logR);
+      if (this.klCoef > 0) {
+        const lpPi = perRow(tf.tidy(() => pick(nodeLogPolicy(t.head, nodes), nodes.chosen).dataSync()));
+        const lp0 = perRow(tf.tidy(() => pick(tf.logSoftmax(tf.add(nodes.base, nodes.negMask)) as tf.Tensor2D, nodes.chosen).dataSync()));
+        reward = reward.map((r, b) => r - this.klCoef * (lpPi[b] - lp0[b]));
+      }
+      const mean = reward.reduce((s, v) => s + v, 0) / B;
+      const adv = new Float32Array(nodes.N);
+      rows.forEach((r, b) => adv.fill(reward[b] - mean, nodes.first[b], nodes.first[b] + r.nodes.length));
+      const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(tf.mul(pick(nodeLogPolicy(t.head, nodes), nodes.chosen), tf.tensor1d(adv))), B)) as tf.Scalar, vars);
+      loss = value.dataSync()[0];
+      value.dispose();
+      gradNorm = t.optim.step(new Map(vars.map((v) => [v, grads[v.name]])), lrScaleAt(t.step, cfg.train.steps, cfg.optim.warmup, cfg.optim.finalLrFraction), cfg.optim.clip);
+      tf.dispose(Object.values(grads));
+    } finally {
+      disposeNodes(nodes);
+    }
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) throw new Error(`REINFORCE diverged at step ${t.step + 1}`);
+    t.step++;
+    return { step: t.step, loss, meanLogR: rows.reduce((s, r) => s + r.logR, 0) / B, logZ: NaN, gradNorm, rewardTemperature: t.rewardSpec().temperature, samples: B, seconds: (performance.now() - t0) / 1000 };
+  }
+}

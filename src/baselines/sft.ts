@@ -1,0 +1,58 @@
+/**
+ * Supervised fine-tuning baseline: the same LoRA-style head as the GFlowNet runs (same
+ * whitening from the same seeded rollouts, same optimizer and schedule), trained by maximum
+ * likelihood on the gold rationales: minimize −(1/B) Σ_b Σ_t log P_F(a_t | s_t) over the
+ * decision states of gold Z (tool tokens are not actions; the final stop is). Only examples
+ * with a gold Z are used (arithmetic: train_50; infill: the removed spans of training items).
+ */
+import { tf } from '../core/backend.js';
+import { UsageError } from '../core/errors.js';
+import type { LmTrainer, StepMetrics } from '../train/lm-trainer.js';
+import { scoreRows, type ScoredRow } from '../train/lm-score.js';
+import { disposeNodes, nodeLogPolicy, pick, stackNodes } from '../train/lm-objective.js';
+import { lrScaleAt } from '../train/tf-adam.js';
+import type { ZSample } from '../train/lm-rollout.js';
+
+export class SftBaseline {
+  private constructor(
+    readonly trainer: LmTrainer,
+    private readonly rows: ScoredRow[],
+  ) {}
+
+  static async create(trainer: LmTrainer): Promise<SftBaseline> {
+    const gold = trainer.examples.filter((e) => e.gold);
+    if (gold.length === 0) throw new UsageError('supervised fine-tuning needs examples with gold rationales (e.g. task.train files with str_rationale)');
+    const rows: ScoredRow[] = [];
+    for (let i = 0; i < gold.length; i += 64) {
+      const part = gold.slice(i, i + 64);
+      rows.push(...(await scoreRows(trainer.session, part.map((e) => e.xIds), part.map((e) => e.gold as ZSample), part.map((e) => e.yIds), trainer.constraints, trainer.rewardSpec(), { prefix: false })));
+    }
+    return new SftBaseline(trainer, rows);
+  }
+
+  get goldCount(): number {
+    return this.rows.length;
+  }
+
+  async trainStep(): Promise<StepMetrics> {
+    const t0 = performance.now();
+    const t = this.trainer, cfg = t.cfg, B = cfg.train.batchSize;
+    const batch = Array.from({ length: B }, () => this.rows[t.rng.int(this.rows.length)]);
+    const nodes = stackNodes(batch, t.session.hiddenSize, t.session.vocabSize, t.session.facts.eosTokenId);
+    const vars = t.head.trainableVariables(false);
+    let loss: number, gradNorm: number;
+    try {
+      const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(pick(nodeLogPolicy(t.head, nodes), nodes.chosen)), B)) as tf.Scalar, vars);
+      loss = value.dataSync()[0];
+      value.dispose();
+      const g = new Map(vars.map((v) => [v, grads[v.name]]));
+      gradNorm = t.optim.step(g, lrScaleAt(t.step, cfg.train.steps, cfg.optim.warmup, cfg.optim.finalLrFraction), cfg.optim.clip);
+      tf.dispose(Object.values(grads));
+    } finally {
+      disposeNodes(nodes);
+    }
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) throw new Error(`SFT diverged at step ${t.step + 1}`);
+    t.step++;
+    return { step: t.step, loss, meanLogR: batch.reduce((s, r) => s + r.logR, 0) / B, logZ: NaN, gradNorm, rewardTemperature: t.rewardSpec().temperature, samples: B, seconds: (performance.now() - t0) / 1000 };
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * What an evaluation decodes with: a trained run (its frozen LM, Z constraints and the
+ * head of its latest checkpoint) or a base model folder with no head (the "base LM"
+ * baseline, with the task's default constraints or those of a training config).
+ */
+import { join } from 'node:path';
+import { selectBackend } from '../core/backend.js';
+import { UsageError } from '../core/errors.js';
+import { LmHead } from '../lm/head.js';
+import { LmSession } from '../lm/session.js';
+import { resolveModelDir } from '../lm/resolve.js';
+import { loadHfTokenizer } from '../lm/tokenizer.js';
+import type { PolicyHook } from '../lm/sampler.js';
+import { loadLatestCheckpoint } from '../train/checkpoint.js';
+import { openModel, zConstraints } from '../train/lm-trainer.js';
+import type { ZConstraints } from '../train/lm-rollout.js';
+import type { TrainConfig } from '../train/schema.js';
+import type { Decoder } from './decode.js';
+
+export type TaskName = 'arithmetic' | 'infill' | 'subj';
+
+/**
+ * Z constraints of the base-LM baseline when no training config is given: those of the
+ * shipped configs (configs/arithmetic-tiny.yaml, infill-tiny.yaml, subj-*.yaml).
+ */
+export function defaultConstraints(task: TaskName): ZConstraints {
+  if (task === 'arithmetic') return { minLength: 1, maxLength: 48, allowedIds: null, tool: 'calculator' };
+  if (task === 'infill') return { minLength: 2, maxLength: 24, allowedIds: null, tool: 'none' };
+  return { minLength: 2, maxLength: 24, allowedIds: null, tool: 'none' };
+}
+
+export interface LoadedPolicy extends Decoder {
+  label: string;
+  cfg: TrainConfig | null;
+  step: number | null;
+}
+
+/** Soft Q-learners sample softmax(Q/τ) with τ = 1/(1 − α) for M-DQN (eq. (MQ)); GFlowNets softmax(logits). */
+export function policyTemperature(cfg: TrainConfig): number {
+  return cfg.objective === 'mdqn' ? 1 / (1 - cfg.dqn.munchausenAlpha) : 1;
+}
+
+export function headHook(head: LmHead, tau: number): PolicyHook {
+  const base = head.policy();
+  return tau === 1 ? base : (s) => base(s).map((v) => v / tau);
+}
+
+/** A run folder: config.yaml + checkpoints/ (from `flowtune train`, or a baseline trained by compare). */
+export async function loadRunPolicy(runDir: string, cfg: TrainConfig): Promise<LoadedPolicy> {
+  const { session, tok } = await openModel(cfg);
+  const ck = loadLatestCheckpoint(runDir);
+  const { head } = LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
+  return { session, tok, constraints: zConstraints(cfg, tok), hook: headHook(head, policyTemperature(cfg)), label: runDir, cfg, step: ck.step };
+}
+
+/** The base LM with no head. */
+export async function loadBasePolicy(modelSpec: string, task: TaskName, cfg: TrainConfig | null, threads = 1): Promise<LoadedPolicy> {
+  await selectBackend();
+  let dir: string;
+  try {
+    dir = await resolveModelDir(modelSpec);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot open model ${modelSpec}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const session = await LmSession.open(dir, { threads });
+  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize);
+  const constraints = cfg ? zConstraints(cfg, tok) : defaultConstraints(task);
+  return { session, tok, constraints, label: `base ${modelSpec}`, cfg, step: null };
+}
