@@ -42,17 +42,10 @@ export interface ArithSummary {
 
 /** The most frequent non-null answer; ties go to the one that appeared first. null if none parsed. */
 export function majorityVote(answers: (number | null)[]): number | null {
-  const counts = new Map<number, number>();
+  const counts = new Map<number, number>(); // insertion order = order of first appearance
+  for (const a of answers) if (a !== null) counts.set(a, (counts.get(a) ?? 0) + 1);
   let best: number | null = null, bestCount = 0;
-  for (const a of answers) {
-    if (a === null) continue;
-    const c = (counts.get(a) ?? 0) + 1;
-    counts.set(a, c);
-    if (c > bestCount) {
-      best = a;
-      bestCount = c;
-    }
-  }
+  for (const [a, c] of counts) if (c > bestCount) (best = a), (bestCount = c);
   return best;
 }
 
