@@ -7,9 +7,11 @@ import { verifyCommand } from './verify.js';
 import { demoCommand } from './demo.js';
 import { trainCommand } from './train.js';
 import { sampleCommand } from './sample.js';
+import { evalCommand } from './eval.js';
+import { compareCommand } from './compare.js';
 
 /** Every subcommand lives in its own file and is registered here. */
-const commands: CommandModule<any, any>[] = [infoCommand, modelCommand, benchCommand, verifyCommand, demoCommand, trainCommand, sampleCommand];
+const commands: CommandModule<any, any>[] = [infoCommand, modelCommand, benchCommand, verifyCommand, demoCommand, trainCommand, sampleCommand, evalCommand, compareCommand];
 
 export function buildCli(argv: string[]): Argv {
   let cli = yargs(argv)
