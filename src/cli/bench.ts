@@ -7,6 +7,7 @@ import { Progress, appendJsonLine, prepareOutDir, writeFileAtomic } from './outp
 import { runHypergridMh, type MhBenchSummary } from '../mcmc/hypergrid-mh.js';
 import { MOLECULE_ALGOS, MOLECULE_BENCH_DEFAULTS, runMoleculeBench, type MoleculeSummary } from '../envs/molecule-bench.js';
 import { BITSEQ_ALGOS, BITSEQ_BENCH_DEFAULTS, runBitseqBench, type BitseqSummary } from '../envs/bitseq-bench.js';
+import { writeReportSafe } from '../report/index.js';
 
 const HYPERGRID_ALGOS = [...ALGOS, 'mh'] as const;
 const B = BITSEQ_BENCH_DEFAULTS;
@@ -61,6 +62,7 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
       });
       progress.stop();
       if (out) writeFileAtomic(join(out, 'summary.json'), JSON.stringify(s, null, 2) + '\n');
+      if (out) await writeReportSafe(out);
       printMhSummary(s, a.json as boolean);
       return;
     }
@@ -77,6 +79,7 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
     // one reward evaluation per sampled trajectory: the x-axis shared with --algo mh
     const withEvals = { ...summary, rewardEvaluations: summary.trajectories };
     if (out) writeFileAtomic(join(out, 'summary.json'), JSON.stringify(withEvals, null, 2) + '\n');
+    if (out) await writeReportSafe(out);
     printSummary(withEvals, a.json as boolean);
   },
 };
@@ -161,6 +164,7 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
     });
     progress.stop();
     if (out) writeFileAtomic(join(out, 'summary.json'), JSON.stringify(s, null, 2) + '\n');
+    if (out) await writeReportSafe(out);
     console.log(
       [
         `bitseq n=${s.n} k=${s.k} β=${s.beta} (${s.nModes} modes), ${s.algo}, ${s.iterations} iterations, ${s.rewardEvaluations} reward evaluations, engine ${s.engine}`,
@@ -220,6 +224,7 @@ const molecules: CommandModule<object, Record<string, unknown>> = {
     });
     progress.stop();
     if (out) writeFileAtomic(join(out, 'summary.json'), JSON.stringify(s, null, 2) + '\n');
+    if (out) await writeReportSafe(out);
     console.log(
       [
         `molecules (naphthalene, ${s.sites} sites × ${s.fragments} fragments) β=${s.beta}, ${s.algo}, ${s.iterations} iterations, ${s.rewardEvaluations} reward evaluations, engine ${s.engine}`,

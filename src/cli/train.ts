@@ -8,6 +8,7 @@ import { checkConfigConsistency, trainConfigSchema, type TrainConfig } from '../
 import { DivergedError, LmTrainer, type StepMetrics } from '../train/lm-trainer.js';
 import { hasCheckpoint } from '../train/checkpoint.js';
 import { Progress, appendJsonLine, writeFileAtomic } from './output.js';
+import { writeReportSafe } from '../report/index.js';
 
 /** Reads a config file (+ --set overrides) into a validated, consistent config. */
 export function readTrainConfig(file: string, sets: string[]): TrainConfig {
@@ -119,6 +120,7 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
       peakRssMB: process.resourceUsage().maxRSS / 1024,
     };
     writeFileAtomic(join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+    await writeReportSafe(runDir);
     console.log(`trained ${cfg.objective} for ${trainer.step} steps → ${runDir} (loss ${summary.loss?.toFixed(4)}, mean log R ${summary.meanLogR?.toFixed(3)}, log Z ${summary.logZ?.toFixed(3)})`);
     console.log(`sample from it: npx flowtune sample --run ${runDir} --x "..." -n 8`);
     if (a.json) console.log(JSON.stringify(summary));
