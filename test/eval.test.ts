@@ -24,6 +24,7 @@ import { evalArithmeticFile, majorityVote } from '../src/tasks/arithmetic.js';
 import { SftBaseline } from '../src/baselines/sft.js';
 import { ReinforceBaseline } from '../src/baselines/reinforce.js';
 import { bleu } from '../src/metrics/text.js';
+import { subjPairs } from '../src/tasks/subj.js';
 
 const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
 const model = writeTempModel(5, { nCtx: 128 }, {}, 2);
@@ -226,4 +227,26 @@ test('flowtune compare (infill) → comparison.csv/json; eval infill is seeded; 
     assert.equal(b.status, 2, `${args.join(' ')}: ${b.stderr}`);
     assert.equal(b.stderr.trim().split('\n').length, 1, b.stderr);
   }
+});
+
+test('subj: configs hold subjPairs of the shipped files; eval subj predicts from the label margins', () => {
+  for (const n of [10, 20, 50]) {
+    const cfg = YAML.parse(readFileSync(`configs/subj-${n}.yaml`, 'utf8'));
+    assert.deepEqual(cfg.task.pairs, subjPairs(`data/subj/train.${n}.jsonl`, 80));
+  }
+  const out = join(work, 'subj.jsonl');
+  const r = run('eval', 'subj', '--base', model.dir, '--data', 'data/subj/train.10.jsonl', '--samples', '3', '--max-chars', '40', '--out', out, '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const items = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(items.length, 10);
+  let correct = 0;
+  for (const it of items) {
+    assert.ok(it.text.length <= 40);
+    const votes = it.samples.filter((s: { margin: number }) => s.margin > 0).length;
+    const sum = it.samples.reduce((t: number, s: { margin: number }) => t + s.margin, 0);
+    assert.equal(it.predicted, votes * 2 > 3 ? 1 : votes * 2 < 3 ? 0 : sum > 0 ? 1 : 0);
+    correct += it.predicted === it.label ? 1 : 0;
+  }
+  const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.equal(j.parts[0].accuracy, correct / 10);
 });
