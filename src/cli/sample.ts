@@ -60,7 +60,7 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
     }
     const reward = { prior: cfg.reward.prior, likelihoodWeight: cfg.reward.likelihoodWeight, temperature: scheduleAt(cfg.reward.temperature, cfg.train.steps) };
     const rows = await scoreRows(session, zs.map(() => xIds), zs, ys, c, reward, { prefix: false });
-    const logPF = sequenceLogProbs(rows, { d: session.hiddenSize, V: session.vocabSize, eos: session.facts.eosTokenId }, (h, b) => head.logits(h, b), tau);
+    const logPF = sequenceLogProbs(rows, { d: session.hiddenSize, V: session.vocabSize, stop: c.stopId }, (h, b) => head.logits(h, b), tau);
     const out = zs.map((z, i) => ({
       z: tok.decode(z.tokens),
       logPF: logPF[i],

@@ -42,7 +42,6 @@ export class TokenSoftQ {
     readonly target: LmHead,
     private readonly d: number,
     private readonly V: number,
-    private readonly eos: number,
     readonly o: TokenDqnOptions,
   ) {
     this.tau = 1 / (1 - o.alpha);

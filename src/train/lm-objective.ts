@@ -16,7 +16,7 @@ export interface NodeTensors {
 }
 
 /** Stacks the decision nodes of all rows into tensors (caller disposes with disposeNodes). */
-export function stackNodes(rows: ScoredRow[], d: number, V: number, eos: number): NodeTensors {
+export function stackNodes(rows: ScoredRow[], d: number, V: number, stopId: number): NodeTensors {
   const N = rows.reduce((s, r) => s + r.nodes.length, 0);
   const h = new Float32Array(N * d), base = new Float32Array(N * V), neg = new Float32Array(N * V);
   const chosen = new Float32Array(N * V), stop = new Float32Array(N * V);
@@ -29,7 +29,7 @@ export function stackNodes(rows: ScoredRow[], d: number, V: number, eos: number)
       base.set(r.baseLogits.subarray(i * V, i * V + V), k * V);
       for (let v = 0; v < V; v++) neg[k * V + v] = r.mask[i * V + v] ? 0 : -1e9;
       chosen[k * V + r.actions[i]] = 1;
-      stop[k * V + eos] = 1;
+      stop[k * V + stopId] = 1;
     }
   });
   return {

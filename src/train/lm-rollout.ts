@@ -28,23 +28,29 @@ export interface ZConstraints {
   maxLength: number;
   allowedIds: number[] | null; // null: whole vocabulary (stop always allowed)
   tool: 'none' | 'calculator';
+  /**
+   * The token whose LM probability is the stop action (EOS by default; e.g. "." for
+   * arithmetic, where Y = ". The answer is N." begins with it). It never enters Z.
+   */
+  stopId: number;
 }
 
 /**
  * The action mask at a state with a prefix of length j: allowed tokens, stop (= EOS) only
  * from minLength on, and only stop from maxLength on.
  */
-export function actionMask(c: ZConstraints, vocabSize: number, eos: number, j: number, out: Uint8Array, off = 0): void {
+export function actionMask(c: ZConstraints, vocabSize: number, j: number, out: Uint8Array, off = 0): void {
+  const stop = c.stopId;
   if (j >= c.maxLength) {
     out.fill(0, off, off + vocabSize);
-    out[off + eos] = 1;
+    out[off + stop] = 1;
     return;
   }
   if (c.allowedIds) {
     out.fill(0, off, off + vocabSize);
     for (const t of c.allowedIds) out[off + t] = 1;
   } else out.fill(1, off, off + vocabSize);
-  out[off + eos] = j >= c.minLength ? 1 : 0;
+  out[off + stop] = j >= c.minLength ? 1 : 0;
 }
 
 /**
@@ -88,7 +94,7 @@ export interface RolloutOptions {
  * "a op b =", and sampling resumes from the longer prefix.
  */
 export async function sampleZ(session: LmSession, tok: Tokenizer, prompts: number[][], o: RolloutOptions): Promise<ZSample[]> {
-  const eos = session.facts.eosTokenId;
+  const eos = o.constraints.stopId;
   const eqId = o.constraints.tool === 'calculator' ? tok.encode('=')[0] : -1;
   const out: { tokens: number[]; isAction: number[] }[] = prompts.map(() => ({ tokens: [], isAction: [] }));
   let active = prompts.map((_, b) => b);

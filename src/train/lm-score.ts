@@ -39,7 +39,7 @@ export async function scoreRows(
   reward: RewardSpec,
   opts: { prefix: boolean; chunk?: number },
 ): Promise<ScoredRow[]> {
-  const V = session.vocabSize, d = session.hiddenSize, eos = session.facts.eosTokenId;
+  const V = session.vocabSize, d = session.hiddenSize, eos = c.stopId;
   const out: ScoredRow[] = [];
   // per row: log prior(z_1..j) and the stop term at j, for the prefix rewards below
   const priors: Float64Array[] = [];
@@ -67,7 +67,7 @@ export async function scoreRows(
         const pos = i * L + p0 + j;
         hidden.set(f.hidden!.subarray(pos * d, pos * d + d), k * d);
         baseLogits.set(f.logits.subarray(pos * V, pos * V + V), k * V);
-        actionMask(c, V, eos, j, mask, k * V);
+        actionMask(c, V, j, mask, k * V);
         actions.push(j < m ? z.tokens[j] : eos);
       });
       // prior over Z, token by token (tool tokens included: they are part of the text)
@@ -77,7 +77,7 @@ export async function scoreRows(
       for (let j = 0; j <= m; j++) {
         const off = (i * L + p0 + j) * V;
         if (reward.prior === 'allowed') {
-          actionMask({ ...c, minLength: 0, maxLength: Infinity }, V, eos, j, tmpMask);
+          actionMask({ ...c, minLength: 0, maxLength: Infinity }, V, j, tmpMask);
           const lse = maskedLse(f.logits, off, tmpMask);
           stopTerm[j] = f.logits[off + eos] - lse;
           if (j < m) priorPrefix[j + 1] = priorPrefix[j] + f.logits[off + z.tokens[j]] - lse;

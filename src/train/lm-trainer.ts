@@ -82,7 +82,7 @@ export class LmTrainer {
     if (isDqn) {
       const target = new LmHead(hc, cfg.seed);
       target.fitWhitening(hidden);
-      dqn = new TokenSoftQ(head, target, session.hiddenSize, session.vocabSize, session.facts.eosTokenId, {
+      dqn = new TokenSoftQ(head, target, session.hiddenSize, session.vocabSize, {
         alpha: cfg.objective === 'mdqn' ? cfg.dqn.munchausenAlpha : 0,
         l0: cfg.dqn.l0,
         bufferSize: cfg.dqn.bufferSize,
@@ -152,7 +152,7 @@ export class LmTrainer {
       ({ loss, grads } = this.dqn.update(rng, vars));
       logZ = this.valueAtRoot(rows);
     } else {
-      const nodes = stackNodes(rows, this.session.hiddenSize, this.session.vocabSize, this.session.facts.eosTokenId);
+      const nodes = stackNodes(rows, this.session.hiddenSize, this.session.vocabSize, this.constraints.stopId);
       try {
         if (this.step === 0 && cfg.objective === 'tb') this.initLogZ(nodes);
         const r = gfnLoss(this.head, nodes, cfg.objective as 'tb' | 'subtb', cfg.subtb.lambda, vars);
@@ -266,15 +266,17 @@ export async function openModel(cfg: TrainConfig): Promise<{ dir: string; sessio
 }
 
 export function zConstraints(cfg: TrainConfig, tok: Tokenizer): ZConstraints {
-  let allowedIds: number[] | null = null;
-  if (cfg.z.allowed) {
-    allowedIds = cfg.z.allowed.map((s) => {
-      const ids = tok.encode(s);
-      if (ids.length !== 1) throw new UsageError(`z.allowed: "${s}" is ${ids.length} tokens, not one`);
-      return ids[0];
-    });
-  }
-  return { minLength: cfg.z.minLength, maxLength: cfg.z.maxLength, allowedIds, tool: cfg.z.tool };
+  const oneToken = (key: string, s: string) => {
+    const ids = tok.encode(s);
+    if (ids.length !== 1) throw new UsageError(`${key}: "${s}" is ${ids.length} tokens, not one`);
+    return ids[0];
+  };
+  const stopId = cfg.z.stop === null ? tok.eosTokenId : oneToken('z.stop', cfg.z.stop);
+  let allowedIds: number[] | null = cfg.z.allowed ? cfg.z.allowed.map((s) => oneToken('z.allowed', s)) : null;
+  // with a stop token other than EOS, EOS itself is no token of Z
+  if (!allowedIds && stopId !== tok.eosTokenId) allowedIds = Array.from({ length: tok.vocabSize }, (_, i) => i).filter((i) => i !== tok.eosTokenId && i !== stopId);
+  if (allowedIds?.includes(stopId)) throw new UsageError(`z.allowed must not contain the stop token "${cfg.z.stop}"`);
+  return { minLength: cfg.z.minLength, maxLength: cfg.z.maxLength, allowedIds, tool: cfg.z.tool, stopId };
 }
 
 function concat(parts: Float32Array[]): Float32Array {

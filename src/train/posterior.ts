@@ -42,7 +42,7 @@ export async function exactPosterior(t: LmTrainer, exampleIndex = 0): Promise<Po
   const logZTrue = logSumExp(logR);
   const posterior = logR.map((l) => Math.exp(l - logZTrue));
   const tau = t.dqn?.tau ?? 1;
-  const dims = { d: t.session.hiddenSize, V: t.session.vocabSize, eos: t.session.facts.eosTokenId };
+  const dims = { d: t.session.hiddenSize, V: t.session.vocabSize, stop: c.stopId };
   const logPolicy = sequenceLogProbs(rows, dims, (h, b) => t.head.logits(h, b), tau);
   const logPrior = sequenceLogProbs(rows, dims, (_h, b) => b, 1);
   const policy = logPolicy.map(Math.exp);
@@ -60,14 +60,14 @@ export async function exactPosterior(t: LmTrainer, exampleIndex = 0): Promise<Po
 /** log P_F(Z) = log Π_k softmax(logits_k/τ + mask)[a_k] for each scored row, in chunks of rows. */
 export function sequenceLogProbs(
   rows: ScoredRow[],
-  { d, V, eos }: { d: number; V: number; eos: number },
+  { d, V, stop }: { d: number; V: number; stop: number },
   logitsOf: (h: tf.Tensor2D, base: tf.Tensor2D) => tf.Tensor2D,
   tau: number,
 ): Float64Array {
   const out = new Float64Array(rows.length);
   for (let r0 = 0; r0 < rows.length; r0 += 256) {
     const chunk = rows.slice(r0, r0 + 256);
-    const nodes = stackNodes(chunk, d, V, eos);
+    const nodes = stackNodes(chunk, d, V, stop);
     const lp = tf.tidy(() => pick(tf.logSoftmax(tf.add(tf.div(logitsOf(nodes.hidden, nodes.base), tau), nodes.negMask)) as tf.Tensor2D, nodes.chosen).dataSync());
     chunk.forEach((r, i) => {
       let s = 0;

@@ -46,6 +46,11 @@ export const trainConfigSchema = z.strictObject({
       allowed: z.array(z.string()).nullable().default(null),
       /** calculator: each "a op b =" in Z is completed by the tool, not by the policy */
       tool: z.enum(['none', 'calculator']).default('none'),
+      /**
+       * the token whose LM probability is the stop action (null = EOS); it ends Z and is not
+       * part of it. Arithmetic uses "." (Y = ". The answer is N." starts with it).
+       */
+      stop: z.string().nullable().default(null),
     })
     .prefault({}),
   reward: z
