@@ -20,6 +20,7 @@ import { scoreRows } from '../src/train/lm-score.js';
 import { sequenceLogProbs } from '../src/train/posterior.js';
 import type { ZConstraints, ZSample } from '../src/train/lm-rollout.js';
 import { beamSearchZ, decodeZ } from '../src/tasks/decode.js';
+import { defaultConstraints } from '../src/tasks/policy.js';
 import { evalArithmeticFile, majorityVote } from '../src/tasks/arithmetic.js';
 import { SftBaseline } from '../src/baselines/sft.js';
 import { ReinforceBaseline } from '../src/baselines/reinforce.js';
@@ -49,14 +50,14 @@ async function enumerate(session: LmSession, x: number[], c: ZConstraints) {
   };
   grow([]);
   const rows = await scoreRows(session, zs.map(() => x), zs, zs.map(() => tok.encode('.')), c, { prior: 'lm', likelihoodWeight: 1, temperature: 1 }, { prefix: false });
-  const lp = sequenceLogProbs(rows, { d: session.hiddenSize, V: session.vocabSize, eos: session.facts.eosTokenId }, (_h, base) => base, 1);
+  const lp = sequenceLogProbs(rows, { d: session.hiddenSize, V: session.vocabSize, stop: c.stopId }, (_h, base) => base, 1);
   return { zs, lp, rows };
 }
 
 test('beam search: exhaustive width returns every Z in order of exact log P; width 1 equals greedy sampling', async () => {
   await selectBackend();
   const session = await LmSession.open(model.dir);
-  const c: ZConstraints = { minLength: 0, maxLength: 3, allowedIds: tok.encode('ab'), tool: 'none' };
+  const c: ZConstraints = { minLength: 0, maxLength: 3, allowedIds: tok.encode('ab'), tool: 'none', stopId: tok.eosTokenId };
   const prompts = ['The cat', 'A dog ran'].map((s) => tok.encode(s));
   const dec = { session, tok, constraints: c };
   const beams = await beamSearchZ(dec, prompts, 15);
@@ -78,7 +79,7 @@ test('beam search: exhaustive width returns every Z in order of exact log P; wid
 test('arithmetic eval: greedy with the calculator matches the independent greedy evaluator of src/lm', { skip: !existsSync('models/arith-char/onnx/model.onnx') && 'models/arith-char not built' }, async () => {
   await selectBackend();
   const session = await LmSession.open('models/arith-char');
-  const c: ZConstraints = { minLength: 1, maxLength: 48, allowedIds: null, tool: 'calculator' };
+  const c = defaultConstraints('arithmetic', tok);
   const file = 'data/arithmetic/test_3op.json';
   const mine = await evalArithmeticFile({ session, tok, constraints: c }, file, { samples: 3, decode: { kind: 'sample', temperature: 1 }, seed: 1, limit: 6 });
   const ref = await evalArithmetic(session, tok, file, { calculator: true, limit: 6 });
@@ -120,7 +121,7 @@ async function policyOverAll(t: LmTrainer) {
   };
   grow([]);
   const rows = await scoreRows(t.session, zs.map(() => ex.xIds), zs, zs.map(() => ex.yIds), t.constraints, t.rewardSpec(), { prefix: false });
-  const lp = sequenceLogProbs(rows, { d: t.session.hiddenSize, V: t.session.vocabSize, eos: t.session.facts.eosTokenId }, (h, b) => t.head.logits(h, b), 1);
+  const lp = sequenceLogProbs(rows, { d: t.session.hiddenSize, V: t.session.vocabSize, stop: t.constraints.stopId }, (h, b) => t.head.logits(h, b), 1);
   const logR = rows.map((r) => r.logR);
   const lz = logSumExp(Float64Array.from(logR));
   return { zs, policy: Array.from(lp, Math.exp), posterior: logR.map((l) => Math.exp(l - lz)), logR };

@@ -27,7 +27,7 @@ export class ReinforceBaseline {
     const exs = Array.from({ length: B }, () => t.examples[t.rng.int(t.examples.length)]);
     const zs = await sampleZ(t.session, t.tok, exs.map((e) => e.xIds), { constraints: t.constraints, temperature: 1, policy: t.head.policy(), rng: t.rng });
     const rows = await scoreRows(t.session, exs.map((e) => e.xIds), zs, exs.map((e) => e.yIds), t.constraints, t.rewardSpec(), { prefix: false });
-    const nodes = stackNodes(rows, t.session.hiddenSize, t.session.vocabSize, t.session.facts.eosTokenId);
+    const nodes = stackNodes(rows, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
     const vars = t.head.trainableVariables(false);
     const perRow = (lp: Float32Array | Int32Array | Uint8Array) =>
       rows.map((r, b) => {

@@ -38,7 +38,7 @@ export class SftBaseline {
     const t0 = performance.now();
     const t = this.trainer, cfg = t.cfg, B = cfg.train.batchSize;
     const batch = Array.from({ length: B }, () => this.rows[t.rng.int(this.rows.length)]);
-    const nodes = stackNodes(batch, t.session.hiddenSize, t.session.vocabSize, t.session.facts.eosTokenId);
+    const nodes = stackNodes(batch, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
     const vars = t.head.trainableVariables(false);
     let loss: number, gradNorm: number;
     try {

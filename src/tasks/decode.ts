@@ -1,7 +1,7 @@
 /**
  * Decoding latent sequences Z for evaluation, with the same environment as training
- * (DESIGN.md §2 (LM)): the constraints of the run (min/max length, allowed tokens, stop =
- * EOS) and, for arithmetic, the calculator tool. The policy is a fine-tuned head (a sampler
+ * (DESIGN.md §2 (LM)): the constraints of the run (min/max length, allowed tokens, the stop
+ * token, z.stop) and, for arithmetic, the calculator tool. The policy is a fine-tuned head (a sampler
  * hook) or none (the base LM). Three decoders, each giving K sequences per prompt (the
  * sample budget every method gets):
  * - sample: ancestral sampling at a temperature (1 = the policy itself);
@@ -62,7 +62,7 @@ interface Beam {
  */
 export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number): Promise<ZSample[][]> {
   const { session, tok, constraints: c, hook } = dec;
-  const V = session.vocabSize, d = session.hiddenSize, eos = session.facts.eosTokenId;
+  const V = session.vocabSize, d = session.hiddenSize, stop = c.stopId;
   const eqId = c.tool === 'calculator' ? tok.encode('=')[0] : -1;
   const beams: Beam[][] = prompts.map(() => [{ tokens: [], isAction: [], score: 0, done: false }]);
   const mask = new Uint8Array(V);
@@ -84,7 +84,7 @@ export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number):
       });
       if (hook) logits = hook({ step: 0, active: new Uint8Array(part.length).fill(1), hidden, logits });
       part.forEach(([i, j], r) => {
-        actionMask(c, V, eos, beams[i][j].tokens.length, mask);
+        actionMask(c, V, beams[i][j].tokens.length, mask);
         let m = -Infinity;
         for (let v = 0; v < V; v++) if (mask[v] && logits[r * V + v] > m) m = logits[r * V + v];
         let s = 0;
@@ -103,7 +103,7 @@ export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number):
         const ids = Array.from({ length: V }, (_, v) => v).filter((v) => lp[v] > -Infinity);
         ids.sort((a, b2) => lp[b2] - lp[a] || a - b2);
         for (const v of ids.slice(0, W)) {
-          if (v === eos) {
+          if (v === stop) {
             cands.push({ tokens: b.tokens, isAction: b.isAction, score: b.score + lp[v], done: true });
             continue;
           }

@@ -14,7 +14,9 @@ import type { PolicyHook } from '../lm/sampler.js';
 import { loadLatestCheckpoint } from '../train/checkpoint.js';
 import { openModel, zConstraints } from '../train/lm-trainer.js';
 import type { ZConstraints } from '../train/lm-rollout.js';
-import type { TrainConfig } from '../train/schema.js';
+import { trainConfigSchema, type TrainConfig } from '../train/schema.js';
+import { validate } from '../train/config-loader.js';
+import type { Tokenizer } from '../lm/tokenizer.js';
 import type { Decoder } from './decode.js';
 
 export type TaskName = 'arithmetic' | 'infill' | 'subj';
@@ -23,10 +25,15 @@ export type TaskName = 'arithmetic' | 'infill' | 'subj';
  * Z constraints of the base-LM baseline when no training config is given: those of the
  * shipped configs (configs/arithmetic-tiny.yaml, infill-tiny.yaml, subj-*.yaml).
  */
-export function defaultConstraints(task: TaskName): ZConstraints {
-  if (task === 'arithmetic') return { minLength: 1, maxLength: 48, allowedIds: null, tool: 'calculator' };
-  if (task === 'infill') return { minLength: 2, maxLength: 24, allowedIds: null, tool: 'none' };
-  return { minLength: 2, maxLength: 24, allowedIds: null, tool: 'none' };
+export function defaultConstraints(task: TaskName, tok: Tokenizer): ZConstraints {
+  const z =
+    task === 'arithmetic'
+      ? { minLength: 1, maxLength: 48, tool: 'calculator', stop: '.' }
+      : task === 'infill'
+        ? { minLength: 2, maxLength: 24 }
+        : { minLength: 2, maxLength: 16 };
+  const cfg = validate({ objective: 'tb', seed: 0, model: 'base', task: { kind: 'pairs' }, z }, trainConfigSchema, 'default constraints');
+  return zConstraints(cfg, tok);
 }
 
 export interface LoadedPolicy extends Decoder {
@@ -65,6 +72,6 @@ export async function loadBasePolicy(modelSpec: string, task: TaskName, cfg: Tra
   }
   const session = await LmSession.open(dir, { threads });
   const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize);
-  const constraints = cfg ? zConstraints(cfg, tok) : defaultConstraints(task);
+  const constraints = cfg ? zConstraints(cfg, tok) : defaultConstraints(task, tok);
   return { session, tok, constraints, label: `base ${modelSpec}`, cfg, step: null };
 }

@@ -41,13 +41,17 @@ export function loadExamples(cfg: TrainConfig, tok: Tokenizer): Example[] {
   if (raw.length === 0) throw new UsageError('the task has no (X, Y) examples');
   return raw.map((r) => {
     const ex: Example = { key: `${r.x}\u0000${r.y}`, x: r.x, y: r.y, xIds: tok.encode(r.x), yIds: tok.encode(r.y) };
-    if (r.z !== undefined) ex.gold = goldZ(r.z, tok, cfg.z.tool === 'calculator');
+    if (r.z !== undefined) ex.gold = goldZ(r.z, tok, cfg.z.tool === 'calculator', t.kind === 'arithmetic');
     return ex;
   });
 }
 
-/** A gold rationale as the policy would have produced it: tool results are not actions. */
-export function goldZ(z: string, tok: Tokenizer, tool: boolean): ZSample {
+/**
+ * A gold rationale as the policy would have produced it: tool results are not actions.
+ * `fillResults` (arithmetic without the tool): the data's rationales leave every "a op b ="
+ * open for the calculator, so the results are written in as the policy's own tokens.
+ */
+export function goldZ(z: string, tok: Tokenizer, tool: boolean, fillResults = false): ZSample {
   const tokens: number[] = [];
   const isAction: number[] = [];
   let text = '';
@@ -57,12 +61,12 @@ export function goldZ(z: string, tok: Tokenizer, tool: boolean): ZSample {
       isAction.push(1);
     }
     text += ch;
-    if (tool && ch === '=') {
+    if ((tool || fillResults) && ch === '=') {
       const c = calculatorCompletion(text);
       if (c !== null) {
         for (const id of tok.encode(c)) {
           tokens.push(id);
-          isAction.push(0);
+          isAction.push(tool ? 0 : 1);
         }
         text += c;
       }
