@@ -120,6 +120,7 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
       peakRssMB: process.resourceUsage().maxRSS / 1024,
     };
     writeFileAtomic(join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+    writeFileAtomic(join(runDir, 'samples.jsonl'), trainer.lastSamples.map((s) => JSON.stringify(s) + '\n').join(''));
     await writeReportSafe(runDir);
     console.log(`trained ${cfg.objective} for ${trainer.step} steps → ${runDir} (loss ${summary.loss?.toFixed(4)}, mean log R ${summary.meanLogR?.toFixed(3)}, log Z ${summary.logZ?.toFixed(3)})`);
     console.log(`sample from it: npx flowtune sample --run ${runDir} --x "..." -n 8`);

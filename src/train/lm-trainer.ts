@@ -42,6 +42,8 @@ export class DivergedError extends Error {
 export class LmTrainer {
   step = 0;
   private lastRows: ScoredRow[] = [];
+  /** The latest batch as text (for samples.jsonl in the run folder). */
+  lastSamples: { x: string; z: string; y: string; logR: number }[] = [];
 
   private constructor(
     readonly cfg: TrainConfig,
@@ -143,6 +145,7 @@ export class LmTrainer {
     const reward = this.rewardSpec();
     const rows = await scoreRows(this.session, exs.map((x) => x.xIds), zs as ZSample[], exs.map((x) => x.yIds), this.constraints, reward, { prefix: cfg.objective === 'subtb' });
     this.lastRows = rows;
+    this.lastSamples = rows.map((r, b) => ({ x: exs[b].x, z: this.tok.decode(zs[b]!.tokens), y: exs[b].y, logR: r.logR }));
     if (e.replay > 0) rows.forEach((r, b) => this.replay.add(exs[b].key, zs[b]!, r.logR));
 
     let loss: number, grads: Map<tf.Variable, tf.Tensor>, logZ: number;
