@@ -16,6 +16,7 @@ import { logSumExp } from '../src/core/math.js';
 import { validate } from '../src/train/config-loader.js';
 import { trainConfigSchema } from '../src/train/schema.js';
 import { LmTrainer } from '../src/train/lm-trainer.js';
+import { loadExamples } from '../src/train/lm-task.js';
 import { scoreRows } from '../src/train/lm-score.js';
 import { sequenceLogProbs } from '../src/train/posterior.js';
 import type { ZConstraints, ZSample } from '../src/train/lm-rollout.js';
@@ -250,4 +251,15 @@ test('subj: configs hold subjPairs of the shipped files; eval subj predicts from
   }
   const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
   assert.equal(j.parts[0].accuracy, correct / 10);
+});
+
+test('free arithmetic: gold rationales get their results written in as actions (the data leaves "a op b =" open)', () => {
+  const base = { objective: 'tb', seed: 0, model: model.dir, task: { kind: 'arithmetic', train: ['data/arithmetic/train_50.json'], limit: 1 } };
+  const free = loadExamples(validate({ ...base, z: { tool: 'none', stop: '.' } }, trainConfigSchema, 'test'), tok)[0];
+  // train_50[0]: 6 - 0 - 4 - 8, rationale "6 - 0 =, 6 - 4 =, 2 - 8 ="
+  assert.equal(tok.decode(free.gold!.tokens), ' 6 - 0 = 6, 6 - 4 = 2, 2 - 8 = -6');
+  assert.ok(free.gold!.isAction.every((a) => a === 1));
+  const tool = loadExamples(validate({ ...base, z: { tool: 'calculator', stop: '.' } }, trainConfigSchema, 'test'), tok)[0];
+  assert.equal(tok.decode(tool.gold!.tokens), ' 6 - 0 = 6, 6 - 4 = 2, 2 - 8 = -6');
+  assert.equal(tool.gold!.isAction.filter((a) => a === 0).length, ' 6 2 -6'.length, 'tool results are environment steps');
 });
