@@ -14,7 +14,7 @@ function assertUsageError(r: ReturnType<typeof run>, pattern: RegExp): void {
   const lines = r.stderr.trim().split('\n');
   assert.equal(lines.length, 1, `one line expected, got: ${r.stderr}`);
   assert.match(lines[0], pattern);
-  assert.doesNotMatch(r.stderr, /\s+at /, 'no stack trace');
+  assert.doesNotMatch(r.stderr, /^\s+at .+:\d+/m, 'no stack trace');
 }
 
 test('bad arguments: one line on stderr, exit code 2', () => {

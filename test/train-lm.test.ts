@@ -158,3 +158,18 @@ test('--set overrides any key and the resolved config is written into the run', 
   assert.equal(resolved.train.steps, 5);
   assert.equal(resolved.optim.lr, 0.003, 'defaults are filled in');
 });
+
+test('a diverging run stops naming the step, after saving the last good state', () => {
+  const out = join(work, 'diverged');
+  const cfg = writeConfig('diverge', { objective: 'tb', optim: { lr: 1e30, clip: 1e30 }, train: { steps: 50, batchSize: 8, logEvery: 1, checkpointEvery: 1000 } });
+  const r = run('train', '--config', cfg, '--out', out);
+  assert.equal(r.status, 3, r.stderr);
+  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('flowtune:'));
+  assert.equal(lines.length, 1, r.stderr);
+  const m = /became (NaN|-?Infinity) at step (\d+); the last good state \(step (\d+)\) is saved/.exec(lines[0]);
+  assert.ok(m, lines[0]);
+  assert.equal(Number(m[3]), Number(m[2]) - 1);
+  const latest = readFileSync(join(out, 'checkpoints', 'latest'), 'utf8').trim();
+  assert.equal(latest, `step-${String(Number(m[3])).padStart(8, '0')}`);
+  assert.doesNotMatch(r.stderr, /^\s+at .+:\d+/m, 'no stack trace');
+});
