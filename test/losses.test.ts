@@ -123,3 +123,21 @@ function randomBatch(rng: Rng, B: number, T: number): TrajectoryBatch {
   }
   return b;
 }
+
+test('SubTB with a flow mask uses only sub-trajectories between nodes of known flow', () => {
+  // 3 edges, node 1's flow unknown: the pairs are (0,2), (0,3), (2,3) with weights λ^1, λ^2, λ^0
+  const b = emptyBatch(1, 3);
+  b.lengths[0] = 3;
+  b.logPF.set([ln(0.5), ln(0.25), ln(0.8)]);
+  b.logF.set([ln(6), 12345, ln(2), ln(0.3)]);
+  b.logR[0] = ln(0.3);
+  b.flowMask = new Uint8Array([1, 0, 1, 1]);
+  const lambda = 0.9;
+  const d02 = ln(6) + ln(0.5) + ln(0.25) - ln(2);
+  const d03 = ln(6) + ln(0.5) + ln(0.25) + ln(0.8) - ln(0.3);
+  const d23 = ln(2) + ln(0.8) - ln(0.3);
+  const expected = (lambda * d02 ** 2 + lambda ** 2 * d03 ** 2 + d23 ** 2) / (lambda + lambda ** 2 + 1);
+  const g = subTrajectoryBalance(b, lambda);
+  assert.ok(Math.abs(g.loss - expected) < 1e-12);
+  assert.equal(g.dLogF[1], 0, 'the unknown flow gets no gradient');
+});

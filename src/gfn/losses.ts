@@ -64,11 +64,15 @@ export function subTrajectoryBalance(batch: TrajectoryBatch, lambda: number): Lo
     const f = b * (T + 1);
     C[0] = 0;
     for (let t = 0; t < n; t++) C[t + 1] = C[t] + batch.logPF[b * T + t] - batch.logPB[b * T + t];
+    const fm = batch.flowMask;
+    const known = (t: number) => t === n || !fm || fm[f + t] === 1;
     let W = 0;
-    for (let i = 0; i < n; i++) for (let j = i + 1; j <= n; j++) W += pow[j - i - 1];
+    for (let i = 0; i < n; i++) if (known(i)) for (let j = i + 1; j <= n; j++) if (known(j)) W += pow[j - i - 1];
     dC.fill(0, 0, n + 1);
     for (let i = 0; i < n; i++) {
+      if (!known(i)) continue;
       for (let j = i + 1; j <= n; j++) {
+        if (!known(j)) continue;
         const w = pow[j - i - 1] / W / B;
         const delta = batch.logF[f + i] - batch.logF[f + j] + C[j] - C[i];
         g.loss += w * delta * delta;

@@ -13,6 +13,12 @@ export interface TrajectoryBatch {
   logPB: Float64Array; // [B × T]
   logF: Float64Array; // [B × (T + 1)]
   logR: Float64Array; // [B]
+  /**
+   * Optional [B × (T + 1)]: 1 where node t's log F is known. SubTB then uses only
+   * sub-trajectories between such nodes (the sink always counts) — e.g. the token-level
+   * modified SubTB, whose log F(s_t) exists only where stop is allowed.
+   */
+  flowMask?: Uint8Array;
 }
 
 export function emptyBatch(size: number, maxLen: number): TrajectoryBatch {

@@ -7,6 +7,8 @@ import type { ScoredRow } from './lm-score.js';
 export interface NodeTensors {
   rows: ScoredRow[];
   N: number;
+  V: number;
+  stopId: number;
   first: Int32Array; // node index of node 0 of each row
   hidden: tf.Tensor2D;
   base: tf.Tensor2D;
@@ -35,6 +37,8 @@ export function stackNodes(rows: ScoredRow[], d: number, V: number, stopId: numb
   return {
     rows,
     N,
+    V,
+    stopId,
     first,
     hidden: tf.tensor2d(h, [N, d]),
     base: tf.tensor2d(base, [N, V]),
@@ -86,13 +90,18 @@ export function gfnLoss(head: LmHead, n: NodeTensors, objective: 'tb' | 'subtb',
     const pf = lpChosen.dataSync(), ps = lpStop.dataSync();
     if (logZt) logZ.set(logZt.dataSync());
     batch = emptyBatch(B, T);
+    if (objective === 'subtb') batch.flowMask = new Uint8Array(B * (T + 1));
     n.rows.forEach((r, b) => {
       const k0 = n.first[b], len = r.nodes.length;
       batch!.lengths[b] = len;
       batch!.logR[b] = r.logR;
       for (let i = 0; i < len; i++) {
         batch!.logPF[b * T + i] = pf[k0 + i];
-        if (objective === 'subtb') batch!.logF[b * (T + 1) + i] = r.prefixLogR![i] - ps[k0 + i];
+        // log F(s_j) := log R(z_1..j ⊤) − log P_F(⊤|s_j) exists only where stop is allowed
+        if (objective === 'subtb' && r.mask[i * n.V + n.stopId]) {
+          batch!.logF[b * (T + 1) + i] = r.prefixLogR![i] - ps[k0 + i];
+          batch!.flowMask![b * (T + 1) + i] = 1;
+        }
       }
       batch!.logF[b * (T + 1) + len] = r.logR;
     });
@@ -111,8 +120,8 @@ export function gfnLoss(head: LmHead, n: NodeTensors, objective: 'tb' | 'subtb',
   }, vars);
   value.dispose();
   if (objective === 'subtb') {
-    // modified SubTB's estimate of log Z: log F(s_0)
-    n.rows.forEach((_, b) => (logZ[b] = batch!.logF[b * (T + 1)]));
+    // modified SubTB's estimate of log Z: log F(s_0), known only when Z may be empty
+    n.rows.forEach((_, b) => (logZ[b] = batch!.flowMask![b * (T + 1)] ? batch!.logF[b * (T + 1)] : NaN));
   }
   return { loss: result!.loss, grads: new Map(vars.map((v) => [v, grads[v.name]])), logZ, trajectories: batch! };
 }
