@@ -139,7 +139,7 @@ export async function runCompare(file: string, c: CompareConfig, outDir: string,
   return comparison;
 }
 
-const cell = (v: string | number | null | undefined, digits = 3) => (v === null || v === undefined ? '' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(digits)) : v);
+const cell = (v: string | number | null | undefined, digits = 3) => (v === null || v === undefined ? '' : typeof v === 'number' ? v.toFixed(digits) : v);
 
 export function toCsv(c: Comparison): string {
   const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
