@@ -128,9 +128,10 @@ export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number):
 
 /**
  * The base LM's greedy continuation after each prefix (up to a newline, EOS, `maxNew`
- * tokens or the context window): the Y a method's Z leads to.
+ * tokens or the context window): the Y a method's Z leads to. No cap by default: after an
+ * empty or short Z the continuation must hold the whole rationale and answer.
  */
-export async function continueGreedy(session: LmSession, tok: Tokenizer, prefixes: number[][], maxNew = 40): Promise<string[]> {
+export async function continueGreedy(session: LmSession, tok: Tokenizer, prefixes: number[][], maxNew = Infinity): Promise<string[]> {
   const nl = tok.encode('\n');
   const out: string[] = new Array(prefixes.length).fill('');
   // rows are grouped by the room they have left, so no row runs past the context window
