@@ -39,6 +39,7 @@ export async function trainMethod(kind: MethodKind, cfg: TrainConfig, runDir: st
   writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(hcfg));
   writeFileSync(join(runDir, 'baseline.json'), JSON.stringify({ method: kind, klCoef: o.klCoef ?? 0 }, null, 2) + '\n');
   const stepper = kind === 'sft' ? await SftBaseline.create(trainer) : new ReinforceBaseline(trainer, o.klCoef ?? 0);
+  if (stepper instanceof SftBaseline) writeFileSync(join(runDir, 'baseline.json'), JSON.stringify({ method: kind, goldRationales: stepper.goldCount, leftOut: stepper.infeasible }, null, 2) + '\n');
   const total = cfg.train.steps;
   const progress = o.quiet ? null : new Progress(total, o.label ?? kind);
   let last: StepMetrics | null = null;

@@ -17,6 +17,8 @@ export class SftBaseline {
   private constructor(
     readonly trainer: LmTrainer,
     private readonly rows: ScoredRow[],
+    /** gold rationales left out because the constraints cannot produce them */
+    readonly infeasible = 0,
   ) {}
 
   static async create(trainer: LmTrainer): Promise<SftBaseline> {
@@ -27,7 +29,12 @@ export class SftBaseline {
       const part = gold.slice(i, i + 64);
       rows.push(...(await scoreRows(trainer.session, part.map((e) => e.xIds), part.map((e) => e.gold as ZSample), part.map((e) => e.yIds), trainer.constraints, trainer.rewardSpec(), { prefix: false })));
     }
-    return new SftBaseline(trainer, rows);
+    // a gold Z the policy cannot produce (longer than z.maxLength, a token outside z.allowed)
+    // has a masked action: its log-likelihood is −1e9, so it is left out
+    const V = trainer.session.vocabSize;
+    const feasible = rows.filter((r) => r.actions.every((a, i) => r.mask[i * V + a] === 1));
+    if (feasible.length === 0) throw new UsageError(`none of the ${rows.length} gold rationales fits the Z constraints (z.maxLength ${trainer.constraints.maxLength}, z.allowed)`);
+    return new SftBaseline(trainer, feasible, rows.length - feasible.length);
   }
 
   get goldCount(): number {
