@@ -129,12 +129,14 @@ async function policyOverAll(t: LmTrainer) {
 }
 
 test('SFT raises the probability of the gold rationale; REINFORCE on log R collapses onto argmax R', async () => {
-  const sftT = await LmTrainer.create(pairsConfig());
+  // the second pair's gold Z (5 tokens) is longer than z.maxLength (4): SFT leaves it out
+  const sftT = await LmTrainer.create(pairsConfig({ task: { kind: 'pairs', pairs: [{ x: 'The cat', y: ' sat.', z: 'cab' }, { x: 'A dog', y: ' ran.', z: 'abcda' }] } }));
   const gold = tok.encode('cab').join(',');
   const before = await policyOverAll(sftT);
   const gi = before.zs.findIndex((z) => z.tokens.join(',') === gold);
   const sft = await SftBaseline.create(sftT);
   assert.equal(sft.goldCount, 1);
+  assert.equal(sft.infeasible, 1);
   for (let i = 0; i < 60; i++) await sft.trainStep();
   const afterSft = await policyOverAll(sftT);
   assert.ok(afterSft.policy[gi] > 0.9 && before.policy[gi] < 0.05, `P(gold) ${before.policy[gi]} → ${afterSft.policy[gi]}`);
