@@ -65,18 +65,36 @@ async function main() {
   const T = 64;
   const tRaw = await timed(async () => {
     // raw KV-cache stepping of the same batch: prefill + T one-token forwards, no sampling
-    const p = prompts.flat();
-    let out = await s.forward({ batch: B, inputIds: p, attentionMask: new Array(B * 32).fill(1) });
+    const p = Int32Array.from(prompts.flat());
+    const step = new Int32Array(B).fill(5);
+    let out = await s.forward({ batch: B, inputIds: p, attentionMask: new Uint8Array(B * 32).fill(1) });
     for (let t = 0; t < T; t++) {
-      out = await s.forward({ batch: B, inputIds: new Array(B).fill(5), attentionMask: new Array(B * (33 + t)).fill(1), past: out.present });
+      out = await s.forward({ batch: B, inputIds: step, attentionMask: new Uint8Array(B * (33 + t)).fill(1), past: out.present });
     }
   });
-  const tHalf = await timed(() => runSample(T / 2));
   const tFull = await timed(() => runSample(T));
+  // Linearity: 8-token prompts (little prefill), T' = 48 vs 96 new tokens.
+  const short = prompts.map((p) => p.slice(0, 8));
+  const lin = (n: number) => sample(s, short, { maxNewTokens: n, minNewTokens: n, rng: new Rng(2) });
+  const tLin1 = await timed(() => lin(48));
+  const tLin2 = await timed(() => lin(96));
   const probe = await runSample(16);
   const head = new LmHead(headConfig({ hiddenSize: s.hiddenSize, vocabSize: V }), 3);
   head.fitWhitening(probe.hidden!);
-  const tHead = await timed(() => runSample(T, head.policy()));
+  let hookMs = 0;
+  let hookCalls = 0;
+  const tHead = await timed(() => {
+    const pol = head.policy();
+    hookMs = 0;
+    hookCalls = 0;
+    return runSample(T, (st) => {
+      const t0 = performance.now();
+      const r = pol(st);
+      hookMs += performance.now() - t0;
+      hookCalls++;
+      return r;
+    });
+  });
   results.raw_stepping_b16_tok_s = Math.round((B * T) / tRaw.wall);
   results.sample_b16_tok_s = Math.round((B * T) / tFull.wall);
   results.sample_b16_head_tok_s = Math.round((B * T) / tHead.wall);
@@ -84,7 +102,9 @@ async function main() {
   results.raw_stepping_b16_tok_cpu_s = Math.round((B * T) / tRaw.cpu);
   results.sample_b16_tok_cpu_s = Math.round((B * T) / tFull.cpu);
   results.head_vs_raw_cpu = +(tRaw.cpu / tHead.cpu).toFixed(2);
-  results.time_2T_over_T_cpu = +(tFull.cpu / tHalf.cpu).toFixed(2);
+  results.head_hook_ms_per_step = +(hookMs / hookCalls).toFixed(3);
+  results.lm_step_ms_b16 = +((tRaw.wall * 1000) / T).toFixed(3);
+  results.time_2T_over_T_cpu = +(tLin2.cpu / tLin1.cpu).toFixed(2);
 
   // Prefix rewards: 16 rows, |X| = 30, |Z| = 24, |Y| = 12.
   const xs = Array.from({ length: 16 }, () => ids(30));

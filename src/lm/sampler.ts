@@ -76,6 +76,9 @@ export interface SampleResult {
   prompt: Packed;
 }
 
+const ONE = BigInt(1);
+const ZERO = BigInt(0);
+
 export async function sample(session: LmSession, prompts: ArrayLike<number>[], o: SampleOptions): Promise<SampleResult> {
   const B = prompts.length;
   const V = session.vocabSize;
@@ -111,6 +114,7 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
   let out = await session.forward({ batch: B, inputIds: packed.ids, attentionMask: packed.mask });
   let allIds: Int32Array = packed.ids;
   let mask: Uint8Array = packed.mask;
+  let maskBig = BigInt64Array.from(packed.mask, (m) => (m ? ONE : ZERO));
   let T = packed.len;
   let lastPos = packed.len - 1;
   let seqLen = packed.len;
@@ -174,15 +178,20 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
     // Feed the new tokens to advance the cache; rows that had already stopped feed a masked-out EOS.
     const last = !active.some((a) => a === 1) || t === maxNew - 1;
     if (last && !o.keepCache) break;
+    // Grow the mask by one column (row copies are memcpy; ORT gets the BigInt64 copy as is).
     const newMask = new Uint8Array(B * (T + 1));
+    const newBig = new BigInt64Array(B * (T + 1));
     for (let b = 0; b < B; b++) {
       newMask.set(mask.subarray(b * T, (b + 1) * T), b * (T + 1));
       newMask[b * (T + 1) + T] = wasActive[b];
+      newBig.set(maskBig.subarray(b * T, (b + 1) * T), b * (T + 1));
+      newBig[b * (T + 1) + T] = wasActive[b] ? ONE : ZERO;
     }
     mask = newMask;
+    maskBig = newBig;
     T += 1;
     if (session.hasKvCache) {
-      out = await session.forward({ batch: B, inputIds: next, attentionMask: mask, past: out.present });
+      out = await session.forward({ batch: B, inputIds: next, attentionMask: maskBig, past: out.present });
       seqLen = 1;
       lastPos = 0;
     } else {

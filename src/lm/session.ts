@@ -28,8 +28,8 @@ export interface ForwardInput {
   batch: number;
   /** [B × S] token ids, row-major. */
   inputIds: ArrayLike<number>;
-  /** [B × (past + S)] 1 = attend, 0 = padding / masked out. */
-  attentionMask: ArrayLike<number>;
+  /** [B × (past + S)] 1 = attend, 0 = padding / masked out (a BigInt64Array is passed to ORT as is). */
+  attentionMask: ArrayLike<number> | BigInt64Array;
   past?: KvCache;
 }
 
@@ -134,14 +134,18 @@ export class LmSession {
     if (past.batch !== B) throw new Error(`forward: cache batch ${past.batch} ≠ ${B}`);
     const ids = new BigInt64Array(B * S);
     for (let i = 0; i < ids.length; i++) ids[i] = BigInt(inp.inputIds[i]);
-    const mask = new BigInt64Array(B * T);
-    const one = BigInt(1);
-    for (let i = 0; i < mask.length; i++) if (inp.attentionMask[i]) mask[i] = one;
+    let mask: BigInt64Array;
+    if (inp.attentionMask instanceof BigInt64Array) mask = inp.attentionMask;
+    else {
+      mask = new BigInt64Array(B * T);
+      const one = BigInt(1);
+      for (let i = 0; i < mask.length; i++) if (inp.attentionMask[i]) mask[i] = one;
+    }
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', ids, [B, S]),
       attention_mask: new ort.Tensor('int64', mask, [B, T]),
     };
-    if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', positionIds(inp.attentionMask, B, T, S), [B, S]);
+    if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', positionIds(mask, B, T, S), [B, S]);
     if (this.hasKvCache) Object.assign(feeds, past.tensors);
     const out = await this.session.run(feeds);
     const present: KvCache = { batch: B, length: T, tensors: {} };
@@ -178,12 +182,12 @@ export class LmSession {
 }
 
 /** HF convention for models that take position_ids: cumsum(mask) − 1 (pads → 1), last S columns. */
-function positionIds(mask: ArrayLike<number>, B: number, T: number, S: number): BigInt64Array {
+function positionIds(mask: BigInt64Array, B: number, T: number, S: number): BigInt64Array {
   const out = new BigInt64Array(B * S);
   for (let b = 0; b < B; b++) {
     let c = 0;
     for (let t = 0; t < T; t++) {
-      const m = mask[b * T + t];
+      const m = mask[b * T + t] !== BigInt(0);
       c += m ? 1 : 0;
       if (t >= T - S) out[b * S + t - (T - S)] = BigInt(m ? c - 1 : 1);
     }
