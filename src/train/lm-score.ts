@@ -15,7 +15,12 @@ export interface ScoredRow {
   nodes: number[]; // decision prefix lengths j_0 < … < j_{n−1} = |Z|
   actions: number[]; // per node: the token chosen, or EOS (stop) at the last node
   hidden: Float32Array; // [n × d] final hidden state at each node
-  baseLogits: Float32Array; // [n × V]
+  /**
+   * [n × V] base log-probabilities log p_LM(· | s) (logits normalized per state: the policy
+   * softmax is unchanged, and soft Q-learning starts from Q = log p_LM, whose soft values are
+   * O(1) instead of the arbitrary per-state offsets of raw logits)
+   */
+  baseLogits: Float32Array;
   mask: Uint8Array; // [n × V] allowed actions
   logR: number; // log R(Z), eq. (LM)
   /** log R(z_1..j ⊤) at each node (modified SubTB); only with prefix = true */
@@ -66,7 +71,8 @@ export async function scoreRows(
       nodes.forEach((j, k) => {
         const pos = i * L + p0 + j;
         hidden.set(f.hidden!.subarray(pos * d, pos * d + d), k * d);
-        baseLogits.set(f.logits.subarray(pos * V, pos * V + V), k * V);
+        const lse = maskedLse(f.logits, pos * V, ALL(V));
+        for (let v = 0; v < V; v++) baseLogits[k * V + v] = f.logits[pos * V + v] - lse;
         actionMask(c, V, j, mask, k * V);
         actions.push(j < m ? z.tokens[j] : eos);
       });
@@ -109,6 +115,12 @@ export async function scoreRows(
     });
   }
   return out;
+}
+
+const allOnes = new Map<number, Uint8Array>();
+function ALL(V: number): Uint8Array {
+  if (!allOnes.has(V)) allOnes.set(V, new Uint8Array(V).fill(1));
+  return allOnes.get(V)!;
 }
 
 function maskedLse(x: Float32Array, off: number, mask: Uint8Array): number {
