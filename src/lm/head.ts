@@ -21,6 +21,7 @@ import { UsageError } from '../core/errors.js';
 import { type NamedArray, loadSafetensors, saveSafetensors } from './safetensors.js';
 import type { PolicyHook } from './sampler.js';
 import { addRowBias, linear, matMul2 } from './tfops.js';
+import { DenseStack, type DenseLayer } from './head-kernel.js';
 
 export interface HeadConfig {
   kind: 'mlp' | 'linear';
@@ -185,10 +186,11 @@ export class LmHead {
   }
 
   /**
-   * The head as a sampler policy hook, evaluated in plain JS on a snapshot of the weights
-   * taken now (sampling runs with θ fixed; call policy() again after each update). Per step
-   * the head is a few small products per row, where tfjs's per-op dispatch would cost more
-   * than the LM step itself; whitening is folded into the first layer (W' = W_w·A, b' = b_w·A + a).
+   * The head as a sampler policy hook, evaluated by the wasm-SIMD dense kernel (asm/dense.ts)
+   * on a snapshot of the weights taken now (sampling runs with θ fixed; call policy() again
+   * after each update). Per step the head is a few small products per row, where tfjs's
+   * per-op dispatch would cost more than the LM step itself; whitening is folded into the
+   * first layer (W' = W_w·A, b' = b_w·A + a) and α/r into B.
    */
   policy(): PolicyHook {
     const { hiddenSize: d, vocabSize: V, rank: r, width, kind, alpha } = this.config;
@@ -209,67 +211,20 @@ export class LmHead {
       const a = this.params.get('phi.0.bias')!.dataSync();
       for (let c = 0; c < k; c++) b1[c] += a[c];
     }
-    const W2 = kind === 'mlp' ? Float32Array.from(this.params.get('phi.1.weight')!.dataSync()) : null;
-    const b2 = kind === 'mlp' ? Float32Array.from(this.params.get('phi.1.bias')!.dataSync()) : null;
-    const Bm = Float32Array.from(this.params.get('B')!.dataSync());
-    const bias = Float32Array.from(this.params.get('bias')!.dataSync());
-    const scale = alpha / r;
-    const z = new Float32Array(k);
-    const f = new Float32Array(r);
-    return ({ hidden, logits, active }) => {
+    const layers: DenseLayer[] = [{ W: W1, b: b1, din: d, dout: k, relu: kind === 'mlp' }];
+    if (kind === 'mlp') {
+      layers.push({ W: Float32Array.from(this.params.get('phi.1.weight')!.dataSync()), b: Float32Array.from(this.params.get('phi.1.bias')!.dataSync()), din: k, dout: r, relu: false });
+    }
+    // output layer (α/r)·f·B + b, with the scale folded into B
+    const Bm = Float32Array.from(this.params.get('B')!.dataSync(), (v) => v * (alpha / r));
+    layers.push({ W: Bm, b: Float32Array.from(this.params.get('bias')!.dataSync()), din: r, dout: V, relu: false });
+    const stack = new DenseStack(layers);
+    return ({ hidden, logits }) => {
       const rows = hidden.length / d;
-      const out = new Float32Array(logits.length);
-      // First layer for all rows, four rows per pass over W1 (the sizeable product: rows×d×k).
-      const Z = new Float32Array(rows * k);
-      for (let b0 = 0; b0 < rows; b0 += 4) {
-        const n = Math.min(4, rows - b0);
-        const z0 = b0 * k, z1 = z0 + k, z2 = z1 + k, z3 = z2 + k;
-        for (let i = 0; i < d; i++) {
-          const o = i * k;
-          const h0 = hidden[b0 * d + i];
-          const h1 = n > 1 ? hidden[(b0 + 1) * d + i] : 0;
-          const h2 = n > 2 ? hidden[(b0 + 2) * d + i] : 0;
-          const h3 = n > 3 ? hidden[(b0 + 3) * d + i] : 0;
-          if (n === 4) {
-            for (let c = 0; c < k; c++) {
-              const w = W1[o + c];
-              Z[z0 + c] += h0 * w;
-              Z[z1 + c] += h1 * w;
-              Z[z2 + c] += h2 * w;
-              Z[z3 + c] += h3 * w;
-            }
-          } else {
-            for (let c = 0; c < k; c++) {
-              const w = W1[o + c];
-              Z[z0 + c] += h0 * w;
-              if (n > 1) Z[z1 + c] += h1 * w;
-              if (n > 2) Z[z2 + c] += h2 * w;
-            }
-          }
-        }
-      }
-      for (let b = 0; b < rows; b++) {
-        if (!active[b]) continue;
-        for (let c = 0; c < k; c++) z[c] = b1[c] + Z[b * k + c];
-        if (W2) {
-          f.set(b2!);
-          for (let c = 0; c < k; c++) {
-            const v = z[c];
-            if (v <= 0) continue; // ReLU: skip zero activations
-            const o = c * r;
-            for (let j = 0; j < r; j++) f[j] += v * W2[o + j];
-          }
-        } else f.set(z);
-        const ob = b * V;
-        for (let v = 0; v < V; v++) out[ob + v] = logits[ob + v] + bias[v];
-        for (let j = 0; j < r; j++) {
-          const fj = scale * f[j];
-          if (fj === 0) continue; // B = 0 or a zero feature adds nothing (keeps B = 0 exact)
-          const o = j * V;
-          for (let v = 0; v < V; v++) out[ob + v] += fj * Bm[o + v];
-        }
-      }
-      return out;
+      const delta = stack.run(hidden, rows);
+      // B = 0 and bias = 0 give delta = 0 exactly, so the base distribution is unchanged
+      for (let i = 0; i < delta.length; i++) delta[i] += logits[i];
+      return delta;
     };
   }
 
