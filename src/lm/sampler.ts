@@ -152,7 +152,7 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
         let s = 0;
         for (let v = 0; v < V; v++) if (probs[v] > -Infinity) s += Math.exp(probs[v] - m);
         lp = probs[choice] - m - Math.log(s);
-      } else {
+      } else if (o.topK || o.topP) {
         for (let v = 0; v < V; v++) probs[v] = (probs[v] - m) / temp;
         applyTopKTopP(probs, o.topK, o.topP);
         let s = 0;
@@ -161,6 +161,17 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
         for (let v = 0; v < V; v++) probs[v] = Math.exp(probs[v] - logS);
         choice = rng.categorical(probs);
         lp = Math.log(probs[choice]);
+      } else {
+        // one exp per token: unnormalized weights, the normalizer only enters log p of the choice
+        let s = 0;
+        const inv = 1 / temp;
+        for (let v = 0; v < V; v++) {
+          const w = probs[v] === -Infinity ? 0 : Math.exp((probs[v] - m) * inv);
+          probs[v] = w;
+          s += w;
+        }
+        choice = rng.categorical(probs);
+        lp = Math.log(probs[choice] / s);
       }
       next[b] = choice;
       tokens[b * maxNew + t] = choice;
