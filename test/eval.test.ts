@@ -77,7 +77,7 @@ test('beam search: exhaustive width returns every Z in order of exact log P; wid
   });
 });
 
-test('arithmetic eval: greedy with the calculator matches the independent greedy evaluator of src/lm', { skip: !existsSync('models/arith-char/onnx/model.onnx') && 'models/arith-char not built' }, async () => {
+test('arithmetic eval: greedy with the calculator matches the independent greedy evaluator of src/lm', async () => {
   await selectBackend();
   const session = await LmSession.open('models/arith-char');
   const c = defaultConstraints('arithmetic', tok);
