@@ -10,6 +10,8 @@ import { readTrainConfig, runTraining } from './train.js';
 import { LmTrainer } from '../train/lm-trainer.js';
 import { sampleZ } from '../train/lm-rollout.js';
 import { sample } from '../lm/sampler.js';
+import { evalArithmeticFile } from '../tasks/arithmetic.js';
+import type { Decoder } from '../tasks/decode.js';
 
 const DEMO_CONFIG = 'configs/arithmetic-tiny.yaml';
 
@@ -64,6 +66,14 @@ async function languageModelDemo(steps: number): Promise<void> {
       console.log(`     Z: ${JSON.stringify(trainer.tok.decode(z.tokens))}   →  ${y}`);
     });
   }
+  console.log('\n4. A short evaluation on held-out questions (first 20 of data/arithmetic/test_3op.json, 5 samples each, majority vote):');
+  const base: Decoder = { session: trainer.session, tok: trainer.tok, constraints: trainer.constraints };
+  const tuned: Decoder = { ...base, hook: trainer.head.policy() };
+  for (const [name, dec] of [['base LM (no head)', base], ['fine-tuned (TB)  ', tuned]] as const) {
+    const { summary: s } = await evalArithmeticFile(dec, 'data/arithmetic/test_3op.json', { samples: 5, decode: { kind: 'sample', temperature: 1 }, seed: 0, limit: 20 });
+    console.log(`   ${name}  accuracy ${(100 * s.majorityAccuracy).toFixed(0)}% (single sample ${(100 * s.sampleAccuracy).toFixed(0)}%), distinct rationales ${s.distinctZ.toFixed(2)}`);
+  }
+  console.log('   (the shipped model is already near-perfect with the calculator; docs/results.md compares every method)');
   console.log(`\n   Next: npx flowtune train --config configs/arithmetic-tiny.yaml (300 steps), npx flowtune sample --run ${runDir} --x "${questions[0]}" -n 8,`);
   console.log('         npx flowtune verify posterior --config configs/posterior-check.yaml (exact TV to the posterior), npx flowtune --help');
 }

@@ -6,7 +6,8 @@ import { LmHead } from '../lm/head.js';
 import { sample } from '../lm/sampler.js';
 import { loadLatestCheckpoint } from '../train/checkpoint.js';
 import { openModel, zConstraints } from '../train/lm-trainer.js';
-import { epsilonMix, sampleZ } from '../train/lm-rollout.js';
+import { sampleZ } from '../train/lm-rollout.js';
+import { headHook, policyTemperature } from '../tasks/policy.js';
 import { scoreRows } from '../train/lm-score.js';
 import { sequenceLogProbs } from '../train/posterior.js';
 import { scheduleAt } from '../train/schema.js';
@@ -38,10 +39,8 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
     if (xIds.length === 0) throw new UsageError('--x is empty');
     const need = xIds.length + c.maxLength + 40;
     if (need > session.facts.nCtx) throw new UsageError(`--x is ${xIds.length} tokens: with Z and Y that exceeds the model's context window of ${session.facts.nCtx}`);
-    // soft Q-learners sample softmax(Q/τ), τ = 1/(1 − α) (eq. (MQ))
-    const tau = cfg.objective === 'mdqn' ? 1 / (1 - cfg.dqn.munchausenAlpha) : 1;
-    const base = head.policy();
-    const hook = epsilonMix(tau === 1 ? base : (s: Parameters<typeof base>[0]) => base(s).map((v) => v / tau), 0, session.vocabSize, c.allowedIds);
+    const tau = policyTemperature(cfg);
+    const hook = headHook(head, tau);
     const rng = new Rng(intArg('seed', a.seed, 0));
     const zs = await sampleZ(session, tok, Array.from({ length: n }, () => xIds), { constraints: c, temperature, policy: hook, rng });
 
