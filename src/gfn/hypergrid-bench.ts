@@ -2,37 +2,20 @@ import { Hypergrid, type HypergridReward } from '../envs/hypergrid.js';
 import { hypergridLogZ } from '../envs/hypergrid-oracle.js';
 import { buildDag, klDivergence, targetDistribution, terminalDistribution, totalVariation } from './exact.js';
 import { EmpiricalTracker, policyOnDag } from './evaluate.js';
-import { buildTrainer } from './build-trainer.js';
+import { buildTrainer, type TrainerOptions } from './build-trainer.js';
 import type { Engine } from '../nn/factory.js';
 import { Rng } from '../core/rng.js';
 
 export const ALGOS = ['tb', 'db', 'subtb', 'softdqn', 'mdqn'] as const;
 export type Algo = (typeof ALGOS)[number];
 
-export interface HypergridBenchOptions {
-  algo: Algo;
+export interface HypergridBenchOptions extends Omit<TrainerOptions, 'perBeta' | 'learningStarts' | 'learnedPB'> {
   ndim: number;
   height: number;
   reward: HypergridReward;
-  iterations: number;
-  batch: number;
-  seed: number;
-  engine: Engine;
-  hidden: number[];
-  lr: number;
-  logZLr: number;
-  subtbLambda: number;
-  epsilon: number;
   /** Backward policy of TB/DB/SubTB: learned (a head tied to the forward torso, as the reference code) or uniform. Soft-RL objectives use uniform P_B. */
   pb: 'learned' | 'uniform';
   evalEvery: number;
-  /** soft-RL (DESIGN.md §5) */
-  replayBatch: number;
-  bufferSize: number;
-  perAlpha: number;
-  munchausenAlpha: number;
-  polyak: number;
-  l0: number;
 }
 
 /** Reference hyperparameters of DESIGN.md §5. */
