@@ -26,7 +26,7 @@ export const demoCommand: CommandModule<object, { steps: number; iterations: num
   describe: 'the default job (npm start): exact check, then a short fine-tuning run and samples',
   builder: (y) =>
     y
-      .option('steps', { type: 'number', default: 60, describe: 'fine-tuning steps of the LM run' })
+      .option('steps', { type: 'number', default: 150, describe: 'fine-tuning steps of the LM run' })
       .option('iterations', { type: 'number', default: 1000, describe: 'hypergrid iterations (fallback without the shipped model)' }),
   handler: async (a) => {
     console.log('flowtune — fine-tune a language model to sample latent reasoning Z from p(Z | X, Y) as a GFlowNet\n');
