@@ -16,9 +16,10 @@ export interface ScoredRow {
   actions: number[]; // per node: the token chosen, or EOS (stop) at the last node
   hidden: Float32Array; // [n × d] final hidden state at each node
   /**
-   * [n × V] base log-probabilities log p_LM(· | s) (logits normalized per state: the policy
-   * softmax is unchanged, and soft Q-learning starts from Q = log p_LM, whose soft values are
-   * O(1) instead of the arbitrary per-state offsets of raw logits)
+   * [n × V] the base LM's log-probabilities renormalized over the allowed actions of each
+   * state (stop included): the policy softmax is unchanged, and soft Q-learning starts from
+   * Q = log π̃, the base policy restricted to the allowed actions, whose soft values are O(1)
+   * instead of the arbitrary per-state offsets of raw logits
    */
   baseLogits: Float32Array;
   mask: Uint8Array; // [n × V] allowed actions
@@ -71,9 +72,9 @@ export async function scoreRows(
       nodes.forEach((j, k) => {
         const pos = i * L + p0 + j;
         hidden.set(f.hidden!.subarray(pos * d, pos * d + d), k * d);
-        const lse = maskedLse(f.logits, pos * V, ALL(V));
-        for (let v = 0; v < V; v++) baseLogits[k * V + v] = f.logits[pos * V + v] - lse;
         actionMask(c, V, j, mask, k * V);
+        const lse = maskedLse(f.logits, pos * V, mask.subarray(k * V, k * V + V));
+        for (let v = 0; v < V; v++) baseLogits[k * V + v] = f.logits[pos * V + v] - lse;
         actions.push(j < m ? z.tokens[j] : eos);
       });
       // prior over Z, token by token (tool tokens included: they are part of the text)
@@ -115,12 +116,6 @@ export async function scoreRows(
     });
   }
   return out;
-}
-
-const allOnes = new Map<number, Uint8Array>();
-function ALL(V: number): Uint8Array {
-  if (!allOnes.has(V)) allOnes.set(V, new Uint8Array(V).fill(1));
-  return allOnes.get(V)!;
 }
 
 function maskedLse(x: Float32Array, off: number, mask: Uint8Array): number {
