@@ -1,5 +1,4 @@
-import type { EnumerableEnv } from '../gfn/env.js';
-import type { BackwardMappable } from '../metrics/logprob.js';
+import { SlotFillingEnv } from './slot-filling.js';
 import { Rng } from '../core/rng.js';
 import { usage } from '../core/errors.js';
 
@@ -32,18 +31,8 @@ export const MODE_BLOCKS = ['00000000', '11111111', '11110000', '00001111', '001
  * Encoding for the SparseMlp policy: one-hot per slot over {empty, 2^k words}, i.e.
  * L·(2^k + 1) inputs with L active — an MLP, not the reference's transformer.
  */
-export class Bitseq implements EnumerableEnv, BackwardMappable {
+export class Bitseq extends SlotFillingEnv {
   readonly name = 'bitseq';
-  readonly stateDim: number;
-  readonly nActions: number;
-  readonly exitAction: number;
-  readonly nBackActions: number;
-  readonly maxSteps: number;
-  readonly inputDim: number;
-  readonly nnz: number;
-  readonly slots: number;
-  readonly words: number;
-  /** Modes as bit arrays [nModes × n] and packed [nModes × n32] for popcount distances. */
   readonly modeBits: Uint8Array;
   private readonly modePacked: Uint32Array;
   private readonly n32: number;
@@ -55,81 +44,23 @@ export class Bitseq implements EnumerableEnv, BackwardMappable {
     usage(n % k === 0, `k must divide n (got n=${n}, k=${k})`);
     usage(Number.isInteger(nModes) && nModes >= 1, `the number of modes must be an integer ≥ 1 (got ${nModes})`);
     usage(Number.isFinite(beta) && beta > 0, `beta must be a positive number (got ${beta})`);
-    this.slots = n / k;
-    this.words = 2 ** k;
-    this.stateDim = this.slots;
-    this.nActions = this.slots * this.words + 1;
-    this.exitAction = this.nActions - 1;
-    this.nBackActions = this.slots;
-    this.maxSteps = this.slots + 1;
-    this.inputDim = this.slots * (this.words + 1);
-    this.nnz = this.slots;
+    // slots of k bits, words 0..2^k−1; exit only once the string is complete
+    super(n / k, 2 ** k, true, 5_000_000);
     this.n32 = Math.ceil(n / 32);
     this.modeBits = buildModes(config);
     this.modePacked = new Uint32Array(nModes * this.n32);
     for (let m = 0; m < nModes; m++) pack(this.modeBits.subarray(m * n, (m + 1) * n), this.modePacked, m * this.n32);
   }
 
+  /** Words per slot (2^k). */
+  get words(): number {
+    return this.values;
+  }
+
   get n(): number {
     return this.config.n;
   }
 
-  initialStates(count: number): Int32Array {
-    return new Int32Array(count * this.slots).fill(-1);
-  }
-
-  forwardMask(states: Int32Array, count: number, out: Uint8Array): void {
-    const L = this.slots, W = this.words, A = this.nActions;
-    for (let i = 0; i < count; i++) {
-      let full = true;
-      for (let j = 0; j < L; j++) {
-        const empty = states[i * L + j] < 0;
-        if (empty) full = false;
-        out.fill(empty ? 1 : 0, i * A + j * W, i * A + (j + 1) * W);
-      }
-      out[i * A + A - 1] = full ? 1 : 0;
-    }
-  }
-
-  backwardMask(states: Int32Array, count: number, out: Uint8Array): void {
-    for (let i = 0; i < count * this.slots; i++) out[i] = states[i] >= 0 ? 1 : 0;
-  }
-
-  step(states: Int32Array, actions: Int32Array, count: number, out: Int32Array): void {
-    const L = this.slots, W = this.words;
-    if (out !== states) out.set(states.subarray(0, count * L));
-    for (let i = 0; i < count; i++) {
-      const a = actions[i], j = Math.floor(a / W);
-      if (a < 0 || j >= L || out[i * L + j] >= 0) throw new Error(`invalid bitseq action ${a}`);
-      out[i * L + j] = a % W;
-    }
-  }
-
-  backwardStep(states: Int32Array, backActions: Int32Array, count: number, out: Int32Array): void {
-    const L = this.slots;
-    if (out !== states) out.set(states.subarray(0, count * L));
-    for (let i = 0; i < count; i++) {
-      const j = backActions[i];
-      if (j < 0 || j >= L || out[i * L + j] < 0) throw new Error(`invalid bitseq backward action ${j}`);
-      out[i * L + j] = -1;
-    }
-  }
-
-  backwardActionOf(action: number): number {
-    return Math.floor(action / this.words);
-  }
-
-  /** The forward action that filled slot j of child i (the inverse of backwardActionOf). */
-  forwardActionOf(child: Int32Array, i: number, j: number): number {
-    return j * this.words + child[i * this.slots + j];
-  }
-
-  isInitial(states: Int32Array, i: number): boolean {
-    for (let j = 0; j < this.slots; j++) if (states[i * this.slots + j] >= 0) return false;
-    return true;
-  }
-
-  /** log R = −β·min_m d_H(x, m) on complete strings; −∞ on incomplete states (not objects). */
   logReward(states: Int32Array, count: number, out: Float64Array): void {
     const dist = new Int32Array(count);
     this.minDistances(states, count, dist);
@@ -153,11 +84,6 @@ export class Bitseq implements EnumerableEnv, BackwardMappable {
     const packed = new Uint32Array(this.n32);
     if (!this.packState(states, i, packed)) throw new Error('modeDistances needs a complete string');
     for (let m = 0; m < this.config.nModes; m++) out[m] = hamming(packed, this.modePacked, m * this.n32, this.n32);
-  }
-
-  encode(states: Int32Array, count: number, out: Int32Array): void {
-    const L = this.slots, W1 = this.words + 1;
-    for (let i = 0; i < count * L; i++) out[i] = (i % L) * W1 + states[i] + 1;
   }
 
   /** Bits of complete state i (MSB first within each word). */
@@ -208,42 +134,6 @@ export class Bitseq implements EnumerableEnv, BackwardMappable {
       }
     }
     return { distance: best, mode };
-  }
-
-  // ---- enumeration (small instances only: (2^k + 1)^L states) ----
-
-  numStates(): number {
-    return (this.words + 1) ** this.slots;
-  }
-
-  private order?: Int32Array; // base-(W+1) code → row of allStates()
-
-  /** Rows sorted by the number of filled slots (a topological order), s0 first. */
-  allStates(): Int32Array {
-    const N = this.numStates(), L = this.slots, B = this.words + 1;
-    usage(N <= 5_000_000, `bitseq with ${N} states is too large to enumerate`);
-    const filled = new Int32Array(N);
-    for (let c = 0; c < N; c++) {
-      let f = 0;
-      for (let j = 0, cc = c; j < L; j++, cc = Math.floor(cc / B)) if (cc % B !== 0) f++;
-      filled[c] = f;
-    }
-    const codes = Array.from({ length: N }, (_, c) => c).sort((a, b) => filled[a] - filled[b] || a - b);
-    const out = new Int32Array(N * L);
-    this.order = new Int32Array(N);
-    codes.forEach((c, row) => {
-      this.order![c] = row;
-      for (let j = 0, cc = c; j < L; j++, cc = Math.floor(cc / B)) out[row * L + j] = (cc % B) - 1;
-    });
-    return out;
-  }
-
-  indexOf(states: Int32Array, i: number): number {
-    if (!this.order) this.allStates();
-    const L = this.slots, B = this.words + 1;
-    let c = 0;
-    for (let j = L - 1; j >= 0; j--) c = c * B + states[i * L + j] + 1;
-    return this.order![c];
   }
 }
 

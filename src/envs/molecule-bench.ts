@@ -94,7 +94,7 @@ export function moleculeTestSet(env: MoleculeEnv, count: number, rng: Rng): Int3
     for (let t = 0; t < f; t++) {
       const u = t + rng.int(S - t);
       [perm[t], perm[u]] = [perm[u], perm[t]];
-      xs[i * S + perm[t]] = rng.int(env.F);
+      xs[i * S + perm[t]] = rng.int(env.values);
     }
   }
   return xs;

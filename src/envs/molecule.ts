@@ -1,5 +1,4 @@
-import type { EnumerableEnv } from '../gfn/env.js';
-import type { BackwardMappable } from '../metrics/logprob.js';
+import { SlotFillingEnv } from './slot-filling.js';
 import { usage } from '../core/errors.js';
 import { packFingerprint } from '../metrics/modes.js';
 
@@ -95,88 +94,29 @@ const INVALID_LOGR = -50;
  *
  * Encoding for the SparseMlp policy: one-hot per site over {H, F fragments}.
  */
-export class MoleculeEnv implements EnumerableEnv, BackwardMappable {
+export class MoleculeEnv extends SlotFillingEnv {
   readonly name = 'molecules';
-  readonly stateDim: number;
-  readonly nActions: number;
-  readonly exitAction: number;
-  readonly nBackActions: number;
-  readonly maxSteps: number;
-  readonly inputDim: number;
-  readonly nnz: number;
-  readonly F: number;
   private readonly cache = new Map<string, MolInfo>();
   invalidCount = 0;
   /** Distinct molecules scored with RDKit (cache misses). */
   rdkitCalls = 0;
 
-  private constructor(readonly config: MoleculeConfig, private readonly rd: RDKitModule) {
+  private constructor(
+    readonly config: MoleculeConfig,
+    private readonly rd: RDKitModule,
+  ) {
     const { sites, fragments, beta } = config;
     usage(Number.isInteger(sites) && sites >= 1 && sites <= SITES, `sites must be an integer in [1, ${SITES}] (got ${sites})`);
     usage(Number.isInteger(fragments) && fragments >= 1 && fragments <= FRAGMENTS.length, `fragments must be in [1, ${FRAGMENTS.length}] (got ${fragments})`);
     usage(Number.isFinite(beta) && beta > 0, `beta must be a positive number (got ${beta})`);
-    this.F = fragments;
-    this.stateDim = sites;
-    this.nActions = sites * fragments + 1;
-    this.exitAction = this.nActions - 1;
-    this.nBackActions = sites;
-    this.maxSteps = sites + 1;
-    this.inputDim = sites * (fragments + 1);
-    this.nnz = sites;
+    // one slot per substitution site, a fragment per slot; exit is always allowed
+    super(sites, fragments, false, 1_000_000);
   }
 
   static async create(config: MoleculeConfig): Promise<MoleculeEnv> {
     return new MoleculeEnv(config, await loadRDKit());
   }
 
-  initialStates(n: number): Int32Array {
-    return new Int32Array(n * this.stateDim).fill(-1);
-  }
-
-  forwardMask(states: Int32Array, n: number, out: Uint8Array): void {
-    const S = this.stateDim, F = this.F, A = this.nActions;
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < S; j++) out.fill(states[i * S + j] < 0 ? 1 : 0, i * A + j * F, i * A + (j + 1) * F);
-      out[i * A + A - 1] = 1;
-    }
-  }
-
-  backwardMask(states: Int32Array, n: number, out: Uint8Array): void {
-    for (let i = 0; i < n * this.stateDim; i++) out[i] = states[i] >= 0 ? 1 : 0;
-  }
-
-  step(states: Int32Array, actions: Int32Array, n: number, out: Int32Array): void {
-    const S = this.stateDim, F = this.F;
-    if (out !== states) out.set(states.subarray(0, n * S));
-    for (let i = 0; i < n; i++) {
-      const a = actions[i], j = Math.floor(a / F);
-      if (a < 0 || j >= S || out[i * S + j] >= 0) throw new Error(`invalid molecule action ${a}`);
-      out[i * S + j] = a % F;
-    }
-  }
-
-  backwardStep(states: Int32Array, backActions: Int32Array, n: number, out: Int32Array): void {
-    const S = this.stateDim;
-    if (out !== states) out.set(states.subarray(0, n * S));
-    for (let i = 0; i < n; i++) {
-      const j = backActions[i];
-      if (j < 0 || j >= S || out[i * S + j] < 0) throw new Error(`invalid molecule backward action ${j}`);
-      out[i * S + j] = -1;
-    }
-  }
-
-  backwardActionOf(action: number): number {
-    return Math.floor(action / this.F);
-  }
-
-  forwardActionOf(child: Int32Array, i: number, j: number): number {
-    return j * this.F + child[i * this.stateDim + j];
-  }
-
-  isInitial(states: Int32Array, i: number): boolean {
-    for (let j = 0; j < this.stateDim; j++) if (states[i * this.stateDim + j] >= 0) return false;
-    return true;
-  }
 
   /** SMILES of state i (not canonical): naphthalene c1ccc2ccccc2c1 with substituents as branches. */
   smilesOf(states: Int32Array, i: number): string {
@@ -209,43 +149,5 @@ export class MoleculeEnv implements EnumerableEnv, BackwardMappable {
   /** log R = β·log r (every state is an object). */
   logReward(states: Int32Array, n: number, out: Float64Array): void {
     for (let i = 0; i < n; i++) out[i] = this.config.beta * this.info(states, i).logr;
-  }
-
-  encode(states: Int32Array, n: number, out: Int32Array): void {
-    const S = this.stateDim, F1 = this.F + 1;
-    for (let i = 0; i < n * S; i++) out[i] = (i % S) * F1 + states[i] + 1;
-  }
-
-  // ---- enumeration (small configurations only: (F + 1)^S states) ----
-  numStates(): number {
-    return (this.F + 1) ** this.stateDim;
-  }
-
-  private order?: Int32Array;
-
-  allStates(): Int32Array {
-    const N = this.numStates(), S = this.stateDim, B = this.F + 1;
-    usage(N <= 1_000_000, `a molecule DAG with ${N} states is too large to enumerate`);
-    const filled = (c: number) => {
-      let f = 0;
-      for (let j = 0; j < S; j++, c = Math.floor(c / B)) if (c % B) f++;
-      return f;
-    };
-    const codes = Array.from({ length: N }, (_, c) => c).sort((a, b) => filled(a) - filled(b) || a - b);
-    const out = new Int32Array(N * S);
-    this.order = new Int32Array(N);
-    codes.forEach((c, row) => {
-      this.order![c] = row;
-      for (let j = 0, cc = c; j < S; j++, cc = Math.floor(cc / B)) out[row * S + j] = (cc % B) - 1;
-    });
-    return out;
-  }
-
-  indexOf(states: Int32Array, i: number): number {
-    if (!this.order) this.allStates();
-    const S = this.stateDim, B = this.F + 1;
-    let c = 0;
-    for (let j = S - 1; j >= 0; j--) c = c * B + states[i * S + j] + 1;
-    return this.order![c];
   }
 }
