@@ -1,13 +1,10 @@
 import type { Argv, CommandModule } from 'yargs';
-import { join } from 'node:path';
 import { ALGOS, HYPERGRID_DEFAULTS, runHypergridBench, type BenchSummary } from '../gfn/hypergrid-bench.js';
-import { ENGINES } from '../nn/factory.js';
-import { choiceArg, intArg, listArg, numArg } from './args.js';
-import { Progress, appendJsonLine, prepareOutDir, writeFileAtomic } from './output.js';
+import { choiceArg, intArg, numArg } from './args.js';
+import { BenchOutput, parseTrainingOptions, trainingOptions } from './bench-common.js';
 import { runHypergridMh, type MhBenchSummary } from '../mcmc/hypergrid-mh.js';
 import { MOLECULE_ALGOS, MOLECULE_BENCH_DEFAULTS, runMoleculeBench, type MoleculeSummary } from '../envs/molecule-bench.js';
 import { BITSEQ_ALGOS, BITSEQ_BENCH_DEFAULTS, runBitseqBench, type BitseqSummary } from '../envs/bitseq-bench.js';
-import { writeReportSafe } from '../report/index.js';
 
 const HYPERGRID_ALGOS = [...ALGOS, 'mh'] as const;
 const B = BITSEQ_BENCH_DEFAULTS;
@@ -18,22 +15,16 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
   command: 'hypergrid',
   describe: 'train one objective on the hypergrid and measure it against the exact oracle',
   builder: (y: Argv) =>
-    y
-      .option('algo', { type: 'string', demandOption: true, describe: `objective: ${ALGOS.join('|')}, or mh (Metropolis–Hastings baseline)` })
-      .option('ndim', { type: 'string', default: String(D.ndim), describe: 'dimensions D' })
-      .option('height', { type: 'string', default: String(D.height), describe: 'height H (≥ 2)' })
-      .option('reward', { type: 'string', default: D.reward, describe: 'standard|hard' })
-      .option('iterations', { type: 'string', default: String(D.iterations) })
-      .option('batch', { type: 'string', default: String(D.batch), describe: 'trajectories per iteration (mh: parallel chains, one proposal each)' })
-      .option('seed', { type: 'string', default: String(D.seed) })
-      .option('engine', { type: 'string', default: D.engine, describe: `policy network: ${ENGINES.join('|')}` })
-      .option('hidden', { type: 'string', default: D.hidden.join(','), describe: 'hidden layer sizes' })
-      .option('lr', { type: 'string', default: String(D.lr) })
-      .option('epsilon', { type: 'string', default: String(D.epsilon), describe: 'ε-uniform exploration' })
-      .option('pb', { type: 'string', default: D.pb, describe: 'backward policy of tb|db|subtb: learned|uniform' })
-      .option('eval-every', { type: 'string', default: String(D.evalEvery), describe: 'metrics every K iterations' })
-      .option('out', { type: 'string', describe: 'folder for metrics.jsonl and summary.json' })
-      .option('json', { type: 'boolean', default: false, describe: 'last stdout line is one JSON summary' }),
+    trainingOptions(
+        y
+        .option('algo', { type: 'string', demandOption: true, describe: `objective: ${ALGOS.join('|')}, or mh (Metropolis–Hastings baseline)` })
+        .option('ndim', { type: 'string', default: String(D.ndim), describe: 'dimensions D' })
+        .option('height', { type: 'string', default: String(D.height), describe: 'height H (≥ 2)' })
+        .option('reward', { type: 'string', default: D.reward, describe: 'standard|hard' })
+        .option('pb', { type: 'string', default: D.pb, describe: 'backward policy of tb|db|subtb: learned|uniform' }),
+      D,
+      { batch: 'trajectories per iteration (mh: parallel chains, one proposal each)', evalEvery: 'metrics every K iterations' },
+    ),
   handler: async (a) => {
     const opts = {
       ...D,
@@ -41,45 +32,32 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
       ndim: intArg('ndim', a.ndim, 1, 12),
       height: intArg('height', a.height, 2, 1000),
       reward: choiceArg('reward', a.reward, ['standard', 'hard'] as const),
-      iterations: intArg('iterations', a.iterations, 1),
-      batch: intArg('batch', a.batch, 1),
-      seed: intArg('seed', a.seed, 0),
-      engine: choiceArg('engine', a.engine, ENGINES),
-      hidden: listArg('hidden', a.hidden),
-      lr: numArg('lr', a.lr, 0),
-      epsilon: numArg('epsilon', a.epsilon, 0, 1),
       pb: choiceArg('pb', a.pb, ['learned', 'uniform'] as const),
-      evalEvery: intArg('eval-every', a['eval-every'], 1),
+      ...parseTrainingOptions(a),
     };
     if (opts.height ** opts.ndim > 5_000_000) throw new (await import('../core/errors.js')).UsageError(`a ${opts.height}^${opts.ndim} grid is too large for the exact oracle (limit 5,000,000 states)`);
-    const out = a.out as string | undefined;
-    if (out) prepareOutDir(out, ['metrics.jsonl', 'summary.json']);
-    const progress = new Progress(opts.iterations, `hypergrid ${opts.algo}`);
+    const io = new BenchOutput(a.out as string | undefined, opts.iterations, `hypergrid ${opts.algo}`);
     if (opts.algo === 'mh') {
       const s = runHypergridMh({ ...opts, chains: opts.batch }, (m) => {
-        progress.update(m.iteration, `tv ${m.tvExact.toFixed(4)}`);
-        if (out) appendJsonLine(join(out, 'metrics.jsonl'), m);
+        io.progress.update(m.iteration, `tv ${m.tvExact.toFixed(4)}`);
+        io.metrics(m);
       });
-      progress.stop();
-      if (out) writeFileAtomic(join(out, 'summary.json'), JSON.stringify(s, null, 2) + '\n');
-      if (out) await writeReportSafe(out);
+      await io.finish(s);
       printMhSummary(s, a.json as boolean);
       return;
     }
     const gfnOpts = { ...opts, algo: opts.algo };
     let lastTv = NaN;
     const summary: BenchSummary = await runHypergridBench(gfnOpts, {
-      onIteration: (it, loss) => progress.update(it, `loss ${loss.toFixed(4)} | tv ${lastTv.toFixed(4)}`),
+      onIteration: (it, loss) => io.progress.update(it, `loss ${loss.toFixed(4)} | tv ${lastTv.toFixed(4)}`),
       onMetrics: (m) => {
         lastTv = m.tvExact;
-        if (out) appendJsonLine(join(out, 'metrics.jsonl'), { ...m, rewardEvaluations: m.trajectories });
+        io.metrics({ ...m, rewardEvaluations: m.trajectories });
       },
     });
-    progress.stop();
     // one reward evaluation per sampled trajectory: the x-axis shared with --algo mh
     const withEvals = { ...summary, rewardEvaluations: summary.trajectories };
-    if (out) writeFileAtomic(join(out, 'summary.json'), JSON.stringify(withEvals, null, 2) + '\n');
-    if (out) await writeReportSafe(out);
+    await io.finish(withEvals);
     printSummary(withEvals, a.json as boolean);
   },
 };
@@ -115,25 +93,19 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
   command: 'bitseq',
   describe: 'train one objective on bit sequences (n=120, 60 modes): modes found over training, Spearman(log R, log P̂) on the test set',
   builder: (y: Argv) =>
-    y
-      .option('algo', { type: 'string', demandOption: true, describe: `${BITSEQ_ALGOS.join('|')} (mh: Metropolis–Hastings with single bit flips)` })
-      .option('k', { type: 'string', default: String(B.k), describe: 'word length k (2, 4, 6, 8, 10 divide n = 120)' })
-      .option('n', { type: 'string', default: String(B.n), describe: 'sequence length (a multiple of 8 and of k)' })
-      .option('modes', { type: 'string', default: String(B.nModes), describe: 'number of modes' })
-      .option('beta', { type: 'string', default: String(B.beta), describe: 'log R = −β·min_m d_H(x, m)' })
-      .option('iterations', { type: 'string', default: String(B.iterations) })
-      .option('batch', { type: 'string', default: String(B.batch), describe: 'trajectories per iteration (mh: chains)' })
-      .option('seed', { type: 'string', default: String(B.seed), describe: 'seeds modes, test set, network and sampling' })
-      .option('engine', { type: 'string', default: B.engine, describe: `policy network: ${ENGINES.join('|')}` })
-      .option('hidden', { type: 'string', default: B.hidden.join(','), describe: 'hidden layer sizes' })
-      .option('lr', { type: 'string', default: String(B.lr) })
-      .option('epsilon', { type: 'string', default: String(B.epsilon), describe: 'ε-uniform exploration' })
-      .option('orders', { type: 'string', default: String(B.orders), describe: 'M backward orders per test string for log P̂' })
-      .option('test-modes', { type: 'string', describe: 'build the test set from the first K modes only (default: all)' })
-      .option('mode-radius', { type: 'string', default: String(B.modeRadius), describe: 'Hamming radius for a mode to count as found' })
-      .option('eval-every', { type: 'string', default: String(B.evalEvery), describe: 'mode-curve point every K iterations' })
-      .option('out', { type: 'string', describe: 'folder for metrics.jsonl and summary.json' })
-      .option('json', { type: 'boolean', default: false, describe: 'last stdout line is one JSON summary' }),
+    trainingOptions(
+        y
+        .option('algo', { type: 'string', demandOption: true, describe: `${BITSEQ_ALGOS.join('|')} (mh: Metropolis–Hastings with single bit flips)` })
+        .option('k', { type: 'string', default: String(B.k), describe: 'word length k (2, 4, 6, 8, 10 divide n = 120)' })
+        .option('n', { type: 'string', default: String(B.n), describe: 'sequence length (a multiple of 8 and of k)' })
+        .option('modes', { type: 'string', default: String(B.nModes), describe: 'number of modes' })
+        .option('beta', { type: 'string', default: String(B.beta), describe: 'log R = −β·min_m d_H(x, m)' })
+        .option('orders', { type: 'string', default: String(B.orders), describe: 'M backward orders per test string for log P̂' })
+        .option('test-modes', { type: 'string', describe: 'build the test set from the first K modes only (default: all)' })
+        .option('mode-radius', { type: 'string', default: String(B.modeRadius), describe: 'Hamming radius for a mode to count as found' }),
+      B,
+      { batch: 'trajectories per iteration (mh: chains)', seed: 'seeds modes, test set, network and sampling', evalEvery: 'mode-curve point every K iterations' },
+    ),
   handler: async (a) => {
     const nModes = intArg('modes', a.modes, 1, 100_000);
     const opts = {
@@ -143,28 +115,17 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
       n: intArg('n', a.n, 8, 100_000),
       nModes,
       beta: numArg('beta', a.beta, Number.MIN_VALUE),
-      iterations: intArg('iterations', a.iterations, 1),
-      batch: intArg('batch', a.batch, 1),
-      seed: intArg('seed', a.seed, 0),
-      engine: choiceArg('engine', a.engine, ENGINES),
-      hidden: listArg('hidden', a.hidden),
-      lr: numArg('lr', a.lr, 0),
-      epsilon: numArg('epsilon', a.epsilon, 0, 1),
+      ...parseTrainingOptions(a),
       orders: intArg('orders', a.orders, 1),
       testModes: a['test-modes'] === undefined ? nModes : intArg('test-modes', a['test-modes'], 1, nModes),
       modeRadius: intArg('mode-radius', a['mode-radius'], 0),
-      evalEvery: intArg('eval-every', a['eval-every'], 1),
     };
-    const out = a.out as string | undefined;
-    if (out) prepareOutDir(out, ['metrics.jsonl', 'summary.json']);
-    const progress = new Progress(opts.iterations, `bitseq ${opts.algo}`);
+    const io = new BenchOutput(a.out as string | undefined, opts.iterations, `bitseq ${opts.algo}`);
     const s: BitseqSummary = await runBitseqBench(opts, (m) => {
-      progress.update(m.iteration, `modes ${m.modesFound} | mean log R ${m.meanLogR.toFixed(1)}`);
-      if (out) appendJsonLine(join(out, 'metrics.jsonl'), m);
+      io.progress.update(m.iteration, `modes ${m.modesFound} | mean log R ${m.meanLogR.toFixed(1)}`);
+      io.metrics(m);
     });
-    progress.stop();
-    if (out) writeFileAtomic(join(out, 'summary.json'), JSON.stringify(s, null, 2) + '\n');
-    if (out) await writeReportSafe(out);
+    await io.finish(s);
     console.log(
       [
         `bitseq n=${s.n} k=${s.k} β=${s.beta} (${s.nModes} modes), ${s.algo}, ${s.iterations} iterations, ${s.rewardEvaluations} reward evaluations, engine ${s.engine}`,
@@ -182,49 +143,32 @@ const molecules: CommandModule<object, Record<string, unknown>> = {
   command: 'molecules',
   describe: 'train one objective on the naphthalene fragment DAG (RDKit descriptor-profile reward): Tanimoto-separated modes, Pearson(log R, log P̂)',
   builder: (y: Argv) =>
-    y
-      .option('algo', { type: 'string', demandOption: true, describe: MOLECULE_ALGOS.join('|') })
-      .option('beta', { type: 'string', default: String(MB.beta), describe: 'reward exponent: R = r^β' })
-      .option('iterations', { type: 'string', default: String(MB.iterations) })
-      .option('batch', { type: 'string', default: String(MB.batch), describe: 'trajectories per iteration' })
-      .option('seed', { type: 'string', default: String(MB.seed) })
-      .option('engine', { type: 'string', default: MB.engine, describe: `policy network: ${ENGINES.join('|')}` })
-      .option('hidden', { type: 'string', default: MB.hidden.join(','), describe: 'hidden layer sizes' })
-      .option('lr', { type: 'string', default: String(MB.lr) })
-      .option('epsilon', { type: 'string', default: String(MB.epsilon), describe: 'ε-uniform exploration' })
-      .option('threshold', { type: 'string', default: String(MB.rewardThreshold), describe: 'r(x) ≥ threshold for a mode (r ∈ (0, 1], before the exponent)' })
-      .option('test-size', { type: 'string', default: String(MB.testSize), describe: 'random decorations in the test set' })
-      .option('orders', { type: 'string', default: String(MB.orders), describe: 'M backward orders per test molecule for log P̂' })
-      .option('eval-every', { type: 'string', default: String(MB.evalEvery), describe: 'mode-curve point every K iterations' })
-      .option('out', { type: 'string', describe: 'folder for metrics.jsonl and summary.json' })
-      .option('json', { type: 'boolean', default: false, describe: 'last stdout line is one JSON summary' }),
+    trainingOptions(
+        y
+        .option('algo', { type: 'string', demandOption: true, describe: MOLECULE_ALGOS.join('|') })
+        .option('beta', { type: 'string', default: String(MB.beta), describe: 'reward exponent: R = r^β' })
+        .option('threshold', { type: 'string', default: String(MB.rewardThreshold), describe: 'r(x) ≥ threshold for a mode (r ∈ (0, 1], before the exponent)' })
+        .option('test-size', { type: 'string', default: String(MB.testSize), describe: 'random decorations in the test set' })
+        .option('orders', { type: 'string', default: String(MB.orders), describe: 'M backward orders per test molecule for log P̂' }),
+      MB,
+      { batch: 'trajectories per iteration', evalEvery: 'mode-curve point every K iterations' },
+    ),
   handler: async (a) => {
     const opts = {
       ...MB,
       algo: choiceArg('algo', a.algo, MOLECULE_ALGOS),
       beta: numArg('beta', a.beta, Number.MIN_VALUE),
-      iterations: intArg('iterations', a.iterations, 1),
-      batch: intArg('batch', a.batch, 1),
-      seed: intArg('seed', a.seed, 0),
-      engine: choiceArg('engine', a.engine, ENGINES),
-      hidden: listArg('hidden', a.hidden),
-      lr: numArg('lr', a.lr, 0),
-      epsilon: numArg('epsilon', a.epsilon, 0, 1),
+      ...parseTrainingOptions(a),
       rewardThreshold: numArg('threshold', a.threshold, 0, 1),
       testSize: intArg('test-size', a['test-size'], 2),
       orders: intArg('orders', a.orders, 1),
-      evalEvery: intArg('eval-every', a['eval-every'], 1),
     };
-    const out = a.out as string | undefined;
-    if (out) prepareOutDir(out, ['metrics.jsonl', 'summary.json']);
-    const progress = new Progress(opts.iterations, `molecules ${opts.algo}`);
+    const io = new BenchOutput(a.out as string | undefined, opts.iterations, `molecules ${opts.algo}`);
     const s: MoleculeSummary = await runMoleculeBench(opts, (m) => {
-      progress.update(m.iteration, `modes ${m.modes} | mean log R ${m.meanLogR.toFixed(2)}`);
-      if (out) appendJsonLine(join(out, 'metrics.jsonl'), m);
+      io.progress.update(m.iteration, `modes ${m.modes} | mean log R ${m.meanLogR.toFixed(2)}`);
+      io.metrics(m);
     });
-    progress.stop();
-    if (out) writeFileAtomic(join(out, 'summary.json'), JSON.stringify(s, null, 2) + '\n');
-    if (out) await writeReportSafe(out);
+    await io.finish(s);
     console.log(
       [
         `molecules (naphthalene, ${s.sites} sites × ${s.fragments} fragments) β=${s.beta}, ${s.algo}, ${s.iterations} iterations, ${s.rewardEvaluations} reward evaluations, engine ${s.engine}`,
