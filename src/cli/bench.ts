@@ -16,7 +16,7 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
   describe: 'train one objective on the hypergrid and measure it against the exact oracle',
   builder: (y: Argv) =>
     trainingOptions(
-        y
+      y
         .option('algo', { type: 'string', demandOption: true, describe: `objective: ${ALGOS.join('|')}, or mh (Metropolis–Hastings baseline)` })
         .option('ndim', { type: 'string', default: String(D.ndim), describe: 'dimensions D' })
         .option('height', { type: 'string', default: String(D.height), describe: 'height H (≥ 2)' })
@@ -94,7 +94,7 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
   describe: 'train one objective on bit sequences (n=120, 60 modes): modes found over training, Spearman(log R, log P̂) on the test set',
   builder: (y: Argv) =>
     trainingOptions(
-        y
+      y
         .option('algo', { type: 'string', demandOption: true, describe: `${BITSEQ_ALGOS.join('|')} (mh: Metropolis–Hastings with single bit flips)` })
         .option('k', { type: 'string', default: String(B.k), describe: 'word length k (2, 4, 6, 8, 10 divide n = 120)' })
         .option('n', { type: 'string', default: String(B.n), describe: 'sequence length (a multiple of 8 and of k)' })
@@ -144,7 +144,7 @@ const molecules: CommandModule<object, Record<string, unknown>> = {
   describe: 'train one objective on the naphthalene fragment DAG (RDKit descriptor-profile reward): Tanimoto-separated modes, Pearson(log R, log P̂)',
   builder: (y: Argv) =>
     trainingOptions(
-        y
+      y
         .option('algo', { type: 'string', demandOption: true, describe: MOLECULE_ALGOS.join('|') })
         .option('beta', { type: 'string', default: String(MB.beta), describe: 'reward exponent: R = r^β' })
         .option('threshold', { type: 'string', default: String(MB.rewardThreshold), describe: 'r(x) ≥ threshold for a mode (r ∈ (0, 1], before the exponent)' })
