@@ -189,29 +189,18 @@ export class LmHead {
    * The head as a sampler policy hook, evaluated by the wasm-SIMD dense kernel (asm/dense.ts)
    * on a snapshot of the weights taken now (sampling runs with θ fixed; call policy() again
    * after each update). Per step the head is a few small products per row, where tfjs's
-   * per-op dispatch would cost more than the LM step itself; whitening is folded into the
-   * first layer (W' = W_w·A, b' = b_w·A + a) and α/r into B.
+   * per-op dispatch would cost more than the LM step itself; α/r is folded into B.
    */
   policy(): PolicyHook {
     const { hiddenSize: d, vocabSize: V, rank: r, width, kind, alpha } = this.config;
-    const get = (t: tf.Tensor) => Float64Array.from(t.dataSync());
-    const Ww = get(this.whitenW);
-    const bw = get(this.whitenB);
-    const A = get(this.params.get('phi.0.weight')!);
     const k = kind === 'mlp' ? width : r;
-    const W1 = new Float32Array(d * k);
-    const b1 = new Float32Array(k);
-    for (let i = 0; i < d; i++)
-      for (let j = 0; j < d; j++) {
-        const w = Ww[i * d + j];
-        if (w !== 0) for (let c = 0; c < k; c++) W1[i * k + c] += w * A[j * k + c];
-      }
-    for (let j = 0; j < d; j++) for (let c = 0; c < k; c++) b1[c] += bw[j] * A[j * k + c];
-    if (kind === 'mlp') {
-      const a = this.params.get('phi.0.bias')!.dataSync();
-      for (let c = 0; c < k; c++) b1[c] += a[c];
-    }
-    const layers: DenseLayer[] = [{ W: W1, b: b1, din: d, dout: k, relu: kind === 'mlp' }];
+    const snap = (t: tf.Tensor) => Float32Array.from(t.dataSync());
+    // the frozen whitening runs as its own layer: folding it into A on every call cost
+    // 4–15 ms (a fresh wasm matMul operator per new A), more than a sampled batch
+    const layers: DenseLayer[] = [
+      { W: snap(this.whitenW), b: snap(this.whitenB), din: d, dout: d, relu: false },
+      { W: snap(this.params.get('phi.0.weight')!), b: kind === 'mlp' ? snap(this.params.get('phi.0.bias')!) : new Float32Array(k), din: d, dout: k, relu: kind === 'mlp' },
+    ];
     if (kind === 'mlp') {
       layers.push({ W: Float32Array.from(this.params.get('phi.1.weight')!.dataSync()), b: Float32Array.from(this.params.get('phi.1.bias')!.dataSync()), din: k, dout: r, relu: false });
     }
