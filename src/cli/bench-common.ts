@@ -1,21 +1,13 @@
 import type { Argv } from 'yargs';
 import { join } from 'node:path';
-import { ENGINES, type Engine } from '../nn/factory.js';
+import { ENGINES } from '../nn/factory.js';
+import type { TrainerOptions } from '../gfn/build-trainer.js';
 import { choiceArg, intArg, listArg, numArg } from './args.js';
 import { Progress, appendJsonLine, prepareOutDir, writeFileAtomic } from './output.js';
 import { writeReportSafe } from '../report/index.js';
 
 /** The training flags every MLP benchmark takes (hypergrid, bitseq, molecules). */
-export interface TrainingFlags {
-  iterations: number;
-  batch: number;
-  seed: number;
-  engine: Engine;
-  hidden: number[];
-  lr: number;
-  epsilon: number;
-  evalEvery: number;
-}
+export type TrainingFlags = Pick<TrainerOptions, 'iterations' | 'batch' | 'seed' | 'engine' | 'hidden' | 'lr' | 'epsilon'> & { evalEvery: number };
 
 export function trainingOptions(y: Argv, d: TrainingFlags, help: { batch: string; seed?: string; evalEvery: string }): Argv {
   return y

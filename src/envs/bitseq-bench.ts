@@ -1,7 +1,7 @@
 import { Bitseq, bitseqTestSet, type BitseqConfig } from './bitseq.js';
 import { ALGOS, type Algo } from '../gfn/hypergrid-bench.js';
 import type { Env } from '../gfn/env.js';
-import { buildTrainer, type BuiltTrainer, type TrainerOptions } from '../gfn/build-trainer.js';
+import { buildTrainer, REFERENCE_TRAINER_DEFAULTS, type BuiltTrainer, type TrainerOptions } from '../gfn/build-trainer.js';
 import type { Engine } from '../nn/factory.js';
 import { estimateLogProb } from '../metrics/logprob.js';
 import { spearman } from '../metrics/correlation.js';
@@ -24,25 +24,16 @@ export interface BitseqBenchOptions extends Omit<TrainerOptions, 'algo'>, Bitseq
 
 /** Reference-code hyperparameters (DESIGN.md §5 soft-RL settings where the bitseq reference is silent). */
 export const BITSEQ_BENCH_DEFAULTS: Omit<BitseqBenchOptions, 'algo'> = {
+  ...REFERENCE_TRAINER_DEFAULTS,
   n: 120,
   k: 4,
   nModes: 60,
   beta: 2,
-  seed: 0,
-  iterations: 2000,
-  batch: 16,
-  engine: 'fused',
-  hidden: [256, 256],
-  lr: 1e-3,
-  logZLr: 0.1,
+  // the bitseq reference code's settings where they differ from DESIGN.md §5's
   subtbLambda: 1.9,
   epsilon: 1e-3,
-  replayBatch: 256,
-  bufferSize: 100_000,
   perAlpha: 0.9,
   perBeta: [0.1, 0.1],
-  munchausenAlpha: 0.15,
-  polyak: 0.25,
   l0: -25,
   learningStarts: 50,
   evalEvery: 100,

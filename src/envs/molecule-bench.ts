@@ -1,5 +1,5 @@
 import { MoleculeEnv, MOLECULE_DEFAULTS, type MoleculeConfig } from './molecule.js';
-import { buildTrainer, type TrainerOptions } from '../gfn/build-trainer.js';
+import { buildTrainer, REFERENCE_TRAINER_DEFAULTS, type TrainerOptions } from '../gfn/build-trainer.js';
 import { ALGOS, type Algo } from '../gfn/hypergrid-bench.js';
 import { estimateLogProb } from '../metrics/logprob.js';
 import { pearson } from '../metrics/correlation.js';
@@ -19,24 +19,10 @@ export interface MoleculeBenchOptions extends TrainerOptions, MoleculeConfig {
 }
 
 export const MOLECULE_BENCH_DEFAULTS: Omit<MoleculeBenchOptions, 'algo'> = {
+  ...REFERENCE_TRAINER_DEFAULTS,
   ...MOLECULE_DEFAULTS,
   iterations: 1000,
-  batch: 16,
-  seed: 0,
-  engine: 'fused',
-  hidden: [256, 256],
-  lr: 1e-3,
-  logZLr: 0.1,
-  subtbLambda: 0.9,
   epsilon: 0.01,
-  replayBatch: 256,
-  bufferSize: 100_000,
-  perAlpha: 0.5,
-  perBeta: [0, 1],
-  munchausenAlpha: 0.15,
-  polyak: 0.25,
-  l0: -100,
-  learningStarts: 16,
   evalEvery: 100,
   orders: 10,
   testSize: 1000,

@@ -32,6 +32,31 @@ export interface TrainerOptions {
   learnedPB?: boolean;
 }
 
+/**
+ * DESIGN.md §5 reference hyperparameters (MLP 2×256, Adam 1e-3, TB log Z lr 0.1, 16
+ * trajectories per iteration, SubTB λ 0.9, PER 1e5 × 256 with α 0.5 and β 0 → 1, Polyak 0.25,
+ * M-DQN α 0.15, l0 −100, updates from iteration 16); each benchmark overrides what it must.
+ */
+export const REFERENCE_TRAINER_DEFAULTS: Omit<TrainerOptions, 'algo'> = {
+  iterations: 2000,
+  batch: 16,
+  seed: 0,
+  engine: 'fused',
+  hidden: [256, 256],
+  lr: 1e-3,
+  logZLr: 0.1,
+  subtbLambda: 0.9,
+  epsilon: 0,
+  replayBatch: 256,
+  bufferSize: 100_000,
+  perAlpha: 0.5,
+  perBeta: [0, 1],
+  munchausenAlpha: 0.15,
+  polyak: 0.25,
+  l0: -100,
+  learningStarts: 16,
+};
+
 export interface BuiltTrainer {
   step(): StepResult;
   net: SparseMlp;

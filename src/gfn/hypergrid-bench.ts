@@ -2,7 +2,7 @@ import { Hypergrid, type HypergridReward } from '../envs/hypergrid.js';
 import { hypergridLogZ } from '../envs/hypergrid-oracle.js';
 import { buildDag, klDivergence, targetDistribution, terminalDistribution, totalVariation } from './exact.js';
 import { EmpiricalTracker, policyOnDag } from './evaluate.js';
-import { buildTrainer, type TrainerOptions } from './build-trainer.js';
+import { buildTrainer, REFERENCE_TRAINER_DEFAULTS, type TrainerOptions } from './build-trainer.js';
 import type { Engine } from '../nn/factory.js';
 import { Rng } from '../core/rng.js';
 
@@ -20,26 +20,12 @@ export interface HypergridBenchOptions extends Omit<TrainerOptions, 'perBeta' | 
 
 /** Reference hyperparameters of DESIGN.md §5. */
 export const HYPERGRID_DEFAULTS: Omit<HypergridBenchOptions, 'algo'> = {
+  ...REFERENCE_TRAINER_DEFAULTS,
   ndim: 4,
   height: 8,
   reward: 'standard',
-  iterations: 2000,
-  batch: 16,
-  seed: 0,
-  engine: 'fused',
-  hidden: [256, 256],
-  lr: 1e-3,
-  logZLr: 0.1,
-  subtbLambda: 0.9,
-  epsilon: 0,
   pb: 'learned',
   evalEvery: 100,
-  replayBatch: 256,
-  bufferSize: 100_000,
-  perAlpha: 0.5,
-  munchausenAlpha: 0.15,
-  polyak: 0.25,
-  l0: -100,
 };
 
 export interface MetricsRecord {
