@@ -1,6 +1,6 @@
 // Fused sparse-input MLP kernel (forward on a tape, backward, Adam, Polyak), f32x4 SIMD.
 // Compiled by scripts/build-wasm.mjs to dist/wasm/fused_mlp.wasm; driven by src/nn/fused-mlp.ts,
-// which owns the memory layout and passes byte addresses in. See DESIGN.md §3 "Performance notes".
+// which owns the memory layout and passes byte addresses in. See docs/design.md §3 "Performance notes".
 //
 // Layout (all addresses 16-byte aligned, all widths padded to a multiple of 4 floats):
 //   P   parameters: per layer l, W_l [fanIn × outP_l] row-major then b_l [outP_l]

@@ -1,5 +1,5 @@
 /**
- * Full-size bit-sequence benchmark (DESIGN.md §5): n = 120, 60 modes, every
+ * Full-size bit-sequence benchmark (docs/design.md §5): n = 120, 60 modes, every
  * k ∈ {2, 4, 6, 8, 10}, the five objectives (and MH), the full test set (60·120 strings,
  * M = 10 backward orders). Each run is its own process; the table prints as Markdown.
  * Hours of CPU at the defaults — not a test.
@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import type { BitseqSummary } from '../src/envs/bitseq-bench.js';
+import type { BitseqSummary } from '../src/benchmarks/bitseq.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string, dflt: string) => {

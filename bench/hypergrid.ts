@@ -1,16 +1,16 @@
 /**
- * Throughput and quality of every objective on the reference workload of issue 2:
+ * Throughput and quality of every objective on the reference workload used throughout the project:
  * hypergrid 4-D, H = 8, standard reward, 16 trajectories per iteration, 2000 iterations,
  * MLP 2×256. Each objective runs in its own process so peak RSS is its own.
  *
  *   npm run bench:hypergrid [-- --iterations N --engine fused|tfjs --algos tb,mdqn --seed S]
  *
- * Reference (issue 2): torchgfn 1.0 on one CPU thread, same workload: TB 38.6 it/s with
+ * Reference, measured with torchgfn 1.0 on one CPU thread on the same workload: TB 38.6 it/s with
  * empirical L1 ≈ 1.0e-4, Munchausen-DQN 22.4 it/s with L1 ≈ 9.2e-5.
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { BenchSummary } from '../src/gfn/hypergrid-bench.js';
+import type { BenchSummary } from '../src/benchmarks/hypergrid.js';
 
 const REFERENCE: Record<string, { itPerSec: number; l1: number } | undefined> = {
   tb: { itPerSec: 38.6, l1: 1.0e-4 },

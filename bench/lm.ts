@@ -1,19 +1,19 @@
 /**
- * Language-model engine throughput (issue 3 "Must show"): forward tokens/s (16×64, 64×32),
+ * Language-model engine throughput: forward tokens/s (16×64, 64×32),
  * sampling tokens/s at batch 16 with and without the LoRA-style head against the raw
  * KV-cache stepping rate of the same batch, time(2T)/time(T) of the sampler, prefix-reward
  * speed-up over the naive recompute, peak RSS. Wall and CPU time are both reported (wall
- * time on shared 2-core machines moves ±50% with other load, DESIGN.md §3).
+ * time on shared 2-core machines moves ±50% with other load, docs/design.md §3).
  *   node dist/bench/lm.js [--model models/arith-char] [--threads 1] [--json]
  */
 import { existsSync } from 'node:fs';
 import { selectBackend, tf } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
-import { writeTempModel } from '../src/lm/fixtures.js';
+import { writeTempModel } from '../src/lmbuild/fixtures.js';
 import { LmSession } from '../src/lm/session.js';
 import { sample } from '../src/lm/sampler.js';
 import { naivePrefixRewards, prefixRewards, scoreBatch } from '../src/lm/scorer.js';
-import { LmHead, headConfig } from '../src/lm/head.js';
+import { LmHead, headConfig } from '../src/finetune/head.js';
 
 const args = process.argv.slice(2);
 const arg = (k: string, d: string) => (args.includes(k) ? args[args.indexOf(k) + 1] : d);

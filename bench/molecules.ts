@@ -1,5 +1,5 @@
 /**
- * Full-size molecule benchmark (DESIGN.md §5 with the documented descriptor-profile
+ * Full-size molecule benchmark (docs/design.md §5 with the documented descriptor-profile
  * reward): naphthalene × 18 fragments at 8 sites, the five objectives, β ∈ {4, 8} by
  * default, Tanimoto-separated modes (r ≥ 0.75, similarity < 0.7) and Pearson(log R, log P̂)
  * on 1000 random decorations. Each run is its own process; Markdown table. Not a test.
@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import type { MoleculeSummary } from '../src/envs/molecule-bench.js';
+import type { MoleculeSummary } from '../src/benchmarks/molecules.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string, dflt: string) => {

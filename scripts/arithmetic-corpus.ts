@@ -1,11 +1,12 @@
 /**
- * Writes a seeded arithmetic corpus (one "X Z Y" item per line, DESIGN.md §6 format) — the
+ * Writes a seeded arithmetic corpus (one "X Z Y" item per line, docs/design.md §6 format) — the
  * same generator `flowtune model build-tiny --corpus arithmetic:N` uses in-process.
  *   node dist/scripts/arithmetic-corpus.js --n 60000 --seed 2 --out /tmp/arith.txt \
- *     [--exclude ../shared/data/arithmetic/test_3op.json ...]
+ *     [--exclude data/arithmetic/test_3op.json ...]
  */
 import { writeFileSync } from 'node:fs';
-import { generateArithmetic, loadArithmetic } from '../src/lm/corpus.js';
+import { generateArithmetic } from '../src/lmbuild/corpus.js';
+import { loadArithmetic } from '../src/text/arithmetic.js';
 
 const argv = process.argv.slice(2);
 const get = (k: string) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : undefined);

@@ -10,7 +10,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { writeFileAtomic } from '../src/cli/output.js';
+import { writeFileAtomic } from '../src/core/io.js';
 import { equalCostTable, familyOf, readRun, renderSvg, subRunChart, writeReport, type Family, type RunData } from '../src/report/index.js';
 
 const argv = process.argv.slice(2);

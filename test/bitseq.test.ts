@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bitseq, bitseqTestSet } from '../src/envs/bitseq.js';
-import { BITSEQ_BENCH_DEFAULTS, runBitseqBench } from '../src/envs/bitseq-bench.js';
-import { buildTrainer } from '../src/gfn/build-trainer.js';
+import { BITSEQ_BENCH_DEFAULTS, runBitseqBench } from '../src/benchmarks/bitseq.js';
+import { buildTrainer } from '../src/benchmarks/build-trainer.js';
 import { buildDag, flowOracle, targetDistribution, terminalDistribution, totalVariation } from '../src/gfn/exact.js';
 import { policyOnDag } from '../src/gfn/evaluate.js';
 import { policySpec } from '../src/gfn/policy-net.js';
@@ -54,7 +54,7 @@ test('bitseq DAG: parents = filled slots, L! trajectories per object, Z matches 
   assert.equal(factorial(env.slots), 24);
 });
 
-test('bitseq modes, distances and test set follow DESIGN.md §5', () => {
+test('bitseq modes, distances and test set follow docs/design.md §5', () => {
   const env = new Bitseq({ n: 120, k: 4, nModes: 60, beta: 2, seed: 0 });
   const blocks = new Set(['00000000', '11111111', '11110000', '00001111', '00111100']);
   for (let m = 0; m < 60; m++) {

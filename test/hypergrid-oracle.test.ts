@@ -10,7 +10,7 @@ import { logSumExp } from '../src/core/math.js';
 const Z = (ndim: number, height: number, reward: 'standard' | 'hard' = 'standard') =>
   Math.exp(hypergridLogZ({ ndim, height, reward }));
 
-test('partition functions match the published constants (DESIGN.md §5)', () => {
+test('partition functions match the published constants (docs/design.md §5)', () => {
   assert.ok(Math.abs(Z(3, 8) - 48.512) < 1e-9);
   assert.ok(Math.abs(Z(4, 8) - 164.096) < 1e-9);
   assert.ok(Math.abs(Z(4, 20) - 5672) < 1e-7);

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { answerText, fullItem, generateArithmetic, makeQuery, parseQuery, rationale, toAscii } from '../src/lm/corpus.js';
-import { calculatorCompletion, parseAnswer } from '../src/lm/eval-arith.js';
-import { tinyConfig, randomWeights } from '../src/lm/fixtures.js';
-import { fromTfParams, toTfParams } from '../src/lm/reference.js';
-import { trainTiny } from '../src/lm/train-tiny.js';
+import { generateArithmetic, toAscii } from '../src/lmbuild/corpus.js';
+import { answerText, calculatorCompletion, fullItem, makeQuery, parseAnswer, parseQuery, rationale } from '../src/text/arithmetic.js';
+import { tinyConfig, randomWeights } from '../src/lmbuild/fixtures.js';
+import { fromTfParams, toTfParams } from '../src/lmbuild/reference.js';
+import { trainTiny } from '../src/lmbuild/train-tiny.js';
 import { CharTokenizer } from '../src/lm/tokenizer.js';
 import { selectBackend } from '../src/core/backend.js';
 
@@ -16,7 +16,7 @@ function evalExpr(e: string): number {
   return acc;
 }
 
-test('arithmetic corpus: format of ../shared/data, correct rationales, seeded, test queries excluded', () => {
+test('arithmetic corpus: format of data/arithmetic, correct rationales, seeded, test queries excluded', () => {
   assert.equal(makeQuery([6, 0, 4, 8], ['-', '-', '-']), 'Question: 6 - 0 - 4 - 8 = ? Answer:');
   assert.deepEqual(parseQuery('Question: 6 - 0 - 4 - 8 = ? Answer:'), { operands: [6, 0, 4, 8], ops: ['-', '-', '-'] });
   assert.equal(rationale([6, 0, 4, 8], ['-', '-', '-']).text, '6 - 0 = 6, 6 - 4 = 2, 2 - 8 = -6');

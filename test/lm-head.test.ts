@@ -6,9 +6,9 @@ import path from 'node:path';
 import { selectBackend, tf } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
 import { UsageError } from '../src/core/errors.js';
-import { LmHead, headConfig } from '../src/lm/head.js';
-import { addRowBias, bmm, layerNorm, linear, matMul2 } from '../src/lm/tfops.js';
-import { writeTempModel } from '../src/lm/fixtures.js';
+import { LmHead, headConfig } from '../src/finetune/head.js';
+import { addRowBias, bmm, layerNorm, linear, matMul2 } from '../src/lmbuild/tfops.js';
+import { writeTempModel } from '../src/lmbuild/fixtures.js';
 import { LmSession } from '../src/lm/session.js';
 import { sample } from '../src/lm/sampler.js';
 

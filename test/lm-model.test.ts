@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync, rmSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { writeTempModel } from '../src/lm/fixtures.js';
+import { writeTempModel } from '../src/lmbuild/fixtures.js';
 import { LmSession } from '../src/lm/session.js';
 import { inspectModel } from '../src/lm/inspect.js';
 import { findLmHeadInput } from '../src/lm/surgery.js';

@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectBackend, tf } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
-import { writeTempModel } from '../src/lm/fixtures.js';
+import { writeTempModel } from '../src/lmbuild/fixtures.js';
 import { LmSession } from '../src/lm/session.js';
-import { referenceForward, toTfParams } from '../src/lm/reference.js';
+import { referenceForward, toTfParams } from '../src/lmbuild/reference.js';
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);

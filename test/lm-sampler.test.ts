@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../src/core/rng.js';
-import { writeTempModel } from '../src/lm/fixtures.js';
+import { writeTempModel } from '../src/lmbuild/fixtures.js';
 import { LmSession } from '../src/lm/session.js';
 import { sample, sequences } from '../src/lm/sampler.js';
 import { naivePrefixRewards, prefixRewards, scoreBatch, statesOf } from '../src/lm/scorer.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { writeTempModel } from '../src/lm/fixtures.js';
+import { writeTempModel } from '../src/lmbuild/fixtures.js';
 import { LmSession } from '../src/lm/session.js';
 import { sample } from '../src/lm/sampler.js';
 import { CharTokenizer, loadHfTokenizer } from '../src/lm/tokenizer.js';

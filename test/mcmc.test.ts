@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gaussianTarget, mala, ula } from '../src/mcmc/langevin.js';
 import { HypergridMhKernel, MetropolisHastings, hypergridProposal } from '../src/mcmc/mh.js';
-import { runHypergridMh } from '../src/mcmc/hypergrid-mh.js';
+import { runHypergridMh } from '../src/benchmarks/hypergrid-mh.js';
 import { Hypergrid } from '../src/envs/hypergrid.js';
 import { totalVariation } from '../src/gfn/exact.js';
 import { Rng } from '../src/core/rng.js';

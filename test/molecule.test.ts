@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MoleculeEnv, profileLogReward, loadRDKit } from '../src/envs/molecule.js';
-import { MOLECULE_BENCH_DEFAULTS, runMoleculeBench } from '../src/envs/molecule-bench.js';
+import { MOLECULE_BENCH_DEFAULTS, runMoleculeBench } from '../src/benchmarks/molecules.js';
 import { buildDag, flowOracle } from '../src/gfn/exact.js';
 import { packFingerprint, tanimoto, TanimotoModes } from '../src/metrics/modes.js';
 import { logSumExp } from '../src/core/math.js';

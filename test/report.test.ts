@@ -9,7 +9,7 @@ import YAML from 'yaml';
 import { buildReport, writeReport } from '../src/report/index.js';
 import { prefixIds } from '../src/report/render.js';
 import { tableFromCsv } from '../src/report/read-run.js';
-import { writeTempModel } from '../src/lm/fixtures.js';
+import { writeTempModel } from '../src/lmbuild/fixtures.js';
 
 const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'ft-report-'));

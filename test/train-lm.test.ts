@@ -6,12 +6,12 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync, chmodSync, mkdirS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { writeTempModel } from '../src/lm/fixtures.js';
-import { LmTrainer } from '../src/train/lm-trainer.js';
-import { exactPosterior } from '../src/train/posterior.js';
-import { validate } from '../src/train/config-loader.js';
-import { trainConfigSchema } from '../src/train/schema.js';
-import { goldZ, infillSplits } from '../src/train/lm-task.js';
+import { writeTempModel } from '../src/lmbuild/fixtures.js';
+import { LmTrainer } from '../src/finetune/trainer.js';
+import { exactPosterior } from '../src/finetune/posterior.js';
+import { validate } from '../src/finetune/config-loader.js';
+import { trainConfigSchema } from '../src/finetune/schema.js';
+import { goldZ, infillSplits } from '../src/finetune/examples.js';
 import { CharTokenizer } from '../src/lm/tokenizer.js';
 
 const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));

@@ -10,10 +10,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { LmTrainer, type StepMetrics } from '../train/lm-trainer.js';
-import type { TrainConfig } from '../train/schema.js';
-import { runTraining } from '../cli/train.js';
-import { appendJsonLine, Progress, writeFileAtomic } from '../cli/output.js';
+import { LmTrainer, type StepMetrics } from '../finetune/trainer.js';
+import type { TrainConfig } from '../finetune/schema.js';
+import { runTraining } from '../finetune/run.js';
+import { appendJsonLine, Progress, writeFileAtomic } from '../core/io.js';
 import { SftBaseline } from './sft.js';
 import { ReinforceBaseline } from './reinforce.js';
 

@@ -9,11 +9,11 @@
  *   ∇ = −(1/B) Σ_b (r_b − mean_b' r_b') ∇ log π(Z_b),  r_b = log R(Z_b) − β (log π − log π_0)(Z_b)
  */
 import { tf } from '../core/backend.js';
-import type { LmTrainer, StepMetrics } from '../train/lm-trainer.js';
-import { sampleZ } from '../train/lm-rollout.js';
-import { scoreRows } from '../train/lm-score.js';
-import { disposeNodes, nodeLogPolicy, pick, stackNodes } from '../train/lm-objective.js';
-import { lrScaleAt } from '../train/tf-adam.js';
+import type { LmTrainer, StepMetrics } from '../finetune/trainer.js';
+import { sampleZ } from '../finetune/rollout.js';
+import { scoreRows } from '../finetune/score.js';
+import { disposeNodes, nodeLogPolicy, pick, stackNodes } from '../finetune/objective.js';
+import { lrScaleAt } from '../finetune/tf-adam.js';
 
 export class ReinforceBaseline {
   constructor(

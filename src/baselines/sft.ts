@@ -7,11 +7,11 @@
  */
 import { tf } from '../core/backend.js';
 import { UsageError } from '../core/errors.js';
-import type { LmTrainer, StepMetrics } from '../train/lm-trainer.js';
-import { scoreRows, type ScoredRow } from '../train/lm-score.js';
-import { disposeNodes, nodeLogPolicy, pick, stackNodes } from '../train/lm-objective.js';
-import { lrScaleAt } from '../train/tf-adam.js';
-import type { ZSample } from '../train/lm-rollout.js';
+import type { LmTrainer, StepMetrics } from '../finetune/trainer.js';
+import { scoreRows, type ScoredRow } from '../finetune/score.js';
+import { disposeNodes, nodeLogPolicy, pick, stackNodes } from '../finetune/objective.js';
+import { lrScaleAt } from '../finetune/tf-adam.js';
+import type { ZSample } from '../finetune/rollout.js';
 
 export class SftBaseline {
   private constructor(

@@ -1,9 +1,9 @@
 import type { Argv } from 'yargs';
 import { join } from 'node:path';
 import { ENGINES } from '../nn/factory.js';
-import type { TrainerOptions } from '../gfn/build-trainer.js';
+import type { TrainerOptions } from '../benchmarks/build-trainer.js';
 import { choiceArg, intArg, listArg, numArg } from './args.js';
-import { Progress, appendJsonLine, prepareOutDir, writeFileAtomic } from './output.js';
+import { Progress, appendJsonLine, prepareOutDir, writeFileAtomic } from '../core/io.js';
 import { writeReportSafe } from '../report/index.js';
 
 /** The training flags every MLP benchmark takes (hypergrid, bitseq, molecules). */

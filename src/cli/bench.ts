@@ -1,10 +1,11 @@
 import type { Argv, CommandModule } from 'yargs';
-import { ALGOS, HYPERGRID_DEFAULTS, runHypergridBench, type BenchSummary } from '../gfn/hypergrid-bench.js';
+import { HYPERGRID_DEFAULTS, runHypergridBench, type BenchSummary } from '../benchmarks/hypergrid.js';
+import { ALGOS } from '../benchmarks/build-trainer.js';
 import { choiceArg, intArg, numArg } from './args.js';
 import { BenchOutput, parseTrainingOptions, trainingOptions } from './bench-common.js';
-import { runHypergridMh, type MhBenchSummary } from '../mcmc/hypergrid-mh.js';
-import { MOLECULE_ALGOS, MOLECULE_BENCH_DEFAULTS, runMoleculeBench, type MoleculeSummary } from '../envs/molecule-bench.js';
-import { BITSEQ_ALGOS, BITSEQ_BENCH_DEFAULTS, runBitseqBench, type BitseqSummary } from '../envs/bitseq-bench.js';
+import { runHypergridMh, type MhBenchSummary } from '../benchmarks/hypergrid-mh.js';
+import { MOLECULE_ALGOS, MOLECULE_BENCH_DEFAULTS, runMoleculeBench, type MoleculeSummary } from '../benchmarks/molecules.js';
+import { BITSEQ_ALGOS, BITSEQ_BENCH_DEFAULTS, runBitseqBench, type BitseqSummary } from '../benchmarks/bitseq.js';
 
 const HYPERGRID_ALGOS = [...ALGOS, 'mh'] as const;
 const B = BITSEQ_BENCH_DEFAULTS;

@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { Hypergrid } from '../envs/hypergrid.js';
 import { verifyTheorem } from '../softrl/theorem.js';
-import { HYPERGRID_DEFAULTS, runHypergridBench, type Algo } from '../gfn/hypergrid-bench.js';
-import { Progress } from './output.js';
-import { readTrainConfig, runTraining } from './train.js';
-import { LmTrainer } from '../train/lm-trainer.js';
-import { sampleZ } from '../train/lm-rollout.js';
+import { HYPERGRID_DEFAULTS, runHypergridBench } from '../benchmarks/hypergrid.js';
+import type { Algo } from '../benchmarks/build-trainer.js';
+import { Progress } from '../core/io.js';
+import { readTrainConfig, runTraining } from '../finetune/run.js';
+import { LmTrainer } from '../finetune/trainer.js';
+import { sampleZ } from '../finetune/rollout.js';
 import { sample } from '../lm/sampler.js';
 import { evalArithmeticFile } from '../tasks/arithmetic.js';
 import type { Decoder } from '../tasks/decode.js';
@@ -31,7 +32,7 @@ export const demoCommand: CommandModule<object, { steps: number; iterations: num
   handler: async (a) => {
     console.log('flowtune — fine-tune a language model to sample latent reasoning Z from p(Z | X, Y) as a GFlowNet\n');
     const cfg = { ndim: 4, height: 8, reward: 'standard' as const };
-    console.log(`1. Exact check on a ${cfg.height}^${cfg.ndim} hypergrid: soft value iteration on the MDP of DESIGN.md (M) vs the flow recursion`);
+    console.log(`1. Exact check on a ${cfg.height}^${cfg.ndim} hypergrid: soft value iteration on the MDP of docs/design.md (M) vs the flow recursion`);
     const r = verifyTheorem(new Hypergrid(cfg), { policies: 3, seed: 0 });
     console.log(`   log Z = ${r.logZFlow.toFixed(6)}; max |V* − log F| = ${r.maxAbsVMinusLogF.toExponential(1)}; softmax(Q*) samples R/Z (TV ${r.tvSoftOptimal.toExponential(1)});`);
     console.log(`   V^π(s0) = log Z − KL(q^π ‖ P_B) holds to ${r.valueIdentityMaxError.toExponential(1)} for random policies\n`);

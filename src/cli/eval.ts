@@ -5,10 +5,10 @@ import { UsageError } from '../core/errors.js';
 import type { DecodeSpec } from '../tasks/decode.js';
 import { evaluateTask, formatSummary, type EvalOptions } from '../tasks/evaluate.js';
 import { loadBasePolicy, loadRunPolicy, type LoadedPolicy, type TaskName } from '../tasks/policy.js';
-import type { TrainConfig } from '../train/schema.js';
+import type { TrainConfig } from '../finetune/schema.js';
 import { choiceArg, intArg, numArg } from './args.js';
-import { writeFileAtomic } from './output.js';
-import { readRunConfig, readTrainConfig } from './train.js';
+import { writeFileAtomic } from '../core/io.js';
+import { readRunConfig, readTrainConfig } from '../finetune/run.js';
 
 const TASKS = ['arithmetic', 'infill', 'subj'] as const;
 

@@ -1,10 +1,10 @@
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../core/errors.js';
-import { buildTiny } from '../lm/build.js';
+import { buildTiny } from '../lmbuild/build.js';
 import { inspectModel, formatInspect } from '../lm/inspect.js';
 import { CharTokenizer, loadHfTokenizer } from '../lm/tokenizer.js';
 import { LmSession } from '../lm/session.js';
-import { evalArithmetic, rationaleRewardGap } from '../lm/eval-arith.js';
+import { evalArithmetic, rationaleRewardGap } from '../lmbuild/eval-arithmetic.js';
 import { resolveModelDir } from '../lm/resolve.js';
 import { sample } from '../lm/sampler.js';
 import { Rng } from '../core/rng.js';
@@ -117,7 +117,7 @@ const evalArithCommand: CommandModule<object, EvalArgs> = {
         '',
         'Zero-shot: the prompt is the query X alone. The context (128 characters) leaves no room for demonstrations,',
         'and the X Z Y format is part of the pre-training corpus, so the base model needs none. "free": the model writes',
-        'every intermediate result; "calculator": each "a op b =" it writes is completed by the tool (DESIGN.md §6).',
+        'every intermediate result; "calculator": each "a op b =" it writes is completed by the tool (docs/design.md §6).',
         '',
         'Reward gap: mean of log p(Y | X Z_correct) − log p(Y | X Z_one-wrong-step) with Y the true answer (first 200',
         'problems, wrong step seeded), and how often the correct rationale scores higher.',

@@ -2,17 +2,17 @@ import type { Argv, CommandModule } from 'yargs';
 import { join } from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
-import { LmHead } from '../lm/head.js';
+import { LmHead } from '../finetune/head.js';
 import { sample } from '../lm/sampler.js';
-import { loadLatestCheckpoint } from '../train/checkpoint.js';
-import { openModel, zConstraints } from '../train/lm-trainer.js';
-import { sampleZ } from '../train/lm-rollout.js';
+import { loadLatestCheckpoint } from '../finetune/checkpoint.js';
+import { openModel, zConstraints } from '../finetune/trainer.js';
+import { sampleZ } from '../finetune/rollout.js';
 import { headHook, policyTemperature } from '../tasks/policy.js';
-import { scoreRows } from '../train/lm-score.js';
-import { sequenceLogProbs } from '../train/posterior.js';
-import { scheduleAt } from '../train/schema.js';
+import { scoreRows } from '../finetune/score.js';
+import { sequenceLogProbs } from '../finetune/posterior.js';
+import { scheduleAt } from '../finetune/schema.js';
 import { intArg, numArg } from './args.js';
-import { readRunConfig } from './train.js';
+import { readRunConfig } from '../finetune/run.js';
 
 export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
   command: 'sample',

@@ -7,7 +7,7 @@ import { UsageError } from '../core/errors.js';
 
 const theorem: CommandModule<object, Record<string, unknown>> = {
   command: 'theorem',
-  describe: 'check GFlowNet = soft RL (DESIGN.md eq. (M)) exactly on a hypergrid',
+  describe: 'check GFlowNet = soft RL (docs/design.md eq. (M)) exactly on a hypergrid',
   builder: (y: Argv) =>
     y
       .option('ndim', { type: 'string', default: '2' })
@@ -49,10 +49,10 @@ const posterior: CommandModule<object, Record<string, unknown>> = {
       .option('set', { type: 'string', array: true, default: [], describe: 'override a key: --set objective=mdqn' })
       .option('json', { type: 'boolean', default: false }),
   handler: async (a) => {
-    const { readTrainConfig } = await import('./train.js');
-    const { LmTrainer } = await import('../train/lm-trainer.js');
-    const { exactPosterior } = await import('../train/posterior.js');
-    const { Progress } = await import('./output.js');
+    const { readTrainConfig } = await import('../finetune/run.js');
+    const { LmTrainer } = await import('../finetune/trainer.js');
+    const { exactPosterior } = await import('../finetune/posterior.js');
+    const { Progress } = await import('../core/io.js');
     const cfg = readTrainConfig(a.config as string, a.set as string[]);
     const t0 = performance.now();
     const trainer = await LmTrainer.create(cfg);

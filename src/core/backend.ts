@@ -13,7 +13,7 @@ export interface BackendInfo {
 let selected: BackendInfo | undefined;
 
 /**
- * Chooses the tensor backend once per process, in the order DESIGN.md §3 gives:
+ * Chooses the tensor backend once per process, in the order docs/design.md §3 gives:
  * tfjs-node-gpu → tfjs-node → wasm → cpu. The native packages are optional dependencies
  * (their installs fail offline), so each is tried and skipped when absent.
  * FLOWTUNE_BACKEND=wasm|cpu|tensorflow forces one.

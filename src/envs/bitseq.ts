@@ -3,11 +3,11 @@ import { Rng } from '../core/rng.js';
 import { usage } from '../core/errors.js';
 
 export interface BitseqConfig {
-  /** Sequence length in bits (DESIGN.md §5: 120); a multiple of 8 (mode blocks) and of k. */
+  /** Sequence length in bits (docs/design.md §5: 120); a multiple of 8 (mode blocks) and of k. */
   n: number;
   /** Word length: the sequence has L = n/k slots, each filled with one k-bit word. */
   k: number;
-  /** Number of modes (DESIGN.md §5: 60). */
+  /** Number of modes (docs/design.md §5: 60). */
   nModes: number;
   /** log R(x) = −β · min_m d_H(x, m), not divided by n (as the reference code; β = 2 there). */
   beta: number;
@@ -17,11 +17,11 @@ export interface BitseqConfig {
 
 export const BITSEQ_DEFAULTS: BitseqConfig = { n: 120, k: 4, nModes: 60, beta: 2, seed: 0 };
 
-/** The 8-bit blocks modes are built from (DESIGN.md §5). */
+/** The 8-bit blocks modes are built from (docs/design.md §5). */
 export const MODE_BLOCKS = ['00000000', '11111111', '11110000', '00001111', '00111100'] as const;
 
 /**
- * Non-autoregressive bit sequences (DESIGN.md §5). A state has L = n/k slots, each empty
+ * Non-autoregressive bit sequences (docs/design.md §5). A state has L = n/k slots, each empty
  * (−1) or holding a k-bit word w ∈ [0, 2^k), written most significant bit first. Forward
  * action a = slot·2^k + word fills an empty slot; when every slot is filled, exit is the
  * only allowed action (so log P_F(exit | x) = 0 and the objects are the complete strings).
@@ -167,7 +167,7 @@ function hamming(a: Uint32Array, b: Uint32Array, off: number, n: number): number
 }
 
 /**
- * The test set of DESIGN.md §5: every mode, and for c = 1..n−1 one copy of it with c
+ * The test set of docs/design.md §5: every mode, and for c = 1..n−1 one copy of it with c
  * distinct random bits flipped — nModes·n strings, as bits [count × n]. `modes` limits it
  * to the first few modes (a documented reduction for quick runs).
  */

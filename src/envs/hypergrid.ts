@@ -9,14 +9,14 @@ export interface HypergridConfig {
   reward: HypergridReward;
 }
 
-/** R0, R1, R2 of DESIGN.md §5. */
+/** R0, R1, R2 of docs/design.md §5. */
 export const REWARD_CONSTANTS: Record<HypergridReward, [number, number, number]> = {
   standard: [1e-3, 0.5, 2.0],
   hard: [1e-4, 1.0, 3.0],
 };
 
 /**
- * Hypergrid (DESIGN.md §5): states are points of {0..H−1}^D, s0 = 0; action d increments
+ * Hypergrid (docs/design.md §5): states are points of {0..H−1}^D, s0 = 0; action d increments
  * coordinate d (masked at H−1), action D exits (always allowed). Backward action d
  * decrements coordinate d (allowed where x_d > 0).
  */
@@ -99,7 +99,7 @@ export class Hypergrid implements EnumerableEnv {
     return true;
   }
 
-  /** log R of DESIGN.md §5: R0 + R1·∏[0.25 < |x/(H−1) − 0.5|] + R2·∏[0.3 < |x/(H−1) − 0.5| < 0.4]. */
+  /** log R of docs/design.md §5: R0 + R1·∏[0.25 < |x/(H−1) − 0.5|] + R2·∏[0.3 < |x/(H−1) − 0.5| < 0.4]. */
   logReward(states: Int32Array, n: number, out: Float64Array): void {
     const D = this.ndim, top = this.height - 1;
     const [r0, r1, r2] = this.r;

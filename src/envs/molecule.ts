@@ -62,7 +62,7 @@ export function profileLogReward(desc: Record<string, number>): number {
 }
 
 export interface MoleculeConfig {
-  /** R = r^β (DESIGN.md §5: R = (reward/scale)^β with scale 1, since r ≤ 1). */
+  /** R = r^β (docs/design.md §5: R = (reward/scale)^β with scale 1, since r ≤ 1). */
   beta: number;
   /** Use the first `sites` scaffold positions (others stay C–H); 8 for the benchmark. */
   sites: number;

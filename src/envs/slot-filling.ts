@@ -6,7 +6,7 @@ import { usage } from '../core/errors.js';
  * The DAG shared by the bit-sequence and molecule benchmarks: a state is `slots` positions,
  * each empty (−1) or holding a value in [0, values); forward action j·values + v fills empty
  * slot j with v, backward action j empties slot j, so an object with f filled slots has f
- * parents and P_B is uniform over them (DESIGN.md §5). Exit is the last action — always
+ * parents and P_B is uniform over them (docs/design.md §5). Exit is the last action — always
  * allowed, or only once every slot is filled. Input encoding: one-hot of (value + 1) per slot.
  */
 export abstract class SlotFillingEnv implements EnumerableEnv, BackwardMappable {

@@ -47,7 +47,7 @@ export function buildDag(env: EnumerableEnv): ExactDag {
 }
 
 /**
- * State flows of the unique flow consistent with R and the fixed P_B (DESIGN.md §2,
+ * State flows of the unique flow consistent with R and the fixed P_B (docs/design.md §2,
  * hypergrid oracle): in reverse topological order, F(s) = R(s)·[exit allowed] +
  * Σ_children F(s')·P_B(s|s'). Log space, so large rewards do not overflow.
  * Also returns the optimal forward policy log P_F*(a|s) = log F(s→s') − log F(s).
@@ -70,7 +70,7 @@ export function flowOracle(dag: ExactDag): { logF: Float64Array; logPF: Float64A
 }
 
 /**
- * Terminal distribution of a forward policy by forward DP (DESIGN.md §2):
+ * Terminal distribution of a forward policy by forward DP (docs/design.md §2):
  * u(s0) = 1, u(s') = Σ u(s)·P_F(s'|s), P_T(x) = u(x)·P_F(exit|x).
  * logPF is [N × A] with −Infinity on masked actions.
  */
@@ -105,7 +105,7 @@ export interface SoftValues {
 }
 
 /**
- * Soft value iteration (entropy coefficient 1, γ = 1) on the MDP of DESIGN.md eq. (M):
+ * Soft value iteration (entropy coefficient 1, γ = 1) on the MDP of docs/design.md eq. (M):
  * r(s,s') = log P_B(s|s'), r(x, s_f) = log R(x). Synchronous Bellman sweeps
  * Q(s,a) = r + V(s'), V(s) = logsumexp_a Q(s,a) from V ≡ 0 until nothing changes; on a DAG
  * this is exact after (depth + 1) sweeps. Independent of flowOracle on purpose: the

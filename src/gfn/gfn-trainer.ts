@@ -28,7 +28,7 @@ export interface StepResult {
 /**
  * One class for the three GFlowNet objectives: sample a batch (its forward pass is kept on
  * the network's tape), evaluate the pure loss, backpropagate through the same activations,
- * step Adam. TB's log Z is a separate scalar with its own learning rate (DESIGN.md §5).
+ * step Adam. TB's log Z is a separate scalar with its own learning rate (docs/design.md §5).
  */
 export class GfnTrainer {
   readonly logZ = new Float64Array(1);

@@ -6,7 +6,7 @@ import { zeroGrads, type LossResult, type TrajectoryBatch } from './trajectories
  * (tfjs, the fused kernel, an LM head) backpropagates from there.
  */
 
-/** Trajectory balance, DESIGN.md eq. (TB), averaged over trajectories. logZ is per trajectory (log Z or log Z(X)). */
+/** Trajectory balance, docs/design.md eq. (TB), averaged over trajectories. logZ is per trajectory (log Z or log Z(X)). */
 export function trajectoryBalance(batch: TrajectoryBatch, logZ: Float64Array): LossResult {
   const { size: B, maxLen: T } = batch;
   const g = zeroGrads(batch);
@@ -24,7 +24,7 @@ export function trajectoryBalance(batch: TrajectoryBatch, logZ: Float64Array): L
   return g;
 }
 
-/** Detailed balance, DESIGN.md eq. (DB), averaged over all edges of the batch (exit edges included). */
+/** Detailed balance, docs/design.md eq. (DB), averaged over all edges of the batch (exit edges included). */
 export function detailedBalance(batch: TrajectoryBatch): LossResult {
   const { size: B, maxLen: T } = batch;
   const g = zeroGrads(batch);
@@ -47,7 +47,7 @@ export function detailedBalance(batch: TrajectoryBatch): LossResult {
 }
 
 /**
- * SubTB(λ), DESIGN.md eq. (S1): per trajectory, Σ_{0≤i<j≤n} λ^{j−i−1} δ_ij² / Σ λ^{j−i−1},
+ * SubTB(λ), docs/design.md eq. (S1): per trajectory, Σ_{0≤i<j≤n} λ^{j−i−1} δ_ij² / Σ λ^{j−i−1},
  * then the mean over trajectories. With prefix sums C_k = Σ_{t<k} (log P_F − log P_B),
  * δ_ij = log F_i − log F_j + C_j − C_i, so the gradient into each edge is a suffix sum.
  */

@@ -3,7 +3,7 @@
  * lengths[b] = n edges s_0 → s_1 → … → s_{n−1} → s_f, the last edge being the exit
  * (the object is x = s_{n−1}). Per edge t: logPF (forward policy), logPB (fixed or learned
  * backward policy, 0 on the exit edge). Per node t = 0..n: logF, where node n is the sink
- * and holds log R(x) (DESIGN.md (DB): F(x→s_f) := R(x)). Losses never know the env.
+ * and holds log R(x) (docs/design.md (DB): F(x→s_f) := R(x)). Losses never know the env.
  */
 export interface TrajectoryBatch {
   size: number;

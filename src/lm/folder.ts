@@ -6,66 +6,13 @@
  * for the session wrapper. Every missing or unreadable file is a UsageError (exit code 2).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
-import { type GptConfig, type GptWeights, validateConfig } from './gpt.js';
+import type { GptConfig, GptWeights } from './gpt.js';
 import { type ModelProto, DT, decodeModel, tensorToFloat32 } from './onnx-graph.js';
-import { type WriteOptions, gptOnnxBytes } from './onnx-writer.js';
-import { CharTokenizer } from './tokenizer.js';
 
 export const ONNX_FILE = path.join('onnx', 'model.onnx');
-
-export function hfConfigJson(c: GptConfig, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    model_type: 'gpt2',
-    architectures: ['GPT2LMHeadModel'],
-    vocab_size: c.vocabSize,
-    n_layer: c.nLayer,
-    n_head: c.nHead,
-    n_embd: c.nEmbd,
-    n_positions: c.nCtx,
-    n_ctx: c.nCtx,
-    layer_norm_epsilon: c.lnEps,
-    // Not HF's tanh GELU: x·sigmoid(1.702x), see gpt.ts. Only the ONNX graph runs it.
-    activation_function: 'gelu_sigmoid',
-    tie_word_embeddings: false,
-    bos_token_id: c.bosTokenId,
-    eos_token_id: c.eosTokenId,
-    pad_token_id: c.padTokenId,
-    use_cache: true,
-    ...extra,
-  };
-}
-
-function writeAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
-}
-
-/** Writes a complete model folder. Returns the sha256 of onnx/model.onnx. */
-export function writeModelFolder(
-  dir: string,
-  c: GptConfig,
-  w: GptWeights,
-  opts: WriteOptions & { tokenizer?: CharTokenizer; extraConfig?: Record<string, unknown> } = {},
-): string {
-  validateConfig(c);
-  const tok = opts.tokenizer ?? new CharTokenizer();
-  if (tok.vocabSize !== c.vocabSize) throw new UsageError(`tokenizer has ${tok.vocabSize} tokens but the model ${c.vocabSize}`);
-  mkdirSync(path.join(dir, 'onnx'), { recursive: true });
-  const bytes = gptOnnxBytes(c, w, opts);
-  writeAtomic(path.join(dir, ONNX_FILE), bytes);
-  writeAtomic(path.join(dir, 'config.json'), JSON.stringify(hfConfigJson(c, opts.extraConfig), null, 2) + '\n');
-  writeAtomic(path.join(dir, 'tokenizer.json'), JSON.stringify(tok.tokenizerJson()) + '\n');
-  writeAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tok.tokenizerConfigJson(c.nCtx), null, 2) + '\n');
-  writeAtomic(
-    path.join(dir, 'generation_config.json'),
-    JSON.stringify({ bos_token_id: c.bosTokenId, eos_token_id: c.eosTokenId, pad_token_id: c.padTokenId }, null, 2) + '\n',
-  );
-  return sha256(bytes);
-}
 
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');

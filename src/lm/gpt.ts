@@ -5,7 +5,7 @@
  *
  * Block (pre-LayerNorm, as GPT-2):  x += Attn(LN1(x));  x += MLP(LN2(x));  h = LNf(x);
  * logits = h · lmHead. MLP = Linear(d,4d) → GELU → Linear(4d,d) with the sigmoid GELU
- * x·σ(1.702x): DESIGN.md §3 measured tanh/erf at 5–8× the cost of a sigmoid in tfjs-wasm,
+ * x·σ(1.702x): docs/design.md §3 measured tanh/erf at 5–8× the cost of a sigmoid in tfjs-wasm,
  * and since the exporter writes the same formula, ONNX and tfjs agree exactly.
  * Positions come from the attention mask (cumsum(mask) − 1), so left padding and masked-out
  * middle tokens (the prefix-reward trick in scorer.ts) leave the real tokens' positions as

@@ -4,7 +4,7 @@
  * optional top-k / top-p (off by default), min/max new tokens, stop on EOS, an optional
  * allowed-token set, and an optional policy hook that replaces the base logits (the
  * LoRA-style head of head.ts plugs in here). It returns what token-level GFlowNet training
- * (DESIGN.md §2 (LM)) needs from a rollout: tokens, per-step log-probabilities under the
+ * (docs/design.md §2 (LM)) needs from a rollout: tokens, per-step log-probabilities under the
  * distribution actually sampled from, and the final hidden state of every visited state.
  */
 import { Rng } from '../core/rng.js';

@@ -1,7 +1,7 @@
 /**
  * Scoring under the frozen LM:
  *  - scoreBatch: log p_LM(Y | C) for a batch of (context, continuation) pairs, one forward.
- *  - prefixRewards: log p_LM(Y | X z_1..t) for every t = 0..|Z| (DESIGN.md §2 (LM), §4 prefix
+ *  - prefixRewards: log p_LM(Y | X z_1..t) for every t = 0..|Z| (docs/design.md §2 (LM), §4 prefix
  *    rewards), against one shared KV cache of X Z. The trick: the continuation for prefix t
  *    attends to the cache of the whole X Z with z_{t+1..} masked out. Positions are
  *    cumsum(mask) − 1, so masked tokens shift nothing, and causal attention means the cached

@@ -1,7 +1,7 @@
 /**
  * onnxruntime-node session over a model folder: one batched forward that returns logits,
  * the final hidden state and the updated KV cache. intraOpNumThreads defaults to 1: on 2
- * shared cores two ORT threads collapse under load (DESIGN.md §3).
+ * shared cores two ORT threads collapse under load (docs/design.md §3).
  */
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';

@@ -14,7 +14,7 @@ export interface BackwardMappable extends Env {
 }
 
 /**
- * Monte-Carlo estimate of the learned sampler's terminal probability (DESIGN.md §5):
+ * Monte-Carlo estimate of the learned sampler's terminal probability (docs/design.md §5):
  *   log P̂_θ(x) = logsumexp_{m=1..M} [log P_F(τ_m) − log P_B(τ_m | x)] − log M,
  * τ_m ~ P_B(·|x) with P_B uniform over parents. It is unbiased for P_T(x) (not in log).
  * P_F is softmax(logits/temperature) — temperature τ for M-DQN's softmax(Q/τ) — and

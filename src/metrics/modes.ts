@@ -23,7 +23,7 @@ export function tanimoto(a: Uint32Array, b: Uint32Array): number {
 }
 
 /**
- * Greedy Tanimoto-separated mode set (DESIGN.md §5, molecules): samples are offered in the
+ * Greedy Tanimoto-separated mode set (docs/design.md §5, molecules): samples are offered in the
  * order they were drawn; one whose reward is above the threshold becomes a new mode when
  * its similarity to every mode found so far is below `maxSimilarity` (0.7).
  */

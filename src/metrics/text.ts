@@ -1,5 +1,5 @@
 /**
- * Text metrics for generated spans and rationales (DESIGN.md §1, §6): BLEU-4 with
+ * Text metrics for generated spans and rationales (docs/design.md §1, §6): BLEU-4 with
  * smoothing, Google's sentence GLEU-4, distinct-n and self-BLEU.
  *
  * Tokens are whitespace-separated words, case-sensitive, punctuation attached to its word

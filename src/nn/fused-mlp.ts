@@ -1,5 +1,5 @@
 /**
- * FusedMlp: the fast path for small benchmark policies (DESIGN.md §3 "Performance notes"). A
+ * FusedMlp: the fast path for small benchmark policies (docs/design.md §3 "Performance notes"). A
  * hand-written wasm SIMD kernel (asm/fused_mlp.ts → dist/wasm/fused_mlp.wasm) holds the
  * parameters, gradients and Adam moments in one flat buffer and the activations on a tape, so
  * the rollout's forward is reused by the loss's backward and Adam/Polyak are single SIMD loops.

@@ -2,7 +2,7 @@
  * TfjsMlp: the general-engine implementation of SparseMlp on @tensorflow/tfjs (any backend:
  * tfjs-node(-gpu), wasm, cpu — call selectBackend() from core/backend.ts first).
  *
- * Following DESIGN.md §3: the sparse input is a multi-hot matrix times W1 (a sum of W1 rows;
+ * Following docs/design.md §3: the sparse input is a multi-hot matrix times W1 (a sum of W1 rows;
  * gather has no gradient on wasm), every linear layer has a custom gradient with explicit
  * transposes (wasm matMul is fast only without transpose flags) and a ones-row matMul for
  * the bias gradient (axis-0 reductions are slow). The "tape" keeps only the input rows;

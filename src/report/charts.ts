@@ -326,7 +326,7 @@ export function familyOf(run: RunData): Family | undefined {
   return undefined;
 }
 
-/** The curves that carry each family's headline result (DESIGN §5). */
+/** The curves that carry each family's headline result (docs/design.md §5). */
 export const FAMILY_PANELS: Record<Family, Panel[]> = {
   hypergrid: [
     { fields: ['tvExact'], title: 'Exact TV between sampler law and R/Z', yTitle: 'TV', log: 'auto' },

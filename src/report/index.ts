@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { writeFileAtomic } from '../cli/output.js';
+import { writeFileAtomic } from '../core/io.js';
 import { UsageError } from '../core/errors.js';
 import { comparisonChart, equalCostTable, familyTitle, panelsFor, runCharts, type ChartDef } from './charts.js';
 import { pageHtml, summaryTable, type ChartHtml } from './html.js';

@@ -28,7 +28,7 @@ export interface DqnOptions {
 }
 
 /**
- * SoftDQN / Munchausen-DQN on the MDP of DESIGN.md eq. (M): the network's forward logits
+ * SoftDQN / Munchausen-DQN on the MDP of docs/design.md eq. (M): the network's forward logits
  * are Q(s, ·), rewards are log P_B(s|s') on moves (uniform P_B) and log R(x) on exit.
  * With τ = 1/(1 − α) the effective entropy coefficient (1 − α)τ is 1, so the sampling
  * policy softmax(Q/τ) converges to P_F.

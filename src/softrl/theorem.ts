@@ -28,7 +28,7 @@ export interface TheoremReport {
 }
 
 /**
- * Checks DESIGN.md eq. (M) on an enumerable DAG with uniform P_B: soft value iteration on
+ * Checks docs/design.md eq. (M) on an enumerable DAG with uniform P_B: soft value iteration on
  * the MDP against the flow recursion, the soft-optimal policy's terminal distribution
  * against R/Z, and V^π(s0) = log Z − KL(q^π ‖ P_B) for random policies (policy evaluation
  * on one side; the flow oracle and the KL chain rule on the other).

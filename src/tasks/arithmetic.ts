@@ -1,5 +1,5 @@
 /**
- * Arithmetic with a calculator tool (DESIGN.md §6): for each question X, K rationales Z are
+ * Arithmetic with a calculator tool (docs/design.md §6): for each question X, K rationales Z are
  * decoded (tool results appended by the calculator), each followed by the base LM's greedy
  * continuation Y; the answer is parsed from "The answer is N." in Z Y (so a base LM that
  * writes its answer inside Z is read the same way). Reported: accuracy of the majority
@@ -8,8 +8,7 @@
  */
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
-import { loadArithmetic } from '../lm/corpus.js';
-import { parseAnswer } from '../lm/eval-arith.js';
+import { loadArithmetic, parseAnswer } from '../text/arithmetic.js';
 import { continueGreedy, decodeZ, describeDecode, type Decoder, type DecodeSpec } from './decode.js';
 
 export interface ArithSample {

@@ -1,6 +1,6 @@
 /**
  * Decoding latent sequences Z for evaluation, with the same environment as training
- * (DESIGN.md §2 (LM)): the constraints of the run (min/max length, allowed tokens, the stop
+ * (docs/design.md §2 (LM)): the constraints of the run (min/max length, allowed tokens, the stop
  * token, z.stop) and, for arithmetic, the calculator tool. The policy is a fine-tuned head (a sampler
  * hook) or none (the base LM). Three decoders, each giving K sequences per prompt (the
  * sample budget every method gets):
@@ -14,8 +14,8 @@ import type { Tokenizer } from '../lm/tokenizer.js';
 import { sample, type PolicyHook } from '../lm/sampler.js';
 import { packLeft } from '../lm/batch.js';
 import { Rng } from '../core/rng.js';
-import { calculatorCompletion } from '../lm/eval-arith.js';
-import { actionMask, sampleZ, type ZConstraints, type ZSample } from '../train/lm-rollout.js';
+import { calculatorCompletion } from '../text/arithmetic.js';
+import { actionMask, sampleZ, type ZConstraints, type ZSample } from '../finetune/rollout.js';
 
 export type DecodeSpec = { kind: 'sample'; temperature: number } | { kind: 'greedy' } | { kind: 'beam' };
 

@@ -4,7 +4,7 @@
  */
 import { basename } from 'node:path';
 import { UsageError } from '../core/errors.js';
-import type { TrainConfig } from '../train/schema.js';
+import type { TrainConfig } from '../finetune/schema.js';
 import type { Decoder, DecodeSpec } from './decode.js';
 import { evalArithmeticFile, type ArithSummary } from './arithmetic.js';
 import { evalInfill, heldOutInfill, type InfillSummary } from './infill.js';

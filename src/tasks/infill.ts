@@ -1,5 +1,5 @@
 /**
- * Infilling evaluation (DESIGN.md §6). Items come from the same seeded split as training
+ * Infilling evaluation (docs/design.md §6). Items come from the same seeded split as training
  * (`infillSplits(sentences, seed)` of src/train/lm-task.ts: a middle span of 1–3 words is
  * Z, the words before it X, after it Y). A run trains on items [0, task.limit); the held-out
  * items are [offset, offset + n) with offset = task.limit by default, so no evaluated
@@ -11,8 +11,8 @@
  */
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
-import { infillSplits, readSentences } from '../train/lm-task.js';
-import { scoreRows } from '../train/lm-score.js';
+import { infillSplits, readSentences } from '../finetune/examples.js';
+import { scoreRows } from '../finetune/score.js';
 import { bleu, distinctN, gleu, selfBleu } from '../metrics/text.js';
 import { decodeZ, describeDecode, type Decoder, type DecodeSpec } from './decode.js';
 

@@ -6,16 +6,16 @@
 import { join } from 'node:path';
 import { selectBackend } from '../core/backend.js';
 import { UsageError } from '../core/errors.js';
-import { LmHead } from '../lm/head.js';
+import { LmHead } from '../finetune/head.js';
 import { LmSession } from '../lm/session.js';
 import { resolveModelDir } from '../lm/resolve.js';
 import { loadHfTokenizer } from '../lm/tokenizer.js';
 import type { PolicyHook } from '../lm/sampler.js';
-import { loadLatestCheckpoint } from '../train/checkpoint.js';
-import { openModel, zConstraints } from '../train/lm-trainer.js';
-import type { ZConstraints } from '../train/lm-rollout.js';
-import { trainConfigSchema, type TrainConfig } from '../train/schema.js';
-import { validate } from '../train/config-loader.js';
+import { loadLatestCheckpoint } from '../finetune/checkpoint.js';
+import { openModel, zConstraints } from '../finetune/trainer.js';
+import type { ZConstraints } from '../finetune/rollout.js';
+import { trainConfigSchema, type TrainConfig } from '../finetune/schema.js';
+import { validate } from '../finetune/config-loader.js';
 import type { Tokenizer } from '../lm/tokenizer.js';
 import type { Decoder } from './decode.js';
 

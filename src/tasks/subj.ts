@@ -1,5 +1,5 @@
 /**
- * Subjectivity (DESIGN.md §6) as latent-rationale classification: X = the sentence (cut at
+ * Subjectivity (docs/design.md §6) as latent-rationale classification: X = the sentence (cut at
  * a word boundary to at most `maxChars` characters so X Z Y fits a small context window),
  * Z = a short free-text rationale, Y = " (objective)" or " (subjective)". A run trains on
  * 10/20/50 labelled pairs (configs/subj-{10,20,50}.yaml, made from the shared

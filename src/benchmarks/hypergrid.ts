@@ -1,13 +1,11 @@
 import { Hypergrid, type HypergridReward } from '../envs/hypergrid.js';
 import { hypergridLogZ } from '../envs/hypergrid-oracle.js';
-import { buildDag, klDivergence, targetDistribution, terminalDistribution, totalVariation } from './exact.js';
-import { EmpiricalTracker, policyOnDag } from './evaluate.js';
-import { buildTrainer, REFERENCE_TRAINER_DEFAULTS, type TrainerOptions } from './build-trainer.js';
+import { buildDag, klDivergence, targetDistribution, terminalDistribution, totalVariation } from '../gfn/exact.js';
+import { EmpiricalTracker, policyOnDag } from '../gfn/evaluate.js';
+import { buildTrainer, REFERENCE_TRAINER_DEFAULTS, type Algo, type TrainerOptions } from './build-trainer.js';
 import type { Engine } from '../nn/factory.js';
 import { Rng } from '../core/rng.js';
 
-export const ALGOS = ['tb', 'db', 'subtb', 'softdqn', 'mdqn'] as const;
-export type Algo = (typeof ALGOS)[number];
 
 export interface HypergridBenchOptions extends Omit<TrainerOptions, 'perBeta' | 'learningStarts' | 'learnedPB'> {
   ndim: number;
@@ -18,7 +16,7 @@ export interface HypergridBenchOptions extends Omit<TrainerOptions, 'perBeta' | 
   evalEvery: number;
 }
 
-/** Reference hyperparameters of DESIGN.md §5. */
+/** Reference hyperparameters of docs/design.md §5. */
 export const HYPERGRID_DEFAULTS: Omit<HypergridBenchOptions, 'algo'> = {
   ...REFERENCE_TRAINER_DEFAULTS,
   ndim: 4,

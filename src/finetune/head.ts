@@ -1,26 +1,26 @@
 /**
- * The LoRA-style policy head of DESIGN.md §4 over a frozen LM:
+ * The LoRA-style policy head of docs/design.md §4 over a frozen LM:
  *   logits_θ(s) = base_logits(h) + (α/r) · φ(h) B + b,   B ∈ R^{r×V} = 0 and b = 0 at init,
  * so training starts exactly at the base model. φ = whiten → Linear(d,256) → ReLU →
  * Linear(256,r) (`kind: 'mlp'`, default) or whiten → Linear(d,r) (`kind: 'linear'`).
  * Plus a scalar head log F(h) (log Z(X) at the initial state, log F(s) elsewhere):
  * whiten → Linear(d,64) → ReLU → Linear(64,1).
  *
- * Whitening (DESIGN.md §4 "LM head notes": the raw LayerNorm output is badly conditioned)
+ * Whitening (docs/design.md §4 "LM head notes": the raw LayerNorm output is badly conditioned)
  * is fitted once from rollout hidden states and then frozen and saved with the head:
  * ŵ(h) = (h − μ) L^{−T} with Σ + 0.01·mean-eigenvalue·I = L Lᵀ (Cholesky). This has identity
  * covariance like the PCA whitening of the prototype (the two differ by a rotation, which the
  * following Linear layer absorbs) and needs only O(d³/3) work, also for hub models' large d.
- * All matMuls use tfops.ts (explicit-transpose custom gradients, DESIGN.md §3).
+ * All matMuls use tfops.ts (explicit-transpose custom gradients, docs/design.md §3).
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tf } from '../core/backend.js';
 import { Rng } from '../core/rng.js';
 import { UsageError } from '../core/errors.js';
-import { type NamedArray, loadSafetensors, saveSafetensors } from './safetensors.js';
-import type { PolicyHook } from './sampler.js';
-import { addRowBias, linear, matMul2 } from './tfops.js';
+import { type NamedArray, loadSafetensors, saveSafetensors } from '../lm/safetensors.js';
+import type { PolicyHook } from '../lm/sampler.js';
+import { addRowBias, linear, matMul2 } from '../lmbuild/tfops.js';
 import { DenseStack, type DenseLayer } from './head-kernel.js';
 
 export interface HeadConfig {
@@ -174,7 +174,7 @@ export class LmHead {
     return tf.reshape(linear(z, p('flow.1.weight') as T2, p('flow.1.bias') as tf.Tensor1D), [h.shape[0]]);
   }
 
-  /** Sets the log-flow output bias (e.g. log Z initialized from the first batch, DESIGN.md §4). */
+  /** Sets the log-flow output bias (e.g. log Z initialized from the first batch, docs/design.md §4). */
   setFlowBias(v: number): void {
     this.flowParams.get('flow.1.bias')!.assign(tf.tensor1d([v]));
   }

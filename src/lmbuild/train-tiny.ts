@@ -1,5 +1,5 @@
 /**
- * Trains the tiny character-level GPT in tfjs (DESIGN.md §3 "Tiny base LM notes"): one item
+ * Trains the tiny character-level GPT in tfjs (docs/design.md §3 "Tiny base LM notes"): one item
  * per row at position 0, right-padded and loss-masked, EOS after each item; Adam with
  * linear warm-up then cosine decay to 10%, global-norm clipping at 1.0. A build step, never
  * run by the tests. Deterministic for a given seed and corpus (fixed step count, seeded Rng).
@@ -7,9 +7,9 @@
 import { tf, selectBackend } from '../core/backend.js';
 import { Rng } from '../core/rng.js';
 import { UsageError } from '../core/errors.js';
-import { type GptConfig, type GptWeights, initWeights, paramCount } from './gpt.js';
+import { type GptConfig, type GptWeights, initWeights, paramCount } from '../lm/gpt.js';
 import { type TfParams, fromTfParams, referenceForward, toTfParams } from './reference.js';
-import type { CharTokenizer } from './tokenizer.js';
+import type { CharTokenizer } from '../lm/tokenizer.js';
 
 export interface TrainOptions {
   steps: number;
@@ -74,7 +74,7 @@ function makeBatch(rows: number[][], eos: number, nCtx: number): Batch {
 function batchLoss(c: GptConfig, p: TfParams, b: Batch): tf.Scalar {
   const { logits } = referenceForward(c, p, { batch: b.B, seqLen: b.S, ids: b.ids });
   const logp = tf.logSoftmax(logits);
-  // one-hot × sum instead of gather (wasm has no gather gradient, DESIGN.md §3)
+  // one-hot × sum instead of gather (wasm has no gather gradient, docs/design.md §3)
   const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(b.targets, 'int32'), c.vocabSize)), 1);
   const m = tf.tensor1d(b.mask);
   return tf.div(tf.neg(tf.sum(tf.mul(picked, m))), tf.sum(m)) as tf.Scalar;

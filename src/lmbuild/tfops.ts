@@ -1,5 +1,5 @@
 /**
- * tfjs building blocks with hand-written gradients. DESIGN.md §3: tfjs-wasm runs matMul on
+ * tfjs building blocks with hand-written gradients. docs/design.md §3: tfjs-wasm runs matMul on
  * its fast XNNPACK path only for plain 2-D products without transpose flags, and its axis-0
  * reductions are slow; the built-in gradients use both. These versions transpose explicitly
  * and compute bias / gain gradients as a ones-row matMul.

@@ -13,7 +13,7 @@ const constant = (v: number) => ({ start: v, end: v, horizon: 0 });
 
 /**
  * Fine-tuning configs (YAML under configs/). Unknown keys are errors; every section has
- * defaults so a config names only what it changes. DESIGN.md §4 "LM head notes" gives the
+ * defaults so a config names only what it changes. docs/design.md §4 "LM head notes" gives the
  * defaults that were measured to converge.
  */
 export const trainConfigSchema = z.strictObject({
@@ -58,7 +58,7 @@ export const trainConfigSchema = z.strictObject({
       /**
        * log R(Z) = (log prior(Z) + likelihoodWeight · log p_LM(Y | X Z)) / T_R, eq. (LM).
        * prior 'lm' is log p_LM(Z | X) (R = p_LM(X Z Y)^{1/T_R} up to the constant p(X));
-       * 'allowed' renormalizes the base LM over the allowed tokens plus stop (DESIGN.md §4,
+       * 'allowed' renormalizes the base LM over the allowed tokens plus stop (docs/design.md §4,
        * posterior-check reward).
        */
       prior: z.enum(['lm', 'allowed']).default('lm'),
@@ -114,7 +114,7 @@ export const trainConfigSchema = z.strictObject({
       batchSize: z.number().int().min(1).default(16),
       logEvery: z.number().int().min(1).default(10),
       checkpointEvery: z.number().int().min(1).default(100),
-      /** onnxruntime intra-op threads (1 is fastest on 2 shared cores, DESIGN.md §3) */
+      /** onnxruntime intra-op threads (1 is fastest on 2 shared cores, docs/design.md §3) */
       threads: z.number().int().min(1).default(1),
     })
     .prefault({}),

@@ -2,7 +2,7 @@ import type { LmSession } from '../lm/session.js';
 import { packLeft, logSoftmaxAt } from '../lm/batch.js';
 import { prefixRewards } from '../lm/scorer.js';
 import { UsageError } from '../core/errors.js';
-import { actionMask, decisionPrefixes, type ZConstraints, type ZSample } from './lm-rollout.js';
+import { actionMask, decisionPrefixes, type ZConstraints, type ZSample } from './rollout.js';
 
 export interface RewardSpec {
   prior: 'lm' | 'allowed';

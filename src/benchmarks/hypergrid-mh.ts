@@ -2,10 +2,10 @@ import { Hypergrid, type HypergridReward } from '../envs/hypergrid.js';
 import { hypergridLogZ } from '../envs/hypergrid-oracle.js';
 import { klDivergence, totalVariation } from '../gfn/exact.js';
 import { EmpiricalTracker } from '../gfn/evaluate.js';
-import type { BenchSummary, MetricsRecord } from '../gfn/hypergrid-bench.js';
+import type { BenchSummary, MetricsRecord } from './hypergrid.js';
 import { Rng } from '../core/rng.js';
 import { logSumExp } from '../core/math.js';
-import { HypergridMhKernel, MetropolisHastings, hypergridProposal } from './mh.js';
+import { HypergridMhKernel, MetropolisHastings, hypergridProposal } from '../mcmc/mh.js';
 
 export interface HypergridMhOptions {
   ndim: number;
@@ -32,7 +32,7 @@ export type MhBenchSummary = Omit<BenchSummary, 'algo' | 'engine'> & {
 export type MhMetricsRecord = MetricsRecord & { rewardEvaluations: number; acceptanceRate: number };
 
 /**
- * Metropolis–Hastings baseline on the hypergrid (DESIGN.md §4 mcmc/): `chains` chains
+ * Metropolis–Hastings baseline on the hypergrid (docs/design.md §4 mcmc/): `chains` chains
  * started at s0 = 0 (where GFlowNet trajectories start), ±1 proposals on a random
  * coordinate. Metrics match the GFlowNet bench:
  * - tvExact: TV between R/Z and the exact marginal law of one chain after t steps,

@@ -1,7 +1,5 @@
-import { Bitseq, bitseqTestSet, type BitseqConfig } from './bitseq.js';
-import { ALGOS, type Algo } from '../gfn/hypergrid-bench.js';
-import type { Env } from '../gfn/env.js';
-import { buildTrainer, REFERENCE_TRAINER_DEFAULTS, type BuiltTrainer, type TrainerOptions } from '../gfn/build-trainer.js';
+import { Bitseq, bitseqTestSet, type BitseqConfig } from '../envs/bitseq.js';
+import { ALGOS, buildTrainer, REFERENCE_TRAINER_DEFAULTS, type BuiltTrainer, type TrainerOptions } from './build-trainer.js';
 import type { Engine } from '../nn/factory.js';
 import { estimateLogProb } from '../metrics/logprob.js';
 import { spearman } from '../metrics/correlation.js';
@@ -18,18 +16,18 @@ export interface BitseqBenchOptions extends Omit<TrainerOptions, 'algo'>, Bitseq
   orders: number;
   /** Test set from the first `testModes` modes (all by default: nModes·n strings). */
   testModes: number;
-  /** A mode counts as found once a sample is within this Hamming distance (DESIGN.md §5: 30). */
+  /** A mode counts as found once a sample is within this Hamming distance (docs/design.md §5: 30). */
   modeRadius: number;
 }
 
-/** Reference-code hyperparameters (DESIGN.md §5 soft-RL settings where the bitseq reference is silent). */
+/** Reference-code hyperparameters (docs/design.md §5 soft-RL settings where the bitseq reference is silent). */
 export const BITSEQ_BENCH_DEFAULTS: Omit<BitseqBenchOptions, 'algo'> = {
   ...REFERENCE_TRAINER_DEFAULTS,
   n: 120,
   k: 4,
   nModes: 60,
   beta: 2,
-  // the bitseq reference code's settings where they differ from DESIGN.md §5's
+  // the bitseq reference code's settings where they differ from docs/design.md §5's
   subtbLambda: 1.9,
   epsilon: 1e-3,
   perAlpha: 0.9,
@@ -77,7 +75,7 @@ export interface BitseqSummary {
 }
 
 /**
- * Bit-sequence benchmark (DESIGN.md §5): trains one objective (or runs MH chains) and
+ * Bit-sequence benchmark (docs/design.md §5): trains one objective (or runs MH chains) and
  * reports modes found over training — a mode is found once any sample lies within
  * `modeRadius` of it — and, at the end, Spearman(log R, log P̂_θ) on the test set.
  */

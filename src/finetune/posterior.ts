@@ -1,10 +1,10 @@
 import { tf } from '../core/backend.js';
 import { logSumExp } from '../core/math.js';
 import { klDivergence, totalVariation } from '../gfn/exact.js';
-import type { LmTrainer } from './lm-trainer.js';
-import { scoreRows, type ScoredRow } from './lm-score.js';
-import { disposeNodes, pick, stackNodes } from './lm-objective.js';
-import type { ZSample } from './lm-rollout.js';
+import type { LmTrainer } from './trainer.js';
+import { scoreRows, type ScoredRow } from './score.js';
+import { disposeNodes, pick, stackNodes } from './objective.js';
+import type { ZSample } from './rollout.js';
 import { UsageError } from '../core/errors.js';
 
 export interface PosteriorReport {

@@ -1,14 +1,16 @@
-import type { Env } from './env.js';
-import { GfnTrainer, type StepResult } from './gfn-trainer.js';
+import type { Env } from '../gfn/env.js';
+import { GfnTrainer, type StepResult } from '../gfn/gfn-trainer.js';
 import { SoftDqnTrainer } from '../softrl/dqn.js';
-import { outputLayout, policySpec } from './policy-net.js';
+import { outputLayout, policySpec } from '../gfn/policy-net.js';
 import { softValue } from '../softrl/targets.js';
 import { createNet, type Engine } from '../nn/factory.js';
 import type { SparseMlp } from '../nn/mlp.js';
 import type { Rng } from '../core/rng.js';
-import type { Algo } from './hypergrid-bench.js';
 
 /** Trainer hyperparameters shared by every MLP benchmark (hypergrid, bit sequences, molecules). */
+export const ALGOS = ['tb', 'db', 'subtb', 'softdqn', 'mdqn'] as const;
+export type Algo = (typeof ALGOS)[number];
+
 export interface TrainerOptions {
   algo: Algo;
   iterations: number;
@@ -33,7 +35,7 @@ export interface TrainerOptions {
 }
 
 /**
- * DESIGN.md §5 reference hyperparameters (MLP 2×256, Adam 1e-3, TB log Z lr 0.1, 16
+ * docs/design.md §5 reference hyperparameters (MLP 2×256, Adam 1e-3, TB log Z lr 0.1, 16
  * trajectories per iteration, SubTB λ 0.9, PER 1e5 × 256 with α 0.5 and β 0 → 1, Polyak 0.25,
  * M-DQN α 0.15, l0 −100, updates from iteration 16); each benchmark overrides what it must.
  */

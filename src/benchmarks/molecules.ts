@@ -1,6 +1,6 @@
-import { MoleculeEnv, MOLECULE_DEFAULTS, type MoleculeConfig } from './molecule.js';
-import { buildTrainer, REFERENCE_TRAINER_DEFAULTS, type TrainerOptions } from '../gfn/build-trainer.js';
-import { ALGOS, type Algo } from '../gfn/hypergrid-bench.js';
+import { MoleculeEnv, MOLECULE_DEFAULTS, type MoleculeConfig } from '../envs/molecule.js';
+import { buildTrainer, REFERENCE_TRAINER_DEFAULTS, type TrainerOptions } from './build-trainer.js';
+import { ALGOS, type Algo } from './build-trainer.js';
 import { estimateLogProb } from '../metrics/logprob.js';
 import { pearson } from '../metrics/correlation.js';
 import { TanimotoModes } from '../metrics/modes.js';
@@ -87,7 +87,7 @@ export function moleculeTestSet(env: MoleculeEnv, count: number, rng: Rng): Int3
 }
 
 /**
- * Molecule benchmark (DESIGN.md §5): trains one objective on the fragment DAG, counts
+ * Molecule benchmark (docs/design.md §5): trains one objective on the fragment DAG, counts
  * Tanimoto-separated modes (greedy, similarity < 0.7 on Morgan r=2 2048-bit fingerprints)
  * among samples with r ≥ threshold over training, and Pearson(log R, log P̂_θ) at the end.
  */

@@ -1,5 +1,5 @@
 import type { Rng } from '../core/rng.js';
-import type { ZSample } from './lm-rollout.js';
+import type { ZSample } from './rollout.js';
 
 interface Entry {
   z: ZSample;

@@ -8,8 +8,8 @@
  * the empty first-step cache by resolving exactly those symbols (batch_size → B, others → 0).
  * There is no position_ids input: positions are cumsum(attention_mask) − 1 (see gpt.ts).
  */
-import { type GptConfig, type GptWeights, checkWeights, get } from './gpt.js';
-import { DT, GraphBuilder, type ModelProto, encodeModel, makeModel, valueInfo } from './onnx-graph.js';
+import { type GptConfig, type GptWeights, checkWeights, get } from '../lm/gpt.js';
+import { DT, GraphBuilder, type ModelProto, encodeModel, makeModel, valueInfo } from '../lm/onnx-graph.js';
 
 export interface WriteOptions {
   /** Also output the final hidden state (default true). false imitates a logits-only hub export. */

@@ -1,8 +1,8 @@
 import { tf } from '../core/backend.js';
-import type { LmHead } from '../lm/head.js';
+import type { LmHead } from './head.js';
 import { emptyBatch, type LossResult, type TrajectoryBatch } from '../gfn/trajectories.js';
 import { subTrajectoryBalance, trajectoryBalance } from '../gfn/losses.js';
-import type { ScoredRow } from './lm-score.js';
+import type { ScoredRow } from './score.js';
 
 export interface NodeTensors {
   rows: ScoredRow[];
@@ -57,7 +57,7 @@ export function nodeLogPolicy(head: LmHead, n: NodeTensors): tf.Tensor2D {
   return tf.logSoftmax(tf.add(head.logits(n.hidden, n.base), n.negMask)) as tf.Tensor2D;
 }
 
-/** Row-wise pick through a one-hot (wasm has no gather gradient, DESIGN.md §3). */
+/** Row-wise pick through a one-hot (wasm has no gather gradient, docs/design.md §3). */
 export function pick(logp: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tensor1D {
   return tf.sum(tf.mul(logp, oneHot), 1) as tf.Tensor1D;
 }

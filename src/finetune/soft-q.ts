@@ -1,9 +1,9 @@
 import { tf } from '../core/backend.js';
 import type { Rng } from '../core/rng.js';
-import type { LmHead } from '../lm/head.js';
+import type { LmHead } from './head.js';
 import { PrioritizedReplay } from '../softrl/replay.js';
 import { munchausenBonus, softValue, tdLoss } from '../softrl/targets.js';
-import type { ScoredRow } from './lm-score.js';
+import type { ScoredRow } from './score.js';
 
 export interface TokenDqnOptions {
   alpha: number; // Munchausen α (0 = SoftDQN)

@@ -6,15 +6,15 @@ import { UsageError } from '../core/errors.js';
 import { LmSession } from '../lm/session.js';
 import { loadHfTokenizer, type Tokenizer } from '../lm/tokenizer.js';
 import { resolveModelDir } from '../lm/resolve.js';
-import { LmHead, headConfig } from '../lm/head.js';
+import { LmHead, headConfig } from './head.js';
 import { scheduleAt, type TrainConfig } from './schema.js';
-import { loadExamples, type Example } from './lm-task.js';
-import { epsilonMix, sampleZ, type ZConstraints, type ZSample } from './lm-rollout.js';
-import { scoreRows, type ScoredRow } from './lm-score.js';
-import { disposeNodes, gfnLoss, nodeLogPolicy, pick, stackNodes } from './lm-objective.js';
+import { loadExamples, type Example } from './examples.js';
+import { epsilonMix, sampleZ, type ZConstraints, type ZSample } from './rollout.js';
+import { scoreRows, type ScoredRow } from './score.js';
+import { disposeNodes, gfnLoss, nodeLogPolicy, pick, stackNodes } from './objective.js';
 import { TfAdam, lrScaleAt } from './tf-adam.js';
-import { RationaleReplay } from './lm-replay.js';
-import { TokenSoftQ } from './lm-dqn.js';
+import { RationaleReplay } from './replay.js';
+import { TokenSoftQ } from './soft-q.js';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.js';
 
 export interface StepMetrics {
@@ -35,7 +35,7 @@ export class DivergedError extends Error {
 
 /**
  * Token-level GFlowNet / soft-RL fine-tuning of the LoRA-style head on a frozen ONNX LM
- * (DESIGN.md §2 (LM), §4). One step: sample Z for a batch of (X, Y) (on-policy with ε,
+ * (docs/design.md §2 (LM), §4). One step: sample Z for a batch of (X, Y) (on-policy with ε,
  * tempered, replay), score X Z Y with the frozen LM (one forward; prefix rewards for SubTB),
  * then TB / modified SubTB through the head, or a soft Q update from the transition buffer.
  */
@@ -98,7 +98,7 @@ export class LmTrainer {
     return new LmTrainer(cfg, session, tok, head, examples, constraints, rng, optim, replay, dqn, dir);
   }
 
-  /** Hidden states of random base-model rollouts: what the frozen whitening is fitted on (DESIGN.md §4). */
+  /** Hidden states of random base-model rollouts: what the frozen whitening is fitted on (docs/design.md §4). */
   private async whiteningStates(rng: Rng): Promise<Float32Array> {
     const n = this.cfg.head.whitenRollouts;
     const exs = Array.from({ length: n }, () => this.examples[rng.int(this.examples.length)]);
@@ -186,7 +186,7 @@ export class LmTrainer {
     };
   }
 
-  /** TB: start log Z(X) at the first batch's mean of log R − Σ log P_F (DESIGN.md §4). */
+  /** TB: start log Z(X) at the first batch's mean of log R − Σ log P_F (docs/design.md §4). */
   private initLogZ(nodes: ReturnType<typeof stackNodes>): void {
     const lp = tf.tidy(() => pick(nodeLogPolicy(this.head, nodes), nodes.chosen).dataSync());
     let s = 0;

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { Rng } from '../core/rng.js';
 import { UsageError } from '../core/errors.js';
 import type { Tokenizer } from '../lm/tokenizer.js';
-import { calculatorCompletion } from '../lm/eval-arith.js';
+import { calculatorCompletion } from '../text/arithmetic.js';
 import type { TrainConfig } from './schema.js';
-import type { ZSample } from './lm-rollout.js';
+import type { ZSample } from './rollout.js';
 
 /** One (X, Y) with its token ids and, where the data has one, a gold Z. */
 export interface Example {
@@ -17,7 +17,7 @@ export interface Example {
 }
 
 /**
- * The (X, Y) pairs a config trains on. Arithmetic (DESIGN.md §6): X = str_query, Y = str_sol,
+ * The (X, Y) pairs a config trains on. Arithmetic (docs/design.md §6): X = str_query, Y = str_sol,
  * gold Z = " " + str_rationale with every "a op b =" completed by the calculator (the layout
  * of the base model's corpus: "X Z Y").
  */
@@ -87,7 +87,7 @@ function readJsonArray(file: string): Record<string, unknown>[] {
 }
 
 /**
- * Infilling examples from sentences (DESIGN.md §6): a seeded middle span of 1–3 words is Z,
+ * Infilling examples from sentences (docs/design.md §6): a seeded middle span of 1–3 words is Z,
  * the words before it X, the words after it Y, so that X Z Y is the sentence again
  * (Z and Y start with their separating space). Sentences under 6 words are skipped.
  */

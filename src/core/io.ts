@@ -1,7 +1,7 @@
 import { accessSync, constants, existsSync, mkdirSync, writeFileSync, appendFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
-import { UsageError } from '../core/errors.js';
+import { UsageError } from './errors.js';
 
 /**
  * Creates (or reuses) an output folder after checking that it is writable and that it does

@@ -2,10 +2,10 @@ import type { LmSession } from '../lm/session.js';
 import { sample, type PolicyHook } from '../lm/sampler.js';
 import type { Rng } from '../core/rng.js';
 import type { Tokenizer } from '../lm/tokenizer.js';
-import { calculatorCompletion } from '../lm/eval-arith.js';
+import { calculatorCompletion } from '../text/arithmetic.js';
 
 /**
- * One latent sequence Z for a prompt X, as the token-level GFlowNet sees it (DESIGN.md §2
+ * One latent sequence Z for a prompt X, as the token-level GFlowNet sees it (docs/design.md §2
  * (LM)): the tokens of Z, and which of them the policy chose (the rest were appended by the
  * calculator tool, a deterministic part of the environment). The stop action ends Z and is
  * not a token of Z.

@@ -3,10 +3,10 @@
  * the model the tiny-LM builder trains. Same math as onnx-writer.ts: positions from
  * cumsum(mask) − 1, key j visible to query i iff j ≤ i and mask[j] = 1, sigmoid GELU.
  * Attention Q/K/V use three d×d matrices here (slicing one [N,3d] product copies the whole
- * tensor out of the wasm heap, DESIGN.md §3); the writer's c_attn is their concatenation.
+ * tensor out of the wasm heap, docs/design.md §3); the writer's c_attn is their concatenation.
  */
 import { tf } from '../core/backend.js';
-import { type GptConfig, type GptWeights, get } from './gpt.js';
+import { type GptConfig, type GptWeights } from '../lm/gpt.js';
 import { bmm, gelu, layerNorm, linear, matMul2 } from './tfops.js';
 
 /** tfjs parameters by name; c_attn is split into q/k/v pieces. */
@@ -95,7 +95,7 @@ export function referenceForward(c: GptConfig, p: TfParams, inp: RefInput): { lo
     }
   }
   const oneHot = (idx: ArrayLike<number>, depth: number) => tf.oneHot(tf.tensor1d(Int32Array.from(idx), 'int32'), depth).toFloat() as tf.Tensor2D;
-  // One-hot × matrix instead of gather: wasm has no gather gradient (DESIGN.md §3).
+  // One-hot × matrix instead of gather: wasm has no gather gradient (docs/design.md §3).
   let x = tf.add(matMul2(oneHot(inp.ids, c.vocabSize), P('wte') as tf.Tensor2D), matMul2(oneHot(pos, c.nCtx), P('wpe') as tf.Tensor2D)) as tf.Tensor2D;
   const attnBias = tf.tensor4d(bias, [B, 1, S, S]);
   const toHeads = (t: tf.Tensor2D) => tf.reshape(tf.transpose(tf.reshape(t, [B, S, H, Dh]), [0, 2, 1, 3]), [B * H, S, Dh]) as tf.Tensor3D;

@@ -1,14 +1,14 @@
 /**
- * Greedy accuracy of a base LM on the arithmetic task (DESIGN.md §6): X = the query, the
+ * Greedy accuracy of a base LM on the arithmetic task (docs/design.md §6): X = the query, the
  * model writes Z and Y; correct when "The answer is N." has N = num_sol. Two settings:
  * free (the model writes every intermediate result) and with the calculator tool (each
  * "a op b =" the model writes is completed by the tool with " <result>").
  */
 import { UsageError } from '../core/errors.js';
-import { loadArithmetic } from './corpus.js';
-import type { LmSession } from './session.js';
-import { sample } from './sampler.js';
-import type { Tokenizer } from './tokenizer.js';
+import { answerText, calculatorCompletion, loadArithmetic, parseAnswer, parseQuery, rationale } from '../text/arithmetic.js';
+import type { LmSession } from '../lm/session.js';
+import { sample } from '../lm/sampler.js';
+import type { Tokenizer } from '../lm/tokenizer.js';
 
 export interface ArithEval {
   file: string;
@@ -16,20 +16,6 @@ export interface ArithEval {
   accuracy: number;
   calculator: boolean;
   examples: { query: string; output: string; correct: boolean }[];
-}
-
-export function parseAnswer(text: string): number | null {
-  const m = /The answer is (-?\d+)\./.exec(text);
-  return m ? Number(m[1]) : null;
-}
-
-/** Completes a trailing "a op b =" with the calculator's " c"; null when the text doesn't end so. */
-export function calculatorCompletion(text: string): string | null {
-  const m = /(-?\d+) ([+\-*]) (-?\d+) =$/.exec(text);
-  if (!m) return null;
-  const a = Number(m[1]);
-  const b = Number(m[3]);
-  return ` ${m[2] === '+' ? a + b : m[2] === '-' ? a - b : a * b}`;
 }
 
 export async function evalArithmetic(
@@ -76,11 +62,10 @@ export async function evalArithmetic(
 /**
  * How much the base LM's reward log p(Y | X Z) prefers the correct rationale over one with a
  * single wrong step (the chain continuing from the wrong value), Y = the true answer — the
- * signal a posterior sampler of rationales needs (DESIGN.md §2 (LM), R = p_LM(X Z Y)).
+ * signal a posterior sampler of rationales needs (docs/design.md §2 (LM), R = p_LM(X Z Y)).
  */
 export async function rationaleRewardGap(s: LmSession, tok: Tokenizer, file: string, n: number, seed: number): Promise<{ n: number; meanGap: number; fracPrefersCorrect: number }> {
   const { Rng } = await import('../core/rng.js');
-  const { parseQuery, rationale, answerText } = await import('./corpus.js');
   const rng = new Rng(seed);
   const data = loadArithmetic(file).slice(0, n);
   const ctx: number[][] = [];
@@ -96,7 +81,7 @@ export async function rationaleRewardGap(s: LmSession, tok: Tokenizer, file: str
       cont.push(y);
     }
   }
-  const { scoreBatch } = await import('./scorer.js');
+  const { scoreBatch } = await import('../lm/scorer.js');
   const totals: number[] = [];
   for (let i = 0; i < ctx.length; i += 100) totals.push(...(await scoreBatch(s, ctx.slice(i, i + 100), cont.slice(i, i + 100))).total);
   let gap = 0;

@@ -6,10 +6,11 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
-import { generateArithmetic, loadArithmetic, loadLines } from './corpus.js';
-import { writeModelFolder } from './folder.js';
-import type { GptConfig } from './gpt.js';
-import { CharTokenizer } from './tokenizer.js';
+import { generateArithmetic, loadLines } from './corpus.js';
+import { loadArithmetic } from '../text/arithmetic.js';
+import { writeModelFolder } from './model-folder.js';
+import type { GptConfig } from '../lm/gpt.js';
+import { CharTokenizer } from '../lm/tokenizer.js';
 import { type TrainOptions, type TrainResult, trainTiny } from './train-tiny.js';
 
 export interface CorpusPart {

@@ -5,9 +5,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type GptConfig, type GptWeights, initWeights, perturbAll } from './gpt.js';
-import { writeModelFolder } from './folder.js';
-import { CharTokenizer } from './tokenizer.js';
+import { type GptConfig, type GptWeights, initWeights, perturbAll } from '../lm/gpt.js';
+import { writeModelFolder } from './model-folder.js';
+import { CharTokenizer } from '../lm/tokenizer.js';
 import type { WriteOptions } from './onnx-writer.js';
 
 export function tinyConfig(over: Partial<GptConfig> = {}): GptConfig {

@@ -1,62 +1,12 @@
 /**
  * Text corpora for the tiny base LMs: a seeded generator of worked arithmetic problems in
- * the format of ../shared/data/arithmetic (DESIGN.md §6), and loaders for plain-text /
+ * the format of data/arithmetic (docs/design.md §6), and loaders for plain-text /
  * JSONL sentence files. Items are single lines; the trainer puts one item per row.
  */
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
-
-export interface ArithmeticProblem {
-  /** X, e.g. "Question: 6 - 0 - 4 - 8 = ? Answer:" */
-  query: string;
-  operands: number[];
-  ops: ('+' | '-')[];
-  answer: number;
-}
-
-export function makeQuery(operands: number[], ops: string[]): string {
-  let e = String(operands[0]);
-  for (let i = 0; i < ops.length; i++) e += ` ${ops[i]} ${operands[i + 1]}`;
-  return `Question: ${e} = ? Answer:`;
-}
-
-export function parseQuery(query: string): { operands: number[]; ops: ('+' | '-')[] } {
-  const m = /^Question: (.*) = \? Answer:$/.exec(query.trim());
-  if (!m) throw new UsageError(`not an arithmetic query: ${JSON.stringify(query)}`);
-  const parts = m[1].split(' ');
-  const operands: number[] = [];
-  const ops: ('+' | '-')[] = [];
-  parts.forEach((p, i) => (i % 2 === 0 ? operands.push(Number(p)) : ops.push(p as '+' | '-')));
-  return { operands, ops };
-}
-
-/**
- * The calculator-completed rationale Z: "a op b = c, c op d = e, ..." (each "a op b =" is
- * what the data's str_rationale holds; the tool appends the result). `wrongStep` ≥ 0 makes
- * that step's result off by `delta`, and later steps continue from the wrong value.
- */
-export function rationale(operands: number[], ops: string[], wrongStep = -1, delta = 0): { text: string; final: number } {
-  let acc = operands[0];
-  const steps: string[] = [];
-  for (let i = 0; i < ops.length; i++) {
-    const b = operands[i + 1];
-    let r = ops[i] === '+' ? acc + b : acc - b;
-    if (i === wrongStep) r += delta;
-    steps.push(`${acc} ${ops[i]} ${b} = ${r}`);
-    acc = r;
-  }
-  return { text: steps.join(', '), final: acc };
-}
-
-export function answerText(n: number): string {
-  return `. The answer is ${n}.`;
-}
-
-/** X Z Y as one line: the layout the base model is trained on and the tasks score. */
-export function fullItem(query: string, z: string, answer: number): string {
-  return z.length > 0 ? `${query} ${z}${answerText(answer)}` : `${query}${answerText(answer)}`;
-}
+import { fullItem, makeQuery, rationale } from '../text/arithmetic.js';
 
 export interface ArithmeticCorpusOptions {
   n: number;
@@ -95,15 +45,6 @@ export function generateArithmetic(o: ArithmeticCorpusOptions): string[] {
     }
   }
   return out;
-}
-
-/** Loads the queries of an arithmetic JSON file (train/pool/test format). */
-export function loadArithmetic(file: string): { str_query: string; num_sol: number; str_rationale?: string; str_sol?: string }[] {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new UsageError(`${file}: cannot read arithmetic data (${(err as Error).message.split('\n')[0]})`);
-  }
 }
 
 /**

@@ -1,0 +1,62 @@
+/**
+ * Writes a model folder in the transformers.js layout (config.json, tokenizer files,
+ * generation_config.json, onnx/model.onnx) for the project's own GPT models.
+ */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { UsageError } from '../core/errors.js';
+import { ONNX_FILE, sha256 } from '../lm/folder.js';
+import { type GptConfig, type GptWeights, validateConfig } from '../lm/gpt.js';
+import { CharTokenizer } from '../lm/tokenizer.js';
+import { type WriteOptions, gptOnnxBytes } from './onnx-writer.js';
+
+export function hfConfigJson(c: GptConfig, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    model_type: 'gpt2',
+    architectures: ['GPT2LMHeadModel'],
+    vocab_size: c.vocabSize,
+    n_layer: c.nLayer,
+    n_head: c.nHead,
+    n_embd: c.nEmbd,
+    n_positions: c.nCtx,
+    n_ctx: c.nCtx,
+    layer_norm_epsilon: c.lnEps,
+    // Not HF's tanh GELU: x·sigmoid(1.702x), see gpt.ts. Only the ONNX graph runs it.
+    activation_function: 'gelu_sigmoid',
+    tie_word_embeddings: false,
+    bos_token_id: c.bosTokenId,
+    eos_token_id: c.eosTokenId,
+    pad_token_id: c.padTokenId,
+    use_cache: true,
+    ...extra,
+  };
+}
+
+function writeAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, file);
+}
+
+/** Writes a complete model folder. Returns the sha256 of onnx/model.onnx. */
+export function writeModelFolder(
+  dir: string,
+  c: GptConfig,
+  w: GptWeights,
+  opts: WriteOptions & { tokenizer?: CharTokenizer; extraConfig?: Record<string, unknown> } = {},
+): string {
+  validateConfig(c);
+  const tok = opts.tokenizer ?? new CharTokenizer();
+  if (tok.vocabSize !== c.vocabSize) throw new UsageError(`tokenizer has ${tok.vocabSize} tokens but the model ${c.vocabSize}`);
+  mkdirSync(path.join(dir, 'onnx'), { recursive: true });
+  const bytes = gptOnnxBytes(c, w, opts);
+  writeAtomic(path.join(dir, ONNX_FILE), bytes);
+  writeAtomic(path.join(dir, 'config.json'), JSON.stringify(hfConfigJson(c, opts.extraConfig), null, 2) + '\n');
+  writeAtomic(path.join(dir, 'tokenizer.json'), JSON.stringify(tok.tokenizerJson()) + '\n');
+  writeAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tok.tokenizerConfigJson(c.nCtx), null, 2) + '\n');
+  writeAtomic(
+    path.join(dir, 'generation_config.json'),
+    JSON.stringify({ bos_token_id: c.bosTokenId, eos_token_id: c.eosTokenId, pad_token_id: c.padTokenId }, null, 2) + '\n',
+  );
+  return sha256(bytes);
+}
