@@ -5,6 +5,7 @@ import { estimateLogProb } from '../metrics/logprob.js';
 import { spearman } from '../metrics/correlation.js';
 import { MetropolisHastings, type SymmetricProposal } from '../mcmc/mh.js';
 import { Rng } from '../core/rng.js';
+import { peakRssMB, runBenchLoop } from './run-loop.js';
 
 export const BITSEQ_ALGOS = [...ALGOS, 'mh'] as const;
 export type BitseqAlgo = (typeof BITSEQ_ALGOS)[number];
@@ -118,24 +119,19 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
 
   const curve: BitseqSummary['curve'] = [];
   let evals = o.algo === 'mh' ? o.batch : 0;
-  let trainMs = 0, cpuMicros = 0, lossSum = 0, lossN = 0, logRSum = 0, logRN = 0;
-  for (let it = 1; it <= o.iterations; it++) {
-    const t0 = performance.now(), c0 = process.cpuUsage();
-    const r = step();
-    const c = process.cpuUsage(c0);
-    cpuMicros += c.user + c.system;
-    trainMs += performance.now() - t0;
-    if (r.loss === Infinity || r.loss === -Infinity) throw new Error(`loss became ${r.loss} at iteration ${it}`);
-    if (!Number.isNaN(r.loss)) (lossSum += r.loss), lossN++;
-    evals += r.evals;
-    markModes(r.terminals, r.count);
-    for (let i = 0; i < r.count; i++) (logRSum += r.logR[i]), logRN++;
-    if (it % o.evalEvery === 0 || it === o.iterations) {
+  let logRSum = 0, logRN = 0;
+  const timing = runBenchLoop(o.iterations, o.evalEvery, step, {
+    observe: (r) => {
+      evals += r.evals;
+      markModes(r.terminals, r.count);
+      for (let i = 0; i < r.count; i++) (logRSum += r.logR[i]), logRN++;
+    },
+    record: (it, loss, trainSeconds) => {
       curve.push({ rewardEvaluations: evals, modesFound });
-      onMetrics?.({ iteration: it, rewardEvaluations: evals, modesFound, meanLogR: logRSum / logRN, loss: lossSum / lossN, trainSeconds: trainMs / 1000 });
-      lossSum = lossN = logRSum = logRN = 0;
-    }
-  }
+      onMetrics?.({ iteration: it, rewardEvaluations: evals, modesFound, meanLogR: logRSum / logRN, loss, trainSeconds });
+      logRSum = logRN = 0;
+    },
+  });
 
   const e0 = performance.now();
   let rho: number | null = null;
@@ -150,7 +146,7 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
     rho = spearman(logR, logP);
     trainer.dispose();
   }
-  const seconds = trainMs / 1000;
+  const { seconds, cpuSeconds } = timing;
   return {
     benchmark: 'bitseq',
     algo: o.algo,
@@ -163,7 +159,7 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
     iterations: o.iterations,
     rewardEvaluations: evals,
     seconds,
-    cpuSeconds: cpuMicros / 1e6,
+    cpuSeconds,
     itPerSec: o.iterations / seconds,
     modesFound,
     modeRadius: o.modeRadius,
@@ -172,7 +168,7 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
     orders: o.orders,
     evalSeconds: (performance.now() - e0) / 1000,
     curve,
-    peakRssMB: process.resourceUsage().maxRSS / 1024,
+    peakRssMB: peakRssMB(),
   };
 }
 

@@ -6,6 +6,7 @@ import type { BenchSummary, MetricsRecord } from './hypergrid.js';
 import { Rng } from '../core/rng.js';
 import { logSumExp } from '../core/math.js';
 import { HypergridMhKernel, MetropolisHastings, hypergridProposal } from '../mcmc/mh.js';
+import { peakRssMB, runBenchLoop } from './run-loop.js';
 
 export interface HypergridMhOptions {
   ndim: number;
@@ -65,31 +66,26 @@ export function runHypergridMh(o: HypergridMhOptions, onMetrics?: (m: MhMetricsR
     return k;
   };
 
-  let trainMs = 0, cpuMicros = 0;
-  for (let it = 1; it <= o.iterations; it++) {
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
-    mh.step();
-    const c = process.cpuUsage(c0);
-    cpuMicros += c.user + c.system;
-    trainMs += performance.now() - t0;
-    for (let i = 0; i < o.chains; i++) tracker.add(indexOf(mh.states, i));
-    kernel.apply(marginal); // exact law after `it` steps (evaluation; not timed)
-    if (onMetrics && (it % o.evalEvery === 0 || it === o.iterations)) {
-      onMetrics({
-        iteration: it,
-        trajectories: it * o.chains,
-        loss: NaN,
-        tvExact: totalVariation(marginal, target),
-        l1Empirical: tracker.meanAbsError(target),
-        logZ: NaN,
-        trainSeconds: trainMs / 1000,
-        rewardEvaluations: mh.rewardEvaluations,
-        acceptanceRate: mh.accepted / mh.proposals,
-      });
-    }
-  }
-  const seconds = trainMs / 1000, cpuSeconds = cpuMicros / 1e6;
+  const { seconds, cpuSeconds } = runBenchLoop(o.iterations, o.evalEvery, () => (mh.step(), { loss: NaN }), {
+    observe: () => {
+      for (let i = 0; i < o.chains; i++) tracker.add(indexOf(mh.states, i));
+      kernel.apply(marginal); // exact law after `it` steps (evaluation; not timed)
+    },
+    record: onMetrics
+      ? (it, _loss, trainSeconds) =>
+          onMetrics({
+            iteration: it,
+            trajectories: it * o.chains,
+            loss: NaN,
+            tvExact: totalVariation(marginal, target),
+            l1Empirical: tracker.meanAbsError(target),
+            logZ: NaN,
+            trainSeconds,
+            rewardEvaluations: mh.rewardEvaluations,
+            acceptanceRate: mh.accepted / mh.proposals,
+          })
+      : undefined,
+  });
   const l1 = tracker.meanAbsError(target);
   return {
     algo: 'mh',
@@ -110,7 +106,7 @@ export function runHypergridMh(o: HypergridMhOptions, onMetrics?: (m: MhMetricsR
     kl: klDivergence(target, marginal),
     logZ: null,
     logZTrue: hypergridLogZ(env.config),
-    peakRssMB: process.resourceUsage().maxRSS / 1024,
+    peakRssMB: peakRssMB(),
     chains: o.chains,
     rewardEvaluations: mh.rewardEvaluations,
     acceptanceRate: mh.accepted / mh.proposals,

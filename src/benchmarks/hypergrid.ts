@@ -5,7 +5,7 @@ import { EmpiricalTracker, policyOnDag } from '../gfn/evaluate.js';
 import { buildTrainer, REFERENCE_TRAINER_DEFAULTS, type Algo, type TrainerOptions } from './build-trainer.js';
 import type { Engine } from '../nn/factory.js';
 import { Rng } from '../core/rng.js';
-
+import { peakRssMB, runBenchLoop } from './run-loop.js';
 
 export interface HypergridBenchOptions extends Omit<TrainerOptions, 'perBeta' | 'learningStarts' | 'learnedPB'> {
   ndim: number;
@@ -76,7 +76,6 @@ export async function runHypergridBench(o: HypergridBenchOptions, hooks: BenchHo
   const rng = new Rng(o.seed);
   const trainer = await buildTrainer(env, { ...o, perBeta: [0, 1], learningStarts: 16, learnedPB: o.pb === 'learned' }, rng);
   const { net, temperature } = trainer;
-  const step = () => trainer.step();
   const logZOf = () => trainer.logZ();
 
   const tracker = new EmpiricalTracker(dag.numStates);
@@ -84,39 +83,18 @@ export async function runHypergridBench(o: HypergridBenchOptions, hooks: BenchHo
     const pT = terminalDistribution(dag, policyOnDag(env, net, dag, temperature));
     return { pT, tv: totalVariation(pT, target) };
   };
-  let trainMs = 0;
-  let cpuMicros = 0;
-  let lossSum = 0, lossCount = 0;
-  for (let it = 1; it <= o.iterations; it++) {
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
-    const r = step();
-    const c = process.cpuUsage(c0);
-    cpuMicros += c.user + c.system;
-    trainMs += performance.now() - t0;
-    for (let b = 0; b < r.trajectories; b++) tracker.add(env.indexOf(r.terminals, b));
-    if (r.loss === Infinity || r.loss === -Infinity) throw new Error(`loss became ${r.loss} at iteration ${it}`);
-    if (!Number.isNaN(r.loss)) {
-      lossSum += r.loss;
-      lossCount++;
-    }
-    hooks.onIteration?.(it, r.loss);
-    if (hooks.onMetrics && (it % o.evalEvery === 0 || it === o.iterations)) {
-      hooks.onMetrics({
-        iteration: it,
-        trajectories: it * o.batch,
-        loss: lossSum / lossCount,
-        tvExact: evaluate().tv,
-        l1Empirical: tracker.meanAbsError(target),
-        logZ: logZOf() ?? NaN,
-        trainSeconds: trainMs / 1000,
-      });
-      lossSum = 0;
-      lossCount = 0;
-    }
-  }
+  const onMetrics = hooks.onMetrics;
+  const { seconds, cpuSeconds } = runBenchLoop(o.iterations, o.evalEvery, () => trainer.step(), {
+    observe: (r, it) => {
+      for (let b = 0; b < r.trajectories; b++) tracker.add(env.indexOf(r.terminals, b));
+      hooks.onIteration?.(it, r.loss);
+    },
+    record: onMetrics
+      ? (it, loss, trainSeconds) =>
+          onMetrics({ iteration: it, trajectories: it * o.batch, loss, tvExact: evaluate().tv, l1Empirical: tracker.meanAbsError(target), logZ: logZOf() ?? NaN, trainSeconds })
+      : undefined,
+  });
   const { pT, tv } = evaluate();
-  const seconds = trainMs / 1000, cpuSeconds = cpuMicros / 1e6;
   const logZ = logZOf();
   trainer.dispose();
   return {
@@ -138,6 +116,6 @@ export async function runHypergridBench(o: HypergridBenchOptions, hooks: BenchHo
     kl: klDivergence(target, pT),
     logZ,
     logZTrue,
-    peakRssMB: process.resourceUsage().maxRSS / 1024,
+    peakRssMB: peakRssMB(),
   };
 }

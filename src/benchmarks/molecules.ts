@@ -6,6 +6,7 @@ import { pearson } from '../metrics/correlation.js';
 import { TanimotoModes } from '../metrics/modes.js';
 import type { Engine } from '../nn/factory.js';
 import { Rng } from '../core/rng.js';
+import { peakRssMB, runBenchLoop } from './run-loop.js';
 
 export const MOLECULE_ALGOS = ALGOS;
 
@@ -97,28 +98,23 @@ export async function runMoleculeBench(o: MoleculeBenchOptions, onMetrics?: (m: 
   const t = await buildTrainer(env, o, rng);
   const modes = new TanimotoModes(o.rewardThreshold, o.maxSimilarity);
   const curve: MoleculeSummary['curve'] = [];
-  let evals = 0, trainMs = 0, cpuMicros = 0, lossSum = 0, lossN = 0, logRSum = 0, logRN = 0;
-  for (let it = 1; it <= o.iterations; it++) {
-    const t0 = performance.now(), c0 = process.cpuUsage();
-    const r = t.step();
-    const c = process.cpuUsage(c0);
-    cpuMicros += c.user + c.system;
-    trainMs += performance.now() - t0;
-    if (r.loss === Infinity || r.loss === -Infinity) throw new Error(`loss became ${r.loss} at iteration ${it}`);
-    if (!Number.isNaN(r.loss)) (lossSum += r.loss), lossN++;
-    evals += r.trajectories;
-    for (let b = 0; b < r.trajectories; b++) {
-      const m = env.info(r.terminals, b);
-      modes.offer(m.smiles, m.fp, Math.exp(m.logr));
-      logRSum += r.logR[b];
-      logRN++;
-    }
-    if (it % o.evalEvery === 0 || it === o.iterations) {
+  let evals = 0, logRSum = 0, logRN = 0;
+  const { seconds, cpuSeconds } = runBenchLoop(o.iterations, o.evalEvery, () => t.step(), {
+    observe: (r) => {
+      evals += r.trajectories;
+      for (let b = 0; b < r.trajectories; b++) {
+        const m = env.info(r.terminals, b);
+        modes.offer(m.smiles, m.fp, Math.exp(m.logr));
+        logRSum += r.logR[b];
+        logRN++;
+      }
+    },
+    record: (it, loss, trainSeconds) => {
       curve.push({ rewardEvaluations: evals, modes: modes.count });
-      onMetrics?.({ iteration: it, rewardEvaluations: evals, modes: modes.count, meanLogR: logRSum / logRN, loss: lossSum / lossN, trainSeconds: trainMs / 1000 });
-      lossSum = lossN = logRSum = logRN = 0;
-    }
-  }
+      onMetrics?.({ iteration: it, rewardEvaluations: evals, modes: modes.count, meanLogR: logRSum / logRN, loss, trainSeconds });
+      logRSum = logRN = 0;
+    },
+  });
   const uniqueMolecules = env.rdkitCalls;
   const e0 = performance.now();
   const xs = moleculeTestSet(env, o.testSize, new Rng(o.seed + 2_000_003));
@@ -127,7 +123,6 @@ export async function runMoleculeBench(o: MoleculeBenchOptions, onMetrics?: (m: 
   const logP = estimateLogProb(env, t.net, xs, o.testSize, o.orders, new Rng(o.seed + 3_000_017), t.temperature);
   const rho = pearson(logR, logP);
   t.dispose();
-  const seconds = trainMs / 1000;
   return {
     benchmark: 'molecules',
     algo: o.algo,
@@ -139,7 +134,7 @@ export async function runMoleculeBench(o: MoleculeBenchOptions, onMetrics?: (m: 
     iterations: o.iterations,
     rewardEvaluations: evals,
     seconds,
-    cpuSeconds: cpuMicros / 1e6,
+    cpuSeconds,
     itPerSec: o.iterations / seconds,
     modes: modes.count,
     rewardThreshold: o.rewardThreshold,
@@ -152,6 +147,6 @@ export async function runMoleculeBench(o: MoleculeBenchOptions, onMetrics?: (m: 
     topModes: [...modes.modes].sort((a, b) => b.reward - a.reward).slice(0, 5).map((m) => ({ smiles: m.key, reward: m.reward })),
     curve,
     evalSeconds: (performance.now() - e0) / 1000,
-    peakRssMB: process.resourceUsage().maxRSS / 1024,
+    peakRssMB: peakRssMB(),
   };
 }
