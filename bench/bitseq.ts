@@ -10,17 +10,12 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { BitseqSummary } from '../src/benchmarks/bitseq.js';
+import { benchFlags } from './flags.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const iterations = flag('iterations', '10000');
-const seed = flag('seed', '0');
-const ks = flag('ks', '2,4,6,8,10').split(',');
-const algos = flag('algos', 'tb,db,subtb,softdqn,mdqn,mh').split(',');
-const out = flag('out', '');
+const flags = benchFlags('npm run bench:bitseq -- [--iterations N --ks 2,4 --algos tb,mdqn --seed S --out DIR]', { iterations: '10000', seed: '0', ks: '2,4,6,8,10', algos: 'tb,db,subtb,softdqn,mdqn,mh', out: '' });
+const { iterations, seed, out } = flags;
+const ks = flags.ks.split(',');
+const algos = flags.algos.split(',');
 const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
 
 console.log(`bitseq n=120, 60 modes, β=2, batch 16, ${iterations} iterations, seed ${seed}\n`);

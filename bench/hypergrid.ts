@@ -11,21 +11,16 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { BenchSummary } from '../src/benchmarks/hypergrid.js';
+import { benchFlags } from './flags.js';
 
 const REFERENCE: Record<string, { itPerSec: number; l1: number } | undefined> = {
   tb: { itPerSec: 38.6, l1: 1.0e-4 },
   mdqn: { itPerSec: 22.4, l1: 9.2e-5 },
 };
 
-const args = process.argv.slice(2);
-const flag = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const iterations = flag('iterations', '2000');
-const engine = flag('engine', 'fused');
-const seed = flag('seed', '0');
-const algos = flag('algos', 'tb,db,subtb,softdqn,mdqn').split(',');
+const flags = benchFlags('npm run bench:hypergrid -- [--iterations N --engine fused|tfjs --algos tb,mdqn --seed S]', { iterations: '2000', engine: 'fused', seed: '0', algos: 'tb,db,subtb,softdqn,mdqn' });
+const { iterations, engine, seed } = flags;
+const algos = flags.algos.split(',');
 const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
 
 console.log(`hypergrid 4-D H=8 standard, batch 16, ${iterations} iterations, MLP 2×256, engine ${engine}, seed ${seed}`);

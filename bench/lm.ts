@@ -7,6 +7,7 @@
  *   node dist/bench/lm.js [--model models/arith-char] [--threads 1] [--json]
  */
 import { existsSync } from 'node:fs';
+import { benchFlags } from './flags.js';
 import { selectBackend, tf } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
 import { writeTempModel } from '../src/lmbuild/fixtures.js';
@@ -15,9 +16,8 @@ import { sample } from '../src/lm/sampler.js';
 import { naivePrefixRewards, prefixRewards, scoreBatch } from '../src/lm/scorer.js';
 import { LmHead, headConfig } from '../src/finetune/head.js';
 
-const args = process.argv.slice(2);
-const arg = (k: string, d: string) => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
-const json = args.includes('--json');
+const flags = benchFlags('node dist/bench/lm.js [--model models/arith-char] [--threads 1] [--json]', { model: 'models/arith-char', threads: '1' }, ['json']);
+const json = flags.json === true;
 
 async function timed<T>(f: () => Promise<T>, reps = 5): Promise<{ wall: number; cpu: number; value: T }> {
   let best = { wall: Infinity, cpu: Infinity, value: undefined as T };
@@ -36,18 +36,18 @@ async function timed<T>(f: () => Promise<T>, reps = 5): Promise<{ wall: number; 
 
 async function main() {
   await selectBackend();
-  let dir = arg('--model', 'models/arith-char');
+  let dir = flags.model;
   let cleanup = () => {};
   if (!existsSync(dir)) {
     const m = writeTempModel(1, { nLayer: 2, nEmbd: 64, nHead: 4, nCtx: 256 }, {}, 1);
     dir = m.dir;
     cleanup = m.cleanup;
   }
-  const s = await LmSession.open(dir, { threads: Number(arg('--threads', '1')) });
+  const s = await LmSession.open(dir, { threads: Number(flags.threads) });
   const V = s.vocabSize;
   const rng = new Rng(1);
   const ids = (n: number) => Array.from({ length: n }, () => 3 + rng.int(V - 3));
-  const results: Record<string, number | string> = { model: dir, threads: Number(arg('--threads', '1')) };
+  const results: Record<string, number | string> = { model: dir, threads: Number(flags.threads) };
 
   for (const [B, S] of [[16, 64], [64, 32]]) {
     const inp = ids(B * S);

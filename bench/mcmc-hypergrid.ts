@@ -10,17 +10,9 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { benchFlags } from './flags.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const iterations = flag('iterations', '2000');
-const ndim = flag('ndim', '4');
-const height = flag('height', '8');
-const seed = flag('seed', '0');
-const out = flag('out', '');
+const { iterations, ndim, height, seed, out } = benchFlags('npm run bench:mcmc -- [--iterations N --ndim D --height H --seed S --out DIR]', { iterations: '2000', ndim: '4', height: '8', seed: '0', out: '' });
 const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
 
 console.log(`hypergrid ${ndim}-D H=${height} standard, 16 per iteration, ${iterations} iterations, seed ${seed}\n`);

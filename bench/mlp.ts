@@ -9,19 +9,18 @@
 // does the same arithmetic.
 //   node dist/bench/mlp.js [--rows 240] [--iters N] [--engines fused,tfjs] [--lr 1e-6]
 import { selectBackend } from '../src/core/backend.js';
+import { benchFlags } from './flags.js';
 import { Rng } from '../src/core/rng.js';
 import type { MlpSpec, SparseMlp } from '../src/nn/mlp.js';
 import { FusedMlp } from '../src/nn/fused-mlp.js';
 import { TfjsMlp } from '../src/nn/tfjs-mlp.js';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
-}
-
-const rows = Number(arg('rows', '240'));
-const engines = arg('engines', 'fused,tfjs').split(',');
-const lr = Number(arg('lr', '1e-6'));
+// --iters: by default 400 for the fused kernel, 60 for tfjs
+const flags = benchFlags('node dist/bench/mlp.js [--rows 240] [--iters N] [--engines fused,tfjs] [--lr 1e-6]', { rows: '240', iters: '', engines: 'fused,tfjs', lr: '1e-6' });
+const arg = (name: 'iters', def: string) => flags[name] || def;
+const rows = Number(flags.rows);
+const engines = flags.engines.split(',');
+const lr = Number(flags.lr);
 const spec: MlpSpec = { inputDim: 32, nnz: 4, hidden: [256, 256], outputDim: 10 };
 
 interface Timing {

@@ -10,17 +10,12 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { MoleculeSummary } from '../src/benchmarks/molecules.js';
+import { benchFlags } from './flags.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const iterations = flag('iterations', '5000');
-const seed = flag('seed', '0');
-const betas = flag('betas', '4,8').split(',');
-const algos = flag('algos', 'tb,db,subtb,softdqn,mdqn').split(',');
-const out = flag('out', '');
+const flags = benchFlags('npm run bench:molecules -- [--iterations N --betas 4,8 --algos tb,mdqn --seed S --out DIR]', { iterations: '5000', seed: '0', betas: '4,8', algos: 'tb,db,subtb,softdqn,mdqn', out: '' });
+const { iterations, seed, out } = flags;
+const betas = flags.betas.split(',');
+const algos = flags.algos.split(',');
 const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
 
 console.log(`molecules (naphthalene, 8 sites × 18 fragments), batch 16, ${iterations} iterations, seed ${seed}\n`);

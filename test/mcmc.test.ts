@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { gaussianTarget, mala, ula } from '../src/mcmc/langevin.js';
 import { HypergridMhKernel, MetropolisHastings, hypergridProposal } from '../src/mcmc/mh.js';
 import { runHypergridMh } from '../src/benchmarks/hypergrid-mh.js';
@@ -173,4 +175,19 @@ test('hypergrid mh bench: deterministic, exact TV decreasing, reward evaluations
   // 2D proposals per chain-step; those leaving the grid are free: between half and all of them
   assert.ok(a.rewardEvaluations > 16 + 0.5 * 16 * 4000 && a.rewardEvaluations <= 16 * 4001);
   assert.ok(Math.abs(a.tvEmpirical - (a.l1Empirical * 25) / 2) < 1e-12);
+});
+
+test('flowtune verify langevin: ULA matches its closed-form law at t = 1; bad flags exit 2', () => {
+  const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
+  const r = spawnSync(process.execPath, [cli, 'verify', 'langevin', '--dim', '1', '--chains', '20000', '--step', '0.01', '--steps', '100', '--seed', '3', '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  // closed forms of the OU diffusion and of ULA's AR(1) from x0 = 3 (independent of the code)
+  assert.ok(Math.abs(j.exact.mean - 3 * Math.exp(-1)) < 1e-12 && Math.abs(j.ulaExact.variance - (1 - 0.99 ** 200) / 0.995) < 1e-12);
+  const se = Math.sqrt(j.ulaExact.variance / 20000);
+  assert.ok(Math.abs(j.ula.mean - j.ulaExact.mean) < 4 * se, `ULA mean ${j.ula.mean} vs ${j.ulaExact.mean}`);
+  assert.ok(j.mala.acceptanceRate > 0.99);
+  const bad = spawnSync(process.execPath, [cli, 'verify', 'langevin', '--step', 'x'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);
 });

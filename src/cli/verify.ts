@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { Hypergrid } from '../envs/hypergrid.js';
 import { hypergridLogZ } from '../envs/hypergrid-oracle.js';
 import { verifyTheorem } from '../softrl/theorem.js';
-import { choiceArg, intArg } from './args.js';
+import { choiceArg, intArg, numArg } from './args.js';
 import { UsageError } from '../core/errors.js';
 
 const theorem: CommandModule<object, Record<string, unknown>> = {
@@ -91,9 +91,43 @@ const posterior: CommandModule<object, Record<string, unknown>> = {
   },
 };
 
+const langevin: CommandModule<object, Record<string, unknown>> = {
+  command: 'langevin',
+  describe: 'ULA and MALA on a Gaussian against the closed-form laws (the continuous MCMC baselines)',
+  builder: (y: Argv) =>
+    y
+      .option('dim', { type: 'string', default: '5' })
+      .option('chains', { type: 'string', default: '2000' })
+      .option('step', { type: 'string', default: '0.5', describe: 'step size h' })
+      .option('steps', { type: 'string', default: '300' })
+      .option('seed', { type: 'string', default: '0' })
+      .option('json', { type: 'boolean', default: false }),
+  handler: async (a) => {
+    const { langevinCheck } = await import('../mcmc/langevin.js');
+    const r = langevinCheck({
+      dim: intArg('dim', a.dim, 1, 1000),
+      chains: intArg('chains', a.chains, 2, 1_000_000),
+      step: numArg('step', a.step, 1e-6, 1.9),
+      steps: intArg('steps', a.steps, 1, 1_000_000),
+      seed: intArg('seed', a.seed, 0),
+    });
+    const f = (m: { mean: number; variance: number }) => `mean ${m.mean.toFixed(4)}, variance ${m.variance.toFixed(4)}`;
+    console.log(
+      [
+        `N(0, I_${r.dim}) from x0 = 3, ${r.chains} chains × ${r.steps} steps of h = ${r.step} (t = ${(r.step * r.steps).toFixed(2)})`,
+        `  Langevin diffusion (exact)  ${f(r.exact)}`,
+        `  ULA, closed form            ${f(r.ulaExact)}`,
+        `  ULA, sampled                ${f(r.ula)}`,
+        `  MALA, sampled               ${f(r.mala)}  (acceptance ${r.mala.acceptanceRate.toFixed(3)})`,
+      ].join('\n'),
+    );
+    if (a.json) console.log(JSON.stringify(r));
+  },
+};
+
 export const verifyCommand: CommandModule = {
   command: 'verify <check>',
-  describe: 'exact checks (theorem, posterior)',
-  builder: (y: Argv) => y.command(theorem).command(posterior).demandCommand(1, 'name a check: theorem or posterior'),
+  describe: 'exact checks (theorem, posterior, langevin)',
+  builder: (y: Argv) => y.command(theorem).command(posterior).command(langevin).demandCommand(1, 'name a check: theorem, posterior or langevin'),
   handler: () => {},
 };

@@ -56,9 +56,3 @@ export function maskedLogSoftmax(x: ArrayLike<number>, off: number, n: number, m
 export function softTemperature(alpha: number): number {
   return 1 / (1 - alpha);
 }
-
-export function mean(xs: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < xs.length; i++) s += xs[i];
-  return s / xs.length;
-}

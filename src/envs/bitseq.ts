@@ -15,8 +15,6 @@ export interface BitseqConfig {
   seed: number;
 }
 
-export const BITSEQ_DEFAULTS: BitseqConfig = { n: 120, k: 4, nModes: 60, beta: 2, seed: 0 };
-
 /** The 8-bit blocks modes are built from (docs/design.md §5). */
 export const MODE_BLOCKS = ['00000000', '11111111', '11110000', '00001111', '00111100'] as const;
 

@@ -74,7 +74,6 @@ export class LmHead implements PolicyAdapter {
   private whitenW: tf.Tensor2D;
   private whitenB: tf.Tensor1D;
   private whitened = false;
-  private hookTensors: tf.Tensor[] = [];
 
   constructor(config: HeadConfig, seed: number) {
     this.config = config;
@@ -322,7 +321,6 @@ export class LmHead implements PolicyAdapter {
   }
 
   dispose(): void {
-    for (const t of this.hookTensors) t.dispose();
     for (const v of this.trainableVariables()) v.dispose();
     this.whitenW.dispose();
     this.whitenB.dispose();

@@ -27,22 +27,12 @@ export class RationaleReplay {
     this.store.set(key, list);
   }
 
-  has(key: string): boolean {
-    return (this.store.get(key)?.length ?? 0) > 0;
-  }
-
   sample(key: string, rng: Rng): ZSample | null {
     const list = this.store.get(key);
     if (!list || list.length === 0) return null;
     const m = list[0].logR;
     const w = list.map((e) => Math.exp(e.logR - m));
     return list[rng.categorical(w)].z;
-  }
-
-  get size(): number {
-    let n = 0;
-    for (const l of this.store.values()) n += l.length;
-    return n;
   }
 
   toJSON(): [string, { tokens: number[]; isAction: number[]; logR: number }[]][] {

@@ -32,10 +32,6 @@ export class TfAdam {
     return this.all;
   }
 
-  get steps(): number {
-    return this.t;
-  }
-
   /**
    * One step with learning rates scaled by `lrScale` (warm-up / cosine). Gradients are
    * clipped to global norm `clip` first. Returns the pre-clip norm; a non-finite norm

@@ -1,7 +1,7 @@
 import { tf } from '../core/backend.js';
 import { scheduleAt, type TrainConfig } from './schema.js';
 import { epsilonMix, sampleZ, type ZSample } from './rollout.js';
-import { scoreRows, type ScoredRow } from './score.js';
+import { scoreRows } from './score.js';
 import { temperedPolicy } from './adapter.js';
 import { RationaleReplay } from './replay.js';
 import { FineTuneSetup, prepareFineTune, type FineTuneParts } from './setup.js';
@@ -32,7 +32,6 @@ export class DivergedError extends Error {
  * differs between them.
  */
 export class LmTrainer extends FineTuneSetup {
-  private lastRows: ScoredRow[] = [];
   /** The latest batch as text (for samples.jsonl in the run folder). */
   lastSamples: { x: string; z: string; y: string; logR: number }[] = [];
   readonly replay: RationaleReplay;
@@ -83,7 +82,6 @@ export class LmTrainer extends FineTuneSetup {
     }
     const reward = this.rewardSpec();
     const rows = await scoreRows(this.session, exs.map((x) => x.xIds), zs as ZSample[], exs.map((x) => x.yIds), this.constraints, reward, { prefix: this.objective.prefixRewards });
-    this.lastRows = rows;
     this.lastSamples = rows.map((r, b) => ({ x: exs[b].x, z: this.tok.decode(zs[b]!.tokens), y: exs[b].y, logR: r.logR }));
     if (e.replay > 0) rows.forEach((r, b) => this.replay.add(exs[b].key, zs[b]!, r.logR));
 
@@ -106,10 +104,6 @@ export class LmTrainer extends FineTuneSetup {
       samples: B,
       seconds: (performance.now() - t0) / 1000,
     };
-  }
-
-  get recentRows(): ScoredRow[] {
-    return this.lastRows;
   }
 
   /** Everything needed to continue exactly: adapter, optimizer moments, RNG, replay, step, the objective's state. */

@@ -1,5 +1,5 @@
 import type { Env } from './env.js';
-import type { MlpSpec, SparseMlp } from '../nn/mlp.js';
+import type { MlpSpec } from '../nn/mlp.js';
 
 /**
  * How a benchmark policy's output row is laid out: forward logits [0, A), backward logits
@@ -19,5 +19,3 @@ export function outputLayout(env: Env): OutputLayout {
 export function policySpec(env: Env, hidden: number[]): MlpSpec {
   return { inputDim: env.inputDim, nnz: env.nnz, hidden, outputDim: outputLayout(env).width };
 }
-
-export type NetFactory = (spec: MlpSpec, seed: number) => Promise<SparseMlp>;

@@ -12,8 +12,6 @@ export interface ExploreOptions {
   temperature: number;
 }
 
-export const ON_POLICY: ExploreOptions = { epsilon: 0, temperature: 1 };
-
 /**
  * B trajectories sampled in lockstep: at every step the states of all unfinished
  * trajectories go through the network in one batched forward. When `record` is true the

@@ -1,4 +1,4 @@
-import type { Rng } from '../core/rng.js';
+import { Rng } from '../core/rng.js';
 
 /**
  * A continuous target π on R^d given by its log-density (up to a constant) and gradient,
@@ -92,5 +92,51 @@ export function gaussianTarget(dim: number, mean = 0, variance = 1): ContinuousT
         logp[c] = -s / (2 * variance);
       }
     },
+  };
+}
+
+export interface LangevinCheck {
+  dim: number;
+  chains: number;
+  step: number;
+  steps: number;
+  /** the Langevin diffusion of N(0, I) from x0 (Ornstein–Uhlenbeck) at t = steps·h: N(x0 e^{−t}, 1 − e^{−2t}) */
+  exact: { mean: number; variance: number };
+  /** ULA on this target is the AR(1) x ← (1 − h)x + √(2h)ξ: N(x0 (1−h)^k, (1 − (1−h)^{2k}) / (1 − h/2)) */
+  ulaExact: { mean: number; variance: number };
+  ula: { mean: number; variance: number };
+  mala: { mean: number; variance: number; acceptanceRate: number };
+}
+
+/**
+ * `flowtune verify langevin`: ULA and MALA on the standard Gaussian in `dim` dimensions from
+ * x0 = 3, pooled sample mean / variance of every coordinate of every chain after `steps`
+ * steps of size h, against the closed-form laws above. ULA matches its own AR(1) law and so
+ * carries the step-size bias; MALA's correction removes it at equilibrium.
+ */
+export function langevinCheck(o: { dim: number; chains: number; step: number; steps: number; seed: number }): LangevinCheck {
+  const { dim, chains, step: h, steps: k } = o;
+  const x0 = 3, t = h * k;
+  const target = gaussianTarget(dim);
+  const moments = (x: Float64Array) => {
+    let m = 0;
+    for (const v of x) m += v / x.length;
+    let s = 0;
+    for (const v of x) s += (v - m) * (v - m);
+    return { mean: m, variance: s / (x.length - 1) };
+  };
+  const xu = new Float64Array(chains * dim).fill(x0);
+  ula(target, xu, chains, h, k, new Rng(o.seed));
+  const xm = new Float64Array(chains * dim).fill(x0);
+  const st = mala(target, xm, chains, h, k, new Rng(o.seed + 1));
+  return {
+    dim,
+    chains,
+    step: h,
+    steps: k,
+    exact: { mean: x0 * Math.exp(-t), variance: 1 - Math.exp(-2 * t) },
+    ulaExact: { mean: x0 * (1 - h) ** k, variance: (1 - (1 - h) ** (2 * k)) / (1 - h / 2) },
+    ula: moments(xu),
+    mala: { ...moments(xm), acceptanceRate: st.acceptanceRate },
   };
 }

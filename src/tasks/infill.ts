@@ -59,7 +59,7 @@ export async function evalInfill(dec: Decoder, items: InfillItem[], o: { samples
   const { session, tok } = dec;
   const xs = items.map((it) => tok.encode(it.x));
   const ys = items.map((it) => tok.encode(it.y));
-  items.forEach((it, i) => {
+  items.forEach((_, i) => {
     const need = xs[i].length + dec.constraints.maxLength + ys[i].length + 1;
     if (need > session.facts.nCtx) throw new UsageError(`infill item ${o.offset + i} needs ${need} tokens, more than the model's context window of ${session.facts.nCtx}`);
   });
