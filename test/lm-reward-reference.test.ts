@@ -7,7 +7,6 @@ import { CharTokenizer } from '../src/lm/tokenizer.js';
 import { prefixRewards } from '../src/lm/scorer.js';
 import { scoreRows, type RewardSpec } from '../src/finetune/score.js';
 import type { ZConstraints, ZSample } from '../src/finetune/rollout.js';
-import { selectBackend } from '../src/core/backend.js';
 
 /**
  * An independent reference for the LM reward of docs/design.md eq. (LM): log p_LM(X Z Y) one
@@ -22,7 +21,8 @@ class Reference {
 
   static async open(dir: string): Promise<Reference> {
     const cfg = JSON.parse(readFileSync(`${dir}/config.json`, 'utf8'));
-    const s = await ort.InferenceSession.create(`${dir}/onnx/model.onnx`);
+    // one thread, as LmSession: two ORT threads collapse on shared cores
+    const s = await ort.InferenceSession.create(`${dir}/onnx/model.onnx`, { intraOpNumThreads: 1, interOpNumThreads: 1 });
     return new Reference(s, cfg.n_head, cfg.n_embd / cfg.n_head);
   }
 
@@ -107,7 +107,6 @@ function zOf(text: string, toolSpans: string[] = []): ZSample {
 }
 
 async function check(model: string, rows: { x: string; z: ZSample; y: string }[], c: ZConstraints, spec: RewardSpec) {
-  await selectBackend();
   const session = await LmSession.open(model);
   const ref = await Reference.open(model);
   const xs = rows.map((r) => enc(r.x)), ys = rows.map((r) => enc(r.y)), zs = rows.map((r) => r.z);

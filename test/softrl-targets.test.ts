@@ -24,6 +24,11 @@ test('soft value τ·log Σ_a exp(Q(a)/τ) without a mask', () => {
   // two equal values: V = Q + τ log 2 — logsumexp, not max (max would give 1000)
   close(softValue([1000, 1000], 0, all(2), 0, 2, 1), 1000 + log(2), 'soft value V(s) of two equal large Q (logsumexp, not max)', 1e-9);
   close(softValue([0, 0, 0, 0], 0, all(4), 0, 4, 0.5), 0.5 * log(4), 'soft value V(s) of four zeros, τ = ½');
+  // the shift by the max is what keeps it finite: e^1000 overflows, so a wrong shift gives ∞
+  close(softValue([1000, 1], 0, all(2), 0, 2, 1), 1000, 'soft value V(s) with Q = [1000, 1] (max shift)', 1e-9);
+  close(softValue([10, 10], 0, all(2), 0, 2, 0.01), 10 + 0.01 * log(2), 'soft value V(s) with τ = 0.01 (shift by max Q/τ)', 1e-9);
+  // a row of a batch reads only its own A entries: row 0 of [[0, log 3], [1e4, 1e4]] is log 4
+  close(softValue([0, log(3), 1e4, 1e4], 0, all(4), 0, 2, 1), log(4), 'soft value V(s) of row 0 of a batch (next row not read)');
   // offsets into a batch row: row 1 of [[9, 9], [0, log 3]] is log(1 + 3) = log 4
   close(softValue([9, 9, 0, log(3)], 2, [0, 0, 1, 1], 2, 2, 1), log(4), 'soft value V(s) at a row offset');
 });
