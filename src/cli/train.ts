@@ -29,6 +29,7 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
     let runDir = a.out as string | undefined;
     let cfg: TrainConfig;
     let ck: Checkpoint | null = null;
+    let restartSaid = false;
     if (a.resume) {
       if (!runDir) throw new UsageError('--resume needs --out RUN_FOLDER');
       if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw new UsageError(`--out ${runDir}: no such run folder to resume`);
@@ -42,6 +43,7 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
         } catch (err) {
           // every checkpoint is unusable: what they held is lost either way, so start over (said, not silent)
           note(`${(err as Error).message}; restarting from step 0`);
+          restartSaid = true;
         }
       }
       if (ck && ck.step >= cfg.train.steps) {
@@ -67,7 +69,7 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
       note(`resuming ${runDir} at step ${trainer.step} of ${cfg.train.steps}`);
     } else if (a.resume) {
       truncateMetrics(runDir, 0);
-      note(`${runDir} has no checkpoint; restarting it from step 0`);
+      if (!restartSaid) note(`${runDir} has no checkpoint; restarting it from step 0`);
     }
     const t0 = performance.now();
     const last = await runTraining(trainer, runDir, {
