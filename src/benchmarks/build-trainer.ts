@@ -64,6 +64,8 @@ export const REFERENCE_TRAINER_DEFAULTS: Omit<TrainerOptions, 'algo'> = {
 export interface BenchProgress {
   onIteration?(done: number): void;
   onPhase?(what: string): void;
+  /** Objects evaluated so far by the final density estimate. */
+  onEval?(done: number, total: number): void;
 }
 
 export interface BuiltTrainer {
