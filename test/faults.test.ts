@@ -95,18 +95,33 @@ before(() => {
 // Every point of a checkpoint write (docs: src/finetune/checkpoint.ts), the first checkpoint
 // (a run with none yet), and the run's final files: killed there, resumed, nothing lost.
 const KILLS = ['checkpoint-files:2', 'checkpoint-files:4', 'checkpoint-manifest:4', 'checkpoint-renamed:4', 'checkpoint-latest:4', 'checkpoint-pruned:6', 'final-files:8', 'report:8'];
-test('kill -9 at every phase of a checkpoint write, then --resume: nothing lost', () => {
-  for (const at of KILLS) {
-    const dir = join(work, `kill-${at.replace(':', '-')}`);
-    const k = run(['train', '--config', cfgFile, '--out', dir], { FLOWTUNE_KILL_AT: at });
-    assert.equal(k.signal, 'SIGKILL', `${at}: the run was killed (${k.stderr})`);
-    const r = run(['train', '--resume', '--out', dir]);
-    assert.equal(r.status, 0, `${at}: ${r.stderr}`);
-    if (at === 'checkpoint-files:2') assert.match(r.stderr, /has no checkpoint; restarting it from step 0/);
-    if (at === 'report:8') assert.match(r.stdout, /is complete \(step 8 of 8\); nothing to do/);
-    else assert.match(r.stderr, /removed \d+ temporary file|resuming|restarting/, at);
-    assertSameAsReference(dir);
-  }
+/** The CLI as a child process, without blocking (the kill cases run two at a time). */
+function runAsync(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...env } });
+    let stdout = '', stderr = '';
+    c.stdout.on('data', (d) => (stdout += d));
+    c.stderr.on('data', (d) => (stderr += d));
+    c.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+  });
+}
+
+test('kill -9 at every phase of a checkpoint write, then --resume: nothing lost', async () => {
+  const queue = [...KILLS];
+  const worker = async () => {
+    for (let at = queue.shift(); at; at = queue.shift()) {
+      const dir = join(work, `kill-${at.replace(':', '-')}`);
+      const k = await runAsync(['train', '--config', cfgFile, '--out', dir], { FLOWTUNE_KILL_AT: at });
+      assert.equal(k.signal, 'SIGKILL', `${at}: the run was killed (${k.stderr})`);
+      const r = await runAsync(['train', '--resume', '--out', dir]);
+      assert.equal(r.status, 0, `${at}: ${r.stderr}`);
+      if (at === 'checkpoint-files:2') assert.match(r.stderr, /has no checkpoint; restarting it from step 0/);
+      if (at === 'report:8') assert.match(r.stdout, /is complete \(step 8 of 8\); nothing to do/);
+      else assert.match(r.stderr, /resuming .* at step \d+ of 8|restarting/, at);
+      assertSameAsReference(dir);
+    }
+  };
+  await Promise.all([worker(), worker()]);
 });
 
 test('--resume of a finished run changes nothing; a config given with --resume must match (train.steps may grow)', () => {
