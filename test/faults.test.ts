@@ -242,7 +242,9 @@ test('sizes are checked before anything is allocated', () => {
   const t0 = Date.now();
   assertUsageError(run(['bench', 'hypergrid', '--algo', 'tb', '--batch', '100000000']), /--batch 100000000 .*needs at least \d+(\.\d)? TB, more than the .* of memory available/);
   assertUsageError(run(['bench', 'hypergrid', '--algo', 'mh', '--ndim', '2', '--batch', '100000000000000']), /--batch 100000000000000 chains needs at least/);
-  assert.ok(Date.now() - t0 < 30_000, 'refused at once, not after allocating');
+  assertUsageError(run(['train', '--config', cfgFile, '--set', 'train.batchSize=1000000000', '--out', join(work, 'huge')]), /train\.batchSize 1000000000 × z\.maxLength 4 × vocabulary 98 needs at least/);
+  assert.ok(!existsSync(join(work, 'huge')), 'and leaves no --out folder');
+  assert.ok(Date.now() - t0 < 60_000, 'refused at once, not after allocating');
 });
 
 /** A tmpfs mount at dir (root with mount permission only); null says why not. */
