@@ -128,8 +128,8 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
       testModes: a['test-modes'] === undefined ? nModes : intArg('test-modes', a['test-modes'], 1, nModes),
       modeRadius: intArg('mode-radius', a['mode-radius'], 0),
     };
-    const io = new BenchOutput(a.out as string | undefined, opts.iterations, `bitseq ${opts.algo}`);
     if (opts.algo === 'mh') checkMemory(`--batch ${opts.batch} chains of ${opts.n} bits`, opts.batch * (opts.n / opts.k) * 4 * 3);
+    const io = new BenchOutput(a.out as string | undefined, opts.iterations, `bitseq ${opts.algo}`);
     let status = 'training';
     const s: BitseqSummary = await runBitseqBench(
       opts,
