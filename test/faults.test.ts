@@ -171,6 +171,15 @@ test('a second writer on a run folder exits 2 naming the holder; a stale lock is
   assert.equal(YAML.parse(readFileSync(join(dir, 'config.yaml'), 'utf8')).seed, 0);
   assert.ok(!existsSync(lock), 'the lock is released at exit');
 
+  // two writers started at the same moment on a fresh folder: exactly one of them runs
+  const both = join(work, 'both');
+  const [x, y] = await Promise.all([runAsync(['train', '--config', cfgFile, '--out', both]), runAsync(['train', '--config', cfgFile, '--out', both, '--set', 'seed=1'])]);
+  assert.deepEqual([x.status, y.status].sort(), [0, 2], x.stderr + y.stderr);
+  const [winner, loser] = x.status === 0 ? [x, y] : [y, x];
+  assert.match(loser.stderr.trim(), /^flowtune: .*(in use by another flowtune process|already holds a run)[^\n]*$/);
+  assert.deepEqual(metrics(both).map((l) => l.step), Array.from({ length: STEPS }, (_, i) => i + 1));
+  assert.equal(YAML.parse(readFileSync(join(both, 'config.yaml'), 'utf8')).seed, winner === x ? 0 : 1);
+
   // a lock left by a process that is gone (kill -9) is taken over, said in one line
   const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
   const stale = join(work, 'stale');
