@@ -56,6 +56,7 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
       runDir ??= join('runs', basename(a.config as string).replace(/\.ya?ml$/, ''));
       ensureWritableDir(runDir);
       acquireRunLock(runDir);
+      sweep(runDir); // a start killed while writing its config leaves only a temporary file: not a run
       const held = readdirSync(runDir).filter((n) => n !== LOCK_FILE);
       if (held.length > 0) throw new UsageError(`${runDir} already holds a run; use --resume to continue it or choose another --out`);
     }
