@@ -23,8 +23,8 @@ function handBatch(): TrajectoryBatch {
 
 test('TB on the hand example: δ = log(4·½·¼ / (2·½)) = log ½', () => {
   const g = trajectoryBalance(handBatch(), new Float64Array([ln(4)]));
-  assert.ok(Math.abs(g.loss - ln(0.5) ** 2) < 1e-12);
-  assert.ok(Math.abs(g.loss - 0.4804530139182014) < 1e-12);
+  assert.ok(Math.abs(g.loss - ln(0.5) ** 2) < 1e-12, `TB loss ${g.loss} vs hand value log(½)² = ${ln(0.5) ** 2}`);
+  assert.ok(Math.abs(g.loss - 0.4804530139182014) < 1e-12, `TB loss ${g.loss} vs 0.4804530139182014`);
   // δ < 0: raising log Z or log P_F lowers the loss, raising log P_B raises it
   assert.ok(g.dLogZ[0] < 0 && Math.abs(g.dLogZ[0] - 2 * ln(0.5)) < 1e-12);
   assert.ok(g.dLogPF[0] < 0 && g.dLogPF[1] < 0);
@@ -34,8 +34,8 @@ test('TB on the hand example: δ = log(4·½·¼ / (2·½)) = log ½', () => {
 test('DB on the hand example: δ0 = log 4, δ1 = log ⅛, mean of squares', () => {
   const g = detailedBalance(handBatch());
   const expected = (ln(4) ** 2 + ln(1 / 8) ** 2) / 2; // 3.12294...
-  assert.ok(Math.abs(g.loss - expected) < 1e-12);
-  assert.ok(Math.abs(g.loss - 3.1229445904683) < 1e-10);
+  assert.ok(Math.abs(g.loss - expected) < 1e-12, `DB loss ${g.loss} vs hand value ${expected}`);
+  assert.ok(Math.abs(g.loss - 3.1229445904683) < 1e-10, `DB loss ${g.loss} vs 3.1229445904683`);
   // edge 0 has δ > 0: lower log F(s0); edge 1 has δ < 0: raise log P_F(exit|s1)
   assert.ok(g.dLogF[0] > 0 && g.dLogPF[1] < 0);
   // node 1 sits in both edges: −2δ0/2 + 2δ1/2 = δ1 − δ0
@@ -46,9 +46,9 @@ test('SubTB(λ) on the hand example: (δ01² + δ12² + λ·δ02²)/(2 + λ)', (
   for (const lambda of [1, 0.9, 0.5]) {
     const g = subTrajectoryBalance(handBatch(), lambda);
     const expected = (ln(4) ** 2 + ln(1 / 8) ** 2 + lambda * ln(0.5) ** 2) / (2 + lambda);
-    assert.ok(Math.abs(g.loss - expected) < 1e-12, `λ=${lambda}`);
+    assert.ok(Math.abs(g.loss - expected) < 1e-12, `SubTB loss at λ=${lambda}: ${g.loss} vs hand value ${expected} (weights λ^(j−i−1))`);
   }
-  assert.ok(Math.abs(subTrajectoryBalance(handBatch(), 1).loss - 2.2421140649516) < 1e-10);
+  assert.ok(Math.abs(subTrajectoryBalance(handBatch(), 1).loss - 2.2421140649516) < 1e-10, 'SubTB loss at λ = 1 vs 2.2421140649516');
 });
 
 test('SubTB limits: λ → 0 is DB (per trajectory), λ → ∞ is TB with log Z = log F(s0)', () => {
@@ -103,9 +103,9 @@ test('losses vanish on a consistent flow (all δ = 0)', () => {
   b.logPF.set([ln(1 / 2), ln(1 / 3)]);
   b.logF.set([ln(3), ln(1.5), ln(0.5)]);
   b.logR[0] = ln(0.5);
-  assert.ok(trajectoryBalance(b, new Float64Array([ln(3)])).loss < 1e-25);
-  assert.ok(detailedBalance(b).loss < 1e-25);
-  assert.ok(subTrajectoryBalance(b, 0.9).loss < 1e-25);
+  assert.ok(trajectoryBalance(b, new Float64Array([ln(3)])).loss < 1e-25, 'TB loss on a consistent flow');
+  assert.ok(detailedBalance(b).loss < 1e-25, 'DB loss on a consistent flow');
+  assert.ok(subTrajectoryBalance(b, 0.9).loss < 1e-25, 'SubTB loss on a consistent flow');
 });
 
 /** Padded batch with lengths 2..T and random entries (the exit edge has log P_B = 0). */
@@ -138,6 +138,6 @@ test('SubTB with a flow mask uses only sub-trajectories between nodes of known f
   const d23 = ln(2) + ln(0.8) - ln(0.3);
   const expected = (lambda * d02 ** 2 + lambda ** 2 * d03 ** 2 + d23 ** 2) / (lambda + lambda ** 2 + 1);
   const g = subTrajectoryBalance(b, lambda);
-  assert.ok(Math.abs(g.loss - expected) < 1e-12);
+  assert.ok(Math.abs(g.loss - expected) < 1e-12, `masked SubTB loss ${g.loss} vs hand value ${expected}`);
   assert.equal(g.dLogF[1], 0, 'the unknown flow gets no gradient');
 });
