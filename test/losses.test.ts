@@ -141,3 +141,32 @@ test('SubTB with a flow mask uses only sub-trajectories between nodes of known f
   assert.ok(Math.abs(g.loss - expected) < 1e-12, `masked SubTB loss ${g.loss} vs hand value ${expected}`);
   assert.equal(g.dLogF[1], 0, 'the unknown flow gets no gradient');
 });
+
+test('a batch of two trajectories of different lengths: TB/DB/SubTB average as defined (hand values)', () => {
+  // b = 0: the 2-edge hand example above; b = 1: 3 edges, P_F = ½, ¼, ⅘, P_B = 1,
+  // F = 6, 3, 2 and R = 0.3. Per edge (DB): δ = 0, log ⅜, log(1.6/0.3); TB with log Z = log 6:
+  // δ = log(6·0.1/0.3) = log 2; SubTB pairs: δ01 = 0, δ12 = log ⅜, δ23 = log(16/3),
+  // δ02 = log ⅜, δ13 = log 2, δ03 = log 2.
+  const b = emptyBatch(2, 3);
+  b.lengths.set([2, 3]);
+  b.logPF.set([ln(0.5), ln(0.25), 0, ln(0.5), ln(0.25), ln(0.8)]);
+  b.logPB.set([ln(0.5), 0, 0, 0, 0, 0]);
+  b.logF.set([ln(4), ln(1), ln(2), 0, ln(6), ln(3), ln(2), ln(0.3)]);
+  b.logR.set([ln(2), ln(0.3)]);
+  const tb = trajectoryBalance(b, new Float64Array([ln(4), ln(6)]));
+  const tbHand = (ln(0.5) ** 2 + ln(2) ** 2) / 2;
+  assert.ok(Math.abs(tb.loss - tbHand) < 1e-12, `TB loss of the batch ${tb.loss} vs hand value ${tbHand} (mean over trajectories)`);
+  const db = detailedBalance(b);
+  const dbHand = (ln(4) ** 2 + ln(1 / 8) ** 2 + 0 + ln(0.375) ** 2 + ln(1.6 / 0.3) ** 2) / 5;
+  assert.ok(Math.abs(db.loss - dbHand) < 1e-12, `DB loss of the batch ${db.loss} vs hand value ${dbHand} (mean over the 5 edges)`);
+  for (const lambda of [0.9, 2]) {
+    const a0 = (ln(4) ** 2 + ln(1 / 8) ** 2 + lambda * ln(0.5) ** 2) / (2 + lambda);
+    const a1 = (0 + ln(0.375) ** 2 + ln(16 / 3) ** 2 + lambda * (ln(0.375) ** 2 + ln(2) ** 2) + lambda ** 2 * ln(2) ** 2) / (3 + 2 * lambda + lambda ** 2);
+    const sub = subTrajectoryBalance(b, lambda);
+    assert.ok(Math.abs(sub.loss - (a0 + a1) / 2) < 1e-12, `SubTB loss of the batch at λ=${lambda}: ${sub.loss} vs hand value ${(a0 + a1) / 2}`);
+  }
+  // the terminal flow is R, known whatever the mask says at the last node
+  b.flowMask = new Uint8Array([1, 1, 0, 0, 1, 1, 1, 0]);
+  const masked = subTrajectoryBalance(b, 0.9);
+  assert.ok(Math.abs(masked.loss - subTrajectoryBalance({ ...b, flowMask: undefined } as TrajectoryBatch, 0.9).loss) < 1e-12, 'SubTB loss with the terminal node unmarked in the flow mask');
+});
