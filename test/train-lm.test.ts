@@ -43,7 +43,7 @@ for (const objective of ['tb', 'subtb', 'mdqn']) {
     const r = await exactPosterior(t);
     assert.equal(r.sequences, 1 + 4 + 16 + 64 + 256);
     assert.ok(Math.abs(r.policyMass - 1) < 1e-4, 'the enumeration holds all of the policy mass');
-    assert.ok(r.tv < 0.05, `${objective}: TV ${r.tv}`);
+    assert.ok(r.tv < 0.05, `${objective}: exact TV of the policy P_θ(Z) from the posterior p(Z | X, Y) ${r.tv}`);
     assert.ok(Math.abs(logZ - r.logZTrue) < 0.1, `${objective}: log Z ${logZ} vs exact ${r.logZTrue}`);
   });
 }
