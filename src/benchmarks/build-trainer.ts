@@ -122,7 +122,7 @@ export async function buildTrainer(env: Env, o: TrainerOptions, rng: Rng): Promi
       learningStarts: o.learningStarts,
       explore,
     });
-    const tau = 1 / (1 - alpha);
+    const tau = t.tau;
     const logZ = () => {
       const q = forwardS0(env, net).subarray(0, env.nActions);
       const mask = new Uint8Array(env.nActions);
