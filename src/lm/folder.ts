@@ -23,7 +23,10 @@ export interface ModelFacts {
   modelType: string;
   vocabSize: number;
   nLayer: number;
+  /** attention (query) heads */
   nHead: number;
+  /** key/value heads (grouped-query attention: fewer than nHead; the KV cache has this many) */
+  nKvHead: number;
   nEmbd: number;
   headDim: number;
   nCtx: number;
@@ -59,7 +62,8 @@ export function readConfig(dir: string): ModelFacts {
     modelType: String(raw.model_type ?? 'unknown'),
     vocabSize,
     nLayer,
-    nHead: nKv,
+    nHead,
+    nKvHead: nKv,
     nEmbd,
     headDim: pick('head_dim') ?? nEmbd / nHead,
     nCtx: pick('n_positions', 'n_ctx', 'max_position_embeddings') ?? 1024,

@@ -6,9 +6,9 @@
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { UsageError } from '../core/errors.js';
-import { type ModelFacts, ONNX_FILE, graphIo, readConfig, readOnnx, sha256 } from './folder.js';
+import { type ModelFacts, ONNX_FILE, graphIo, readConfig, readOnnx } from './folder.js';
 import { exposeHiddenState } from './surgery.js';
-import { encodeModel } from './onnx-graph.js';
+import { type PositionHandling, externalDataFiles, hashModelFiles, positionHandling, stageSurgeredModel } from './layout.js';
 
 export interface SessionOptions {
   /** ORT intra-op threads (default 1). */
@@ -49,7 +49,16 @@ export class LmSession {
   readonly hasHidden: boolean;
   readonly hasKvCache: boolean;
   readonly hasPositionIds: boolean;
-  /** sha256 of onnx/model.onnx as stored (before any in-memory surgery). */
+  /**
+   * How the graph gets positions: 'position_ids' (an input, fed cumsum(mask) − 1), 'mask'
+   * (computed from the mask inside the graph), 'absolute' (counted from the past length
+   * whatever the mask says). For 'absolute' graphs forward() never shows the graph a
+   * padded or masked column: it runs the rows compacted (see forwardCompacted).
+   */
+  readonly positions: PositionHandling;
+  /** The files the session reads (graph, external data), relative to the model folder. */
+  readonly files: string[];
+  /** sha256 of onnx/model.onnx (and its external data files) as stored (before any in-memory surgery). */
   readonly modelHash: string;
   readonly dir: string;
   private readonly pastNames: string[];
@@ -60,7 +69,11 @@ export class LmSession {
     facts: ModelFacts,
     hash: string,
     public readonly hiddenName: string | null,
+    positions: PositionHandling,
+    files: string[],
   ) {
+    this.positions = positions;
+    this.files = files;
     this.dir = dir;
     this.facts = facts;
     this.modelHash = hash;
@@ -75,33 +88,45 @@ export class LmSession {
   static async open(dir: string, opts: SessionOptions = {}): Promise<LmSession> {
     const facts = readConfig(dir);
     const { bytes, model } = readOnnx(dir);
-    const hash = sha256(bytes);
-    let data: Uint8Array = bytes;
+    const graphFile = path.join(dir, ONNX_FILE);
+    // External weights (onnx/model.onnx_data) must exist before onnxruntime is asked to load them.
+    const extFiles = externalDataFiles(model, graphFile);
+    const hash = hashModelFiles(bytes, extFiles);
+    const threads = opts.threads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`threads must be a positive integer, got ${threads}`);
+    // Created from the file path (not from bytes) so that onnxruntime resolves external data.
+    let loadFrom = graphFile;
+    let cleanup: (() => void) | null = null;
     let hiddenName: string | null = graphIo(model).outputs.some((o) => o.name === 'last_hidden_state') ? 'last_hidden_state' : null;
     if (!hiddenName && opts.needHidden !== false) {
       try {
         exposeHiddenState(model);
-        data = encodeModel(model);
+        // The edited graph goes to a temporary folder next to links to the external data files.
+        const staged = stageSurgeredModel(model, graphFile, extFiles);
+        loadFrom = staged.file;
+        cleanup = staged.cleanup;
         hiddenName = 'last_hidden_state';
       } catch (err) {
         // No recognizable LM-head MatMul: the model still samples and scores, without hidden states.
         if (!(err instanceof UsageError)) throw err;
       }
     }
-    const threads = opts.threads ?? 1;
-    if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`threads must be a positive integer, got ${threads}`);
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(data, {
+      session = await ort.InferenceSession.create(loadFrom, {
         intraOpNumThreads: threads,
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
       });
     } catch (err) {
-      throw new UsageError(`${path.join(dir, ONNX_FILE)}: onnxruntime cannot load it (${(err as Error).message.split('\n')[0]})`);
+      throw new UsageError(`${graphFile}: onnxruntime cannot load it (${(err as Error).message.split('\n')[0]})`);
+    } finally {
+      // onnxruntime has read the staged graph (and mapped or copied the weights): drop it now.
+      cleanup?.();
     }
-    return new LmSession(session, dir, facts, hash, hiddenName);
+    const files = [ONNX_FILE, ...extFiles.map((f) => path.relative(dir, f))];
+    return new LmSession(session, dir, facts, hash, hiddenName, positionHandling(model), files);
   }
 
   get vocabSize(): number {
@@ -119,7 +144,7 @@ export class LmSession {
   emptyCache(batch: number): KvCache {
     const f = this.facts;
     const tensors: Record<string, ort.Tensor> = {};
-    for (const n of this.pastNames) tensors[n] = new ort.Tensor('float32', new Float32Array(0), [batch, f.nHead, 0, f.headDim]);
+    for (const n of this.pastNames) tensors[n] = new ort.Tensor('float32', new Float32Array(0), [batch, f.nKvHead, 0, f.headDim]);
     return { batch, length: 0, tensors };
   }
 
@@ -141,6 +166,12 @@ export class LmSession {
       const one = BigInt(1);
       for (let i = 0; i < mask.length; i++) if (inp.attentionMask[i]) mask[i] = one;
     }
+    if (this.positions === 'absolute' && mask.some((m) => m === ZERO)) return this.forwardCompacted(ids, mask, past, B, S, T);
+    return this.run(ids, mask, past, B, S, T);
+  }
+
+  /** One graph call with the mask as given. */
+  private async run(ids: BigInt64Array, mask: BigInt64Array, past: KvCache, B: number, S: number, T: number): Promise<ForwardOutput> {
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', ids, [B, S]),
       attention_mask: new ort.Tensor('int64', mask, [B, T]),
@@ -162,6 +193,75 @@ export class LmSession {
     };
   }
 
+  /**
+   * forward() for graphs that count positions from the past length ('absolute'): a padded
+   * or masked-out column would shift every later position. Rows with the same mask are run
+   * together with their masked columns removed — past columns gathered out of the cache, new
+   * columns out of the ids — so the graph sees each row exactly as if it were alone and
+   * unpadded; outputs are scattered back into the padded layout (masked columns get zero
+   * logits, hidden states and cache entries, which nothing reads: they stay masked).
+   */
+  private async forwardCompacted(ids: BigInt64Array, mask: BigInt64Array, past: KvCache, B: number, S: number, T: number): Promise<ForwardOutput> {
+    const P = T - S;
+    const V = this.facts.vocabSize;
+    const groups = new Map<string, number[]>();
+    for (let b = 0; b < B; b++) {
+      let key = '';
+      for (let t = 0; t < T; t++) key += mask[b * T + t] === ZERO ? '0' : '1';
+      if (!key.endsWith('0'.repeat(S))) (groups.get(key) ?? groups.set(key, []).get(key)!).push(b);
+    }
+    const logits = new Float32Array(B * S * V);
+    let hidden: Float32Array | null = null;
+    const present: KvCache = { batch: B, length: T, tensors: {} };
+    const presentData = new Map<string, { data: Float32Array; H: number; Dh: number }>();
+    for (const n of this.pastNames) {
+      const [, H, , Dh] = past.tensors[n].dims;
+      const data = new Float32Array(B * H * T * Dh);
+      // keep the past columns as they were (masked ones included), row by row
+      const src = past.tensors[n].data as Float32Array;
+      for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) data.set(src.subarray(((b * H + h) * P) * Dh, ((b * H + h) * P + P) * Dh), ((b * H + h) * T) * Dh);
+      presentData.set(n, { data, H, Dh });
+    }
+    for (const [key, rows] of groups) {
+      const pastCols: number[] = [];
+      const newCols: number[] = [];
+      for (let t = 0; t < T; t++) if (key[t] === '1') (t < P ? pastCols : newCols).push(t);
+      const n = rows.length, Pc = pastCols.length, Sc = newCols.length, Tc = Pc + Sc;
+      const gIds = new BigInt64Array(n * Sc);
+      rows.forEach((b, r) => newCols.forEach((t, k) => (gIds[r * Sc + k] = ids[b * S + t - P])));
+      const gPast: KvCache = { batch: n, length: Pc, tensors: {} };
+      for (const name of this.pastNames) {
+        const [, H, , Dh] = past.tensors[name].dims;
+        const src = past.tensors[name].data as Float32Array;
+        const dst = new Float32Array(n * H * Pc * Dh);
+        rows.forEach((b, r) => {
+          for (let h = 0; h < H; h++)
+            pastCols.forEach((t, k) => dst.set(src.subarray(((b * H + h) * P + t) * Dh, ((b * H + h) * P + t + 1) * Dh), ((r * H + h) * Pc + k) * Dh));
+        });
+        gPast.tensors[name] = new ort.Tensor('float32', dst, [n, H, Pc, Dh]);
+      }
+      const out = await this.run(gIds, new BigInt64Array(n * Tc).fill(ONE), gPast, n, Sc, Tc);
+      const d = out.hidden ? out.hidden.length / (n * Sc) : 0;
+      if (out.hidden && !hidden) hidden = new Float32Array(B * S * d);
+      rows.forEach((b, r) => {
+        newCols.forEach((t, k) => {
+          const col = t - P;
+          logits.set(out.logits.subarray((r * Sc + k) * V, (r * Sc + k + 1) * V), (b * S + col) * V);
+          if (hidden && out.hidden) hidden.set(out.hidden.subarray((r * Sc + k) * d, (r * Sc + k + 1) * d), (b * S + col) * d);
+        });
+        for (const name of this.pastNames) {
+          const { data, H, Dh } = presentData.get(name)!;
+          const src = out.present.tensors[name].data as Float32Array;
+          for (let h = 0; h < H; h++)
+            newCols.forEach((t, k) => data.set(src.subarray(((r * H + h) * Tc + Pc + k) * Dh, ((r * H + h) * Tc + Pc + k + 1) * Dh), ((b * H + h) * T + t) * Dh));
+        }
+      });
+    }
+    for (const [name, { data, H, Dh }] of presentData) present.tensors[name] = new ort.Tensor('float32', data, [B, H, T, Dh]);
+    if (this.hiddenName && !hidden) hidden = new Float32Array(B * S * this.hiddenSize);
+    return { seqLen: S, logits, hidden, present };
+  }
+
   /** A cache whose row r is row `rows[r]` of `cache` (repeat, reorder or drop rows). */
   selectRows(cache: KvCache, rows: ArrayLike<number>): KvCache {
     const out: KvCache = { batch: rows.length, length: cache.length, tensors: {} };
@@ -180,6 +280,9 @@ export class LmSession {
     await this.session.release();
   }
 }
+
+const ONE = BigInt(1);
+const ZERO = BigInt(0);
 
 /** HF convention for models that take position_ids: cumsum(mask) − 1 (pads → 1), last S columns. */
 function positionIds(mask: BigInt64Array, B: number, T: number, S: number): BigInt64Array {

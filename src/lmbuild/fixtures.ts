@@ -33,7 +33,7 @@ export interface TempModel {
   cleanup(): void;
 }
 
-export function writeTempModel(seed: number, over: Partial<GptConfig> = {}, opts: WriteOptions = {}, scale = 8): TempModel {
+export function writeTempModel(seed: number, over: Partial<GptConfig> = {}, opts: WriteOptions & { externalData?: boolean } = {}, scale = 8): TempModel {
   const config = tinyConfig(over);
   const weights = randomWeights(config, seed, scale);
   const root = mkdtempSync(path.join(os.tmpdir(), 'flowtune-lm-'));

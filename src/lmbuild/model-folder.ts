@@ -8,7 +8,8 @@ import { UsageError } from '../core/errors.js';
 import { ONNX_FILE, sha256 } from '../lm/folder.js';
 import { type GptConfig, type GptWeights, validateConfig } from '../lm/gpt.js';
 import { CharTokenizer } from '../lm/tokenizer.js';
-import { type WriteOptions, gptOnnxBytes } from './onnx-writer.js';
+import { type WriteOptions, buildGptOnnx, splitExternalData } from './onnx-writer.js';
+import { encodeModel } from '../lm/onnx-graph.js';
 
 export function hfConfigJson(c: GptConfig, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -38,18 +39,26 @@ function writeAtomic(file: string, data: string | Uint8Array): void {
   renameSync(tmp, file);
 }
 
-/** Writes a complete model folder. Returns the sha256 of onnx/model.onnx. */
+export const EXTERNAL_DATA_FILE = 'model.onnx_data';
+
+/** Writes a complete model folder. Returns the sha256 of onnx/model.onnx. With `externalData`, the weights go to onnx/model.onnx_data. */
 export function writeModelFolder(
   dir: string,
   c: GptConfig,
   w: GptWeights,
-  opts: WriteOptions & { tokenizer?: CharTokenizer; extraConfig?: Record<string, unknown> } = {},
+  opts: WriteOptions & { tokenizer?: CharTokenizer; extraConfig?: Record<string, unknown>; externalData?: boolean } = {},
 ): string {
   validateConfig(c);
   const tok = opts.tokenizer ?? new CharTokenizer();
   if (tok.vocabSize !== c.vocabSize) throw new UsageError(`tokenizer has ${tok.vocabSize} tokens but the model ${c.vocabSize}`);
   mkdirSync(path.join(dir, 'onnx'), { recursive: true });
-  const bytes = gptOnnxBytes(c, w, opts);
+  let model = buildGptOnnx(c, w, opts);
+  if (opts.externalData) {
+    const split = splitExternalData(model, EXTERNAL_DATA_FILE);
+    model = split.model;
+    writeAtomic(path.join(dir, 'onnx', EXTERNAL_DATA_FILE), split.data);
+  }
+  const bytes = encodeModel(model);
   writeAtomic(path.join(dir, ONNX_FILE), bytes);
   writeAtomic(path.join(dir, 'config.json'), JSON.stringify(hfConfigJson(c, opts.extraConfig), null, 2) + '\n');
   writeAtomic(path.join(dir, 'tokenizer.json'), JSON.stringify(tok.tokenizerJson()) + '\n');
