@@ -1,3 +1,4 @@
+import { encodeX } from '../lm/tokenizer.js';
 import type { Argv, CommandModule } from 'yargs';
 import { join } from 'node:path';
 import { UsageError } from '../core/errors.js';
@@ -35,7 +36,7 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
     const ck = loadLatestCheckpoint(runDir);
     const { head } = LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
     const c = zConstraints(cfg, tok);
-    const xIds = tok.encode(a.x as string);
+    const xIds = encodeX(tok, a.x as string);
     if (xIds.length === 0) throw new UsageError('--x is empty');
     const need = xIds.length + c.maxLength + 40;
     if (need > session.facts.nCtx) throw new UsageError(`--x is ${xIds.length} tokens: with Z and Y that exceeds the model's context window of ${session.facts.nCtx}`);

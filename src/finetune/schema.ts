@@ -36,6 +36,8 @@ export const trainConfigSchema = z.strictObject({
     sentences: z.string().optional(),
     limit: z.number().int().min(1).optional(),
   }),
+  /** BOS before every X: 'auto' = when the tokenizer's post-processor adds one (Llama-3 style), true / false to override */
+  tokenizer: z.strictObject({ bos: z.union([z.literal('auto'), z.boolean()]).default('auto') }).prefault({}),
   z: z
     .strictObject({
       /** Z shorter than minLength cannot be sampled: stop is masked until then (no penalty). */
