@@ -6,7 +6,7 @@
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { UsageError } from '../core/errors.js';
-import { type ModelFacts, ONNX_FILE, graphIo, readConfig, readOnnx } from './folder.js';
+import { type Dtype, type ModelFacts, graphIo, modelFamily, readConfig, readOnnx } from './folder.js';
 import { exposeHiddenState } from './surgery.js';
 import { type PositionHandling, externalDataFiles, hashModelFiles, positionHandling, stageSurgeredModel } from './layout.js';
 
@@ -15,6 +15,8 @@ export interface SessionOptions {
   threads?: number;
   /** Graph-surgery the final hidden state out of a logits-only export (default true). */
   needHidden?: boolean;
+  /** Which weights file, as transformers.js's dtype: fp32 = onnx/model.onnx, q8 = model_quantized.onnx, fp16 = model_fp16.onnx, ... */
+  dtype?: Dtype;
 }
 
 /** Past keys/values for a batch: names past_key_values.{i}.key|value → [B, H, length, Dh]. */
@@ -87,8 +89,9 @@ export class LmSession {
 
   static async open(dir: string, opts: SessionOptions = {}): Promise<LmSession> {
     const facts = readConfig(dir);
-    const { bytes, model } = readOnnx(dir);
-    const graphFile = path.join(dir, ONNX_FILE);
+    modelFamily(facts);
+    const { bytes, model, rel } = readOnnx(dir, opts.dtype);
+    const graphFile = path.join(dir, rel);
     // External weights (onnx/model.onnx_data) must exist before onnxruntime is asked to load them.
     const extFiles = externalDataFiles(model, graphFile);
     const hash = hashModelFiles(bytes, extFiles);
@@ -125,7 +128,7 @@ export class LmSession {
       // onnxruntime has read the staged graph (and mapped or copied the weights): drop it now.
       cleanup?.();
     }
-    const files = [ONNX_FILE, ...extFiles.map((f) => path.relative(dir, f))];
+    const files = [rel, ...extFiles.map((f) => path.relative(dir, f))];
     return new LmSession(session, dir, facts, hash, hiddenName, positionHandling(model), files);
   }
 
@@ -178,6 +181,8 @@ export class LmSession {
     };
     if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', positionIds(mask, B, T, S), [B, S]);
     if (this.hasKvCache) Object.assign(feeds, past.tensors);
+    // Merged decoders (decoder_model_merged.onnx): the cache branch once there is a cache.
+    if (this.inputNames.includes('use_cache_branch')) feeds.use_cache_branch = new ort.Tensor('bool', Uint8Array.of(past.length > 0 ? 1 : 0), [1]);
     const out = await this.session.run(feeds);
     const present: KvCache = { batch: B, length: T, tensors: {} };
     for (const n of this.pastNames) {

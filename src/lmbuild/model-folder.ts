@@ -10,6 +10,8 @@ import { type GptConfig, type GptWeights, validateConfig } from '../lm/gpt.js';
 import { CharTokenizer } from '../lm/tokenizer.js';
 import { type WriteOptions, buildGptOnnx, splitExternalData } from './onnx-writer.js';
 import { encodeModel } from '../lm/onnx-graph.js';
+import { type LlamaConfig, llamaHfConfig, validateLlamaConfig } from '../lm/llama.js';
+import { type LlamaWriteOptions, buildLlamaOnnx } from './llama-writer.js';
 
 export function hfConfigJson(c: GptConfig, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -63,6 +65,47 @@ export function writeModelFolder(
   writeAtomic(path.join(dir, 'config.json'), JSON.stringify(hfConfigJson(c, opts.extraConfig), null, 2) + '\n');
   writeAtomic(path.join(dir, 'tokenizer.json'), JSON.stringify(tok.tokenizerJson()) + '\n');
   writeAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tok.tokenizerConfigJson(c.nCtx), null, 2) + '\n');
+  writeAtomic(
+    path.join(dir, 'generation_config.json'),
+    JSON.stringify({ bos_token_id: c.bosTokenId, eos_token_id: c.eosTokenId, pad_token_id: c.padTokenId }, null, 2) + '\n',
+  );
+  return sha256(bytes);
+}
+
+/** What a model folder needs of a tokenizer: its size and its two JSON files. */
+export interface TokenizerFiles {
+  readonly vocabSize: number;
+  tokenizerJson(): object;
+  tokenizerConfigJson(maxLength: number): object;
+}
+
+export interface LlamaFolderOptions extends LlamaWriteOptions {
+  tokenizer: TokenizerFiles;
+  /** weights in onnx/<graph>.onnx_data */
+  externalData?: boolean;
+}
+
+/**
+ * Writes a LLaMA-family folder as an Optimum export ships it: config.json, the tokenizer
+ * files, generation_config.json and onnx/model.onnx (onnx/decoder_model_merged.onnx for the
+ * merged variant). vocab_size may exceed the tokenizer (Qwen pads it). Returns the sha256 of the graph file.
+ */
+export function writeLlamaFolder(dir: string, c: LlamaConfig, w: GptWeights, o: LlamaFolderOptions): string {
+  validateLlamaConfig(c);
+  if (o.tokenizer.vocabSize > c.vocabSize) throw new UsageError(`tokenizer has ${o.tokenizer.vocabSize} tokens but the model only ${c.vocabSize}`);
+  mkdirSync(path.join(dir, 'onnx'), { recursive: true });
+  const name = o.merged ? 'decoder_model_merged' : 'model';
+  let model = buildLlamaOnnx(c, w, o);
+  if (o.externalData) {
+    const split = splitExternalData(model, `${name}.onnx_data`);
+    model = split.model;
+    writeAtomic(path.join(dir, 'onnx', `${name}.onnx_data`), split.data);
+  }
+  const bytes = encodeModel(model);
+  writeAtomic(path.join(dir, 'onnx', `${name}.onnx`), bytes);
+  writeAtomic(path.join(dir, 'config.json'), JSON.stringify(llamaHfConfig(c), null, 2) + '\n');
+  writeAtomic(path.join(dir, 'tokenizer.json'), JSON.stringify(o.tokenizer.tokenizerJson()) + '\n');
+  writeAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(o.tokenizer.tokenizerConfigJson(c.nCtx), null, 2) + '\n');
   writeAtomic(
     path.join(dir, 'generation_config.json'),
     JSON.stringify({ bos_token_id: c.bosTokenId, eos_token_id: c.eosTokenId, pad_token_id: c.padTokenId }, null, 2) + '\n',

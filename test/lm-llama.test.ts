@@ -1,0 +1,225 @@
+/**
+ * The LLaMA family as Optimum exports it (RMSNorm, rotary, grouped-query attention, SwiGLU,
+ * untied head, position_ids), with a byte-level BPE tokenizer in Hugging Face format: the
+ * writer against an independent plain-JS forward, padded batches against single rows,
+ * transformers.js greedy generation against our sampler (single and merged decoder, external
+ * data), BOS and special tokens, the calculator on " =" tokens, and a short training run
+ * checked against the exact posterior.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { Rng } from '../src/core/rng.js';
+import { writeTempLlama, type TempLlama } from '../src/lmbuild/fixtures.js';
+import { llamaReferenceForward } from '../src/lmbuild/llama-reference.js';
+import { LmSession } from '../src/lm/session.js';
+import { sample } from '../src/lm/sampler.js';
+import { naivePrefixRewards, prefixRewards, scoreBatch, statesOf } from '../src/lm/scorer.js';
+import { encodeX, loadHfTokenizer } from '../src/lm/tokenizer.js';
+import { sampleZ } from '../src/finetune/rollout.js';
+import { LmTrainer, zConstraints } from '../src/finetune/trainer.js';
+import { exactPosterior } from '../src/finetune/posterior.js';
+import { validate } from '../src/finetune/config-loader.js';
+import { trainConfigSchema } from '../src/finetune/schema.js';
+
+const TOL = 1e-4;
+const temps: TempLlama[] = [];
+const make = (...a: Parameters<typeof writeTempLlama>) => {
+  const m = writeTempLlama(...a);
+  temps.push(m);
+  return m;
+};
+after(() => temps.forEach((m) => m.cleanup()));
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+const TEXT = 'Question: 3 + 9 = ? Answer: 3 + 9 = 12.';
+
+for (const [label, over] of [
+  ['llama, GQA 4/2, untied head', {}],
+  ['qwen2 (q/k/v biases), GQA 4/1', { modelType: 'qwen2', attentionBias: true, nKvHead: 1 }],
+  ['llama, tied embeddings, MHA', { tieWordEmbeddings: true, nKvHead: 4 }],
+] as const) {
+  test(`${label}: the ONNX graph equals the plain-JS reference forward (logits, hidden)`, async () => {
+    const m = make(11, { over: over as any });
+    const s = await LmSession.open(m.dir);
+    assert.equal(s.positions, 'position_ids');
+    const tok = await loadHfTokenizer(m.dir, m.config.eosTokenId, m.config.vocabSize);
+    const ids = tok.encode(TEXT);
+    const out = await s.forward({ batch: 1, inputIds: ids, attentionMask: ids.map(() => 1) });
+    const ref = llamaReferenceForward(m.config, m.weights, ids);
+    assert.ok(maxDiff(out.logits, ref.logits) < TOL, `logits ${maxDiff(out.logits, ref.logits)}`);
+    assert.ok(maxDiff(out.hidden!, ref.hidden) < TOL);
+    // and the logits are far from uniform (the check would prove little otherwise)
+    assert.ok(Math.max(...ref.logits) - Math.min(...ref.logits) > 3);
+    await s.release();
+  });
+}
+
+test('llama: padded batches (sampler, scorer, prefix rewards, statesOf) equal single unpadded rows', async () => {
+  const m = make(12);
+  const s = await LmSession.open(m.dir);
+  const tok = await loadHfTokenizer(m.dir, m.config.eosTokenId, m.config.vocabSize);
+  const V = m.config.vocabSize;
+  const prompts = ['Question: 3 + 9', 'The', 'Many more go'].map((t) => tok.encode(t));
+  const r = await sample(s, prompts, { maxNewTokens: 8, temperature: 0.9, rng: new Rng(2), keepLogits: true, keepHidden: false });
+  for (let b = 0; b < prompts.length; b++) {
+    const seq = [...prompts[b], ...Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b]))];
+    const ref = llamaReferenceForward(m.config, m.weights, seq);
+    for (let t = 0; t < r.lengths[b]; t++) {
+      const pos = prompts[b].length - 1 + t;
+      assert.ok(maxDiff(r.baseLogits!.subarray((b * r.steps + t) * V, (b * r.steps + t + 1) * V), ref.logits.subarray(pos * V, (pos + 1) * V)) < TOL, `row ${b} step ${t}`);
+    }
+  }
+  const ys = ['.', ' 12.', ' The answer'].map((t) => tok.encode(t));
+  const zs = [tok.encode(' = 12'), [], tok.encode(' unreported')];
+  const batched = await scoreBatch(s, prompts, ys);
+  for (let b = 0; b < prompts.length; b++) assert.ok(Math.abs(batched.total[b] - (await scoreBatch(s, [prompts[b]], [ys[b]])).total[0]) < TOL);
+  const pr = await prefixRewards(s, prompts, zs, ys);
+  const naive = await naivePrefixRewards(s, prompts, zs, ys);
+  for (let b = 0; b < prompts.length; b++) assert.ok(maxDiff(pr.rewards[b], naive[b]) < TOL, `prefix rewards row ${b}`);
+  const st = await statesOf(s, prompts, zs);
+  for (let b = 0; b < prompts.length; b++) {
+    const ref = llamaReferenceForward(m.config, m.weights, [...prompts[b], ...zs[b]]);
+    for (let t = 0; t <= zs[b].length; t++) {
+      const pos = prompts[b].length - 1 + t, row = st.offsets[b] + t;
+      assert.ok(maxDiff(st.logits.subarray(row * V, (row + 1) * V), ref.logits.subarray(pos * V, (pos + 1) * V)) < TOL);
+    }
+  }
+  await s.release();
+});
+
+/** transformers.js greedy generate, one prompt at a time, from a local folder only. */
+async function hfGreedy(dir: string, prompts: string[], maxNew: number, extra: Record<string, unknown> = {}): Promise<number[][]> {
+  const { AutoTokenizer, AutoModelForCausalLM, env } = await import('@huggingface/transformers');
+  env.allowRemoteModels = false;
+  env.allowLocalModels = true;
+  env.localModelPath = path.dirname(path.resolve(dir)) + path.sep;
+  const id = path.basename(dir);
+  const tok = await AutoTokenizer.from_pretrained(id);
+  const model = await AutoModelForCausalLM.from_pretrained(id, { dtype: 'fp32', ...extra });
+  const out: number[][] = [];
+  for (const p of prompts) {
+    const enc = tok(p);
+    const n = enc.input_ids.dims[1];
+    const gen: any = await model.generate({ ...enc, max_new_tokens: maxNew, do_sample: false });
+    out.push(Array.from(gen.data as BigInt64Array).slice(n).map(Number));
+  }
+  await model.dispose();
+  return out;
+}
+
+async function ourGreedy(dir: string, prompts: string[], maxNew: number): Promise<number[][]> {
+  const s = await LmSession.open(dir);
+  const tok = await loadHfTokenizer(dir, s.facts.eosTokenId, s.vocabSize);
+  // one left-padded batch; BOS in front as transformers.js's tokenizer puts it
+  const r = await sample(s, prompts.map((p) => encodeX(tok, p)), { maxNewTokens: maxNew, temperature: 0, keepHidden: false });
+  await s.release();
+  return prompts.map((_, b) => Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b])));
+}
+
+for (const [label, opts, extra] of [
+  ['onnx/model.onnx with BOS', { bos: true }, {}],
+  ['onnx/decoder_model_merged.onnx (use_cache_branch)', { merged: true }, { model_file_name: 'decoder_model_merged' }],
+  ['weights in onnx/model.onnx_data', { externalData: true, hiddenOutput: false }, { use_external_data_format: true }],
+] as const) {
+  test(`transformers.js greedy generation equals our batched greedy sampler: ${label}`, async () => {
+    const m = make(13, { ...opts, std: 0.15 });
+    const prompts = ['Question: 3 + 9 = ? Answer:', 'The quick', 'She questions the suspension'];
+    const ours = await ourGreedy(m.dir, prompts, 16);
+    const theirs = await hfGreedy(m.dir, prompts, 16, extra);
+    assert.deepEqual(ours, theirs);
+    for (const row of ours) assert.ok(row.length >= 6, `row of ${row.length} tokens`);
+    assert.notDeepEqual(ours[0], ours[1]);
+  });
+}
+
+test('BOS as the tokenizer adds it (auto), or as the config says; special and padded ids never enter Z', async () => {
+  const withBos = make(14, { bos: true, padVocab: 6 });
+  const noBos = make(14, {});
+  const a = await loadHfTokenizer(withBos.dir, withBos.config.eosTokenId, withBos.config.vocabSize);
+  const bosId = withBos.tokenizer.id('<|begin_of_text|>');
+  assert.equal(a.bosTokenId, bosId);
+  assert.deepEqual(encodeX(a, 'The'), [bosId, ...a.encode('The')]);
+  const off = await loadHfTokenizer(withBos.dir, withBos.config.eosTokenId, withBos.config.vocabSize, { bos: false });
+  assert.deepEqual(encodeX(off, 'The'), off.encode('The'));
+  const b = await loadHfTokenizer(noBos.dir, noBos.config.eosTokenId, noBos.config.vocabSize);
+  assert.equal(b.bosTokenId, null);
+  const forced = await loadHfTokenizer(noBos.dir, noBos.config.eosTokenId, noBos.config.vocabSize, { bos: true, configBosId: noBos.config.bosTokenId });
+  assert.equal(encodeX(forced, 'The')[0], noBos.config.bosTokenId);
+  // vocab_size padded by 6 beyond the tokenizer's ids: Z may use neither those nor the specials
+  const cfg = validate({ objective: 'tb', seed: 0, model: withBos.dir, task: { kind: 'pairs' } }, trainConfigSchema, 'test');
+  const c = zConstraints(cfg, a);
+  const T = withBos.tokenizer.vocabSize;
+  assert.equal(withBos.config.vocabSize, T + 6);
+  assert.ok(c.allowedIds);
+  const allowed = new Set(c.allowedIds);
+  assert.equal(allowed.size, T - 2);
+  for (const id of [bosId, withBos.config.eosTokenId, T, T + 5]) assert.ok(!allowed.has(id), `id ${id} allowed`);
+  assert.ok(allowed.has(0) && allowed.has(T - 3));
+});
+
+test('the calculator fires on decoded text ending in "a op b =" though "=" only lives inside the BPE token " ="', async () => {
+  const m = make(15);
+  const s = await LmSession.open(m.dir);
+  const tok = await loadHfTokenizer(m.dir, m.config.eosTokenId, m.config.vocabSize);
+  const eq = tok.encode(' =');
+  assert.equal(eq.length, 1);
+  assert.notDeepEqual(tok.encode('='), eq); // the id of "=" alone is another token
+  // a scripted policy writes " 3 + 9 =" and then stops; the tool must append " 12"
+  const script = tok.encode(' 3 + 9 =');
+  let calls = 0;
+  const V = m.config.vocabSize;
+  const policy = (st: { step: number; logits: Float32Array }) => {
+    if (st.step === 0) calls++;
+    const out = new Float32Array(st.logits.length).fill(-1e9);
+    const want = calls === 1 ? script[st.step] : m.config.eosTokenId;
+    for (let b = 0; b < out.length / V; b++) out[b * V + want] = 0;
+    return out;
+  };
+  const constraints = { minLength: 0, maxLength: 12, allowedIds: null, tool: 'calculator' as const, stopId: m.config.eosTokenId };
+  const [z] = await sampleZ(s, tok, [tok.encode('Question:')], { constraints, temperature: 1, policy, rng: new Rng(0) });
+  assert.equal(tok.decode(z.tokens), ' 3 + 9 = 12');
+  assert.deepEqual(Array.from(z.isAction), [...script.map(() => 1), ...tok.encode(' 12').map(() => 0)]);
+  await s.release();
+});
+
+/** The exact posterior check at CI size (as test/train-lm.test.ts does for the GPT). */
+for (const [label, opts] of [
+  ['llama with BOS', { bos: true }],
+  ['llama merged decoder, external data, logits-only (surgery)', { merged: true, externalData: true, hiddenOutput: false }],
+] as const) {
+  test(`TB on a ${label} fits the exact posterior (TV < 0.05)`, async () => {
+    const m = make(16, { ...opts, std: 0.15 });
+    const cfg = validate(
+      {
+        objective: 'tb',
+        seed: 0,
+        model: m.dir,
+        task: { kind: 'pairs', pairs: [{ x: 'Question: 3 + 9 = ? Answer:', y: '. The answer is 12.' }] },
+        z: { maxLength: 4, allowed: [' 3', ' +', ' 9', ' ='] },
+        reward: { prior: 'allowed', likelihoodWeight: 4 },
+        exploration: { epsilon: { start: 0.1, end: 0, horizon: 150 } },
+        train: { steps: 300, batchSize: 16, logEvery: 5, checkpointEvery: 20 },
+      },
+      trainConfigSchema,
+      'test',
+    );
+    const t = await LmTrainer.create(cfg);
+    const before = await exactPosterior(t);
+    assert.ok(before.klPosteriorPrior > 1, `posterior must be far from the prior: KL ${before.klPosteriorPrior}`);
+    let logZ = NaN;
+    for (let i = 0; i < 300; i++) logZ = (await t.trainStep()).logZ;
+    const r = await exactPosterior(t);
+    console.log(`# ${label}: TV ${before.tv.toFixed(4)} → ${r.tv.toFixed(4)}, log Z ${logZ.toFixed(4)} vs exact ${r.logZTrue.toFixed(4)}, KL(post‖prior) ${before.klPosteriorPrior.toFixed(3)}`);
+    assert.equal(r.sequences, 1 + 4 + 16 + 64 + 256);
+    assert.ok(Math.abs(r.policyMass - 1) < 1e-4);
+    assert.ok(r.tv < 0.05, `TV ${r.tv}`);
+    assert.ok(Math.abs(logZ - r.logZTrue) < 0.1, `log Z ${logZ} vs exact ${r.logZTrue}`);
+  });
+}
