@@ -223,3 +223,44 @@ for (const [label, opts] of [
     assert.ok(Math.abs(logZ - r.logZTrue) < 0.1, `log Z ${logZ} vs exact ${r.logZTrue}`);
   });
 }
+
+test('model inspect: family, query vs KV heads, parameters (tied once), positions, vocab vs tokenizer, files; bad folders exit 2', async () => {
+  const { inspectModel } = await import('../src/lm/inspect.js');
+  const { llamaParamCount } = await import('../src/lm/llama.js');
+  const { spawnSync } = await import('node:child_process');
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  const bin = path.resolve('bin/flowtune.js');
+  const m = make(17, { merged: true, externalData: true, padVocab: 3, over: { tieWordEmbeddings: true } });
+  const info = await inspectModel(m.dir);
+  assert.equal(info.family, 'llama');
+  assert.equal(info.heads, 4);
+  assert.equal(info.kvHeads, 2);
+  assert.equal(info.positions, 'position_ids');
+  assert.equal(info.vocabSize, m.tokenizer.vocabSize + 3);
+  assert.equal(info.tokenizerVocab, m.tokenizer.vocabSize);
+  assert.equal(info.specialTokens, 2);
+  // embed (tied: once) + per layer 2 norms, q/k/v/o, gate/up/down + final norm, by hand
+  const c = m.config, d = c.nEmbd, kv = c.nKvHead * c.headDim, q = c.nHead * c.headDim, f = c.intermediateSize;
+  const byHand = c.vocabSize * d + c.nLayer * (2 * d + d * q + 2 * d * kv + q * d + 3 * d * f) + d;
+  assert.equal(llamaParamCount(c), byHand);
+  assert.equal(info.parameters, byHand);
+  assert.deepEqual(info.files.slice(0, 2), [path.join('onnx', 'decoder_model_merged.onnx'), path.join('onnx', 'decoder_model_merged.onnx_data')]);
+  const run = () => spawnSync(process.execPath, [bin, 'model', 'inspect', m.dir], { encoding: 'utf8' });
+  const ok = run();
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /4 query heads, 2 key\/value heads \(grouped-query, 2 per KV head\)/);
+  assert.match(ok.stdout, /position_ids input/);
+  // a tokenizer with more ids than the model → exit 2
+  const cfgFile = path.join(m.dir, 'config.json');
+  const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+  writeFileSync(cfgFile, JSON.stringify({ ...cfg, vocab_size: m.tokenizer.vocabSize - 5 }));
+  let r = run();
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /tokenizer and model do not match/);
+  // an unsupported model_type → exit 2 listing the supported families
+  writeFileSync(cfgFile, JSON.stringify({ ...cfg, model_type: 'mamba' }));
+  r = run();
+  assert.equal(r.status, 2);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  assert.match(r.stderr, /model_type "mamba" is not supported \(supported: gpt2, llama, qwen2\)/);
+});

@@ -134,11 +134,15 @@ export function graphIo(model: ModelProto): { inputs: IoInfo[]; outputs: IoInfo[
 }
 
 export function initializerParamCount(model: ModelProto): number {
+  const weightTypes = new Set<number>([DT.FLOAT, DT.FLOAT16, DT.BFLOAT16, DT.INT8, DT.UINT8]);
   let n = 0;
+  // Each initializer once: tied embeddings are one tensor (read through a Transpose).
   for (const t of model.graph!.initializer ?? []) {
     const size = (t.dims ?? []).reduce((a: number, b) => a * Number(b), 1);
-    // Graph constants (shape vectors, scalars) are not parameters.
-    if (t.dataType === DT.FLOAT && size > 1) n += size;
+    // Graph constants (shape vectors, scalars, rotary frequency tables) are not parameters.
+    if (!weightTypes.has(t.dataType ?? 0) || size <= 1) continue;
+    if (/^const_|inv_freq|(cos|sin)_cached/.test(t.name ?? '')) continue;
+    n += size;
   }
   return n;
 }
