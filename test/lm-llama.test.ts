@@ -264,3 +264,44 @@ test('model inspect: family, query vs KV heads, parameters (tied once), position
   assert.equal(r.stderr.trim().split('\n').length, 1);
   assert.match(r.stderr, /model_type "mamba" is not supported \(supported: gpt2, llama, qwen2\)/);
 });
+
+test('dtype fp16: model_fp16.onnx with float16 weights, KV cache and logits; transformers.js dtype fp16 generates the same', async () => {
+  const { writeLlamaFolder } = await import('../src/lmbuild/model-folder.js');
+  const m = make(18, { std: 0.15 });
+  writeLlamaFolder(m.dir, m.config, m.weights, { tokenizer: m.tokenizer, fp16: true });
+  const s32 = await LmSession.open(m.dir);
+  const s16 = await LmSession.open(m.dir, { dtype: 'fp16' });
+  assert.equal(s32.kvType, 'float32');
+  assert.equal(s16.kvType, 'float16');
+  assert.deepEqual(s16.files, [path.join('onnx', 'model_fp16.onnx')]);
+  const tok = await loadHfTokenizer(m.dir, m.config.eosTokenId, m.config.vocabSize);
+  const ids = tok.encode(TEXT);
+  const a = await s32.forward({ batch: 1, inputIds: ids, attentionMask: ids.map(() => 1) });
+  const b = await s16.forward({ batch: 1, inputIds: ids, attentionMask: ids.map(() => 1) });
+  const d16 = maxDiff(a.logits, b.logits);
+  assert.ok(d16 > 0 && d16 < 0.05, `fp16 vs fp32 logits ${d16}`); // float16 rounding, not garbage
+  // the cached (fp16 K/V) prefix rewards agree with one forward per prefix at fp16 precision
+  const prompts = [tok.encode('Question: 3 + 9'), tok.encode('The')];
+  const zs = [tok.encode(' = 12'), tok.encode(' quick')];
+  const ys = [tok.encode('.'), tok.encode(' brown fox')];
+  const pr = await prefixRewards(s16, prompts, zs, ys);
+  const naive = await naivePrefixRewards(s16, prompts, zs, ys);
+  for (let r = 0; r < 2; r++) assert.ok(maxDiff(pr.rewards[r], naive[r]) < 0.02, `row ${r}: ${maxDiff(pr.rewards[r], naive[r])}`);
+  const prompts2 = ['Question: 3 + 9 = ? Answer:', 'The quick'];
+  const r = await sample(s16, prompts2.map((p) => tok.encode(p)), { maxNewTokens: 12, temperature: 0, keepHidden: false });
+  const ours = prompts2.map((_, i) => Array.from(r.tokens.subarray(i * r.steps, i * r.steps + r.lengths[i])));
+  const theirs = await hfGreedy(m.dir, prompts2, 12, { dtype: 'fp16' });
+  assert.deepEqual(ours, theirs);
+  await s32.release();
+  await s16.release();
+});
+
+test('a hub id resolves offline from the transformers.js cache folder; not cached → one line naming the cache', async () => {
+  const { resolveModelDir } = await import('../src/lm/resolve.js');
+  const { UsageError } = await import('../src/core/errors.js');
+  const m = make(19, { merged: true });
+  const cacheDir = path.dirname(path.dirname(m.dir)); // <tmp>/flowtune-llama-XXX/model → cache <tmp>, id flowtune-llama-XXX/model
+  const id = path.relative(cacheDir, m.dir);
+  assert.equal(await resolveModelDir(id, { cacheDir, allowRemote: false }), path.join(cacheDir, id));
+  await assert.rejects(resolveModelDir('someorg/not-cached', { cacheDir, allowRemote: false }), (e: Error) => e instanceof UsageError && e.message.includes(path.join(cacheDir, 'someorg/not-cached')));
+});

@@ -263,7 +263,7 @@ export class LmTrainer {
 export async function openModel(cfg: TrainConfig): Promise<{ dir: string; session: LmSession; tok: Tokenizer }> {
   await selectBackend();
   const dir = await resolveModelDir(cfg.model);
-  const session = await LmSession.open(dir, { threads: cfg.train.threads });
+  const session = await LmSession.open(dir, { threads: cfg.train.threads, dtype: cfg.dtype });
   const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize, { bos: cfg.tokenizer.bos, configBosId: session.facts.bosTokenId });
   return { dir, session, tok };
 }

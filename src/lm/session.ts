@@ -58,6 +58,8 @@ export class LmSession {
    * padded or masked column: it runs the rows compacted (see forwardCompacted).
    */
   readonly positions: PositionHandling;
+  /** Element type of the KV cache (fp16 exports keep it in float16: raw bits in a Uint16Array). */
+  readonly kvType: 'float32' | 'float16';
   /** The files the session reads (graph, external data), relative to the model folder. */
   readonly files: string[];
   /** sha256 of onnx/model.onnx (and its external data files) as stored (before any in-memory surgery). */
@@ -73,9 +75,11 @@ export class LmSession {
     public readonly hiddenName: string | null,
     positions: PositionHandling,
     files: string[],
+    kvType: 'float32' | 'float16',
   ) {
     this.positions = positions;
     this.files = files;
+    this.kvType = kvType;
     this.dir = dir;
     this.facts = facts;
     this.modelHash = hash;
@@ -129,7 +133,9 @@ export class LmSession {
       cleanup?.();
     }
     const files = [rel, ...extFiles.map((f) => path.relative(dir, f))];
-    return new LmSession(session, dir, facts, hash, hiddenName, positionHandling(model), files);
+    const pastType = graphIo(model).inputs.find((i) => i.name.startsWith('past_key_values.'))?.type;
+    if (pastType && pastType !== 'float32' && pastType !== 'float16') throw new UsageError(`${graphFile}: KV cache of type ${pastType} is not supported (float32 or float16)`);
+    return new LmSession(session, dir, facts, hash, hiddenName, positionHandling(model), files, pastType === 'float16' ? 'float16' : 'float32');
   }
 
   get vocabSize(): number {
@@ -147,7 +153,7 @@ export class LmSession {
   emptyCache(batch: number): KvCache {
     const f = this.facts;
     const tensors: Record<string, ort.Tensor> = {};
-    for (const n of this.pastNames) tensors[n] = new ort.Tensor('float32', new Float32Array(0), [batch, f.nKvHead, 0, f.headDim]);
+    for (const n of this.pastNames) tensors[n] = new ort.Tensor(this.kvType, this.kvArray(0), [batch, f.nKvHead, 0, f.headDim]);
     return { batch, length: 0, tensors };
   }
 
@@ -192,8 +198,8 @@ export class LmSession {
     }
     return {
       seqLen: S,
-      logits: out.logits.data as Float32Array,
-      hidden: this.hiddenName ? (out[this.hiddenName].data as Float32Array) : null,
+      logits: toFloat32(out.logits),
+      hidden: this.hiddenName ? toFloat32(out[this.hiddenName]) : null,
       present,
     };
   }
@@ -218,12 +224,12 @@ export class LmSession {
     const logits = new Float32Array(B * S * V);
     let hidden: Float32Array | null = null;
     const present: KvCache = { batch: B, length: T, tensors: {} };
-    const presentData = new Map<string, { data: Float32Array; H: number; Dh: number }>();
+    const presentData = new Map<string, { data: KvArray; H: number; Dh: number }>();
     for (const n of this.pastNames) {
       const [, H, , Dh] = past.tensors[n].dims;
-      const data = new Float32Array(B * H * T * Dh);
+      const data = this.kvArray(B * H * T * Dh);
       // keep the past columns as they were (masked ones included), row by row
-      const src = past.tensors[n].data as Float32Array;
+      const src = past.tensors[n].data as KvArray;
       for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) data.set(src.subarray(((b * H + h) * P) * Dh, ((b * H + h) * P + P) * Dh), ((b * H + h) * T) * Dh);
       presentData.set(n, { data, H, Dh });
     }
@@ -237,13 +243,13 @@ export class LmSession {
       const gPast: KvCache = { batch: n, length: Pc, tensors: {} };
       for (const name of this.pastNames) {
         const [, H, , Dh] = past.tensors[name].dims;
-        const src = past.tensors[name].data as Float32Array;
-        const dst = new Float32Array(n * H * Pc * Dh);
+        const src = past.tensors[name].data as KvArray;
+        const dst = this.kvArray(n * H * Pc * Dh);
         rows.forEach((b, r) => {
           for (let h = 0; h < H; h++)
             pastCols.forEach((t, k) => dst.set(src.subarray(((b * H + h) * P + t) * Dh, ((b * H + h) * P + t + 1) * Dh), ((r * H + h) * Pc + k) * Dh));
         });
-        gPast.tensors[name] = new ort.Tensor('float32', dst, [n, H, Pc, Dh]);
+        gPast.tensors[name] = new ort.Tensor(this.kvType, dst, [n, H, Pc, Dh]);
       }
       const out = await this.run(gIds, new BigInt64Array(n * Tc).fill(ONE), gPast, n, Sc, Tc);
       const d = out.hidden ? out.hidden.length / (n * Sc) : 0;
@@ -256,15 +262,19 @@ export class LmSession {
         });
         for (const name of this.pastNames) {
           const { data, H, Dh } = presentData.get(name)!;
-          const src = out.present.tensors[name].data as Float32Array;
+          const src = out.present.tensors[name].data as KvArray;
           for (let h = 0; h < H; h++)
             newCols.forEach((t, k) => data.set(src.subarray(((r * H + h) * Tc + Pc + k) * Dh, ((r * H + h) * Tc + Pc + k + 1) * Dh), ((b * H + h) * T + t) * Dh));
         }
       });
     }
-    for (const [name, { data, H, Dh }] of presentData) present.tensors[name] = new ort.Tensor('float32', data, [B, H, T, Dh]);
+    for (const [name, { data, H, Dh }] of presentData) present.tensors[name] = new ort.Tensor(this.kvType, data, [B, H, T, Dh]);
     if (this.hiddenName && !hidden) hidden = new Float32Array(B * S * this.hiddenSize);
     return { seqLen: S, logits, hidden, present };
+  }
+
+  private kvArray(n: number): KvArray {
+    return this.kvType === 'float16' ? new Uint16Array(n) : new Float32Array(n);
   }
 
   /** A cache whose row r is row `rows[r]` of `cache` (repeat, reorder or drop rows). */
@@ -273,10 +283,10 @@ export class LmSession {
     for (const [name, t] of Object.entries(cache.tensors)) {
       const [, H, L, Dh] = t.dims;
       const rowSize = H * L * Dh;
-      const src = t.data as Float32Array;
-      const dst = new Float32Array(rows.length * rowSize);
+      const src = t.data as KvArray;
+      const dst = this.kvArray(rows.length * rowSize);
       for (let r = 0; r < rows.length; r++) dst.set(src.subarray(rows[r] * rowSize, (rows[r] + 1) * rowSize), r * rowSize);
-      out.tensors[name] = new ort.Tensor('float32', dst, [rows.length, H, L, Dh]);
+      out.tensors[name] = new ort.Tensor(this.kvType, dst, [rows.length, H, L, Dh]);
     }
     return out;
   }
@@ -288,6 +298,28 @@ export class LmSession {
 
 const ONE = BigInt(1);
 const ZERO = BigInt(0);
+
+/** KV-cache storage: float32, or float16 bits (copied as they are, never converted). */
+type KvArray = Float32Array | Uint16Array;
+
+/** Logits / hidden states as float32 (fp16 exports return float16 bits). */
+function toFloat32(t: ort.Tensor): Float32Array {
+  if (t.type === 'float32') return t.data as Float32Array;
+  if (t.type !== 'float16') throw new Error(`model output of type ${t.type}, expected float32 or float16`);
+  const src = t.data as Uint16Array;
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = halfToFloat(src[i]);
+  return out;
+}
+
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
 
 /** HF convention for models that take position_ids: cumsum(mask) − 1 (pads → 1), last S columns. */
 function positionIds(mask: BigInt64Array, B: number, T: number, S: number): BigInt64Array {

@@ -20,6 +20,36 @@ export interface LlamaWriteOptions {
   hiddenOutput?: boolean;
   /** The merged-decoder variant with a use_cache_branch input (default false). */
   merged?: boolean;
+  /**
+   * An fp16 export (model_fp16.onnx): weights stored as float16, KV cache inputs/outputs,
+   * logits and hidden state in float16; the arithmetic runs in float32 between Casts.
+   */
+  fp16?: boolean;
+}
+
+/** IEEE half from a float (round to nearest even), as raw bits. */
+export function floatToHalf(v: number): number {
+  const f = new Float32Array([v]);
+  const x = new Uint32Array(f.buffer)[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >> shift;
+    const rem = mant & ((1 << shift) - 1), halfway = 1 << (shift - 1);
+    if (rem > halfway || (rem === halfway && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+  return sign | h;
 }
 
 export function buildLlamaOnnx(c: LlamaConfig, w: GptWeights, opts: LlamaWriteOptions = {}): ModelProto {
@@ -27,7 +57,16 @@ export function buildLlamaOnnx(c: LlamaConfig, w: GptWeights, opts: LlamaWriteOp
   checkLlamaWeights(c, w);
   const g = new GraphBuilder();
   const d = c.nEmbd, H = c.nHead, Hkv = c.nKvHead, Dh = c.headDim, half = Dh / 2;
-  const W = (name: string) => g.weight(name, w.get(name)!.shape, w.get(name)!.data);
+  const fp16 = opts.fp16 === true;
+  const W = (name: string) => {
+    const p = w.get(name)!;
+    if (!fp16) return g.weight(name, p.shape, p.data);
+    // stored as float16 under the HF name, read through a Cast (as fp16 exports are run in fp32 here)
+    const bits = Uint16Array.from(p.data, floatToHalf);
+    g.initializers.push({ name, dims: p.shape, dataType: DT.FLOAT16, rawData: new Uint8Array(bits.buffer) });
+    return g.op('Cast', [name], { to: DT.FLOAT });
+  };
+  const F = fp16 ? DT.FLOAT16 : DT.FLOAT;
 
   const S = g.op('Squeeze', [g.op('Shape', ['input_ids'], { start: 1, end: 2 }), g.constI64([0])]);
   const T = g.op('Squeeze', [g.op('Shape', ['attention_mask'], { start: 1, end: 2 }), g.constI64([0])]);
@@ -84,14 +123,22 @@ export function buildLlamaOnnx(c: LlamaConfig, w: GptWeights, opts: LlamaWriteOp
     let pk = `past_key_values.${i}.key`;
     let pv = `past_key_values.${i}.value`;
     pastInputs.push(pk, pv);
+    if (fp16) {
+      pk = g.op('Cast', [pk], { to: DT.FLOAT });
+      pv = g.op('Cast', [pv], { to: DT.FLOAT });
+    }
     if (keep) {
       const len = g.op('Mul', [g.op('Shape', [pk], { start: 2, end: 3 }), keep]);
       pk = g.op('Slice', [pk, g.constI64([0]), len, g.constI64([2])]);
       pv = g.op('Slice', [pv, g.constI64([0]), len, g.constI64([2])]);
     }
-    const kAll = g.op('Concat', [pk, k], { axis: 2 }, `present.${i}.key`);
-    const vAll = g.op('Concat', [pv, v], { axis: 2 }, `present.${i}.value`);
-    presentOutputs.push(kAll, vAll);
+    const kAll = g.op('Concat', [pk, k], { axis: 2 }, fp16 ? undefined : `present.${i}.key`);
+    const vAll = g.op('Concat', [pv, v], { axis: 2 }, fp16 ? undefined : `present.${i}.value`);
+    if (fp16) {
+      g.op('Cast', [kAll], { to: DT.FLOAT16 }, `present.${i}.key`);
+      g.op('Cast', [vAll], { to: DT.FLOAT16 }, `present.${i}.value`);
+    }
+    presentOutputs.push(`present.${i}.key`, `present.${i}.value`);
     // query head j = kv·rep + r: [B,H,S,Dh] → [B,Hkv,rep·S,Dh] shares each KV head with its rep queries
     const qg = g.op('Reshape', [g.op('Mul', [q, scale]), g.constI64([0, Hkv, -1, Dh])]);
     const scores = g.op('Reshape', [g.op('MatMul', [qg, g.op('Transpose', [kAll], { perm: [0, 1, 3, 2] })]), g.constI64([0, H, -1, 0])]); // [B,H,S,T]
@@ -104,13 +151,16 @@ export function buildLlamaOnnx(c: LlamaConfig, w: GptWeights, opts: LlamaWriteOp
     const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), lin(n2, i, 'up_proj')]);
     x = g.op('Add', [x, g.op('MatMul', [act, W(llamaModuleName(i, 'down_proj'))])]);
   }
-  const hidden = rmsNorm(x, 'model.norm.weight', opts.hiddenOutput === false ? 'norm_output' : 'last_hidden_state');
-  const head = c.tieWordEmbeddings ? g.op('Transpose', ['model.embed_tokens.weight'], { perm: [1, 0] }) : W('lm_head.weight');
-  g.op('MatMul', [hidden, head], {}, 'logits');
+  const hidden = rmsNorm(x, 'model.norm.weight', opts.hiddenOutput === false || fp16 ? 'norm_output' : 'last_hidden_state');
+  if (fp16 && opts.hiddenOutput !== false) g.op('Cast', [hidden], { to: DT.FLOAT16 }, 'last_hidden_state');
+  const embed = fp16 ? g.nodes.find((n) => n.input?.[0] === 'model.embed_tokens.weight' && n.opType === 'Cast')!.output![0] : 'model.embed_tokens.weight';
+  const head = c.tieWordEmbeddings ? g.op('Transpose', [embed], { perm: [1, 0] }) : W('lm_head.weight');
+  if (fp16) g.op('Cast', [g.op('MatMul', [hidden, head])], { to: DT.FLOAT16 }, 'logits');
+  else g.op('MatMul', [hidden, head], {}, 'logits');
 
-  const outputs = [valueInfo('logits', DT.FLOAT, ['batch_size', 'sequence_length', c.vocabSize])];
-  for (const n of presentOutputs) outputs.push(valueInfo(n, DT.FLOAT, ['batch_size', Hkv, 'total_sequence_length', Dh]));
-  if (opts.hiddenOutput !== false) outputs.push(valueInfo('last_hidden_state', DT.FLOAT, ['batch_size', 'sequence_length', d]));
+  const outputs = [valueInfo('logits', F, ['batch_size', 'sequence_length', c.vocabSize])];
+  for (const n of presentOutputs) outputs.push(valueInfo(n, F, ['batch_size', Hkv, 'total_sequence_length', Dh]));
+  if (opts.hiddenOutput !== false) outputs.push(valueInfo('last_hidden_state', F, ['batch_size', 'sequence_length', d]));
   return makeModel({
     name: `flowtune-${c.modelType}`,
     node: g.nodes,
@@ -119,7 +169,7 @@ export function buildLlamaOnnx(c: LlamaConfig, w: GptWeights, opts: LlamaWriteOp
       valueInfo('input_ids', DT.INT64, ['batch_size', 'sequence_length']),
       valueInfo('attention_mask', DT.INT64, ['batch_size', 'total_sequence_length']),
       valueInfo('position_ids', DT.INT64, ['batch_size', 'sequence_length']),
-      ...pastInputs.map((n) => valueInfo(n, DT.FLOAT, ['batch_size', Hkv, 'past_sequence_length', Dh])),
+      ...pastInputs.map((n) => valueInfo(n, F, ['batch_size', Hkv, 'past_sequence_length', Dh])),
       ...(opts.merged ? [valueInfo('use_cache_branch', DT.BOOL, [1])] : []),
     ],
     output: outputs,
