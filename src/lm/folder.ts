@@ -30,12 +30,17 @@ export function modelFamily(f: ModelFacts): 'gpt2' | 'llama' {
   return fam;
 }
 
-/** The graph file (relative to the folder) for a dtype: onnx/model{suffix}.onnx, else onnx/decoder_model_merged{suffix}.onnx. */
+/**
+ * The graph file (relative to the folder) for a dtype: onnx/model{suffix}.onnx, else
+ * onnx/decoder_model_merged{suffix}.onnx, else the same names at the top (optimum-cli's layout).
+ */
 export function findOnnxFile(dir: string, dtype: Dtype = 'fp32'): string {
   if (!(dtype in DTYPE_SUFFIX)) throw new UsageError(`dtype "${dtype}" is not one of ${Object.keys(DTYPE_SUFFIX).join(', ')}`);
-  const tried = GRAPH_NAMES.map((n) => path.join('onnx', `${n}${DTYPE_SUFFIX[dtype]}.onnx`));
+  // transformers.js folders keep graphs under onnx/; optimum-cli writes them next to config.json
+  const names = GRAPH_NAMES.map((n) => `${n}${DTYPE_SUFFIX[dtype]}.onnx`);
+  const tried = [...names.map((n) => path.join('onnx', n)), ...names];
   for (const f of tried) if (existsSync(path.join(dir, f))) return f;
-  throw new UsageError(`${dir}: missing ${tried.join(' (or ')}${tried.length > 1 ? ')' : ''}`);
+  throw new UsageError(`${dir}: missing ${tried[0]} (or ${tried.slice(1).join(', ')})`);
 }
 
 export function sha256(bytes: Uint8Array): string {
