@@ -3,7 +3,7 @@ import { UsageError } from '../core/errors.js';
 import { buildTiny } from '../lmbuild/build.js';
 import { inspectModel, formatInspect } from '../lm/inspect.js';
 import type { Dtype } from '../lm/folder.js';
-import { CharTokenizer, loadHfTokenizer } from '../lm/tokenizer.js';
+import { CharTokenizer, encodeX, loadHfTokenizer } from '../lm/tokenizer.js';
 import { LmSession } from '../lm/session.js';
 import { evalArithmetic, rationaleRewardGap } from '../lmbuild/eval-arithmetic.js';
 import { resolveModelDir } from '../lm/resolve.js';
@@ -173,7 +173,7 @@ const generateCommand: CommandModule<object, GenArgs> = {
     const s = await LmSession.open(dir, { needHidden: false });
     const tok = await loadHfTokenizer(dir, s.facts.eosTokenId, s.vocabSize);
     const prompts = a.prompt.flatMap((p) => Array.from({ length: a.n }, () => p));
-    const ids = prompts.map((p) => tok.encode(p));
+    const ids = prompts.map((p) => encodeX(tok, p));
     const r = await sample(s, ids, { maxNewTokens: a['max-new-tokens'], temperature: a.temperature, rng: new Rng(a.seed), keepHidden: false });
     prompts.forEach((p, b) => {
       const row = Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b]));

@@ -8,7 +8,7 @@ import { UsageError } from '../core/errors.js';
 import { answerText, calculatorCompletion, loadArithmetic, parseAnswer, parseQuery, rationale } from '../text/arithmetic.js';
 import type { LmSession } from '../lm/session.js';
 import { sample } from '../lm/sampler.js';
-import type { Tokenizer } from '../lm/tokenizer.js';
+import { type Tokenizer, encodeX } from '../lm/tokenizer.js';
 import { textTrigger } from '../lm/text-stop.js';
 
 export interface ArithEval {
@@ -35,7 +35,7 @@ export async function evalArithmetic(
     const idx = data.slice(i0, i0 + bs).map((_, j) => i0 + j);
     let open = idx.slice();
     while (open.length > 0) {
-      const prompts = open.map((i) => tok.encode(data[i].str_query + outputs[i]));
+      const prompts = open.map((i) => encodeX(tok, data[i].str_query + outputs[i]));
       const longest = Math.max(...prompts.map((p) => p.length));
       const room = s.facts.nCtx - longest;
       if (room < 1) break;
@@ -83,7 +83,7 @@ export async function rationaleRewardGap(s: LmSession, tok: Tokenizer, file: str
     const bad = rationale(operands, ops, rng.int(ops.length), delta);
     const y = tok.encode(answerText(good.final));
     for (const z of [good.text, bad.text]) {
-      ctx.push(tok.encode(`${d.str_query} ${z}`));
+      ctx.push(encodeX(tok, `${d.str_query} ${z}`));
       cont.push(y);
     }
   }
