@@ -305,3 +305,13 @@ test('a hub id resolves offline from the transformers.js cache folder; not cache
   assert.equal(await resolveModelDir(id, { cacheDir, allowRemote: false }), path.join(cacheDir, id));
   await assert.rejects(resolveModelDir('someorg/not-cached', { cacheDir, allowRemote: false }), (e: Error) => e instanceof UsageError && e.message.includes(path.join(cacheDir, 'someorg/not-cached')));
 });
+
+test('z.allowed / z.stop entries that are not one token of this tokenizer: one line suggesting the BPE form', async () => {
+  const { UsageError } = await import('../src/core/errors.js');
+  const m = make(20);
+  const tok = await loadHfTokenizer(m.dir, m.config.eosTokenId, m.config.vocabSize);
+  assert.equal(tok.encode(' Answer').length, 1);
+  assert.ok(tok.encode('Answer').length > 1);
+  const cfg = validate({ objective: 'tb', seed: 0, model: m.dir, task: { kind: 'pairs' }, z: { allowed: [' =', 'Answer'] } }, trainConfigSchema, 'test');
+  assert.throws(() => zConstraints(cfg, tok), (e: Error) => e instanceof UsageError && /z\.allowed: "Answer" is \d+ tokens of this model's tokenizer, not one \(this tokenizer has " Answer" as one token\)/.test(e.message));
+});

@@ -271,7 +271,12 @@ export async function openModel(cfg: TrainConfig): Promise<{ dir: string; sessio
 export function zConstraints(cfg: TrainConfig, tok: Tokenizer): ZConstraints {
   const oneToken = (key: string, s: string) => {
     const ids = tok.encode(s);
-    if (ids.length !== 1) throw new UsageError(`${key}: "${s}" is ${ids.length} tokens, not one`);
+    if (ids.length !== 1) {
+      // byte-level BPE keeps the leading space in the token (" 7", " ="): suggest the form this tokenizer has
+      const alt = s.startsWith(' ') ? s.slice(1) : ` ${s}`;
+      const hint = alt.length > 0 && tok.encode(alt).length === 1 ? ` (this tokenizer has "${alt}" as one token)` : '';
+      throw new UsageError(`${key}: "${s}" is ${ids.length} tokens of this model's tokenizer, not one${hint}`);
+    }
     return ids[0];
   };
   const stopId = cfg.z.stop === null ? tok.eosTokenId : oneToken('z.stop', cfg.z.stop);
