@@ -310,8 +310,8 @@ test('z.allowed / z.stop entries that are not one token of this tokenizer: one l
   const { UsageError } = await import('../src/core/errors.js');
   const m = make(20);
   const tok = await loadHfTokenizer(m.dir, m.config.eosTokenId, m.config.vocabSize);
-  assert.equal(tok.encode(' Answer').length, 1);
-  assert.ok(tok.encode('Answer').length > 1);
-  const cfg = validate({ objective: 'tb', seed: 0, model: m.dir, task: { kind: 'pairs' }, z: { allowed: [' =', 'Answer'] } }, trainConfigSchema, 'test');
-  assert.throws(() => zConstraints(cfg, tok), (e: Error) => e instanceof UsageError && /z\.allowed: "Answer" is \d+ tokens of this model's tokenizer, not one \(this tokenizer has " Answer" as one token\)/.test(e.message));
+  assert.equal(tok.encode(' answer').length, 1);
+  assert.ok(tok.encode('answer').length > 1);
+  const cfg = validate({ objective: 'tb', seed: 0, model: m.dir, task: { kind: 'pairs' }, z: { allowed: [' =', 'answer'] } }, trainConfigSchema, 'test');
+  assert.throws(() => zConstraints(cfg, tok), (e: Error) => e instanceof UsageError && /z\.allowed: "answer" is \d+ tokens of this model's tokenizer, not one \(this tokenizer has " answer" as one token\)/.test(e.message));
 });
