@@ -315,3 +315,22 @@ test('z.allowed / z.stop entries that are not one token of this tokenizer: one l
   const cfg = validate({ objective: 'tb', seed: 0, model: m.dir, task: { kind: 'pairs' }, z: { allowed: [' =', 'answer'] } }, trainConfigSchema, 'test');
   assert.throws(() => zConstraints(cfg, tok), (e: Error) => e instanceof UsageError && /z\.allowed: "answer" is \d+ tokens of this model's tokenizer, not one \(this tokenizer has " answer" as one token\)/.test(e.message));
 });
+
+test('dtype q8: model_quantized.onnx with an int8 LM head (DynamicQuantizeLinear → MatMulInteger): surgery finds the hidden state', async () => {
+  const { writeLlamaFolder } = await import('../src/lmbuild/model-folder.js');
+  const m = make(21, { std: 0.15 });
+  writeLlamaFolder(m.dir, m.config, m.weights, { tokenizer: m.tokenizer, int8Head: true, hiddenOutput: false });
+  const s32 = await LmSession.open(m.dir);
+  const s8 = await LmSession.open(m.dir, { dtype: 'q8' });
+  assert.deepEqual(s8.files, [path.join('onnx', 'model_quantized.onnx')]);
+  assert.equal(s8.hiddenName, 'last_hidden_state');
+  const tok = await loadHfTokenizer(m.dir, m.config.eosTokenId, m.config.vocabSize);
+  const ids = tok.encode(TEXT);
+  const a = await s32.forward({ batch: 1, inputIds: ids, attentionMask: ids.map(() => 1) });
+  const b = await s8.forward({ batch: 1, inputIds: ids, attentionMask: ids.map(() => 1) });
+  assert.ok(maxDiff(a.hidden!, b.hidden!) < 1e-5, 'the hidden state is the same tensor (only the head is quantized)');
+  const dq = maxDiff(a.logits, b.logits);
+  assert.ok(dq > 0 && dq < 0.25, `int8 head vs float logits ${dq}`);
+  await s32.release();
+  await s8.release();
+});

@@ -25,6 +25,11 @@ export interface LlamaWriteOptions {
    * logits and hidden state in float16; the arithmetic runs in float32 between Casts.
    */
   fp16?: boolean;
+  /**
+   * The LM head as onnxruntime's dynamic int8 quantization writes it (model_quantized.onnx):
+   * DynamicQuantizeLinear(h) → MatMulInteger with uint8 weights → Cast → Mul by the scales.
+   */
+  int8Head?: boolean;
 }
 
 /** IEEE half from a float (round to nearest even), as raw bits. */
@@ -154,8 +159,21 @@ export function buildLlamaOnnx(c: LlamaConfig, w: GptWeights, opts: LlamaWriteOp
   const hidden = rmsNorm(x, 'model.norm.weight', opts.hiddenOutput === false || fp16 ? 'norm_output' : 'last_hidden_state');
   if (fp16 && opts.hiddenOutput !== false) g.op('Cast', [hidden], { to: DT.FLOAT16 }, 'last_hidden_state');
   const embed = fp16 ? g.nodes.find((n) => n.input?.[0] === 'model.embed_tokens.weight' && n.opType === 'Cast')!.output![0] : 'model.embed_tokens.weight';
-  const head = c.tieWordEmbeddings ? g.op('Transpose', [embed], { perm: [1, 0] }) : W('lm_head.weight');
-  if (fp16) g.op('Cast', [g.op('MatMul', [hidden, head])], { to: DT.FLOAT16 }, 'logits');
+  const head = opts.int8Head ? '' : c.tieWordEmbeddings ? g.op('Transpose', [embed], { perm: [1, 0] }) : W('lm_head.weight');
+  if (opts.int8Head) {
+    if (c.tieWordEmbeddings || fp16) throw new Error('int8Head: untied fp32 heads only');
+    const p = w.get('lm_head.weight')!;
+    let lo = 0, hi = 0;
+    for (const v of p.data) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+    const sc = (hi - lo) / 255, zp = Math.round(-lo / sc);
+    const q = Uint8Array.from(p.data, (v) => Math.max(0, Math.min(255, Math.round(v / sc) + zp)));
+    g.initializers.push({ name: 'lm_head.weight_quantized', dims: p.shape, dataType: DT.UINT8, rawData: q });
+    g.initializers.push({ name: 'lm_head.weight_zero_point', dims: [], dataType: DT.UINT8, rawData: Uint8Array.of(zp) });
+    const wScale = g.constF([sc], []);
+    const [hq, hScale, hZp] = g.node('DynamicQuantizeLinear', [hidden], {}, 3);
+    const acc = g.op('MatMulInteger', [hq, 'lm_head.weight_quantized', hZp, 'lm_head.weight_zero_point']);
+    g.op('Mul', [g.op('Cast', [acc], { to: DT.FLOAT }), g.op('Mul', [hScale, wScale])], {}, 'logits');
+  } else if (fp16) g.op('Cast', [g.op('MatMul', [hidden, head])], { to: DT.FLOAT16 }, 'logits');
   else g.op('MatMul', [hidden, head], {}, 'logits');
 
   const outputs = [valueInfo('logits', F, ['batch_size', 'sequence_length', c.vocabSize])];

@@ -94,7 +94,7 @@ export function writeLlamaFolder(dir: string, c: LlamaConfig, w: GptWeights, o: 
   validateLlamaConfig(c);
   if (o.tokenizer.vocabSize > c.vocabSize) throw new UsageError(`tokenizer has ${o.tokenizer.vocabSize} tokens but the model only ${c.vocabSize}`);
   mkdirSync(path.join(dir, 'onnx'), { recursive: true });
-  const name = (o.merged ? 'decoder_model_merged' : 'model') + (o.fp16 ? '_fp16' : '');
+  const name = (o.merged ? 'decoder_model_merged' : 'model') + (o.fp16 ? '_fp16' : o.int8Head ? '_quantized' : '');
   let model = buildLlamaOnnx(c, w, o);
   if (o.externalData) {
     const split = splitExternalData(model, `${name}.onnx_data`);
