@@ -58,3 +58,29 @@ test('a tokenizer with more ids than the model is a mismatch: one-line UsageErro
     m.cleanup();
   }
 });
+
+test('text triggers fire on decoded text, whatever token carries the character', async () => {
+  const { textTrigger } = await import('../src/lm/text-stop.js');
+  const { calculatorTrigger } = await import('../src/finetune/rollout.js');
+  const pieces = ['3', ' +', ' 9', ' =', '.\n', 'a', '=,'];
+  let decodes = 0;
+  const tok = {
+    vocabSize: pieces.length,
+    eosTokenId: 0,
+    padTokenId: 0,
+    encode: () => [],
+    decode: (ids: ArrayLike<number>) => (decodes++, Array.from(ids, (i) => pieces[i]).join('')),
+  };
+  const calc = calculatorTrigger(tok);
+  assert.equal(calc([0, 1, 2, 3]), true); // "3 + 9 =" ends in " =": fires
+  assert.equal(calc([0, 1, 2]), false);
+  assert.equal(calc([5, 3]), false); // "a =" is no "a op b ="
+  assert.equal(calc([0, 1, 2, 6]), false); // "3 + 9=," does not end in "="
+  const newline = textTrigger(tok, '\n', () => true);
+  assert.equal(newline([5, 4]), true); // "\n" inside ".\n"
+  assert.equal(newline([4, 5]), false); // only the last token is asked
+  // the per-token check is cached: a token without the character costs no full decode
+  const before = decodes;
+  for (let i = 0; i < 10; i++) newline([4, 5]);
+  assert.equal(decodes, before);
+});

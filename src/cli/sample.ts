@@ -1,4 +1,5 @@
 import { encodeX } from '../lm/tokenizer.js';
+import { textTrigger } from '../lm/text-stop.js';
 import type { Argv, CommandModule } from 'yargs';
 import { join } from 'node:path';
 import { UsageError } from '../core/errors.js';
@@ -56,11 +57,11 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
     if (a.y !== undefined) ys = zs.map(() => tok.encode(a.y as string));
     else {
       // the base model's own continuation after X Z (greedy, up to a newline or EOS)
-      const nl = tok.encode('\n');
-      const r = await sample(session, zs.map((z) => [...xIds, ...z.tokens]), { maxNewTokens: 40, temperature: 0, stopTokenIds: nl, rng, keepHidden: false });
+      const newline = textTrigger(tok, '\n', () => true); // whatever token carries the newline
+      const r = await sample(session, zs.map((z) => [...xIds, ...z.tokens]), { maxNewTokens: 40, temperature: 0, stopWhen: (_b, gen) => newline(gen), rng, keepHidden: false });
       continuations = zs.map((_, i) => {
         const ids = Array.from(r.tokens.subarray(i * r.steps, i * r.steps + r.lengths[i]));
-        return tok.decode(ids, true).replace(/\n$/, '');
+        return tok.decode(ids, true).replace(/\n[\s\S]*$/, '');
       });
       ys = continuations.map((s) => tok.encode(s.length > 0 ? s : '\n'));
     }

@@ -12,6 +12,7 @@
 import type { LmSession } from '../lm/session.js';
 import type { Tokenizer } from '../lm/tokenizer.js';
 import { sample, type PolicyHook } from '../lm/sampler.js';
+import { textTrigger } from '../lm/text-stop.js';
 import { packLeft } from '../lm/batch.js';
 import { Rng } from '../core/rng.js';
 import { calculatorCompletion } from '../text/arithmetic.js';
@@ -132,7 +133,8 @@ export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number):
  * empty or short Z the continuation must hold the whole rationale and answer.
  */
 export async function continueGreedy(session: LmSession, tok: Tokenizer, prefixes: number[][], maxNew = Infinity): Promise<string[]> {
-  const nl = tok.encode('\n');
+  // a newline ends the line whatever token carries it (BPE merges "\n" into ".\n" and the like)
+  const newline = textTrigger(tok, '\n', () => true);
   const out: string[] = new Array(prefixes.length).fill('');
   // rows are grouped by the room they have left, so no row runs past the context window
   const byRoom = new Map<number, number[]>();
@@ -145,10 +147,10 @@ export async function continueGreedy(session: LmSession, tok: Tokenizer, prefixe
   for (const [room, idx] of byRoom) {
     for (let i0 = 0; i0 < idx.length; i0 += CHUNK) {
       const part = idx.slice(i0, i0 + CHUNK);
-      const r = await sample(session, part.map((i) => prefixes[i]), { maxNewTokens: room, temperature: 0, stopTokenIds: nl, keepHidden: false, rng: new Rng(0) });
+      const r = await sample(session, part.map((i) => prefixes[i]), { maxNewTokens: room, temperature: 0, stopWhen: (_b, gen) => newline(gen), keepHidden: false, rng: new Rng(0) });
       part.forEach((i, b) => {
         const ids = Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b]));
-        out[i] = tok.decode(ids, true).replace(/\n$/, '');
+        out[i] = tok.decode(ids, true).replace(/\n[\s\S]*$/, '');
       });
     }
   }
