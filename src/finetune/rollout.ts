@@ -1,6 +1,7 @@
 import type { LmSession } from '../lm/session.js';
 import { sample, type PolicyHook } from '../lm/sampler.js';
 import type { Rng } from '../core/rng.js';
+import { maxAndSumExp } from '../core/math.js';
 import type { Tokenizer } from '../lm/tokenizer.js';
 import { calculatorCompletion } from '../text/arithmetic.js';
 import { textTrigger } from '../lm/text-stop.js';
@@ -68,10 +69,7 @@ export function epsilonMix(policy: PolicyHook | undefined, epsilon: number, voca
     const nAllowed = allowed ? allowed.size + 1 : vocabSize;
     for (let b = 0; b < rows; b++) {
       const o = b * vocabSize;
-      let m = -Infinity;
-      for (let v = 0; v < vocabSize; v++) if (logits[o + v] > m) m = logits[o + v];
-      let s = 0;
-      for (let v = 0; v < vocabSize; v++) s += Math.exp(logits[o + v] - m);
+      const { m, s } = maxAndSumExp(logits, o, vocabSize);
       for (let v = 0; v < vocabSize; v++) {
         const p = Math.exp(logits[o + v] - m) / s;
         // the uniform part over allowed tokens; the sampler masks the rest anyway

@@ -1,5 +1,6 @@
 import type { LmSession } from '../lm/session.js';
-import { packLeft, logSoftmaxAt } from '../lm/batch.js';
+import { packLeft } from '../lm/batch.js';
+import { logSoftmaxAt, maskedLogSumExp } from '../core/math.js';
 import { prefixRewards } from '../lm/scorer.js';
 import { UsageError } from '../core/errors.js';
 import { actionMask, decisionPrefixes, type ZConstraints, type ZSample } from './rollout.js';
@@ -73,7 +74,7 @@ export async function scoreRows(
         const pos = i * L + p0 + j;
         hidden.set(f.hidden!.subarray(pos * d, pos * d + d), k * d);
         actionMask(c, V, j, mask, k * V);
-        const lse = maskedLse(f.logits, pos * V, mask.subarray(k * V, k * V + V));
+        const lse = maskedLogSumExp(f.logits, pos * V, V, mask, k * V);
         for (let v = 0; v < V; v++) baseLogits[k * V + v] = f.logits[pos * V + v] - lse;
         actions.push(j < m ? z.tokens[j] : eos);
       });
@@ -85,7 +86,7 @@ export async function scoreRows(
         const off = (i * L + p0 + j) * V;
         if (reward.prior === 'allowed') {
           actionMask({ ...c, minLength: 0, maxLength: Infinity }, V, j, tmpMask);
-          const lse = maskedLse(f.logits, off, tmpMask);
+          const lse = maskedLogSumExp(f.logits, off, V, tmpMask);
           stopTerm[j] = f.logits[off + eos] - lse;
           if (j < m) priorPrefix[j + 1] = priorPrefix[j] + f.logits[off + z.tokens[j]] - lse;
         } else if (j < m) priorPrefix[j + 1] = priorPrefix[j] + logSoftmaxAt(f.logits, off, V, z.tokens[j]);
@@ -116,12 +117,4 @@ export async function scoreRows(
     });
   }
   return out;
-}
-
-function maskedLse(x: Float32Array, off: number, mask: Uint8Array): number {
-  let m = -Infinity;
-  for (let v = 0; v < mask.length; v++) if (mask[v] && x[off + v] > m) m = x[off + v];
-  let s = 0;
-  for (let v = 0; v < mask.length; v++) if (mask[v]) s += Math.exp(x[off + v] - m);
-  return m + Math.log(s);
 }

@@ -12,7 +12,8 @@ import { scheduleAt, type TrainConfig } from './schema.js';
 import { loadExamples, type Example } from './examples.js';
 import { sampleZ, type ZConstraints } from './rollout.js';
 import { scoreRows, type RewardSpec } from './score.js';
-import { TfAdam, lrScaleAt, type ParamGroup } from './tf-adam.js';
+import { lrScaleAt } from '../core/adam.js';
+import { TfAdam, type ParamGroup } from './tf-adam.js';
 import { loadLatestCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.js';
 
 /** Everything a fine-tuning method starts from, before any training. */

@@ -1,4 +1,5 @@
 import { tf } from '../core/backend.js';
+import { ADAM_DEFAULTS, adamStep, type AdamOptions } from '../core/adam.js';
 
 export interface ParamGroup {
   vars: tf.Variable[];
@@ -6,20 +7,22 @@ export interface ParamGroup {
 }
 
 /**
- * Adam / AdamW (torch semantics, bias-corrected) over tfjs variables in groups with their own
- * learning rates, with global-norm gradient clipping. The moments live in plain arrays so a
- * checkpoint can save and restore them exactly.
+ * Adam / AdamW (core/adam.ts) over tfjs variables in groups with their own learning rates,
+ * with global-norm gradient clipping. The moments live in plain arrays so a checkpoint can
+ * save and restore them exactly.
  */
 export class TfAdam {
   private t = 0;
   private readonly m: Float32Array[];
   private readonly v: Float32Array[];
   private readonly all: tf.Variable[];
+  private readonly opts: AdamOptions;
 
   constructor(
     private readonly groups: ParamGroup[],
-    private readonly opts: { beta1?: number; beta2?: number; eps?: number; weightDecay?: number; decoupled?: boolean } = {},
+    opts: Partial<AdamOptions> = {},
   ) {
+    this.opts = { ...ADAM_DEFAULTS, ...opts };
     this.all = groups.flatMap((g) => g.vars);
     this.m = this.all.map((v) => new Float32Array(v.size));
     this.v = this.all.map((v) => new Float32Array(v.size));
@@ -45,9 +48,7 @@ export class TfAdam {
     const norm = Math.sqrt(sq);
     if (!Number.isFinite(norm)) return norm;
     const scale = clip > 0 && norm > clip ? clip / norm : 1;
-    const b1 = this.opts.beta1 ?? 0.9, b2 = this.opts.beta2 ?? 0.999, eps = this.opts.eps ?? 1e-8, wd = this.opts.weightDecay ?? 0;
     this.t++;
-    const c1 = 1 - b1 ** this.t, c2 = 1 - b2 ** this.t;
     let k = 0;
     for (const group of this.groups) {
       const lr = group.lr * lrScale;
@@ -56,14 +57,7 @@ export class TfAdam {
         k++;
         if (!g) continue;
         const p = Float32Array.from(variable.dataSync() as Float32Array);
-        for (let i = 0; i < p.length; i++) {
-          let gi = g[i] * scale;
-          if (wd > 0 && !this.opts.decoupled) gi += wd * p[i];
-          m[i] = b1 * m[i] + (1 - b1) * gi;
-          v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-          if (wd > 0 && this.opts.decoupled) p[i] -= lr * wd * p[i];
-          p[i] -= (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + eps);
-        }
+        adamStep(p, g, m, v, this.t, lr, this.opts, scale);
         variable.assign(tf.tensor(p, variable.shape));
       }
     }
@@ -79,11 +73,4 @@ export class TfAdam {
     s.m.forEach((a, i) => this.m[i].set(a));
     s.v.forEach((a, i) => this.v[i].set(a));
   }
-}
-
-/** Linear warm-up, then cosine decay to `finalFraction` of the base rate at `total` steps. */
-export function lrScaleAt(step: number, total: number, warmup: number, finalFraction: number): number {
-  if (warmup > 0 && step < warmup) return (step + 1) / warmup;
-  const p = total > warmup ? Math.min(1, (step - warmup) / (total - warmup)) : 1;
-  return finalFraction + (1 - finalFraction) * 0.5 * (1 + Math.cos(Math.PI * p));
 }

@@ -2,7 +2,7 @@ import type { EnumerableEnv } from './env.js';
 import type { SparseMlp } from '../nn/mlp.js';
 import type { ExactDag } from './exact.js';
 import { outputLayout } from './policy-net.js';
-import { logSoftmaxMasked } from './rollout.js';
+import { maskedLogSoftmax } from '../core/math.js';
 
 /**
  * The network's forward policy on every state of the DAG, as log P_F [N × A] with
@@ -23,7 +23,7 @@ export function policyOnDag(env: EnumerableEnv, net: SparseMlp, dag: ExactDag, t
     net.forward(idx, n, out, false);
     for (let i = 0; i < n; i++) {
       for (let a = 0; a < A; a++) scaled[a] = out[i * W + a] / temperature;
-      logSoftmaxMasked(scaled, dag.mask.subarray((s0 + i) * A, (s0 + i + 1) * A), row);
+      maskedLogSoftmax(scaled, 0, A, dag.mask, (s0 + i) * A, row);
       logPF.set(row, (s0 + i) * A);
     }
   }

@@ -1,6 +1,7 @@
 import type { Env } from './env.js';
 import type { SparseMlp } from '../nn/mlp.js';
 import type { Rng } from '../core/rng.js';
+import { logSoftmaxAt, maskedLogSoftmax } from '../core/math.js';
 import { emptyBatch, type LossResult, type TrajectoryBatch } from './trajectories.js';
 import { outputLayout, type OutputLayout } from './policy-net.js';
 
@@ -78,7 +79,7 @@ export function sampleTrajectories(
       const b = active[i], r = numRows + i;
       const logits = stepOut.subarray(i * W, i * W + A);
       const mask = fmask.subarray(r * A, r * A + A);
-      logSoftmaxMasked(logits, mask, lp);
+      maskedLogSoftmax(logits, 0, A, mask, 0, lp);
       const a = chooseAction(logits, mask, lp, probs, explore, rng);
       const e = b * T + k;
       batch.logPF[e] = lp[a];
@@ -113,7 +114,7 @@ export function sampleTrajectories(
       const r = rows[b * T + t];
       const ba = env.backwardActionOf(actions[b * T + t - 1]);
       batch.logPB[b * T + t - 1] = opts.learnedPB
-        ? logSoftmaxAt(out.subarray(r * W + A, r * W + A + Ab), bmask.subarray(r * Ab, r * Ab + Ab), ba)
+        ? logSoftmaxAt(out, r * W + A, Ab, ba, bmask, r * Ab)
         : -Math.log(countOnes(bmask, r * Ab, Ab));
     }
   }
@@ -137,14 +138,14 @@ export function outputGradients(env: Env, ro: Rollout, g: LossResult, opts: { le
       const r = rows[b * T + t];
       const gpf = g.dLogPF[b * T + t];
       // d log softmax(l)_a / d l_j = [j = a] − softmax(l)_j
-      logSoftmaxMasked(out.subarray(r * W, r * W + A), fmask.subarray(r * A, r * A + A), lp);
+      maskedLogSoftmax(out, r * W, A, fmask, r * A, lp);
       for (let j = 0; j < A; j++) if (fmask[r * A + j]) dOut[r * W + j] -= gpf * Math.exp(lp[j]);
       dOut[r * W + actions[b * T + t]] += gpf;
       if (opts.useFlow) dOut[r * W + layout.flow] += g.dLogF[b * (T + 1) + t];
       if (opts.learnedPB && t > 0) {
         const gpb = g.dLogPB[b * T + t - 1];
         const base = r * W + A;
-        logSoftmaxMasked(out.subarray(base, base + Ab), bmask.subarray(r * Ab, r * Ab + Ab), lp);
+        maskedLogSoftmax(out, base, Ab, bmask, r * Ab, lp);
         for (let j = 0; j < Ab; j++) if (bmask[r * Ab + j]) dOut[base + j] -= gpb * Math.exp(lp[j]);
         dOut[base + env.backwardActionOf(actions[b * T + t - 1])] += gpb;
       }
@@ -176,28 +177,9 @@ function chooseAction(
   return rng.categorical(probs, 0, A);
 }
 
-function logSoftmaxMasked(logits: ArrayLike<number>, mask: ArrayLike<number>, out: Float64Array): void {
-  const n = mask.length;
-  let m = -Infinity;
-  for (let j = 0; j < n; j++) if (mask[j] && logits[j] > m) m = logits[j];
-  let s = 0;
-  for (let j = 0; j < n; j++) if (mask[j]) s += Math.exp(logits[j] - m);
-  const lse = m + Math.log(s);
-  for (let j = 0; j < n; j++) out[j] = mask[j] ? logits[j] - lse : -Infinity;
-}
-
-function logSoftmaxAt(logits: ArrayLike<number>, mask: ArrayLike<number>, a: number): number {
-  let m = -Infinity;
-  for (let j = 0; j < mask.length; j++) if (mask[j] && logits[j] > m) m = logits[j];
-  let s = 0;
-  for (let j = 0; j < mask.length; j++) if (mask[j]) s += Math.exp(logits[j] - m);
-  return logits[a] - m - Math.log(s);
-}
-
 function countOnes(a: Uint8Array, off: number, n: number): number {
   let c = 0;
   for (let j = 0; j < n; j++) c += a[off + j];
   return c;
 }
 
-export { logSoftmaxMasked };

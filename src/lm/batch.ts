@@ -26,12 +26,3 @@ export function packLeft(rows: ArrayLike<number>[], padId: number, len = Math.ma
   });
   return { batch: B, len, ids, mask, pad };
 }
-
-/** log softmax(x[off..off+n))[k] */
-export function logSoftmaxAt(x: ArrayLike<number>, off: number, n: number, k: number): number {
-  let m = -Infinity;
-  for (let i = 0; i < n; i++) if (x[off + i] > m) m = x[off + i];
-  let s = 0;
-  for (let i = 0; i < n; i++) s += Math.exp(x[off + i] - m);
-  return x[off + k] - m - Math.log(s);
-}

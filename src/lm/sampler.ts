@@ -9,6 +9,7 @@
  */
 import { Rng } from '../core/rng.js';
 import { UsageError } from '../core/errors.js';
+import { logSoftmaxAt } from '../core/math.js';
 import { type Packed, packLeft } from './batch.js';
 import type { KvCache, LmSession } from './session.js';
 
@@ -154,9 +155,7 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
       if (temp === 0) {
         choice = 0;
         for (let v = 1; v < V; v++) if (probs[v] > probs[choice]) choice = v;
-        let s = 0;
-        for (let v = 0; v < V; v++) if (probs[v] > -Infinity) s += Math.exp(probs[v] - m);
-        lp = probs[choice] - m - Math.log(s);
+        lp = logSoftmaxAt(probs, 0, V, choice); // masked tokens are −∞ and add exp(−∞) = 0
       } else if (o.topK || o.topP) {
         for (let v = 0; v < V; v++) probs[v] = (probs[v] - m) / temp;
         applyTopKTopP(probs, o.topK, o.topP);

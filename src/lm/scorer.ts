@@ -11,7 +11,8 @@
  *    (For R(z_1..t ⊤) put the stop/separator tokens at the start of Y.)
  */
 import { UsageError } from '../core/errors.js';
-import { logSoftmaxAt, packLeft } from './batch.js';
+import { packLeft } from './batch.js';
+import { logSoftmaxAt } from '../core/math.js';
 import type { LmSession } from './session.js';
 
 /** log p(continuation | context) per row, and per-token terms. */

@@ -2,7 +2,7 @@ import type { Env } from '../gfn/env.js';
 import type { SparseMlp } from '../nn/mlp.js';
 import type { Rng } from '../core/rng.js';
 import { outputLayout } from '../gfn/policy-net.js';
-import { logSumExp } from '../core/math.js';
+import { logSoftmaxAt, logSumExp } from '../core/math.js';
 
 /**
  * An env whose backward moves can be mapped back to the forward action that undoes them:
@@ -42,14 +42,8 @@ export function estimateLogProb(
   const fmask = new Uint8Array(perChunk * M * A);
   const bmask = new Uint8Array(Ab);
   const one = new Int32Array(1);
-  const lp = (row: number, a: number): number => {
-    // masked log-softmax of row's logits / temperature, at action a
-    let m = -Infinity;
-    for (let j = 0; j < A; j++) if (fmask[row * A + j] && out[row * W + j] / temperature > m) m = out[row * W + j] / temperature;
-    let s = 0;
-    for (let j = 0; j < A; j++) if (fmask[row * A + j]) s += Math.exp(out[row * W + j] / temperature - m);
-    return out[row * W + a] / temperature - m - Math.log(s);
-  };
+  // masked log-softmax of row's logits / temperature, at action a
+  const lp = (row: number, a: number): number => logSoftmaxAt(out, row * W, A, a, fmask, row * A, temperature);
   for (let x0 = 0; x0 < count; x0 += perChunk) {
     const nx = Math.min(perChunk, count - x0), n = nx * M;
     const cur = new Int32Array(n * D);

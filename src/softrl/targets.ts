@@ -3,13 +3,11 @@
  * rows of Q-values with an action mask, entropy coefficient τ.
  */
 
+import { maskedLogSumExp } from '../core/math.js';
+
 /** τ·LSE(Q(s', ·)/τ) over the allowed actions: the soft value of the next state, eq. (SQ). */
 export function softValue(q: ArrayLike<number>, off: number, mask: ArrayLike<number>, moff: number, A: number, tau: number): number {
-  let m = -Infinity;
-  for (let a = 0; a < A; a++) if (mask[moff + a] && q[off + a] / tau > m) m = q[off + a] / tau;
-  let s = 0;
-  for (let a = 0; a < A; a++) if (mask[moff + a]) s += Math.exp(q[off + a] / tau - m);
-  return tau * (m + Math.log(s));
+  return tau * maskedLogSumExp(q, off, A, mask, moff, tau);
 }
 
 /** Munchausen bonus α·clip(τ·log π̄(a|s), l0, 0) with π̄ = softmax(Q̄(s, ·)/τ), eq. (MQ). */

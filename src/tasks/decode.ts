@@ -15,6 +15,7 @@ import { sample, type PolicyHook } from '../lm/sampler.js';
 import { textTrigger } from '../lm/text-stop.js';
 import { packLeft } from '../lm/batch.js';
 import { Rng } from '../core/rng.js';
+import { maskedLogSoftmax } from '../core/math.js';
 import { calculatorCompletion } from '../text/arithmetic.js';
 import { actionMask, calculatorTrigger, sampleZ, type ZConstraints, type ZSample } from '../finetune/rollout.js';
 
@@ -86,13 +87,8 @@ export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number):
       if (hook) logits = hook({ step: 0, active: new Uint8Array(part.length).fill(1), hidden, logits });
       part.forEach(([i, j], r) => {
         actionMask(c, V, beams[i][j].tokens.length, mask);
-        let m = -Infinity;
-        for (let v = 0; v < V; v++) if (mask[v] && logits[r * V + v] > m) m = logits[r * V + v];
-        let s = 0;
-        for (let v = 0; v < V; v++) if (mask[v]) s += Math.exp(logits[r * V + v] - m);
-        const lse = m + Math.log(s);
-        const lp = new Float64Array(V).fill(-Infinity);
-        for (let v = 0; v < V; v++) if (mask[v]) lp[v] = logits[r * V + v] - lse;
+        const lp = new Float64Array(V);
+        maskedLogSoftmax(logits, r * V, V, mask, 0, lp);
         logp.set(`${i},${j}`, lp);
       });
     }
