@@ -8,13 +8,15 @@ import * as ort from 'onnxruntime-node';
 import { UsageError } from '../core/errors.js';
 import { type ModelFacts, ONNX_FILE, graphIo, readConfig, readOnnx, sha256 } from './folder.js';
 import { exposeHiddenState } from './surgery.js';
-import { encodeModel } from './onnx-graph.js';
+import { type ModelProto, encodeModel } from './onnx-graph.js';
 
 export interface SessionOptions {
   /** ORT intra-op threads (default 1). */
   threads?: number;
   /** Graph-surgery the final hidden state out of a logits-only export (default true). */
   needHidden?: boolean;
+  /** Rewrites the decoded graph before the session is created (e.g. LoRA branches, lora-graph.ts). */
+  transform?: (model: ModelProto) => void;
 }
 
 /** Past keys/values for a batch: names past_key_values.{i}.key|value → [B, H, length, Dh]. */
@@ -53,6 +55,8 @@ export class LmSession {
   readonly modelHash: string;
   readonly dir: string;
   private readonly pastNames: string[];
+  /** Inputs a graph transform added (e.g. LoRA factors), merged into every forward's feeds. */
+  private extraFeeds: Record<string, ort.Tensor> = {};
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -88,6 +92,10 @@ export class LmSession {
         if (!(err instanceof UsageError)) throw err;
       }
     }
+    if (opts.transform) {
+      opts.transform(model);
+      data = encodeModel(model);
+    }
     const threads = opts.threads ?? 1;
     if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`threads must be a positive integer, got ${threads}`);
     let session: ort.InferenceSession;
@@ -114,6 +122,11 @@ export class LmSession {
 
   get nLayer(): number {
     return this.pastNames.length / 2;
+  }
+
+  /** Sets the extra graph inputs fed with every forward (replaces the previous set). */
+  setExtraFeeds(feeds: Record<string, ort.Tensor>): void {
+    this.extraFeeds = feeds;
   }
 
   emptyCache(batch: number): KvCache {
@@ -147,6 +160,7 @@ export class LmSession {
     };
     if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', positionIds(mask, B, T, S), [B, S]);
     if (this.hasKvCache) Object.assign(feeds, past.tensors);
+    Object.assign(feeds, this.extraFeeds);
     const out = await this.session.run(feeds);
     const present: KvCache = { batch: B, length: T, tensors: {} };
     for (const n of this.pastNames) {
