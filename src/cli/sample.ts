@@ -13,6 +13,8 @@ import { sequenceLogProbs } from '../finetune/posterior.js';
 import { scheduleAt } from '../finetune/schema.js';
 import { intArg, numArg } from './args.js';
 import { readRunConfig } from '../finetune/run.js';
+import { LoraAdapter, loadFrozenGpt, loraNodeLogits, openLoraSession } from '../finetune/lora.js';
+import type { LmSession } from '../lm/session.js';
 
 export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
   command: 'sample',
@@ -23,26 +25,32 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
       .option('x', { type: 'string', demandOption: true, describe: 'the prompt X' })
       .option('y', { type: 'string', describe: 'the observation Y (scores log p_LM(Z Y | X))' })
       .option('n', { type: 'string', default: '16', describe: 'number of samples' })
-      .option('temperature', { type: 'string', default: '1', describe: 'sampling temperature on the policy' })
+      .option('temperature', { type: 'string', default: '1', describe: 'sampling temperature on the policy (0 = greedy)' })
       .option('seed', { type: 'string', default: '0' })
       .option('json', { type: 'boolean', default: false, describe: 'one JSON object per line' }),
   handler: async (a) => {
     const runDir = a.run as string;
     const cfg = readRunConfig(runDir);
     const n = intArg('n', a.n, 1, 10_000);
-    const temperature = numArg('temperature', a.temperature, 1e-3, 100);
+    const temperature = numArg('temperature', a.temperature, 0, 100);
     const { session, tok } = await openModel(cfg);
     const ck = loadLatestCheckpoint(runDir);
     const { head } = LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
+    // LoRA runs sample from the model with low-rank branches; rewards stay with the frozen base
+    let lora: { adapter: LoraAdapter; session: LmSession; base: ReturnType<typeof loadFrozenGpt> } | null = null;
+    if (cfg.adapter.kind === 'lora') {
+      const { adapter } = LoraAdapter.load(join(ck.dir, 'adapter'), session.facts, { sha256: session.modelHash });
+      lora = { adapter, base: loadFrozenGpt(session.dir), session: await openLoraSession(session.dir, adapter) };
+    }
     const c = zConstraints(cfg, tok);
     const xIds = tok.encode(a.x as string);
     if (xIds.length === 0) throw new UsageError('--x is empty');
     const need = xIds.length + c.maxLength + 40;
     if (need > session.facts.nCtx) throw new UsageError(`--x is ${xIds.length} tokens: with Z and Y that exceeds the model's context window of ${session.facts.nCtx}`);
     const tau = policyTemperature(cfg);
-    const hook = headHook(head, tau);
+    const hook = lora ? undefined : headHook(head, tau);
     const rng = new Rng(intArg('seed', a.seed, 0));
-    const zs = await sampleZ(session, tok, Array.from({ length: n }, () => xIds), { constraints: c, temperature, policy: hook, rng });
+    const zs = await sampleZ(lora?.session ?? session, tok, Array.from({ length: n }, () => xIds), { constraints: c, temperature, policy: hook, rng });
 
     let ys: number[][];
     let continuations: string[] | null = null;
@@ -59,7 +67,10 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
     }
     const reward = { prior: cfg.reward.prior, likelihoodWeight: cfg.reward.likelihoodWeight, temperature: scheduleAt(cfg.reward.temperature, cfg.train.steps) };
     const rows = await scoreRows(session, zs.map(() => xIds), zs, ys, c, reward, { prefix: false });
-    const logPF = sequenceLogProbs(rows, { d: session.hiddenSize, V: session.vocabSize, stop: c.stopId }, (h, b) => head.logits(h, b), tau);
+    const logitsOf = lora
+      ? (_h: unknown, _b: unknown, r0: number, chunk: typeof rows) => loraNodeLogits(lora.base, lora.adapter, chunk.map(() => xIds), zs.slice(r0, r0 + chunk.length).map((z) => z.tokens), chunk.map((r) => r.nodes))
+      : (h: Parameters<typeof head.logits>[0], b: Parameters<typeof head.logits>[1]) => head.logits(h, b);
+    const logPF = sequenceLogProbs(rows, { d: session.hiddenSize, V: session.vocabSize, stop: c.stopId }, logitsOf, tau);
     const out = zs.map((z, i) => ({
       z: tok.decode(z.tokens),
       logPF: logPF[i],

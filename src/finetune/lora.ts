@@ -21,6 +21,7 @@ import { type LoraFactors, addLoraBranches, loraFeeds } from '../lm/lora-graph.j
 import { LmSession } from '../lm/session.js';
 import { type NamedArray, loadSafetensors, saveSafetensors } from '../lm/safetensors.js';
 import { type LoraParams, type TfParams, referenceForward, toTfParams } from '../lmbuild/reference.js';
+import { matMul2 } from '../lmbuild/tfops.js';
 
 export interface LoraConfig {
   rank: number;
@@ -62,8 +63,8 @@ export class LoraAdapter {
       const a = new Float32Array(m.inDim * r);
       for (let i = 0; i < a.length; i++) a[i] = (2 * rng.uniform() - 1) * bound;
       this.vars.set(m.name, {
-        a: tf.variable(tf.tensor2d(a, [m.inDim, r]), true, `lora.${m.name}.A`),
-        b: tf.variable(tf.zeros([r, m.outDim]), true, `lora.${m.name}.B`),
+        a: tf.variable(tf.tensor2d(a, [m.inDim, r]), true),
+        b: tf.variable(tf.zeros([r, m.outDim]), true),
       });
     }
   }
@@ -186,4 +187,32 @@ export async function openLoraSession(dir: string, adapter: LoraAdapter, opts: {
   const s = await LmSession.open(dir, { threads: opts.threads, transform: (m) => addLoraBranches(m, adapter.modules, adapter.scale, adapter.config.rank) });
   adapter.feedsInto(s);
   return s;
+}
+
+/**
+ * The adapted model's logits at every decision node of teacher-forced rows X Z, stacked in
+ * the order of stackNodes (objective.ts): node j of a row is the state X z_1..j, read at
+ * position |X| + j − 1 of the row. One tfjs forward over the left-padded batch; the rows are
+ * picked with a 0/1 selection matMul (differentiable; wasm has no gather gradient).
+ * `nodes[b]` are the prefix lengths of row b (ScoredRow.nodes).
+ */
+export function loraNodeLogits(base: FrozenGpt, adapter: LoraAdapter, xs: number[][], zs: number[][], nodes: number[][]): tf.Tensor2D {
+  const rows = xs.map((x, b) => [...x, ...zs[b]]);
+  const S = Math.max(...rows.map((r) => r.length));
+  const B = rows.length;
+  const ids = new Int32Array(B * S).fill(base.config.padTokenId);
+  const mask = new Uint8Array(B * S);
+  const N = nodes.reduce((s, n) => s + n.length, 0);
+  const sel = new Float32Array(N * B * S);
+  let k = 0;
+  rows.forEach((r, b) => {
+    const pad = S - r.length;
+    for (let i = 0; i < r.length; i++) {
+      ids[b * S + pad + i] = r[i];
+      mask[b * S + pad + i] = 1;
+    }
+    for (const j of nodes[b]) sel[k++ * B * S + b * S + pad + xs[b].length + j - 1] = 1;
+  });
+  const { logits } = loraForward(base, adapter, B, S, ids, mask);
+  return matMul2(tf.tensor2d(sel, [N, B * S]), logits);
 }

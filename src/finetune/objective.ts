@@ -1,5 +1,4 @@
 import { tf } from '../core/backend.js';
-import type { LmHead } from './head.js';
 import { emptyBatch, type LossResult, type TrajectoryBatch } from '../gfn/trajectories.js';
 import { subTrajectoryBalance, trajectoryBalance } from '../gfn/losses.js';
 import type { ScoredRow } from './score.js';
@@ -52,8 +51,18 @@ export function disposeNodes(n: NodeTensors): void {
   tf.dispose([n.hidden, n.base, n.negMask, n.chosen, n.stop]);
 }
 
+/**
+ * What the objectives read the policy through: logits at the stacked nodes (from the frozen
+ * hidden state and base logits for the head; LoRA ignores both and runs the adapted model,
+ * trainer.ts) and log F / log Z(X) from a hidden state. LmHead is one.
+ */
+export interface NodePolicy {
+  logits(h: tf.Tensor2D, base: tf.Tensor2D): tf.Tensor2D;
+  logFlow(h: tf.Tensor2D): tf.Tensor1D;
+}
+
 /** Masked log P_F over the vocabulary (stop = EOS) at every node, from the head. */
-export function nodeLogPolicy(head: LmHead, n: NodeTensors): tf.Tensor2D {
+export function nodeLogPolicy(head: NodePolicy, n: NodeTensors): tf.Tensor2D {
   return tf.logSoftmax(tf.add(head.logits(n.hidden, n.base), n.negMask)) as tf.Tensor2D;
 }
 
@@ -75,7 +84,7 @@ export interface GfnLossOut {
  * loss functions of src/gfn give dL/d log P_F and dL/d log F; the head's gradient comes from
  * the surrogate Σ g·log P_F, evaluated inside one gradient tape (one head forward).
  */
-export function gfnLoss(head: LmHead, n: NodeTensors, objective: 'tb' | 'subtb', lambda: number, vars: tf.Variable[]): GfnLossOut {
+export function gfnLoss(head: NodePolicy, n: NodeTensors, objective: 'tb' | 'subtb', lambda: number, vars: tf.Variable[]): GfnLossOut {
   const B = n.rows.length;
   const T = Math.max(...n.rows.map((r) => r.nodes.length));
   let result: LossResult | undefined;

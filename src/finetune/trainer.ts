@@ -11,7 +11,8 @@ import { scheduleAt, type TrainConfig } from './schema.js';
 import { loadExamples, type Example } from './examples.js';
 import { epsilonMix, sampleZ, type ZConstraints, type ZSample } from './rollout.js';
 import { scoreRows, type ScoredRow } from './score.js';
-import { disposeNodes, gfnLoss, nodeLogPolicy, pick, stackNodes } from './objective.js';
+import { type NodePolicy, disposeNodes, gfnLoss, nodeLogPolicy, pick, stackNodes } from './objective.js';
+import { type FrozenGpt, LoraAdapter, loadFrozenGpt, loraNodeLogits, openLoraSession } from './lora.js';
 import { TfAdam, lrScaleAt } from './tf-adam.js';
 import { RationaleReplay } from './replay.js';
 import { TokenSoftQ } from './soft-q.js';
@@ -26,6 +27,13 @@ export interface StepMetrics {
   rewardTemperature: number;
   samples: number;
   seconds: number;
+}
+
+/** adapter.kind lora: the adapters, the frozen weights for the tfjs forward, and the sampling session with low-rank branches. */
+export interface LoraState {
+  adapter: LoraAdapter;
+  base: FrozenGpt;
+  session: LmSession;
 }
 
 /** A run stopped on a non-finite loss or gradient; the last good state was saved. */
@@ -57,6 +65,8 @@ export class LmTrainer {
     readonly replay: RationaleReplay,
     readonly dqn: TokenSoftQ | null,
     readonly modelId: string,
+    /** null: the head adapts the policy; otherwise LoRA does and the head only gives log Z / log F */
+    readonly lora: LoraState | null = null,
   ) {}
 
   static async create(cfg: TrainConfig): Promise<LmTrainer> {
@@ -72,12 +82,14 @@ export class LmTrainer {
     const hc = headConfig({ kind: cfg.head.kind, rank: cfg.head.rank, alpha: cfg.head.alpha ?? 2 * cfg.head.rank, width: cfg.head.width, hiddenSize: session.hiddenSize, vocabSize: session.vocabSize });
     const head = new LmHead(hc, cfg.seed);
     const isDqn = cfg.objective === 'softdqn' || cfg.objective === 'mdqn';
-    const groups = [{ vars: head.trainableVariables(false), lr: cfg.optim.lr }];
-    if (cfg.objective === 'tb') groups.push({ vars: [...head.flowParams.values()], lr: cfg.optim.logZLr });
+    const lora = cfg.adapter.kind === 'lora' ? await openLora(cfg, dir, session) : null;
+    if (lora && isDqn) throw new UsageError(`adapter.kind lora trains tb and subtb; ${cfg.objective} still needs adapter.kind head`);
+    const groups = [{ vars: lora ? lora.adapter.trainableVariables() : head.trainableVariables(false), lr: cfg.optim.lr }];
+    if (cfg.objective === 'tb' && (!lora || cfg.adapter.trainFlow)) groups.push({ vars: [...head.flowParams.values()], lr: cfg.optim.logZLr });
     const optim = new TfAdam(groups, { weightDecay: cfg.optim.weightDecay, decoupled: cfg.optim.optimizer === 'adamw' });
     const replay = new RationaleReplay(cfg.replay.perKey);
     const whitenRng = rng.fork();
-    const t = new LmTrainer(cfg, session, tok, head, examples, constraints, rng, optim, replay, null, dir);
+    const t = new LmTrainer(cfg, session, tok, head, examples, constraints, rng, optim, replay, null, dir, lora);
     const hidden = await t.whiteningStates(whitenRng);
     head.fitWhitening(hidden);
     let dqn: TokenSoftQ | null = null;
@@ -95,7 +107,7 @@ export class LmTrainer {
       });
     }
     if (cfg.replay.seedWithGold && cfg.exploration.replay > 0) for (const ex of examples) if (ex.gold) replay.add(ex.key, ex.gold, 0);
-    return new LmTrainer(cfg, session, tok, head, examples, constraints, rng, optim, replay, dqn, dir);
+    return new LmTrainer(cfg, session, tok, head, examples, constraints, rng, optim, replay, dqn, dir, lora);
   }
 
   /** Hidden states of random base-model rollouts: what the frozen whitening is fitted on (docs/design.md §4). */
@@ -113,10 +125,37 @@ export class LmTrainer {
 
   /** The sampler policy: softmax(logits) for GFlowNets, softmax(Q/τ) for soft Q-learning. */
   policyHook(epsilon: number) {
+    // LoRA: the policy session's own logits are the policy (no hook needed)
+    if (this.lora) return epsilonMix(undefined, epsilon, this.session.vocabSize, this.constraints.allowedIds);
     const base = this.head.policy();
     const tau = this.dqn?.tau ?? 1;
     const scaled = tau === 1 ? base : (step: Parameters<typeof base>[0]) => base(step).map((v) => v / tau);
     return epsilonMix(scaled, epsilon, this.session.vocabSize, this.constraints.allowedIds);
+  }
+
+  /** The session sampled from: the base LM with the head hook, or the LoRA-branched one. */
+  get samplingSession(): LmSession {
+    return this.lora?.session ?? this.session;
+  }
+
+  /** The policy the objectives differentiate, for these rows (X, Z) as scored. */
+  nodePolicy(xs: number[][], zs: ZSample[], rows: ScoredRow[]): NodePolicy {
+    if (!this.lora) return this.head;
+    const { adapter, base } = this.lora;
+    return {
+      logits: () => loraNodeLogits(base, adapter, xs, zs.map((z) => z.tokens), rows.map((r) => r.nodes)),
+      logFlow: (h) => this.head.logFlow(h),
+    };
+  }
+
+  /** Trainable variables of the policy itself (no flow head). */
+  policyVariables(): tf.Variable[] {
+    return this.lora ? this.lora.adapter.trainableVariables() : this.head.trainableVariables(false);
+  }
+
+  /** After an optimizer step: the sampler must see the new adapter. */
+  syncPolicy(): void {
+    if (this.lora) this.lora.adapter.feedsInto(this.lora.session);
   }
 
   async trainStep(): Promise<StepMetrics> {
@@ -133,13 +172,13 @@ export class LmTrainer {
     for (let b = 0; b < B; b++) if (!zs[b]) (b >= B - nRep - nTemp && b < B - nRep ? tempRows : onRows).push(b);
     const eps = scheduleAt(e.epsilon, this.step);
     if (onRows.length > 0) {
-      const out = await sampleZ(this.session, this.tok, onRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: 1, policy: this.policyHook(eps), rng });
+      const out = await sampleZ(this.samplingSession, this.tok, onRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: 1, policy: this.policyHook(eps), rng });
       onRows.forEach((b, i) => (zs[b] = out[i]));
     }
     if (tempRows.length > 0) {
       const [lo, hi] = e.temperatureRange;
       const T = lo + (hi - lo) * rng.uniform();
-      const out = await sampleZ(this.session, this.tok, tempRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: T, policy: this.policyHook(0), rng });
+      const out = await sampleZ(this.samplingSession, this.tok, tempRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: T, policy: this.policyHook(0), rng });
       tempRows.forEach((b, i) => (zs[b] = out[i]));
     }
     const reward = this.rewardSpec();
@@ -157,8 +196,9 @@ export class LmTrainer {
     } else {
       const nodes = stackNodes(rows, this.session.hiddenSize, this.session.vocabSize, this.constraints.stopId);
       try {
-        if (this.step === 0 && cfg.objective === 'tb') this.initLogZ(nodes);
-        const r = gfnLoss(this.head, nodes, cfg.objective as 'tb' | 'subtb', cfg.subtb.lambda, vars);
+        const policy = this.nodePolicy(exs.map((x) => x.xIds), zs as ZSample[], rows);
+        if (this.step === 0 && cfg.objective === 'tb') this.initLogZ(nodes, policy);
+        const r = gfnLoss(policy, nodes, cfg.objective as 'tb' | 'subtb', cfg.subtb.lambda, vars);
         ({ loss, grads } = r);
         logZ = r.logZ.reduce((s, v) => s + v, 0) / B;
       } finally {
@@ -173,6 +213,7 @@ export class LmTrainer {
       throw new DivergedError(`${Number.isFinite(loss) ? 'gradient norm' : 'loss'} became ${Number.isFinite(loss) ? gradNorm : loss} at step ${this.step + 1}`);
     }
     this.dqn?.syncTarget();
+    this.syncPolicy();
     this.step++;
     return {
       step: this.step,
@@ -187,8 +228,8 @@ export class LmTrainer {
   }
 
   /** TB: start log Z(X) at the first batch's mean of log R − Σ log P_F (docs/design.md §4). */
-  private initLogZ(nodes: ReturnType<typeof stackNodes>): void {
-    const lp = tf.tidy(() => pick(nodeLogPolicy(this.head, nodes), nodes.chosen).dataSync());
+  private initLogZ(nodes: ReturnType<typeof stackNodes>, policy: NodePolicy): void {
+    const lp = tf.tidy(() => pick(nodeLogPolicy(policy, nodes), nodes.chosen).dataSync());
     let s = 0;
     nodes.rows.forEach((r, b) => {
       let sum = 0;
@@ -228,6 +269,7 @@ export class LmTrainer {
     return saveCheckpoint(runDir, this.step, (dir) => {
       const base = { id: this.cfg.model, sha256: this.session.modelHash };
       this.head.save(join(dir, 'head'), base);
+      if (this.lora) this.lora.adapter.save(join(dir, 'adapter'), base);
       if (this.dqn) this.dqn.target.save(join(dir, 'target'), base);
       writeFileSync(join(dir, 'optimizer.json'), JSON.stringify(this.optim.getState()));
       writeFileSync(join(dir, 'state.json'), JSON.stringify({ step: this.step, rng: this.rng.state(), replay: this.replay.toJSON() }));
@@ -245,6 +287,12 @@ export class LmTrainer {
     const { head } = LmHead.load(join(ck.dir, 'head'), base);
     copyAll(this.head, head);
     head.dispose();
+    if (this.lora) {
+      const { adapter } = LoraAdapter.load(join(ck.dir, 'adapter'), this.session.facts, { sha256: this.session.modelHash });
+      this.lora.adapter.setFactors(adapter.factors());
+      adapter.dispose();
+      this.syncPolicy();
+    }
     if (this.dqn) {
       const { head: target } = LmHead.load(join(ck.dir, 'target'), base);
       copyAll(this.dqn.target, target);
@@ -266,6 +314,15 @@ export async function openModel(cfg: TrainConfig): Promise<{ dir: string; sessio
   const session = await LmSession.open(dir, { threads: cfg.train.threads });
   const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize);
   return { dir, session, tok };
+}
+
+/** LoRA adapters for a config, the frozen weights read from the same ONNX file, and the branched session. */
+async function openLora(cfg: TrainConfig, dir: string, session: LmSession): Promise<LoraState> {
+  const a = cfg.adapter;
+  const adapter = new LoraAdapter(session.facts, { rank: a.rank, alpha: a.alpha, targets: a.targets }, cfg.seed);
+  const base = loadFrozenGpt(dir);
+  if (base.sha256 !== session.modelHash) throw new UsageError(`${dir}: model file changed while opening it`);
+  return { adapter, base, session: await openLoraSession(dir, adapter, { threads: cfg.train.threads }) };
 }
 
 export function zConstraints(cfg: TrainConfig, tok: Tokenizer): ZConstraints {

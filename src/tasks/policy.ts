@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { selectBackend } from '../core/backend.js';
 import { UsageError } from '../core/errors.js';
 import { LmHead } from '../finetune/head.js';
+import { LoraAdapter, openLoraSession } from '../finetune/lora.js';
 import { LmSession } from '../lm/session.js';
 import { resolveModelDir } from '../lm/resolve.js';
 import { loadHfTokenizer } from '../lm/tokenizer.js';
@@ -56,6 +57,13 @@ export function headHook(head: LmHead, tau: number): PolicyHook {
 export async function loadRunPolicy(runDir: string, cfg: TrainConfig): Promise<LoadedPolicy> {
   const { session, tok } = await openModel(cfg);
   const ck = loadLatestCheckpoint(runDir);
+  if (cfg.adapter.kind === 'lora') {
+    // the adapted model decodes Z (and, in arithmetic, the answer after it): what `export` ships
+    const { adapter } = LoraAdapter.load(join(ck.dir, 'adapter'), session.facts, { sha256: session.modelHash });
+    const lora = await openLoraSession(session.dir, adapter, { threads: cfg.train.threads });
+    await session.release();
+    return { session: lora, tok, constraints: zConstraints(cfg, tok), label: runDir, cfg, step: ck.step };
+  }
   const { head } = LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
   return { session, tok, constraints: zConstraints(cfg, tok), hook: headHook(head, policyTemperature(cfg)), label: runDir, cfg, step: ck.step };
 }
