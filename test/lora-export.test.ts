@@ -43,7 +43,7 @@ function makeRun(root: string, modelDir: string, kind: 'lora' | 'head', seed = 3
   adapter.setFactors(f);
   const sha = readSha(modelDir);
   saveCheckpoint(runDir, 7, (dir) => {
-    if (kind === 'lora') adapter.save(path.join(dir, 'adapter'), { id: modelDir, sha256: sha });
+    if (kind === 'lora') adapter.save(path.join(dir, 'head'), { id: modelDir, sha256: sha });
     writeFileSync(path.join(dir, 'state.json'), '{}');
   });
   writeFileSync(path.join(runDir, 'config.yaml'), YAML.stringify(cfg));

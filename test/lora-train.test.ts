@@ -9,6 +9,7 @@ import YAML from 'yaml';
 import { writeTempModel } from '../src/lmbuild/fixtures.js';
 import { LmTrainer } from '../src/finetune/trainer.js';
 import { exactPosterior } from '../src/finetune/posterior.js';
+import type { LoraPolicyAdapter } from '../src/finetune/lora-adapter.js';
 import { validate } from '../src/finetune/config-loader.js';
 import { trainConfigSchema } from '../src/finetune/schema.js';
 
@@ -52,7 +53,7 @@ test('LoRA: a run restored from a checkpoint ends on exactly the numbers (and ad
   assert.equal(b!.loss, a!.loss);
   assert.equal(b!.meanLogR, a!.meanLogR);
   assert.equal(b!.logZ, a!.logZ);
-  const fa = full.lora!.adapter.factors(), fb = resumed.lora!.adapter.factors();
+  const fa = (full.adapter as LoraPolicyAdapter).lora.factors(), fb = (resumed.adapter as LoraPolicyAdapter).lora.factors();
   let moved = 0;
   for (const [n, f] of fa) {
     assert.deepEqual(fb.get(n)!.a, f.a);

@@ -110,7 +110,7 @@ export async function runCompare(file: string, c: CompareConfig, outDir: string,
       const tr = await trainMethod(m.kind, cfg, runDir, { klCoef: m.klCoef, quiet: o.quiet, label: m.name });
       trainSeconds = tr.seconds;
       trainSteps = tr.steps;
-      policy = await loadRunPolicy(runDir, m.kind === 'gfn' ? cfg : { ...cfg, objective: 'subtb' });
+      policy = await loadRunPolicy(runDir, cfg);
     }
     log(`[${m.name}] evaluating (${c.eval.samples} × ${describeDecode(decode)})`);
     const te = performance.now();

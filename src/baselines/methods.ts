@@ -3,14 +3,15 @@
  * read like any other: config.yaml + checkpoints/ (+ metrics.jsonl, summary.json).
  * - gfn: `LmTrainer` with the config's objective (TB, SubTB, SoftDQN, M-DQN), via the same
  *   loop as `flowtune train`;
- * - sft / reinforce: the baselines of this folder on an `LmTrainer`'s head, optimizer and
- *   RNG (built with objective subtb, which gives a head-only optimizer; baseline.json says
- *   which method trained it).
+ * - sft / reinforce: the baselines of this folder on a `FineTuneSetup` (the same adapter,
+ *   optimizer over its policy variables, and RNG as every objective starts from);
+ *   baseline.json says which method trained it (and makes eval sample softmax(logits)).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { LmTrainer, type StepMetrics } from '../finetune/trainer.js';
+import { FineTuneSetup } from '../finetune/setup.js';
 import type { TrainConfig } from '../finetune/schema.js';
 import { runTraining } from '../finetune/run.js';
 import { appendJsonLine, Progress, writeFileAtomic } from '../core/io.js';
@@ -34,9 +35,8 @@ export async function trainMethod(kind: MethodKind, cfg: TrainConfig, runDir: st
     const last = await runTraining(trainer, runDir, { quiet: o.quiet, label: o.label });
     return finish(runDir, kind, cfg, trainer.step, t0, last);
   }
-  const hcfg: TrainConfig = { ...cfg, objective: 'subtb' };
-  const trainer = await LmTrainer.create(hcfg);
-  writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(hcfg));
+  const trainer = await FineTuneSetup.create(cfg);
+  writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(cfg));
   writeFileSync(join(runDir, 'baseline.json'), JSON.stringify({ method: kind, klCoef: o.klCoef ?? 0 }, null, 2) + '\n');
   const stepper = kind === 'sft' ? await SftBaseline.create(trainer) : new ReinforceBaseline(trainer, o.klCoef ?? 0);
   if (stepper instanceof SftBaseline) writeFileSync(join(runDir, 'baseline.json'), JSON.stringify({ method: kind, goldRationales: stepper.goldCount, leftOut: stepper.infeasible }, null, 2) + '\n');
@@ -50,11 +50,11 @@ export async function trainMethod(kind: MethodKind, cfg: TrainConfig, runDir: st
     progress?.update(last.step, `loss ${last.loss.toFixed(3)} | log R ${last.meanLogR.toFixed(2)}`);
   }
   progress?.stop();
-  return finish(runDir, kind, hcfg, trainer.step, t0, last);
+  return finish(runDir, kind, cfg, trainer.step, t0, last);
 }
 
 function finish(runDir: string, kind: MethodKind, cfg: TrainConfig, steps: number, t0: number, last: StepMetrics | null): TrainedMethod {
   const seconds = (performance.now() - t0) / 1000;
-  writeFileAtomic(join(runDir, 'summary.json'), JSON.stringify({ run: runDir, method: kind, objective: cfg.objective, seed: cfg.seed, steps, loss: last?.loss ?? null, meanLogR: last?.meanLogR ?? null, seconds }, null, 2) + '\n');
+  writeFileAtomic(join(runDir, 'summary.json'), JSON.stringify({ run: runDir, method: kind, objective: kind === 'gfn' ? cfg.objective : null, seed: cfg.seed, steps, loss: last?.loss ?? null, meanLogR: last?.meanLogR ?? null, seconds }, null, 2) + '\n');
   return { runDir, steps, seconds, last };
 }

@@ -5,16 +5,16 @@ import { Rng } from '../core/rng.js';
 import { LmHead } from '../finetune/head.js';
 import { sample } from '../lm/sampler.js';
 import { loadLatestCheckpoint } from '../finetune/checkpoint.js';
-import { openModel, zConstraints } from '../finetune/trainer.js';
+import { openModel, zConstraints } from '../finetune/setup.js';
+import { type PolicyAdapter, temperedPolicy } from '../finetune/adapter.js';
+import { LoraPolicyAdapter } from '../finetune/lora-adapter.js';
 import { sampleZ } from '../finetune/rollout.js';
-import { headHook, policyTemperature } from '../tasks/policy.js';
+import { runTemperature } from '../tasks/policy.js';
 import { scoreRows } from '../finetune/score.js';
 import { sequenceLogProbs } from '../finetune/posterior.js';
 import { scheduleAt } from '../finetune/schema.js';
 import { intArg, numArg } from './args.js';
 import { readRunConfig } from '../finetune/run.js';
-import { LoraAdapter, loadFrozenGpt, loraNodeLogits, openLoraSession } from '../finetune/lora.js';
-import type { LmSession } from '../lm/session.js';
 
 export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
   command: 'sample',
@@ -33,24 +33,22 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
     const cfg = readRunConfig(runDir);
     const n = intArg('n', a.n, 1, 10_000);
     const temperature = numArg('temperature', a.temperature, 0, 100);
-    const { session, tok } = await openModel(cfg);
+    const { dir, session, tok } = await openModel(cfg);
     const ck = loadLatestCheckpoint(runDir);
-    const { head } = LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
     // LoRA runs sample from the model with low-rank branches; rewards stay with the frozen base
-    let lora: { adapter: LoraAdapter; session: LmSession; base: ReturnType<typeof loadFrozenGpt> } | null = null;
-    if (cfg.adapter.kind === 'lora') {
-      const { adapter } = LoraAdapter.load(join(ck.dir, 'adapter'), session.facts, { sha256: session.modelHash });
-      lora = { adapter, base: loadFrozenGpt(session.dir), session: await openLoraSession(session.dir, adapter) };
-    }
+    const head: PolicyAdapter =
+      cfg.adapter.kind === 'lora'
+        ? await LoraPolicyAdapter.load(join(ck.dir, 'head'), dir, session)
+        : LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize }).head;
     const c = zConstraints(cfg, tok);
     const xIds = tok.encode(a.x as string);
     if (xIds.length === 0) throw new UsageError('--x is empty');
     const need = xIds.length + c.maxLength + 40;
     if (need > session.facts.nCtx) throw new UsageError(`--x is ${xIds.length} tokens: with Z and Y that exceeds the model's context window of ${session.facts.nCtx}`);
-    const tau = policyTemperature(cfg);
-    const hook = lora ? undefined : headHook(head, tau);
+    const tau = runTemperature(runDir, cfg);
+    const hook = temperedPolicy(head, tau);
     const rng = new Rng(intArg('seed', a.seed, 0));
-    const zs = await sampleZ(lora?.session ?? session, tok, Array.from({ length: n }, () => xIds), { constraints: c, temperature, policy: hook, rng });
+    const zs = await sampleZ(head.samplingSession?.() ?? session, tok, Array.from({ length: n }, () => xIds), { constraints: c, temperature, policy: hook, rng });
 
     let ys: number[][];
     let continuations: string[] | null = null;
@@ -67,10 +65,7 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
     }
     const reward = { prior: cfg.reward.prior, likelihoodWeight: cfg.reward.likelihoodWeight, temperature: scheduleAt(cfg.reward.temperature, cfg.train.steps) };
     const rows = await scoreRows(session, zs.map(() => xIds), zs, ys, c, reward, { prefix: false });
-    const logitsOf = lora
-      ? (_h: unknown, _b: unknown, r0: number, chunk: typeof rows) => loraNodeLogits(lora.base, lora.adapter, chunk.map(() => xIds), zs.slice(r0, r0 + chunk.length).map((z) => z.tokens), chunk.map((r) => r.nodes))
-      : (h: Parameters<typeof head.logits>[0], b: Parameters<typeof head.logits>[1]) => head.logits(h, b);
-    const logPF = sequenceLogProbs(rows, { d: session.hiddenSize, V: session.vocabSize, stop: c.stopId }, logitsOf, tau);
+    const logPF = sequenceLogProbs(rows, { d: session.hiddenSize, V: session.vocabSize, stop: c.stopId }, (h, b, chunk) => head.logits(h, b, chunk), tau);
     const out = zs.map((z, i) => ({
       z: tok.decode(z.tokens),
       logPF: logPF[i],

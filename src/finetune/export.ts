@@ -48,8 +48,8 @@ async function loadLoraRun(runDir: string, what: string): Promise<LoadedRun> {
   const { bytes } = readOnnx(modelDir);
   const baseSha256 = sha256(bytes);
   const ck = loadLatestCheckpoint(runDir);
-  const dir = path.join(ck.dir, 'adapter');
-  if (!existsSync(dir)) throw new UsageError(`${ck.dir} holds no adapter (not a LoRA checkpoint)`);
+  const dir = path.join(ck.dir, 'head');
+  if (!existsSync(path.join(dir, 'adapter.json'))) throw new UsageError(`${ck.dir} holds no adapter (not a LoRA checkpoint)`);
   // refuses a base model whose file changed since training (sha256 in the adapter manifest)
   const { adapter } = LoraAdapter.load(dir, facts, { sha256: baseSha256 });
   return { modelDir, modelSpec: cfg.model, baseSha256, adapter, step: ck.step };

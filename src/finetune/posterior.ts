@@ -3,7 +3,7 @@ import { logSumExp } from '../core/math.js';
 import { klDivergence, totalVariation } from '../gfn/exact.js';
 import type { LmTrainer } from './trainer.js';
 import { scoreRows, type ScoredRow } from './score.js';
-import { disposeNodes, pick, stackNodes } from './objective.js';
+import { disposeNodes, pick, stackNodes } from './nodes.js';
 import type { ZSample } from './rollout.js';
 import { UsageError } from '../core/errors.js';
 
@@ -41,9 +41,8 @@ export async function exactPosterior(t: LmTrainer, exampleIndex = 0): Promise<Po
   const logR = Float64Array.from(rows, (r) => r.logR);
   const logZTrue = logSumExp(logR);
   const posterior = logR.map((l) => Math.exp(l - logZTrue));
-  const tau = t.dqn?.tau ?? 1;
   const dims = { d: t.session.hiddenSize, V: t.session.vocabSize, stop: c.stopId };
-  const logPolicy = sequenceLogProbs(rows, dims, (h, b, r0, chunk) => t.nodePolicy(chunk.map(() => ex.xIds), zs.slice(r0, r0 + chunk.length), chunk).logits(h, b), tau);
+  const logPolicy = sequenceLogProbs(rows, dims, (h, b, chunk) => t.adapter.logits(h, b, chunk), t.objective.temperature);
   const logPrior = sequenceLogProbs(rows, dims, (_h, b) => b, 1);
   const policy = logPolicy.map(Math.exp);
   const prior = logPrior.map(Math.exp);
@@ -61,15 +60,15 @@ export async function exactPosterior(t: LmTrainer, exampleIndex = 0): Promise<Po
 export function sequenceLogProbs(
   rows: ScoredRow[],
   { d, V, stop }: { d: number; V: number; stop: number },
-  /** logits at the chunk's stacked nodes; r0 = index of the chunk's first row */
-  logitsOf: (h: tf.Tensor2D, base: tf.Tensor2D, r0: number, chunk: ScoredRow[]) => tf.Tensor2D,
+  /** logits at the chunk's stacked nodes (`chunk`: the rows they come from) */
+  logitsOf: (h: tf.Tensor2D, base: tf.Tensor2D, chunk: ScoredRow[]) => tf.Tensor2D,
   tau: number,
 ): Float64Array {
   const out = new Float64Array(rows.length);
   for (let r0 = 0; r0 < rows.length; r0 += 256) {
     const chunk = rows.slice(r0, r0 + 256);
     const nodes = stackNodes(chunk, d, V, stop);
-    const lp = tf.tidy(() => pick(tf.logSoftmax(tf.add(tf.div(logitsOf(nodes.hidden, nodes.base, r0, chunk), tau), nodes.negMask)) as tf.Tensor2D, nodes.chosen).dataSync());
+    const lp = tf.tidy(() => pick(tf.logSoftmax(tf.add(tf.div(logitsOf(nodes.hidden, nodes.base, chunk), tau), nodes.negMask)) as tf.Tensor2D, nodes.chosen).dataSync());
     chunk.forEach((r, i) => {
       let s = 0;
       for (let j = 0; j < r.nodes.length; j++) s += lp[nodes.first[i] + j];

@@ -3,17 +3,19 @@
  * head of its latest checkpoint) or a base model folder with no head (the "base LM"
  * baseline, with the task's default constraints or those of a training config).
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { selectBackend } from '../core/backend.js';
 import { UsageError } from '../core/errors.js';
-import { LmHead } from '../finetune/head.js';
-import { LoraAdapter, openLoraSession } from '../finetune/lora.js';
 import { LmSession } from '../lm/session.js';
 import { resolveModelDir } from '../lm/resolve.js';
 import { loadHfTokenizer } from '../lm/tokenizer.js';
-import type { PolicyHook } from '../lm/sampler.js';
 import { loadLatestCheckpoint } from '../finetune/checkpoint.js';
-import { openModel, zConstraints } from '../finetune/trainer.js';
+import { openModel, zConstraints } from '../finetune/setup.js';
+import { temperedPolicy } from '../finetune/adapter.js';
+import { LmHead } from '../finetune/head.js';
+import { LoraPolicyAdapter } from '../finetune/lora-adapter.js';
+import { samplingTemperature } from '../finetune/objectives/index.js';
 import type { ZConstraints } from '../finetune/rollout.js';
 import { trainConfigSchema, type TrainConfig } from '../finetune/schema.js';
 import { validate } from '../finetune/config-loader.js';
@@ -43,29 +45,25 @@ export interface LoadedPolicy extends Decoder {
   step: number | null;
 }
 
-/** Soft Q-learners sample softmax(Q/τ) with τ = 1/(1 − α) for M-DQN (eq. (MQ)); GFlowNets softmax(logits). */
-export function policyTemperature(cfg: TrainConfig): number {
-  return cfg.objective === 'mdqn' ? 1 / (1 - cfg.dqn.munchausenAlpha) : 1;
-}
-
-export function headHook(head: LmHead, tau: number): PolicyHook {
-  const base = head.policy();
-  return tau === 1 ? base : (s) => base(s).map((v) => v / tau);
+/**
+ * The sampling temperature of a run folder's policy, softmax(logits/τ): the objective's τ
+ * (1/(1 − α) for M-DQN, eq. (MQ)); baselines (SFT, REINFORCE: baseline.json) sample softmax(logits).
+ */
+export function runTemperature(runDir: string, cfg: TrainConfig): number {
+  return existsSync(join(runDir, 'baseline.json')) ? 1 : samplingTemperature(cfg);
 }
 
 /** A run folder: config.yaml + checkpoints/ (from `flowtune train`, or a baseline trained by compare). */
 export async function loadRunPolicy(runDir: string, cfg: TrainConfig): Promise<LoadedPolicy> {
-  const { session, tok } = await openModel(cfg);
+  const { dir, session, tok } = await openModel(cfg);
   const ck = loadLatestCheckpoint(runDir);
   if (cfg.adapter.kind === 'lora') {
     // the adapted model decodes Z (and, in arithmetic, the answer after it): what `export` ships
-    const { adapter } = LoraAdapter.load(join(ck.dir, 'adapter'), session.facts, { sha256: session.modelHash });
-    const lora = await openLoraSession(session.dir, adapter, { threads: cfg.train.threads });
-    await session.release();
-    return { session: lora, tok, constraints: zConstraints(cfg, tok), label: runDir, cfg, step: ck.step };
+    const lora = await LoraPolicyAdapter.load(join(ck.dir, 'head'), dir, session, cfg.train.threads);
+    return { session: lora.samplingSession(), tok, constraints: zConstraints(cfg, tok), hook: lora.policy(), label: runDir, cfg, step: ck.step };
   }
   const { head } = LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
-  return { session, tok, constraints: zConstraints(cfg, tok), hook: headHook(head, policyTemperature(cfg)), label: runDir, cfg, step: ck.step };
+  return { session, tok, constraints: zConstraints(cfg, tok), hook: temperedPolicy(head, runTemperature(runDir, cfg)), label: runDir, cfg, step: ck.step };
 }
 
 /** The base LM with no head. */
