@@ -98,3 +98,30 @@ test('LoRA bad inputs: unknown target, rank ≤ 0 or above the layer → one lin
   expect(run('adapter.rank=33'), /adapter\.rank 33 exceeds .*1\.\.32/);
   expect(run('objective=mdqn'), /lora trains tb and subtb/);
 });
+
+test('CLI: a LoRA run trains, samples greedily with --temperature 0 (same Z every time), exports; export --peft of a head run is exit 2', () => {
+  const file = join(work, 'cli.yaml');
+  writeFileSync(file, YAML.stringify(loraConfig('tb', 4)));
+  const cliRun = (...a: string[]) => spawnSync(process.execPath, [cli, ...a], { encoding: 'utf8' });
+  const runDir = join(work, 'cli-run');
+  const t = cliRun('train', '--config', file, '--out', runDir);
+  assert.equal(t.status, 0, t.stderr);
+  const s = cliRun('sample', '--run', runDir, '--x', 'The cat', '--y', ' sat.', '-n', '3', '--temperature', '0', '--json');
+  assert.equal(s.status, 0, s.stderr);
+  const rows = s.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(rows.length, 3);
+  assert.ok(rows.every((r) => r.z === rows[0].z && r.logPF === rows[0].logPF && r.logPF <= 0));
+  const out = join(work, 'cli-merged');
+  assert.equal(cliRun('export', '--run', runDir, '--out', out).status, 0);
+  const again = cliRun('export', '--run', runDir, '--out', out);
+  assert.equal(again.status, 2);
+  assert.match(again.stderr.trim(), /^flowtune: .*already exists/);
+  const headFile = join(work, 'cli-head.yaml');
+  writeFileSync(headFile, YAML.stringify(loraConfig('tb', 2, { adapter: { kind: 'head' } })));
+  const headRun = join(work, 'cli-head');
+  assert.equal(cliRun('train', '--config', headFile, '--out', headRun).status, 0);
+  const peft = cliRun('export', '--run', headRun, '--out', join(work, 'cli-peft'), '--peft');
+  assert.equal(peft.status, 2);
+  assert.equal(peft.stderr.trim().split('\n').length, 1);
+  assert.match(peft.stderr, /needs a LoRA run/);
+});
