@@ -25,7 +25,7 @@ export class ReinforceBaseline {
     const t0 = performance.now();
     const t = this.trainer, cfg = t.cfg, B = cfg.train.batchSize;
     const exs = Array.from({ length: B }, () => t.examples[t.rng.int(t.examples.length)]);
-    const zs = await sampleZ(t.session, t.tok, exs.map((e) => e.xIds), { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng: t.rng });
+    const zs = await sampleZ(t.samplingSession, t.tok, exs.map((e) => e.xIds), { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng: t.rng });
     const rows = await scoreRows(t.session, exs.map((e) => e.xIds), zs, exs.map((e) => e.yIds), t.constraints, t.rewardSpec(), { prefix: false });
     const nodes = stackNodes(rows, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
     const vars = t.adapter.policyVariables();

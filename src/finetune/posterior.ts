@@ -42,7 +42,7 @@ export async function exactPosterior(t: LmTrainer, exampleIndex = 0): Promise<Po
   const logZTrue = logSumExp(logR);
   const posterior = logR.map((l) => Math.exp(l - logZTrue));
   const dims = { d: t.session.hiddenSize, V: t.session.vocabSize, stop: c.stopId };
-  const logPolicy = sequenceLogProbs(rows, dims, (h, b) => t.adapter.logits(h, b), t.objective.temperature);
+  const logPolicy = sequenceLogProbs(rows, dims, (h, b, chunk) => t.adapter.logits(h, b, chunk), t.objective.temperature);
   const logPrior = sequenceLogProbs(rows, dims, (_h, b) => b, 1);
   const policy = logPolicy.map(Math.exp);
   const prior = logPrior.map(Math.exp);
@@ -79,14 +79,15 @@ export function checkSanity(tv: number, policyMass: number, posteriorMass: numbe
 export function sequenceLogProbs(
   rows: ScoredRow[],
   { d, V, stop }: { d: number; V: number; stop: number },
-  logitsOf: (h: tf.Tensor2D, base: tf.Tensor2D) => tf.Tensor2D,
+  /** logits at the chunk's stacked nodes (`chunk`: the rows they come from) */
+  logitsOf: (h: tf.Tensor2D, base: tf.Tensor2D, chunk: ScoredRow[]) => tf.Tensor2D,
   tau: number,
 ): Float64Array {
   const out = new Float64Array(rows.length);
   for (let r0 = 0; r0 < rows.length; r0 += 256) {
     const chunk = rows.slice(r0, r0 + 256);
     const nodes = stackNodes(chunk, d, V, stop);
-    const lp = tf.tidy(() => pick(tf.logSoftmax(tf.add(tf.div(logitsOf(nodes.hidden, nodes.base), tau), nodes.negMask)) as tf.Tensor2D, nodes.chosen).dataSync());
+    const lp = tf.tidy(() => pick(tf.logSoftmax(tf.add(tf.div(logitsOf(nodes.hidden, nodes.base, chunk), tau), nodes.negMask)) as tf.Tensor2D, nodes.chosen).dataSync());
     chunk.forEach((r, i) => {
       let s = 0;
       for (let j = 0; j < r.nodes.length; j++) s += lp[nodes.first[i] + j];

@@ -80,6 +80,23 @@ export const trainConfigSchema = z.strictObject({
       whitenRollouts: z.number().int().min(2).default(64),
     })
     .prefault({}),
+  /**
+   * What trains. head (default): the LoRA-style head on the final hidden state (head section).
+   * lora: low-rank adapters inside the transformer's linear layers (src/finetune/lora.ts),
+   * W x + (alpha/rank)·B A x with A random and B = 0 at init, so the untrained policy is the
+   * base model exactly. targets: Hugging Face module names of the family (GPT-2: c_attn,
+   * c_proj, c_fc; null = PEFT's default for the family, c_attn for GPT-2).
+   */
+  adapter: z
+    .strictObject({
+      kind: z.enum(['head', 'lora']).default('head'),
+      rank: z.number().int().default(8),
+      alpha: z.number().positive().default(16),
+      targets: z.array(z.string().min(1)).nullable().default(null),
+      /** train the log Z / log F head alongside the adapters (objectives that need one) */
+      trainFlow: z.boolean().default(true),
+    })
+    .prefault({}),
   exploration: z
     .strictObject({
       /** fractions of each batch; they must sum to 1 */
@@ -143,6 +160,7 @@ export function checkConfigConsistency(c: TrainConfig): string | null {
   const e = c.exploration;
   if (Math.abs(e.onPolicy + e.tempered + e.replay - 1) > 1e-9) return `exploration.onPolicy + tempered + replay must be 1 (got ${e.onPolicy + e.tempered + e.replay})`;
   if (c.z.minLength > c.z.maxLength) return `z.minLength (${c.z.minLength}) exceeds z.maxLength (${c.z.maxLength})`;
+  if (c.adapter.rank <= 0) return `adapter.rank must be a positive integer (got ${c.adapter.rank})`;
   if (e.temperatureRange[0] > e.temperatureRange[1]) return 'exploration.temperatureRange must be [low, high]';
   return null;
 }

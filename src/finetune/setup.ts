@@ -8,6 +8,7 @@ import { loadHfTokenizer, type Tokenizer, samplableIds } from '../lm/tokenizer.j
 import { resolveModelDir } from '../lm/resolve.js';
 import type { PolicyAdapter } from './adapter.js';
 import { LmHead, headConfig } from './head.js';
+import { LoraPolicyAdapter } from './lora-adapter.js';
 import { scheduleAt, type TrainConfig } from './schema.js';
 import { loadExamples, type Example } from './examples.js';
 import { sampleZ, type ZConstraints } from './rollout.js';
@@ -34,7 +35,7 @@ export interface FineTuneParts {
  * (GFlowNet objectives, soft Q-learning, SFT, REINFORCE) starts from the same adapter and RNG.
  */
 export async function prepareFineTune(cfg: TrainConfig): Promise<FineTuneParts> {
-  const { session, tok } = await openModel(cfg);
+  const { dir, session, tok } = await openModel(cfg);
   const examples = loadExamples(cfg, tok);
   const constraints = zConstraints(cfg, tok);
   for (const ex of examples) {
@@ -48,7 +49,7 @@ export async function prepareFineTune(cfg: TrainConfig): Promise<FineTuneParts> 
   const exs = Array.from({ length: n }, () => examples[whitenRng.int(examples.length)]);
   const zs = await sampleZ(session, tok, exs.map((e) => e.xIds), { constraints, temperature: 1, rng: whitenRng });
   const rows = await scoreRows(session, exs.map((e) => e.xIds), zs, exs.map((e) => e.yIds), constraints, rewardSpecAt(cfg, 0), { prefix: false });
-  const adapter = createAdapter(cfg, session, concat(rows.map((r) => r.hidden)));
+  const adapter = await createAdapter(cfg, dir, session, concat(rows.map((r) => r.hidden)));
   return { cfg, session, tok, examples, constraints, rng, adapter };
 }
 
@@ -56,11 +57,15 @@ export async function prepareFineTune(cfg: TrainConfig): Promise<FineTuneParts> 
  * The adapter a config asks for: the LoRA-style head of docs/design.md §4, its frozen
  * whitening fitted on `whiteningStates` (hidden states of random base-model rollouts).
  */
-function createAdapter(cfg: TrainConfig, session: LmSession, whiteningStates: Float32Array): PolicyAdapter {
+async function createAdapter(cfg: TrainConfig, dir: string, session: LmSession, whiteningStates: Float32Array): Promise<PolicyAdapter> {
   const h = cfg.head;
   const head = new LmHead(headConfig({ kind: h.kind, rank: h.rank, alpha: h.alpha ?? 2 * h.rank, width: h.width, hiddenSize: session.hiddenSize, vocabSize: session.vocabSize }), cfg.seed);
   head.fitWhitening(whiteningStates);
-  return head;
+  if (cfg.adapter.kind === 'head') return head;
+  // adapter.kind lora: LoRA inside the network; the head keeps only its log-flow part
+  if (cfg.objective === 'softdqn' || cfg.objective === 'mdqn') throw new UsageError(`adapter.kind lora trains tb and subtb; ${cfg.objective} still needs adapter.kind head`);
+  const a = cfg.adapter;
+  return LoraPolicyAdapter.create(dir, session, { rank: a.rank, alpha: a.alpha, targets: a.targets, trainFlow: a.trainFlow, seed: cfg.seed, threads: cfg.train.threads }, head);
 }
 
 /**
@@ -88,6 +93,11 @@ export class FineTuneSetup {
 
   static async create(cfg: TrainConfig): Promise<FineTuneSetup> {
     return new FineTuneSetup(await prepareFineTune(cfg));
+  }
+
+  /** The session the policy samples from: the frozen LM with the adapter's hook, or the adapter's own (LoRA). */
+  get samplingSession(): LmSession {
+    return this.adapter.samplingSession?.() ?? this.session;
   }
 
   /** The reward at the current step (the reward temperature is scheduled). */

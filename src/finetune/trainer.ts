@@ -73,13 +73,13 @@ export class LmTrainer extends FineTuneSetup {
     for (let b = 0; b < B; b++) if (!zs[b]) (b >= B - nRep - nTemp && b < B - nRep ? tempRows : onRows).push(b);
     const eps = scheduleAt(e.epsilon, this.step);
     if (onRows.length > 0) {
-      const out = await sampleZ(this.session, this.tok, onRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: 1, policy: this.policyHook(eps), rng });
+      const out = await sampleZ(this.samplingSession, this.tok, onRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: 1, policy: this.policyHook(eps), rng });
       onRows.forEach((b, i) => (zs[b] = out[i]));
     }
     if (tempRows.length > 0) {
       const [lo, hi] = e.temperatureRange;
       const T = lo + (hi - lo) * rng.uniform();
-      const out = await sampleZ(this.session, this.tok, tempRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: T, policy: this.policyHook(0), rng });
+      const out = await sampleZ(this.samplingSession, this.tok, tempRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: T, policy: this.policyHook(0), rng });
       tempRows.forEach((b, i) => (zs[b] = out[i]));
     }
     const reward = this.rewardSpec();

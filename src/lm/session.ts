@@ -9,6 +9,7 @@ import { UsageError } from '../core/errors.js';
 import { type Dtype, type ModelFacts, graphIo, modelFamily, readConfig, readOnnx } from './folder.js';
 import { exposeHiddenState } from './surgery.js';
 import { type PositionHandling, externalDataFiles, hashModelFiles, positionHandling, stageSurgeredModel } from './layout.js';
+import type { ModelProto } from './onnx-graph.js';
 
 export interface SessionOptions {
   /** ORT intra-op threads (default 1). */
@@ -17,6 +18,8 @@ export interface SessionOptions {
   needHidden?: boolean;
   /** Which weights file, as transformers.js's dtype: fp32 = onnx/model.onnx, q8 = model_quantized.onnx, fp16 = model_fp16.onnx, ... */
   dtype?: Dtype;
+  /** Rewrites the decoded graph before the session is created (e.g. LoRA branches, lora-graph.ts). */
+  transform?: (model: ModelProto) => void;
 }
 
 /** Past keys/values for a batch: names past_key_values.{i}.key|value → [B, H, length, Dh]. */
@@ -66,6 +69,8 @@ export class LmSession {
   readonly modelHash: string;
   readonly dir: string;
   private readonly pastNames: string[];
+  /** Inputs a graph transform added (e.g. LoRA factors), merged into every forward's feeds. */
+  private extraFeeds: Record<string, ort.Tensor> = {};
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -105,18 +110,26 @@ export class LmSession {
     let loadFrom = graphFile;
     let cleanup: (() => void) | null = null;
     let hiddenName: string | null = graphIo(model).outputs.some((o) => o.name === 'last_hidden_state') ? 'last_hidden_state' : null;
+    let edited = false;
     if (!hiddenName && opts.needHidden !== false) {
       try {
         exposeHiddenState(model);
-        // The edited graph goes to a temporary folder next to links to the external data files.
-        const staged = stageSurgeredModel(model, graphFile, extFiles);
-        loadFrom = staged.file;
-        cleanup = staged.cleanup;
         hiddenName = 'last_hidden_state';
+        edited = true;
       } catch (err) {
         // No recognizable LM-head MatMul: the model still samples and scores, without hidden states.
         if (!(err instanceof UsageError)) throw err;
       }
+    }
+    if (opts.transform) {
+      opts.transform(model);
+      edited = true;
+    }
+    if (edited) {
+      // The edited graph goes to a temporary folder next to links to the external data files.
+      const staged = stageSurgeredModel(model, graphFile, extFiles);
+      loadFrom = staged.file;
+      cleanup = staged.cleanup;
     }
     let session: ort.InferenceSession;
     try {
@@ -148,6 +161,11 @@ export class LmSession {
 
   get nLayer(): number {
     return this.pastNames.length / 2;
+  }
+
+  /** Sets the extra graph inputs fed with every forward (replaces the previous set). */
+  setExtraFeeds(feeds: Record<string, ort.Tensor>): void {
+    this.extraFeeds = feeds;
   }
 
   emptyCache(batch: number): KvCache {
@@ -189,6 +207,7 @@ export class LmSession {
     if (this.hasKvCache) Object.assign(feeds, past.tensors);
     // Merged decoders (decoder_model_merged.onnx): the cache branch once there is a cache.
     if (this.inputNames.includes('use_cache_branch')) feeds.use_cache_branch = new ort.Tensor('bool', Uint8Array.of(past.length > 0 ? 1 : 0), [1]);
+    Object.assign(feeds, this.extraFeeds);
     const out = await this.session.run(feeds);
     const present: KvCache = { batch: B, length: T, tensors: {} };
     for (const n of this.pastNames) {
