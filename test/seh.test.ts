@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { loadBlocks, replayActions, numParents, removeBlock, addBlock, leafBlocks, SEH_DATA_DIR, type BlockState } from '../src/envs/seh-blocks.js';
+import { loadBlocks, replayActions, forcedTerminal, numParents, removeBlock, addBlock, leafBlocks, SEH_DATA_DIR, type BlockState } from '../src/envs/seh-blocks.js';
 import { SehChemistry, assemblySmiles, dropOneH, type AtomRow, type BondRow } from '../src/envs/seh-chem.js';
 import { SehProxy, sehLogReward } from '../src/envs/seh-proxy.js';
 
@@ -96,4 +96,61 @@ test('RDKit assembly: canonical SMILES, atom and bond tables equal the reference
 test('reward floor: (0.1/8)^10 for a proxy at or below 0.1', () => {
   assert.equal(Math.exp(sehLogReward(-3, 10)), Math.exp(10 * Math.log(0.1 / 8)));
   assert.ok(Math.abs(Math.exp(sehLogReward(-3, 10)) - 9.31322574615479e-20) < 1e-30);
+});
+
+test('SehEnv: random forward walks stay legal, rows round-trip, parents = backward-mask count', async () => {
+  const { SehEnv } = await import('../src/envs/seh-env.js');
+  const { Rng } = await import('../src/core/rng.js');
+  const env = await SehEnv.create(10);
+  const rng = new Rng(7);
+  const mask = new Uint8Array(env.nActions), bmask = new Uint8Array(env.nBackActions);
+  for (let walk = 0; walk < 40; walk++) {
+    let row = env.initialStates(1);
+    const flat: number[] = [];
+    for (let t = 0; t < env.maxSteps; t++) {
+      env.forwardMask(row, 1, mask);
+      const allowed = [...mask.keys()].filter((a) => mask[a]);
+      const a = allowed[rng.int(allowed.length)];
+      if (a === env.exitAction) {
+        flat.push(0);
+        break;
+      }
+      flat.push(a + 1);
+      const next = new Int32Array(env.stateDim);
+      env.step(row, Int32Array.of(a), 1, next);
+      row = next;
+    }
+    assert.equal(flat[flat.length - 1], 0, 'every walk ends with exit');
+    // the original MDP ends a state with no stems or 8 blocks without a STOP; here exit is forced
+    const forced = forcedTerminal(env.decode(row, 0));
+    if (forced) assert.deepEqual([...mask.keys()].filter((a) => mask[a]), [env.exitAction]);
+    const s = replayActions(lib, forced ? flat.slice(0, -1) : flat);
+    assert.deepEqual(env.decode(row, 0), s);
+    env.backwardMask(row, 1, bmask);
+    assert.equal(bmask.reduce((x, y) => x + y, 0), numParents(s));
+    const rt = new Int32Array(env.stateDim);
+    env.encodeState(s, rt, 0);
+    assert.deepEqual(rt, row);
+  }
+});
+
+test('flowtune molecules score --json: the reference proxy and reward for the first molecules', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { writeFileSync, mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const dir = mkdtempSync(path.join(tmpdir(), 'seh-'));
+  const file = path.join(dir, 'in.jsonl');
+  const pick = [0, 100, 500, 1000];
+  writeFileSync(file, pick.map((i) => JSON.stringify({ blockidxs: refs[i].blockidxs, jbonds: refs[i].jbonds, stems: refs[i].stems })).join('\n') + '\n');
+  const bin = path.join(SEH_DATA_DIR, '..', '..', 'bin', 'flowtune.js');
+  const out = execFileSync(process.execPath, [bin, 'molecules', 'score', '--input', file, '--json'], { encoding: 'utf8' }).trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(out.length, pick.length);
+  pick.forEach((i, k) => {
+    assert.equal(out[k].smiles, refs[i].smiles);
+    assert.ok(Math.abs(out[k].proxy - refs[i].proxy_output) <= 1e-4);
+    assert.ok(Math.abs(out[k].reward / refs[i].reward - 1) <= 1e-3);
+  });
+  writeFileSync(file, '{"blockidxs":[3,200],"jbonds":[[0,1,0,0]],"stems":[]}\n');
+  assert.throws(() => execFileSync(process.execPath, [bin, 'molecules', 'score', '--input', file], { stdio: 'pipe' }), (e: { status: number; stderr: Buffer }) => e.status === 2 && e.stderr.toString().trim().split('\n').length === 1);
 });

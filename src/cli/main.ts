@@ -10,9 +10,10 @@ import { sampleCommand } from './sample.js';
 import { evalCommand } from './eval.js';
 import { compareCommand } from './compare.js';
 import { reportCommand } from './report.js';
+import { moleculesCommand } from './molecules.js';
 
 /** Every subcommand lives in its own file and is registered here. */
-const commands: CommandModule<any, any>[] = [infoCommand, modelCommand, benchCommand, verifyCommand, demoCommand, trainCommand, sampleCommand, reportCommand, evalCommand, compareCommand];
+const commands: CommandModule<any, any>[] = [infoCommand, modelCommand, benchCommand, verifyCommand, demoCommand, trainCommand, sampleCommand, reportCommand, evalCommand, compareCommand, moleculesCommand];
 
 export function buildCli(argv: string[]): Argv {
   let cli = yargs(argv)
