@@ -104,7 +104,9 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
         .option('beta', { type: 'string', default: String(B.beta), describe: 'log R = −β·min_m d_H(x, m)' })
         .option('orders', { type: 'string', default: String(B.orders), describe: 'M backward orders per test string for log P̂' })
         .option('test-modes', { type: 'string', describe: 'build the test set from the first K modes only (default: all)' })
-        .option('mode-radius', { type: 'string', default: String(B.modeRadius), describe: 'Hamming radius for a mode to count as found' }),
+        .option('mode-radius', { type: 'string', default: String(B.modeRadius), describe: 'Hamming radius for a mode to count as found' })
+        .option('head', { type: 'string', describe: 'policy output head: dense (one unit per slot × word) | factored (position logit + rank-r query per slot × learned word embeddings); default factored for k ≥ 6, dense below' })
+        .option('head-rank', { type: 'string', default: '8', describe: 'rank r of the factored head' }),
       B,
       { batch: 'trajectories per iteration (mh: chains)', seed: 'seeds modes, test set, network and sampling', evalEvery: 'mode-curve point every K iterations' },
     ),
@@ -122,6 +124,8 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
       testModes: a['test-modes'] === undefined ? nModes : intArg('test-modes', a['test-modes'], 1, nModes),
       modeRadius: intArg('mode-radius', a['mode-radius'], 0),
     };
+    const head = a.head === undefined ? (opts.k >= 6 ? 'factored' : 'dense') : choiceArg('head', a.head, ['dense', 'factored'] as const);
+    Object.assign(opts, { head, headRank: intArg('head-rank', a['head-rank'], 1, 1024) });
     const io = new BenchOutput(a.out as string | undefined, opts.iterations, `bitseq ${opts.algo}`);
     const s: BitseqSummary = await runBitseqBench(opts, (m) => {
       io.progress.update(m.iteration, `modes ${m.modesFound} | mean log R ${m.meanLogR.toFixed(1)}`);
@@ -130,10 +134,10 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
     await io.finish(s);
     console.log(
       [
-        `bitseq n=${s.n} k=${s.k} β=${s.beta} (${s.nModes} modes), ${s.algo}, ${s.iterations} iterations, ${s.rewardEvaluations} reward evaluations, engine ${s.engine}`,
+        `bitseq n=${s.n} k=${s.k} β=${s.beta} (${s.nModes} modes), ${s.algo}, ${s.iterations} iterations, ${s.rewardEvaluations} reward evaluations, engine ${s.engine}, head ${s.head}${s.headRank ? ` (rank ${s.headRank})` : ''}`,
         `  modes found ${s.modesFound}/${s.nModes} (Hamming ≤ ${s.modeRadius})`,
         `  Spearman    ${s.spearman === null ? '— (no density estimate for MCMC)' : s.spearman.toFixed(4)} on ${s.testSize} test strings, M = ${s.orders} orders`,
-        `  time        ${s.seconds.toFixed(1)} s training (${s.itPerSec.toFixed(1)} it/s), ${s.cpuSeconds.toFixed(1)} s CPU; evaluation ${s.evalSeconds.toFixed(1)} s; peak RSS ${s.peakRssMB.toFixed(0)} MB`,
+        `  time        ${s.seconds.toFixed(1)} s training (${s.itPerSec.toFixed(1)} it/s wall, ${(s.iterations / s.cpuSeconds).toFixed(1)} it/CPU-s), ${s.cpuSeconds.toFixed(1)} s CPU; evaluation ${s.evalSeconds.toFixed(1)} s; peak RSS ${s.peakRssMB.toFixed(0)} MB`,
       ].join('\n'),
     );
     if (a.json) console.log(JSON.stringify(s));
