@@ -10,8 +10,11 @@ const shape = { slots: L, words: W, rank: r };
 const make = () => new FactoredHeadMlp(outer, ReferenceMlp.create(innerSpec(outer, shape), 3), shape, 3);
 const idx = Int32Array.of(0, 5, 9, 1, 4, 10);
 
-test('logit(j, w) = p_j + a_j · e_w; the other outputs pass through', () => {
+test('logit(j, w) = p_j + c_w + a_j · e_w; the other outputs pass through', () => {
   const net = make();
+  const p = net.getParams();
+  for (let w = 0; w < W; w++) p[net.inner.numParams + W * r + w] = 0.1 * (w + 1); // nonzero word biases
+  net.setParams(p);
   const inner = new Float32Array(2 * net.inner.spec.outputDim);
   net.inner.forward(idx, 2, inner, false);
   const out = new Float32Array(2 * outer.outputDim);
@@ -21,7 +24,7 @@ test('logit(j, w) = p_j + a_j · e_w; the other outputs pass through', () => {
   for (let i = 0; i < 2; i++) {
     for (let j = 0; j < L; j++)
       for (let w = 0; w < W; w++) {
-        let s = inner[i * D + j];
+        let s = inner[i * D + j] + E[W * r + w];
         for (let q = 0; q < r; q++) s += inner[i * D + L + j * r + q] * E[w * r + q];
         assert.ok(Math.abs(out[i * outer.outputDim + j * W + w] - s) < 1e-5);
       }

@@ -2,8 +2,9 @@
  * A factored slot × word output head for slot-filling policies (bit sequences): instead of
  * one output unit per (slot, word) — L·W units, 3,840 at k = 8 and 12,288 at k = 10 — the
  * inner MLP emits, per slot j, a position logit p_j and a query a_j ∈ R^r, and
- *   logit(j, w) = p_j + a_j · e_w,
- * with e_w ∈ R^r a learned word embedding (a parameter, not a network output). The last
+ *   logit(j, w) = p_j + c_w + a_j · e_w,
+ * with e_w ∈ R^r a learned word embedding and c_w a learned word bias (parameters, not
+ * network outputs; c_w lets the policy learn "these words are good anywhere" directly). The last
  * layer shrinks from hidden × L·W to hidden × L(1 + r); the expansion costs L·W·r per row.
  * The outputs after the L·W logits (exit, backward logits, log-flow) pass through unchanged,
  * so the wrapper is a drop-in SparseMlp with the same output layout as a dense head.
@@ -46,13 +47,14 @@ export class FactoredHeadMlp implements SparseMlp {
   constructor(readonly spec: MlpSpec, readonly inner: SparseMlp, readonly shape: FactoredHeadShape, seed: number) {
     this.innerDim = inner.spec.outputDim;
     this.pass = spec.outputDim - shape.slots * shape.words;
-    const n = shape.words * shape.rank;
+    const n = shape.words * (shape.rank + 1); // embeddings [W × r], then biases [W] (start at 0)
     this.E = new Float32Array(n);
     this.gE = new Float32Array(n);
     this.mE = new Float32Array(n);
     this.vE = new Float32Array(n);
     const rng = new Rng(seed + 77_777);
-    for (let i = 0; i < n; i++) this.E[i] = 2 * rng.uniform() - 1; // U(±1): logits start near p_j
+    const bound = 1 / Math.sqrt(shape.rank); // like a linear layer's init with fan-in r
+    for (let i = 0; i < shape.words * shape.rank; i++) this.E[i] = (2 * rng.uniform() - 1) * bound;
     this.numParams = inner.numParams + n;
   }
 
@@ -74,7 +76,7 @@ export class FactoredHeadMlp implements SparseMlp {
       }
       this.tape.set(z.subarray(0, n * D), row0 * D);
     }
-    const { slots: L, words: W, rank: r } = this.shape, O = this.spec.outputDim, E = this.E;
+    const { slots: L, words: W, rank: r } = this.shape, O = this.spec.outputDim, E = this.E, cOff = W * r;
     for (let i = 0; i < n; i++) {
       const zi = i * D, oi = i * O;
       for (let j = 0; j < L; j++) {
@@ -84,7 +86,7 @@ export class FactoredHeadMlp implements SparseMlp {
           continue;
         }
         for (let w = 0; w < W; w++) {
-          let s = p;
+          let s = p + E[cOff + w];
           for (let q = 0; q < r; q++) s += z[a + q] * E[w * r + q];
           out[base + w] = s;
         }
@@ -108,6 +110,7 @@ export class FactoredHeadMlp implements SparseMlp {
         for (let w = 0; w < W; w++) {
           const g = dOut[base + w];
           if (g === 0) continue;
+          gE[W * r + w] += g;
           for (let q = 0; q < r; q++) {
             dz[di + a + q] += g * E[w * r + q];
             gE[w * r + q] += g * this.tape[zi + a + q];
