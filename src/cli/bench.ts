@@ -105,7 +105,7 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
         .option('orders', { type: 'string', default: String(B.orders), describe: 'M backward orders per test string for log P̂' })
         .option('test-modes', { type: 'string', describe: 'build the test set from the first K modes only (default: all)' })
         .option('mode-radius', { type: 'string', default: String(B.modeRadius), describe: 'Hamming radius for a mode to count as found' })
-        .option('head', { type: 'string', describe: 'policy output head: dense (one unit per slot × word) | factored (position logit + rank-r query per slot × learned word embeddings); default factored for k ≥ 6, dense below' })
+        .option('head', { type: 'string', describe: 'policy output head: dense (one unit per slot × word) | factored (position logit + rank-r query per slot × learned word embeddings); default factored for k ≥ 10 (2^k ≥ 1024 words), dense below' })
         .option('head-rank', { type: 'string', default: '8', describe: 'rank r of the factored head' }),
       B,
       { batch: 'trajectories per iteration (mh: chains)', seed: 'seeds modes, test set, network and sampling', evalEvery: 'mode-curve point every K iterations' },
@@ -124,7 +124,7 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
       testModes: a['test-modes'] === undefined ? nModes : intArg('test-modes', a['test-modes'], 1, nModes),
       modeRadius: intArg('mode-radius', a['mode-radius'], 0),
     };
-    const head = a.head === undefined ? (opts.k >= 6 ? 'factored' : 'dense') : choiceArg('head', a.head, ['dense', 'factored'] as const);
+    const head = a.head === undefined ? (opts.k >= 10 ? 'factored' : 'dense') : choiceArg('head', a.head, ['dense', 'factored'] as const);
     Object.assign(opts, { head, headRank: intArg('head-rank', a['head-rank'], 1, 1024) });
     const io = new BenchOutput(a.out as string | undefined, opts.iterations, `bitseq ${opts.algo}`);
     const s: BitseqSummary = await runBitseqBench(opts, (m) => {
