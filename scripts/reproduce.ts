@@ -89,6 +89,14 @@ await Promise.all(
   }),
 );
 const wall = (Date.now() - t0) / 1000;
+// wall time summed over the invocations that ran something (a resumed reproduction adds up)
+const timingFile = join(out, 'timing.json');
+const timing: { invocations: { finished: string; wallSeconds: number; runs: number }[] } = existsSync(timingFile) ? JSON.parse(readFileSync(timingFile, 'utf8')) : { invocations: [] };
+if (todo.length > 0) {
+  timing.invocations.push({ finished: new Date().toISOString(), wallSeconds: Math.round(wall), runs: todo.length - errors.length });
+  writeFileAtomic(timingFile, JSON.stringify(timing, null, 2) + '\n');
+}
+const totalWall = timing.invocations.reduce((a, b) => a + b.wallSeconds, 0);
 if (errors.length) fail(`${errors.length} runs failed; rerun to retry them:\n  ${errors.join('\n  ')}`, 1);
 
 // ---------------------------------------------------------------- aggregation
@@ -150,7 +158,7 @@ function svg(title: string, yLabel: string, panels: { name: string; series: Agg[
   panels.forEach((p, pi) => {
     const ox = pi * (PW + M.l + M.r) + M.l, oy = M.t;
     const xs = p.series.flatMap((s) => s.x), ys = p.series.flatMap((s) => s.mean.map((m, i) => [m - s.std[i], m + s.std[i]]).flat());
-    const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1), y0 = Math.min(0, ...ys), y1 = Math.max(...ys, y0 + 1e-9);
+    const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1), y0 = Math.min(0, ...ys), y1 = Math.max(...ys, y0 + 1);
     const X = (v: number) => ox + ((v - x0) / (x1 - x0)) * PW, Y = (v: number) => oy + PH - ((v - y0) / (y1 - y0)) * PH;
     body += `<text x="${ox}" y="${oy - 8}" font-size="12">${esc(p.name)}</text>`;
     body += `<rect x="${ox}" y="${oy}" width="${PW}" height="${PH}" fill="none" stroke="#999"/>`;
@@ -181,7 +189,7 @@ let md = `<!-- reproduce:begin (written by scripts/reproduce.ts; do not edit by 
 const budgetArg = config.families.map((f) => `${f}=${config.budget[f]}`).join(',');
 md += `Command: \`npm run reproduce -- --family ${config.families.join(',')} --seeds ${seeds.join(',')} --jobs ${jobs} --budget ${budgetArg} --points ${config.points} --algos ${config.algos.join(',')}`;
 md += `${config.families.includes('hypergrid') ? ` --rewards ${config.rewards.join(',')}` : ''}${config.families.includes('bitseq') ? ` --ks ${config.ks.join(',')} --bitseq-test-modes ${config.bitseqTestModes}` : ''}${config.families.includes('molecules') ? ` --betas ${config.betas.join(',')} --mol-test-size ${config.molTestSize}` : ''} --orders ${config.orders}\``;
-md += `; ${runs.length} runs, ${seeds.length} seeds; wall time of this invocation ${(wall / 60).toFixed(1)} min (runs finished earlier are not counted).\n\n`;
+md += `; ${runs.length} runs, ${seeds.length} seeds; total wall time ${(totalWall / 60).toFixed(1)} min over ${timing.invocations.length} invocation(s) (runs one after another at --jobs 1 on the shared machine; each run's own it/s and peak RSS are in the tables).\n\n`;
 for (const f of config.families) {
   const aggs = aggregate(f);
   const reduced = config.budget[f] < 1 ? ` — REDUCED BUDGET: ${config.budget[f]} of the paper's iterations` : '';
