@@ -152,3 +152,14 @@ test('flowtune molecules score --json: the reference proxy and reward for the fi
   writeFileSync(file, '{"blockidxs":[3,200],"jbonds":[[0,1,0,0]],"stems":[]}\n');
   assert.throws(() => execFileSync(process.execPath, [bin, 'molecules', 'score', '--input', file], { stdio: 'pipe' }), (e: { status: number; stderr: Buffer }) => e.status === 2 && e.stderr.toString().trim().split('\n').length === 1);
 });
+
+test('a short sEH run: same seed, same numbers; Pearson is a finite correlation', async () => {
+  const { runSehBench, SEH_BENCH_DEFAULTS } = await import('../src/benchmarks/molecules-seh.js');
+  const o = { ...SEH_BENCH_DEFAULTS, algo: 'tb' as const, iterations: 3, batch: 2, evalEvery: 3, testSize: 6, orders: 1, hidden: [32] };
+  const a = await runSehBench(o), b = await runSehBench(o);
+  assert.equal(a.rewardEvaluations, 6);
+  assert.equal(a.pearson, b.pearson);
+  assert.deepEqual(a.curve, b.curve);
+  assert.equal(a.uniqueStates, b.uniqueStates);
+  assert.ok(Number.isFinite(a.pearson) && Math.abs(a.pearson) <= 1);
+});
