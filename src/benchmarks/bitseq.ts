@@ -53,6 +53,9 @@ export interface BitseqSummary {
   benchmark: 'bitseq';
   algo: BitseqAlgo;
   engine: Engine | 'none';
+  /** Output head: one unit per (slot, word), or factored (src/nn/factored-head.ts) with its rank. */
+  head: 'dense' | 'factored';
+  headRank: number | null;
   n: number;
   k: number;
   beta: number;
@@ -158,6 +161,8 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
     benchmark: 'bitseq',
     algo: o.algo,
     engine: o.algo === 'mh' ? 'none' : o.engine,
+    head: o.head ?? 'dense',
+    headRank: o.head === 'factored' ? (o.headRank ?? 8) : null,
     n: o.n,
     k: o.k,
     beta: o.beta,

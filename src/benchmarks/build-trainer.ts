@@ -7,6 +7,9 @@ import { createNet, type Engine } from '../nn/factory.js';
 import type { SparseMlp } from '../nn/mlp.js';
 import type { Rng } from '../core/rng.js';
 import { checkMemory } from '../core/memory.js';
+import { usage } from '../core/errors.js';
+import { FactoredHeadMlp, innerSpec } from '../nn/factored-head.js';
+import { SlotFillingEnv } from '../envs/slot-filling.js';
 
 /** Trainer hyperparameters shared by every MLP benchmark (hypergrid, bit sequences, molecules). */
 export const ALGOS = ['tb', 'db', 'subtb', 'softdqn', 'mdqn'] as const;
@@ -33,6 +36,13 @@ export interface TrainerOptions {
   learningStarts: number;
   /** TB/DB/SubTB: learn P_B with a head on the shared torso (the reference's `tied`) instead of uniform P_B. */
   learnedPB?: boolean;
+  /**
+   * Output head of slot-filling envs (bit sequences): `dense` has one unit per (slot, word);
+   * `factored` emits a position logit and a rank-`headRank` query per slot, scored against
+   * learned word embeddings (src/nn/factored-head.ts), so the last layer no longer grows as 2^k.
+   */
+  head?: 'dense' | 'factored';
+  headRank?: number;
 }
 
 /**
@@ -98,14 +108,26 @@ export function rolloutBytes(env: Env, B: number, hidden: number[]): number {
  * The engine's trainers (GfnTrainer for TB/DB/SubTB, SoftDqnTrainer for SoftDQN/M-DQN) on
  * any env; soft-RL objectives use the fixed uniform P_B of eq. (M).
  */
+/** The policy network for env: the engine's MLP, wrapped in a factored slot × word head when asked. */
+async function makeNet(env: Env, o: TrainerOptions, seed: number): Promise<SparseMlp> {
+  const spec = policySpec(env, o.hidden);
+  if ((o.head ?? 'dense') === 'dense') return createNet(o.engine, spec, seed);
+  usage(env instanceof SlotFillingEnv, `--head factored needs a slot-filling env (bit sequences), not ${env.name}`);
+  // SlotFillingEnv.encode: slot j of a row is index j·(W + 1) + value + 1, so open ⇔ j·(W + 1)
+  const L = env.slots, W1 = env.values + 1;
+  const slotOpen = (idx: Int32Array, i: number, j: number) => idx[i * L + j] === j * W1;
+  const shape = { slots: env.slots, words: env.values, rank: o.headRank ?? 8, slotOpen };
+  usage(Number.isInteger(shape.rank) && shape.rank >= 1, `head rank must be an integer ≥ 1 (got ${shape.rank})`);
+  return new FactoredHeadMlp(spec, await createNet(o.engine, innerSpec(spec, shape), seed), shape, seed);
+}
+
 export async function buildTrainer(env: Env, o: TrainerOptions, rng: Rng): Promise<BuiltTrainer> {
   checkMemory(`--batch ${o.batch} (trajectories of up to ${env.maxSteps} states, network ${o.hidden.join('×')})`, rolloutBytes(env, o.batch, o.hidden));
-  const spec = policySpec(env, o.hidden);
-  const net = await createNet(o.engine, spec, o.seed);
+  const net = await makeNet(env, o, o.seed);
   const explore = { epsilon: o.epsilon, temperature: 1 };
   if (o.algo === 'softdqn' || o.algo === 'mdqn') {
     const alpha = o.algo === 'mdqn' ? o.munchausenAlpha : 0;
-    const target = await createNet(o.engine, spec, o.seed + 1);
+    const target = await makeNet(env, o, o.seed + 1);
     const t = new SoftDqnTrainer(env, net, target, rng, {
       alpha,
       l0: o.l0,

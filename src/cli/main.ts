@@ -13,9 +13,10 @@ import { evalCommand } from './eval.js';
 import { compareCommand } from './compare.js';
 import { reportCommand } from './report.js';
 import { exportCommand } from './export.js';
+import { moleculesCommand } from './molecules.js';
 
 /** Every subcommand lives in its own file and is registered here. */
-const commands: CommandModule<any, any>[] = [infoCommand, modelCommand, benchCommand, verifyCommand, demoCommand, trainCommand, sampleCommand, reportCommand, evalCommand, compareCommand, exportCommand];
+const commands: CommandModule<any, any>[] = [infoCommand, modelCommand, benchCommand, verifyCommand, demoCommand, trainCommand, sampleCommand, reportCommand, evalCommand, compareCommand, exportCommand, moleculesCommand];
 
 export function buildCli(argv: string[]): Argv {
   let cli = yargs(argv)
