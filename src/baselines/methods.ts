@@ -42,7 +42,10 @@ export interface MethodOptions {
 
 /** Restores a run folder's latest checkpoint into a fresh trainer; returns the step (0 when there is none). */
 function resumeIfAny(trainer: LmTrainer, runDir: string): number {
-  if (!hasCheckpoint(runDir)) return 0;
+  if (!hasCheckpoint(runDir)) {
+    truncateMetrics(runDir, 0); // killed before its first checkpoint: start over
+    return 0;
+  }
   trainer.restore(runDir);
   truncateMetrics(runDir, trainer.step);
   return trainer.step;
