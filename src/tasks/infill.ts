@@ -1,6 +1,6 @@
 /**
  * Infilling evaluation (docs/design.md §6). Items come from the same seeded split as training
- * (`infillSplits(sentences, seed)` of src/train/lm-task.ts: a middle span of 1–3 words is
+ * (`infillSplits(sentences, seed)` of src/finetune/examples.ts: a middle span of 1–3 words is
  * Z, the words before it X, after it Y). A run trains on items [0, task.limit); the held-out
  * items are [offset, offset + n) with offset = task.limit by default, so no evaluated
  * sentence was trained on. For each item K spans Z are decoded and scored:
