@@ -11,7 +11,8 @@ import { scoreRows } from '../src/finetune/score.js';
 import { sequenceLogProbs } from '../src/finetune/posterior.js';
 import { sampleZ, type ZSample } from '../src/finetune/rollout.js';
 import { disposeNodes, stackNodes } from '../src/finetune/objective.js';
-import { clippedSurrogate, groupAdvantages, nodeLogProbs, PpoBaseline, ppoGrads, spreadRows } from '../src/baselines/ppo.js';
+import { clippedSurrogate, groupAdvantages, klToBase, nodeLogProbs, PpoBaseline, ppoGrads, spreadRows } from '../src/baselines/ppo.js';
+import type { NodeTensors } from '../src/finetune/objective.js';
 import { reinforceGrads } from '../src/baselines/reinforce.js';
 
 const model = writeTempModel(5, { nCtx: 128 }, {}, 2);
@@ -36,6 +37,17 @@ test('clipped surrogate: hand-worked value and gradient on 2 samples (ε = 0.2)'
   const want = [0, -0.45, 0, 1.1];
   g.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-5, `grad[${i}] = ${v}, want ${want[i]}`));
   tf.dispose([oldT, advT, x]);
+});
+
+test('KL penalty: β Σ_nodes KL(π ‖ π_0) / rows, by hand, with a masked action contributing 0', async () => {
+  await selectBackend();
+  // π = (½, ½, 0), π_0 ∝ (1, 3, ·) on the allowed actions: KL = ½ ln 2 + ½ ln(2/3)
+  const logp = tf.tensor2d([[Math.log(0.5), Math.log(0.5), -1e9]]);
+  const nodes = { rows: [{}], base: tf.tensor2d([[0, Math.log(3), 5]]), negMask: tf.tensor2d([[0, 0, -1e9]]) } as unknown as NodeTensors;
+  const v = klToBase(logp, nodes, 2).dataSync()[0];
+  const want = 2 * (0.5 * Math.log(2) + 0.5 * Math.log(2 / 3));
+  assert.ok(Math.abs(v - want) < 1e-5, `β·KL ${v} vs ${want}`);
+  tf.dispose([logp, nodes.base, nodes.negMask]);
 });
 
 test('group baseline: each reward minus the mean of its group', () => {

@@ -307,19 +307,22 @@ export async function runCompare(file: string, c: CompareConfig, outDir: string,
 }
 
 const cell = (v: string | number | null | undefined, digits = 3) =>
-  v === null || v === undefined ? '' : typeof v !== 'number' ? v : Number.isInteger(v) ? String(v) : v !== 0 && Math.abs(v) < 10 ** -digits ? v.toExponential(2) : v.toFixed(digits);
+  v === null || v === undefined ? '' : typeof v !== 'number' ? v : v !== 0 && Math.abs(v) < 10 ** -digits ? v.toExponential(2) : v.toFixed(digits);
 
 export function toCsv(c: Comparison): string {
   const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
   const lines = [c.columns.map(esc).join(',')];
-  for (const r of c.rows) lines.push(c.columns.map((k) => esc(cell(r[k], 4))).join(','));
+  for (const r of c.rows) lines.push(c.columns.map((k) => esc(k === 'seeds' ? String(r[k]) : cell(r[k], 4))).join(','));
   return lines.join('\n') + '\n';
 }
 
-/** A plain-text table (markdown-compatible): metrics as mean ± sd over seeds. */
+/**
+ * A plain-text table (markdown-compatible): metrics as mean ± sd over seeds. The paired-test
+ * columns are left to formatPaired (and the CSV / JSON / report), to keep the table readable.
+ */
 export function formatTable(c: Comparison): string {
   const sdCols = new Set(c.metrics.map(sdKey));
-  const cols = c.columns.filter((k) => !sdCols.has(k));
+  const cols = c.columns.filter((k) => !sdCols.has(k) && !k.endsWith(' Δ best gfn') && !k.endsWith(' sign p'));
   const fmt = (r: AggregateRow, k: string): string => {
     const v = r[k];
     if (k === 'train s' || k === 'eval s') return cell(v, 1) || '—';

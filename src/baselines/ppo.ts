@@ -8,14 +8,19 @@
  *   L(θ) = −(1/B_mb) Σ_b Σ_t min(ρ_bt A_b, clip(ρ_bt, 1 − ε, 1 + ε) A_b),
  *   ρ_bt = π_θ(a_t | s_t) / π_old(a_t | s_t)        (π_old: the policy that sampled the batch)
  *
- * Reward and KL penalty (per sequence, in the reward as in RLHF):
- *   r_b = log R(Z_b) − β (log π_old(Z_b) − log π_0(Z_b)),
- * with log R the task's log-reward exactly as the GFlowNet runs see it (reward.prior,
- * likelihoodWeight, temperature schedule: eq. (LM)) and π_0 the frozen base LM under the
- * same Z constraints (the head starts at B = 0, i.e. at π_0). PPO therefore maximizes
- *   E_{Z~π}[log R(Z)] − β KL(π ‖ π_0),
- * whose maximizer is π* ∝ π_0 · R^{1/β}: a tempered, sharpened reward, not R itself (the
- * GFlowNet target). For β → 0 it is a point mass on argmax R.
+ * Reward and KL penalty: r_b = log R(Z_b), the task's log-reward exactly as the GFlowNet runs
+ * see it (reward.prior, likelihoodWeight, temperature schedule: docs/design.md eq. (LM)), and
+ * the KL to the frozen base LM π_0 (the head starts at B = 0, i.e. at π_0) as a loss term,
+ *   + β (1/B_mb) Σ_b Σ_t KL(π_θ(· | s_t) ‖ π_0(· | s_t)),
+ * exact over the allowed actions at every visited state. PPO therefore maximizes
+ *   E_{Z~π}[log R(Z)] − β KL(π ‖ π_0)   (the sequence KL is the expected sum of per-state KLs),
+ * whose maximizer is π* ∝ π_0 · R^{1/β}: a sharpened reward, not R itself (the GFlowNet
+ * target); for β → 0 a point mass on argmax R. Why the KL as a loss and not in the reward
+ * (RLHF's r − β log(π/π_0)): a sampled KL in the reward only acts through differences between
+ * the rationales of a batch, so once the policy has collapsed onto one Z per question every
+ * rationale of a group gets the same penalty and the pull back to π_0 vanishes (measured on the
+ * enumerable task of test/ppo.test.ts: β = 20 left KL(π ‖ π_0) at 0.93 nats for one seed of two);
+ * the per-state KL keeps its gradient at any policy (the GRPO choice).
  *
  * Baseline: the group mean (GRPO / RLOO style). Each batch holds B / G questions with G
  * rationales each, and A_b = r_b − mean of r over the G rationales of the same X. Why not a
@@ -38,7 +43,7 @@ export interface PpoOptions {
   clip: number;
   /** passes over each sampled batch */
   epochs: number;
-  /** optimizer updates per pass (the batch is shuffled into this many minibatches) */
+  /** optimizer updates per pass (the batch's groups are shuffled into this many minibatches) */
   minibatches: number;
   /** rationales per question (the group of the baseline); must divide train.batchSize */
   groupSize: number;
@@ -49,10 +54,12 @@ export interface PpoOptions {
 export const PPO_DEFAULTS: PpoOptions = { clip: 0.2, epochs: 4, minibatches: 2, groupSize: 4, klCoef: 0.05 };
 
 export interface PpoStepMetrics extends StepMetrics {
-  /** mean over the batch of log π_old(Z) − log π_0(Z) (a one-sample estimate of KL(π ‖ π_0)) */
+  /** mean over the batch of log π_old(Z) − log π_0(Z) (a one-sample estimate of KL(π ‖ π_0); logged, not in the reward) */
   klBase: number;
   /** fraction of (token, update) pairs whose ratio was clipped */
   clipFraction: number;
+  /** optimizer updates made (minibatches whose advantages were all zero are skipped) */
+  updates: number;
 }
 
 /** A_b = r_b − mean of r over b's group (rows [g·G, (g+1)·G) share one X). */
@@ -105,15 +112,26 @@ export function spreadRows(values: readonly number[], nodes: NodeTensors): Float
 }
 
 /** Loss value, gradients and clipped-node count of one PPO update on a stack of rows. */
-export function ppoGrads(head: LmHead, nodes: NodeTensors, logpOld: Float32Array, adv: Float32Array, clip: number, vars: tf.Variable[]): { loss: number; grads: Map<tf.Variable, tf.Tensor>; clipped: number } {
+/**
+ * β (1/rows) Σ_nodes KL(π_θ(· | s) ‖ π_0(· | s)) over the allowed actions (masked entries have
+ * probability 0 under both and contribute 0).
+ */
+export function klToBase(logp: tf.Tensor2D, nodes: NodeTensors, klCoef: number): tf.Scalar {
+  const lp0 = tf.logSoftmax(tf.add(nodes.base, nodes.negMask));
+  return tf.mul(tf.sum(tf.mul(tf.exp(logp), tf.sub(logp, lp0))), klCoef / nodes.rows.length) as tf.Scalar;
+}
+
+export function ppoGrads(head: LmHead, nodes: NodeTensors, logpOld: Float32Array, adv: Float32Array, clip: number, vars: tf.Variable[], klCoef = 0): { loss: number; grads: Map<tf.Variable, tf.Tensor>; clipped: number } {
   const old = tf.tensor1d(logpOld), a = tf.tensor1d(adv);
   let clipped = 0;
   try {
     const { value, grads } = tf.variableGrads(() => {
-      const lp = pick(nodeLogPolicy(head, nodes), nodes.chosen);
+      const logp = nodeLogPolicy(head, nodes);
+      const lp = pick(logp, nodes.chosen);
       const ratio = tf.exp(tf.sub(lp, old)).dataSync();
       for (let i = 0; i < ratio.length; i++) if ((ratio[i] > 1 + clip && adv[i] > 0) || (ratio[i] < 1 - clip && adv[i] < 0)) clipped++;
-      return clippedSurrogate(lp, old, a, clip, nodes.rows.length);
+      const surrogate = clippedSurrogate(lp, old, a, clip, nodes.rows.length);
+      return klCoef > 0 ? (tf.add(surrogate, klToBase(logp, nodes, klCoef)) as tf.Scalar) : surrogate;
     }, vars);
     const loss = value.dataSync()[0];
     value.dispose();
@@ -133,7 +151,7 @@ export class PpoBaseline {
     this.o = { ...PPO_DEFAULTS, ...o };
     const B = trainer.cfg.train.batchSize;
     if (B % this.o.groupSize !== 0) throw new UsageError(`ppo.groupSize ${this.o.groupSize} must divide train.batchSize ${B}`);
-    if (this.o.minibatches > B) throw new UsageError(`ppo.minibatches ${this.o.minibatches} exceeds train.batchSize ${B}`);
+    if (this.o.minibatches > B / this.o.groupSize) throw new UsageError(`ppo.minibatches ${this.o.minibatches} exceeds the ${B / this.o.groupSize} groups of a batch (train.batchSize / ppo.groupSize)`);
   }
 
   async trainStep(): Promise<PpoStepMetrics> {
@@ -152,23 +170,27 @@ export class PpoBaseline {
     }
     const seqOld = perRowSums(lp.policy, all), seqBase = perRowSums(lp.base, all);
     const klBase = seqOld.map((v, b) => v - seqBase[b]);
-    const reward = rows.map((r, b) => r.logR - this.o.klCoef * klBase[b]);
-    const adv = groupAdvantages(reward, G);
+    const adv = groupAdvantages(rows.map((r) => r.logR), G);
     const nodeOld = rows.map((r, b) => lp.policy.subarray(all.first[b], all.first[b] + r.nodes.length));
 
     const vars = t.head.trainableVariables(false);
     const scale = lrScaleAt(t.step, cfg.train.steps, cfg.optim.warmup, cfg.optim.finalLrFraction);
-    let lossSum = 0, updates = 0, clipped = 0, counted = 0, gradNorm = NaN;
+    let lossSum = 0, updates = 0, clipped = 0, counted = 0, gradNorm = 0;
     for (let e = 0; e < this.o.epochs; e++) {
-      const order = permutation(B, t.rng);
+      // minibatches of whole groups: the advantages of a group sum to zero, so the tokens its
+      // rationales share (a common prefix) get no net push within one update
+      const groups = permutation(B / G, t.rng);
       for (let m = 0; m < this.o.minibatches; m++) {
-        const idx = order.filter((_, i) => i % this.o.minibatches === m);
+        const idx = groups.filter((_, i) => i % this.o.minibatches === m).flatMap((g) => Array.from({ length: G }, (_, k) => g * G + k));
+        // every rationale of these groups got the same reward (a saturated model samples one Z):
+        // no signal, and an Adam step on a zero gradient would still move the head by its momentum
+        if (idx.every((i) => adv[i] === 0) && this.o.klCoef === 0) continue;
         const mb: ScoredRow[] = idx.map((i) => rows[i]);
         const nodes = stackNodes(mb, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
         try {
           const old = new Float32Array(nodes.N);
           idx.forEach((i, k) => old.set(nodeOld[i], nodes.first[k]));
-          const r = ppoGrads(t.head, nodes, old, spreadRows(idx.map((i) => adv[i]), nodes), this.o.clip, vars);
+          const r = ppoGrads(t.head, nodes, old, spreadRows(idx.map((i) => adv[i]), nodes), this.o.clip, vars, this.o.klCoef);
           if (Number.isFinite(r.loss)) gradNorm = t.optim.step(r.grads, scale, cfg.optim.clip);
           tf.dispose([...r.grads.values()]);
           if (!Number.isFinite(r.loss) || !Number.isFinite(gradNorm)) throw new Error(`PPO diverged at step ${t.step + 1} (loss ${r.loss}, gradient norm ${gradNorm})`);
@@ -184,7 +206,7 @@ export class PpoBaseline {
     t.step++;
     return {
       step: t.step,
-      loss: lossSum / updates,
+      loss: updates ? lossSum / updates : 0,
       meanLogR: rows.reduce((s, r) => s + r.logR, 0) / B,
       logZ: NaN,
       gradNorm,
@@ -192,7 +214,8 @@ export class PpoBaseline {
       samples: B,
       seconds: (performance.now() - t0) / 1000,
       klBase: klBase.reduce((s, v) => s + v, 0) / B,
-      clipFraction: clipped / counted,
+      clipFraction: counted ? clipped / counted : 0,
+      updates,
     };
   }
 }
