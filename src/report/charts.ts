@@ -434,7 +434,7 @@ export function operandsChart(pointsIn: Row[]): ChartDef | undefined {
       encoding: { x, y: { field: 'y', type: 'quantitative', title: 'majority-vote accuracy', scale: { domain: [0, 1] } }, color },
     },
   ];
-  if (pts.some((p) => p.sd !== undefined)) layers.push({ mark: { type: 'rule', strokeWidth: 1.2 }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color } });
+  if (pts.some((p) => p.sd !== undefined)) layers.push({ mark: { type: 'rule', strokeWidth: 1.2, clip: true }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color } });
   const spec = {
     background: 'white',
     padding: 8,
