@@ -133,7 +133,7 @@ test('bad inputs: one line, exit 2, an existing run untouched', () => {
   assertUsageError(run('train', '--config', writeConfig('setbad'), '--set', 'train.steps=many'), /train\.steps/);
   const file = join(work, 'plain-file');
   writeFileSync(file, 'x');
-  assertUsageError(run('train', '--config', writeConfig('unwritable'), '--out', join(file, 'run')), /cannot write to run folder/);
+  assertUsageError(run('train', '--config', writeConfig('unwritable'), '--out', join(file, 'run')), /cannot create folder .*is a file, not a folder \(ENOTDIR\)/);
   // an existing run folder is never overwritten
   const existing = join(work, 'full');
   const before = readFileSync(join(existing, 'metrics.jsonl'), 'utf8');
@@ -144,7 +144,7 @@ test('bad inputs: one line, exit 2, an existing run untouched', () => {
     const ro = join(work, 'readonly');
     mkdirSync(ro);
     chmodSync(ro, 0o500);
-    assertUsageError(run('train', '--config', writeConfig('ro'), '--out', join(ro, 'run')), /cannot write/);
+    assertUsageError(run('train', '--config', writeConfig('ro'), '--out', join(ro, 'run')), /cannot create folder .*permission denied \(EACCES\)/);
   }
 });
 

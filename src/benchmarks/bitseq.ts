@@ -1,5 +1,5 @@
 import { Bitseq, bitseqTestSet, type BitseqConfig } from '../envs/bitseq.js';
-import { ALGOS, buildTrainer, REFERENCE_TRAINER_DEFAULTS, type BuiltTrainer, type TrainerOptions } from './build-trainer.js';
+import { ALGOS, type BenchProgress, buildTrainer, REFERENCE_TRAINER_DEFAULTS, type BuiltTrainer, type TrainerOptions } from './build-trainer.js';
 import type { Engine } from '../nn/factory.js';
 import { estimateLogProb } from '../metrics/logprob.js';
 import { spearman } from '../metrics/correlation.js';
@@ -79,7 +79,7 @@ export interface BitseqSummary {
  * reports modes found over training — a mode is found once any sample lies within
  * `modeRadius` of it — and, at the end, Spearman(log R, log P̂_θ) on the test set.
  */
-export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: BitseqMetrics) => void): Promise<BitseqSummary> {
+export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: BitseqMetrics) => void, progress?: BenchProgress): Promise<BitseqSummary> {
   const env = new Bitseq({ n: o.n, k: o.k, nModes: o.nModes, beta: o.beta, seed: o.seed });
   const rng = new Rng(o.seed + 1_000_003);
   const found = new Uint8Array(o.nModes);
@@ -120,6 +120,7 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
   let evals = o.algo === 'mh' ? o.batch : 0;
   let trainMs = 0, cpuMicros = 0, lossSum = 0, lossN = 0, logRSum = 0, logRN = 0;
   for (let it = 1; it <= o.iterations; it++) {
+    progress?.onIteration?.(it - 1);
     const t0 = performance.now(), c0 = process.cpuUsage();
     const r = step();
     const c = process.cpuUsage(c0);
@@ -137,6 +138,7 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
     }
   }
 
+  progress?.onIteration?.(o.iterations);
   const e0 = performance.now();
   let rho: number | null = null;
   let testSize = 0;
@@ -146,6 +148,7 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
     const xs = env.statesFromBits(bits, testSize);
     const logR = new Float64Array(testSize);
     env.logReward(xs, testSize, logR);
+    progress?.onPhase?.(`estimating log P̂ on ${testSize} test objects × ${o.orders} backward orders`);
     const logP = estimateLogProb(env, trainer.net, xs, testSize, o.orders, new Rng(o.seed + 3_000_017), trainer.temperature);
     rho = spearman(logR, logP);
     trainer.dispose();

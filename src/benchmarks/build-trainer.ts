@@ -6,6 +6,7 @@ import { softValue } from '../softrl/targets.js';
 import { createNet, type Engine } from '../nn/factory.js';
 import type { SparseMlp } from '../nn/mlp.js';
 import type { Rng } from '../core/rng.js';
+import { checkMemory } from '../core/memory.js';
 
 /** Trainer hyperparameters shared by every MLP benchmark (hypergrid, bit sequences, molecules). */
 export const ALGOS = ['tb', 'db', 'subtb', 'softdqn', 'mdqn'] as const;
@@ -59,6 +60,12 @@ export const REFERENCE_TRAINER_DEFAULTS: Omit<TrainerOptions, 'algo'> = {
   learningStarts: 16,
 };
 
+/** Progress of a long benchmark: iterations done, and the phases outside the training loop. */
+export interface BenchProgress {
+  onIteration?(done: number): void;
+  onPhase?(what: string): void;
+}
+
 export interface BuiltTrainer {
   step(): StepResult;
   net: SparseMlp;
@@ -73,10 +80,23 @@ export interface BuiltTrainer {
 }
 
 /**
+ * A lower bound on the bytes one iteration's rollout of B trajectories holds at once (see
+ * gfn/rollout.ts): per state its actions and row index, the state, the network's outputs and
+ * their gradients, both action masks, the activation tape, and per-edge log-probabilities,
+ * flows and their gradients.
+ */
+export function rolloutBytes(env: Env, B: number, hidden: number[]): number {
+  const W = outputLayout(env).width;
+  const perState = 8 + 4 * env.stateDim + 8 * W + env.nActions + env.nBackActions + 4 * hidden.reduce((s, h) => s + h, 0) + 48;
+  return B * env.maxSteps * perState;
+}
+
+/**
  * The engine's trainers (GfnTrainer for TB/DB/SubTB, SoftDqnTrainer for SoftDQN/M-DQN) on
  * any env; soft-RL objectives use the fixed uniform P_B of eq. (M).
  */
 export async function buildTrainer(env: Env, o: TrainerOptions, rng: Rng): Promise<BuiltTrainer> {
+  checkMemory(`--batch ${o.batch} (trajectories of up to ${env.maxSteps} states, network ${o.hidden.join('×')})`, rolloutBytes(env, o.batch, o.hidden));
   const spec = policySpec(env, o.hidden);
   const net = await createNet(o.engine, spec, o.seed);
   const explore = { epsilon: o.epsilon, temperature: 1 };

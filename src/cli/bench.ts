@@ -1,4 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
+import { UsageError } from '../core/errors.js';
+import { fixedOrDash } from '../core/io.js';
+import { checkMemory } from '../core/memory.js';
 import { HYPERGRID_DEFAULTS, runHypergridBench, type BenchSummary } from '../benchmarks/hypergrid.js';
 import { ALGOS } from '../benchmarks/build-trainer.js';
 import { choiceArg, intArg, numArg } from './args.js';
@@ -36,11 +39,15 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
       pb: choiceArg('pb', a.pb, ['learned', 'uniform'] as const),
       ...parseTrainingOptions(a),
     };
-    if (opts.height ** opts.ndim > 5_000_000) throw new (await import('../core/errors.js')).UsageError(`a ${opts.height}^${opts.ndim} grid is too large for the exact oracle (limit 5,000,000 states)`);
+    const states = opts.height ** opts.ndim;
+    if (states > 5_000_000) throw new UsageError(`a ${opts.height}^${opts.ndim} grid is too large for the exact oracle (limit 5,000,000 states)`);
+    // the oracle holds every state (coordinates, reward, target and policy probabilities, DAG edges)
+    checkMemory(`a ${opts.height}^${opts.ndim} grid`, states * (4 * opts.ndim + 8 * 4 + 4 * (opts.ndim + 1)));
+    if (opts.algo === 'mh') checkMemory(`--batch ${opts.batch} chains`, opts.batch * (4 * opts.ndim * 2 + 8 * 2));
     const io = new BenchOutput(a.out as string | undefined, opts.iterations, `hypergrid ${opts.algo}`);
     if (opts.algo === 'mh') {
       const s = runHypergridMh({ ...opts, chains: opts.batch }, (m) => {
-        io.progress.update(m.iteration, `tv ${m.tvExact.toFixed(4)}`);
+        io.progress.update(m.iteration, `tv ${fixedOrDash(m.tvExact, 4)}`);
         io.metrics(m);
       });
       await io.finish(s);
@@ -48,9 +55,9 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
       return;
     }
     const gfnOpts = { ...opts, algo: opts.algo };
-    let lastTv = NaN;
+    let lastTv: number | null = null; // no exact TV before the first evaluation: shown as "–"
     const summary: BenchSummary = await runHypergridBench(gfnOpts, {
-      onIteration: (it, loss) => io.progress.update(it, `loss ${loss.toFixed(4)} | tv ${lastTv.toFixed(4)}`),
+      onIteration: (it, loss) => io.progress.update(it, `loss ${fixedOrDash(loss, 4)} | tv ${fixedOrDash(lastTv, 4)}`),
       onMetrics: (m) => {
         lastTv = m.tvExact;
         io.metrics({ ...m, rewardEvaluations: m.trajectories });
@@ -115,17 +122,24 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
       k: intArg('k', a.k, 1, 16),
       n: intArg('n', a.n, 8, 100_000),
       nModes,
-      beta: numArg('beta', a.beta, Number.MIN_VALUE),
+      beta: numArg('beta', a.beta, 0, Infinity, { exclusiveMin: true }),
       ...parseTrainingOptions(a),
       orders: intArg('orders', a.orders, 1),
       testModes: a['test-modes'] === undefined ? nModes : intArg('test-modes', a['test-modes'], 1, nModes),
       modeRadius: intArg('mode-radius', a['mode-radius'], 0),
     };
     const io = new BenchOutput(a.out as string | undefined, opts.iterations, `bitseq ${opts.algo}`);
-    const s: BitseqSummary = await runBitseqBench(opts, (m) => {
-      io.progress.update(m.iteration, `modes ${m.modesFound} | mean log R ${m.meanLogR.toFixed(1)}`);
-      io.metrics(m);
-    });
+    if (opts.algo === 'mh') checkMemory(`--batch ${opts.batch} chains of ${opts.n} bits`, opts.batch * (opts.n / opts.k) * 4 * 3);
+    let status = 'starting';
+    const s: BitseqSummary = await runBitseqBench(
+      opts,
+      (m) => {
+        status = `modes ${m.modesFound} | mean log R ${fixedOrDash(m.meanLogR, 1)}`;
+        io.progress.update(m.iteration, status);
+        io.metrics(m);
+      },
+      { onIteration: (done) => io.progress.update(done, status), onPhase: (what) => io.progress.phase(what) },
+    );
     await io.finish(s);
     console.log(
       [
@@ -158,17 +172,23 @@ const molecules: CommandModule<object, Record<string, unknown>> = {
     const opts = {
       ...MB,
       algo: choiceArg('algo', a.algo, MOLECULE_ALGOS),
-      beta: numArg('beta', a.beta, Number.MIN_VALUE),
+      beta: numArg('beta', a.beta, 0, Infinity, { exclusiveMin: true }),
       ...parseTrainingOptions(a),
       rewardThreshold: numArg('threshold', a.threshold, 0, 1),
       testSize: intArg('test-size', a['test-size'], 2),
       orders: intArg('orders', a.orders, 1),
     };
     const io = new BenchOutput(a.out as string | undefined, opts.iterations, `molecules ${opts.algo}`);
-    const s: MoleculeSummary = await runMoleculeBench(opts, (m) => {
-      io.progress.update(m.iteration, `modes ${m.modes} | mean log R ${m.meanLogR.toFixed(2)}`);
-      io.metrics(m);
-    });
+    let status = 'starting';
+    const s: MoleculeSummary = await runMoleculeBench(
+      opts,
+      (m) => {
+        status = `modes ${m.modes} | mean log R ${fixedOrDash(m.meanLogR, 2)}`;
+        io.progress.update(m.iteration, status);
+        io.metrics(m);
+      },
+      { onIteration: (done) => io.progress.update(done, status), onPhase: (what) => io.progress.phase(what) },
+    );
     await io.finish(s);
     console.log(
       [

@@ -4,6 +4,7 @@ import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { LmHead } from '../finetune/head.js';
 import { sample } from '../lm/sampler.js';
+import { describeChars, unencodableChars } from '../lm/tokenizer.js';
 import { loadLatestCheckpoint } from '../finetune/checkpoint.js';
 import { openModel, zConstraints } from '../finetune/trainer.js';
 import { sampleZ } from '../finetune/rollout.js';
@@ -32,10 +33,14 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
     const n = intArg('n', a.n, 1, 10_000);
     const temperature = numArg('temperature', a.temperature, 1e-3, 100);
     const { session, tok } = await openModel(cfg);
-    const ck = loadLatestCheckpoint(runDir);
+    const ck = loadLatestCheckpoint(runDir, (l) => process.stderr.write(`flowtune: warning: ${l}\n`));
     const { head } = LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
     const c = zConstraints(cfg, tok);
     const xIds = tok.encode(a.x as string);
+    for (const [name, text] of [['-x', a.x], ['-y', a.y]] as const) {
+      const bad = typeof text === 'string' ? unencodableChars(tok, text) : [];
+      if (bad.length) process.stderr.write(`flowtune: warning: ${name} has characters the model's tokenizer cannot encode (sampled as if they were unknown): ${describeChars(bad)}\n`);
+    }
     if (xIds.length === 0) throw new UsageError('--x is empty');
     const need = xIds.length + c.maxLength + 40;
     if (need > session.facts.nCtx) throw new UsageError(`--x is ${xIds.length} tokens: with Z and Y that exceeds the model's context window of ${session.facts.nCtx}`);

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { Rng } from '../core/rng.js';
+import { readTextFile } from '../core/io.js';
 import { UsageError } from '../core/errors.js';
 import type { Tokenizer } from '../lm/tokenizer.js';
 import { calculatorCompletion } from '../text/arithmetic.js';
@@ -78,8 +78,9 @@ export function goldZ(z: string, tok: Tokenizer, tool: boolean, fillResults = fa
 function readJsonArray(file: string): Record<string, unknown>[] {
   let data: unknown;
   try {
-    data = JSON.parse(readFileSync(file, 'utf8'));
+    data = JSON.parse(readTextFile(file));
   } catch (err) {
+    if (err instanceof UsageError) throw err; // strict UTF-8: names the file and line
     throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0]}`);
   }
   if (!Array.isArray(data)) throw new UsageError(`${file} must hold a JSON array`);
@@ -108,8 +109,9 @@ export function infillSplits(sentences: string[], seed: number): { x: string; y:
 export function readSentences(file: string): string[] {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readTextFile(file);
   } catch (err) {
+    if (err instanceof UsageError) throw err; // strict UTF-8: names the file and line
     throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   return text

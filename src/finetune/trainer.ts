@@ -15,7 +15,7 @@ import { disposeNodes, gfnLoss, nodeLogPolicy, pick, stackNodes } from './object
 import { TfAdam, lrScaleAt } from './tf-adam.js';
 import { RationaleReplay } from './replay.js';
 import { TokenSoftQ } from './soft-q.js';
-import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadLatestCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.js';
 
 export interface StepMetrics {
   step: number;
@@ -238,9 +238,8 @@ export class LmTrainer {
     });
   }
 
-  /** Restores the newest checkpoint of a run folder into this (freshly created) trainer. */
-  restore(runDir: string): void {
-    const ck = loadLatestCheckpoint(runDir);
+  /** Restores a checkpoint (by default the newest intact one of a run folder) into this (freshly created) trainer. */
+  restore(runDir: string, ck: Checkpoint = loadLatestCheckpoint(runDir)): void {
     const base = { sha256: this.session.modelHash, vocabSize: this.session.vocabSize };
     const { head } = LmHead.load(join(ck.dir, 'head'), base);
     copyAll(this.head, head);

@@ -142,3 +142,19 @@ export async function loadHfTokenizer(dir: string, eosTokenId: number, vocabSize
   const pad = tok.pad_token_id ?? eosTokenId;
   return new HfTokenizer(tok, vocabSize, eosTokenId, pad);
 }
+
+/**
+ * The characters of `text` the tokenizer cannot represent: those that do not survive
+ * encode → decode on their own (they become <unk> or vanish). Byte-level tokenizers
+ * represent everything; the shipped character models know printable ASCII and "\n".
+ */
+export function unencodableChars(tok: Tokenizer, text: string): string[] {
+  const bad: string[] = [];
+  for (const ch of new Set(text)) if (tok.decode(tok.encode(ch)) !== ch) bad.push(ch);
+  return bad;
+}
+
+/** "é" (U+00E9), "→" (U+2192) */
+export function describeChars(chars: string[]): string {
+  return chars.map((c) => `${JSON.stringify(c)} (U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')})`).join(', ');
+}

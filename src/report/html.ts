@@ -60,7 +60,7 @@ export interface PageParts {
   summary?: Table;
   charts: ChartHtml[];
   runComparisonCharts: ChartHtml[];
-  runComparisonTable?: Table;
+  runComparisonTables: Table[];
   comparison?: Table;
   /** compare runs: the accuracy-vs-operands figure and the paired tests */
   comparisonCharts?: ChartHtml[];
@@ -107,9 +107,9 @@ export function pageHtml(p: PageParts): string {
   const figures = (cs: ChartHtml[], wide: boolean) =>
     `<div class="charts">${cs.map((c) => `<figure class="chart${wide ? ' wide' : ''}" data-chart="${escapeHtml(c.id)}" aria-label="${escapeHtml(c.title)}">${c.svg}</figure>`).join('\n')}</div>`;
   if (p.charts.length) parts.push(`<section id="curves"><h2>Curves</h2>${figures(p.charts, false)}</section>`);
-  if (p.runComparisonCharts.length || p.runComparisonTable) {
+  if (p.runComparisonCharts.length || p.runComparisonTables.length) {
     parts.push(
-      `<section id="runs-comparison"><h2>Runs in this folder</h2>${figures(p.runComparisonCharts, true)}${p.runComparisonTable ? tableHtml(p.runComparisonTable) : ''}</section>`,
+      `<section id="runs-comparison"><h2>Runs in this folder</h2>${figures(p.runComparisonCharts, true)}${p.runComparisonTables.map((t) => tableHtml(t)).join('')}</section>`,
     );
   }
   if (p.comparison)

@@ -55,7 +55,7 @@ export function headHook(head: LmHead, tau: number): PolicyHook {
 /** A run folder: config.yaml + checkpoints/ (from `flowtune train`, or a baseline trained by compare). */
 export async function loadRunPolicy(runDir: string, cfg: TrainConfig): Promise<LoadedPolicy> {
   const { session, tok } = await openModel(cfg);
-  const ck = loadLatestCheckpoint(runDir);
+  const ck = loadLatestCheckpoint(runDir, (l) => process.stderr.write(`flowtune: warning: ${l}\n`));
   const { head } = LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
   return { session, tok, constraints: zConstraints(cfg, tok), hook: headHook(head, policyTemperature(cfg)), label: runDir, cfg, step: ck.step };
 }
