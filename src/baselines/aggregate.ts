@@ -89,8 +89,9 @@ export function accuracyByOperands(methods: MethodInfo[], cells: CellResult[]): 
     const cs = cells.filter((c) => c.method === m.name);
     const ns = [...new Set(cs.flatMap((c) => Object.keys(c.byOperands)))].map(Number).sort((a, b) => a - b);
     for (const n of ns) {
-      const accs = cs.filter((c) => c.byOperands[n]).map((c) => c.byOperands[n][0] / c.byOperands[n][1]);
-      out.push({ method: m.name, operands: n, accuracy: mean(accs), sd: sampleSd(accs), items: cs.find((c) => c.byOperands[n])!.byOperands[n][1], seeds: accs.length });
+      const counts = cs.map((c) => c.byOperands[n]).filter((e) => e !== undefined);
+      const accs = counts.map(([right, total]) => right / total);
+      out.push({ method: m.name, operands: n, accuracy: mean(accs), sd: sampleSd(accs), items: counts[0][1], seeds: accs.length });
     }
   }
   return out;
@@ -115,12 +116,17 @@ export function pairedTests(methods: MethodInfo[], cells: CellResult[], rows: Ag
   const refs = methods.filter((m) => m.kind === 'sft' || m.kind === 'ppo');
   for (const label of labels) {
     const key = `${label} vote acc`;
-    let best: MethodInfo | null = null, bestAcc = -Infinity;
+    let best: MethodInfo | null = null;
+    let bestAcc = -Infinity;
     for (const g of gfns) {
       const acc = rows.find((r) => r.method === g.name)?.[key];
-      if (typeof acc === 'number' && acc > bestAcc) (best = g), (bestAcc = acc);
+      if (typeof acc === 'number' && acc > bestAcc) {
+        best = g;
+        bestAcc = acc;
+      }
     }
     if (!best) continue;
+    const gfn = best.name;
     const a = itemScores(cells, best.name, label);
     if (!a) continue;
     for (const r of refs) {
@@ -128,10 +134,10 @@ export function pairedTests(methods: MethodInfo[], cells: CellResult[], rows: Ag
       if (!b || b.length !== a.length) continue;
       out.push({
         testSet: label,
-        gfn: best.name,
+        gfn,
         against: r.name,
         items: a.length,
-        seeds: { gfn: cells.filter((c) => c.method === best!.name).length, against: cells.filter((c) => c.method === r.name).length },
+        seeds: { gfn: cells.filter((c) => c.method === gfn).length, against: cells.filter((c) => c.method === r.name).length },
         ...pairedSignTest(a, b),
       });
     }
