@@ -28,7 +28,7 @@
  * was cut off continues from its latest checkpoint (methods.ts).
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { UsageError } from '../core/errors.js';
 import { loadConfig } from '../finetune/config-loader.js';
@@ -153,7 +153,12 @@ async function preflight(c: CompareConfig, cfgs: TrainConfig[]): Promise<void> {
     for (const f of [...t.train, ...t.pool]) need(f, `training data (method ${m.name})`);
     if (t.sentences) need(t.sentences, `training sentences (method ${m.name})`);
   }
-  for (const model of new Set(cfgs.map((x) => x.model))) await resolveModelDir(model);
+  for (const model of new Set(cfgs.map((x) => x.model))) {
+    // "models/arith-weak" also reads as a hub id (owner/name): a missing folder under an existing
+    // local folder is a missing model folder, not something to fetch
+    if (!existsSync(model) && dirname(model) !== '.' && existsSync(dirname(model))) throw new UsageError(`model folder ${model} does not exist`);
+    await resolveModelDir(model);
+  }
 }
 
 /** Opens the output folder: fresh, or (resume) one started with the very same configs. */
