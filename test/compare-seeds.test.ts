@@ -151,6 +151,11 @@ test('flowtune compare over seeds: per-seed folders, mean ± sd, paired tests, o
       assert.equal(items.length, 3);
       return items.filter((it: { voteCorrect: boolean }) => it.voteCorrect).length / 3;
     });
+    const dc = seeds.map((s) => {
+      const items = readFileSync(join(out, 'methods', row.method, s, 'eval-test_3op.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      return items.reduce((t: number, it: { answer: number; samples: { z: string; answer: number | null }[] }) => t + new Set(it.samples.filter((x) => x.answer === it.answer).map((x) => x.z)).size / 2, 0) / 3;
+    });
+    assert.ok(Math.abs(row['test_3op distinct correct Z'] - dc.reduce((s, v) => s + v, 0) / dc.length) < 1e-12);
     const m = accs.reduce((s, v) => s + v, 0) / accs.length;
     assert.ok(Math.abs(row['test_5op vote acc'] - m) < 1e-12, `${row.method}: ${row['test_5op vote acc']} vs ${m}`);
     if (accs.length === 2) assert.ok(Math.abs(row['test_5op vote acc sd'] - Math.abs(accs[0] - accs[1]) / Math.SQRT2) < 1e-12);

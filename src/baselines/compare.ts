@@ -193,6 +193,23 @@ function operandCounts(parts: EvalPart[]): Record<string, [number, number]> {
   return out;
 }
 
+/**
+ * Arithmetic: `<test set> distinct correct Z` after each `<test set> distinct Z`, the mean over
+ * items of the number of distinct rationales with the right answer among the K samples, over
+ * K (the issue's "more distinct correct rationales": diversity that is not noise).
+ */
+function withDistinctCorrect(metrics: Record<string, number | null>, parts: EvalPart[]): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  for (const [k, v] of Object.entries(metrics)) {
+    out[k] = v;
+    const p = parts.find((q) => k === `${q.label} distinct Z`);
+    if (!p) continue;
+    const items = p.items as ArithItemResult[];
+    out[`${p.label} distinct correct Z`] = items.reduce((s, it) => s + new Set(it.samples.filter((x) => x.answer === it.answer).map((x) => x.z)).size / it.samples.length, 0) / items.length;
+  }
+  return out;
+}
+
 export async function runCompare(file: string, c: CompareConfig, outDir: string, o: { quiet?: boolean; log?: (s: string) => void; resume?: boolean } = {}): Promise<Comparison> {
   const t0 = performance.now();
   const log = o.log ?? (() => {});
@@ -252,7 +269,7 @@ export async function runCompare(file: string, c: CompareConfig, outDir: string,
       const evalSeconds = (performance.now() - te) / 1000;
       if (m.kind !== 'base') await policy.session.release();
       for (const p of parts) writeFileAtomic(join(dir, `eval-${p.label}.jsonl`), p.items.map((it) => JSON.stringify(it)).join('\n') + '\n');
-      const metrics = metricColumns(c.task, parts);
+      const metrics = c.task === 'arithmetic' ? withDistinctCorrect(metricColumns(c.task, parts), parts) : metricColumns(c.task, parts);
       Object.keys(metrics).forEach((k) => metricKeys.add(k));
       const arith = c.task === 'arithmetic';
       const result: CellResult = {
