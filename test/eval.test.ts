@@ -15,7 +15,7 @@ import { Rng } from '../src/core/rng.js';
 import { logSumExp } from '../src/core/math.js';
 import { validate } from '../src/finetune/config-loader.js';
 import { trainConfigSchema } from '../src/finetune/schema.js';
-import { LmTrainer } from '../src/finetune/trainer.js';
+import { FineTuneSetup } from '../src/finetune/setup.js';
 import { loadExamples } from '../src/finetune/examples.js';
 import { scoreRows } from '../src/finetune/score.js';
 import { sequenceLogProbs } from '../src/finetune/posterior.js';
@@ -130,7 +130,7 @@ const pairsConfig = (over: Record<string, unknown> = {}) =>
     'test',
   );
 
-async function policyOverAll(t: LmTrainer) {
+async function policyOverAll(t: FineTuneSetup) {
   const ex = t.examples[0];
   const zs: ZSample[] = [];
   const grow = (p: number[]) => {
@@ -139,7 +139,7 @@ async function policyOverAll(t: LmTrainer) {
   };
   grow([]);
   const rows = await scoreRows(t.session, zs.map(() => ex.xIds), zs, zs.map(() => ex.yIds), t.constraints, t.rewardSpec(), { prefix: false });
-  const lp = sequenceLogProbs(rows, { d: t.session.hiddenSize, V: t.session.vocabSize, stop: t.constraints.stopId }, (h, b) => t.head.logits(h, b), 1);
+  const lp = sequenceLogProbs(rows, { d: t.session.hiddenSize, V: t.session.vocabSize, stop: t.constraints.stopId }, (h, b) => t.adapter.logits(h, b), 1);
   const logR = rows.map((r) => r.logR);
   const lz = logSumExp(Float64Array.from(logR));
   return { zs, policy: Array.from(lp, Math.exp), posterior: logR.map((l) => Math.exp(l - lz)), logR };
@@ -147,7 +147,7 @@ async function policyOverAll(t: LmTrainer) {
 
 test('SFT raises the probability of the gold rationale; REINFORCE on log R collapses onto argmax R', async () => {
   // the second pair's gold Z (5 tokens) is longer than z.maxLength (4): SFT leaves it out
-  const sftT = await LmTrainer.create(pairsConfig({ task: { kind: 'pairs', pairs: [{ x: 'The cat', y: ' sat.', z: 'cab' }, { x: 'A dog', y: ' ran.', z: 'abcda' }] } }));
+  const sftT = await FineTuneSetup.create(pairsConfig({ task: { kind: 'pairs', pairs: [{ x: 'The cat', y: ' sat.', z: 'cab' }, { x: 'A dog', y: ' ran.', z: 'abcda' }] } }));
   const gold = tok.encode('cab').join(',');
   const before = await policyOverAll(sftT);
   const gi = before.zs.findIndex((z) => z.tokens.join(',') === gold);
@@ -158,7 +158,7 @@ test('SFT raises the probability of the gold rationale; REINFORCE on log R colla
   const afterSft = await policyOverAll(sftT);
   assert.ok(afterSft.policy[gi] > 0.9 && before.policy[gi] < 0.05, `P(gold) ${before.policy[gi]} → ${afterSft.policy[gi]}`);
 
-  const rlT = await LmTrainer.create(pairsConfig({ train: { steps: 120, batchSize: 16 }, optim: { lr: 0.01 } }));
+  const rlT = await FineTuneSetup.create(pairsConfig({ train: { steps: 120, batchSize: 16 }, optim: { lr: 0.01 } }));
   const rl = new ReinforceBaseline(rlT);
   for (let i = 0; i < 120; i++) await rl.trainStep();
   const r = await policyOverAll(rlT);

@@ -6,13 +6,13 @@ import { logSumExp } from '../src/core/math.js';
 import { writeTempModel } from '../src/lmbuild/fixtures.js';
 import { validate } from '../src/finetune/config-loader.js';
 import { trainConfigSchema } from '../src/finetune/schema.js';
-import { LmTrainer } from '../src/finetune/trainer.js';
+import { FineTuneSetup } from '../src/finetune/setup.js';
 import { scoreRows } from '../src/finetune/score.js';
 import { sequenceLogProbs } from '../src/finetune/posterior.js';
 import { sampleZ, type ZSample } from '../src/finetune/rollout.js';
-import { disposeNodes, stackNodes } from '../src/finetune/objective.js';
+import { disposeNodes, stackNodes } from '../src/finetune/nodes.js';
 import { clippedSurrogate, groupAdvantages, klToBase, nodeLogProbs, PpoBaseline, ppoGrads, spreadRows } from '../src/baselines/ppo.js';
-import type { NodeTensors } from '../src/finetune/objective.js';
+import type { NodeTensors } from '../src/finetune/nodes.js';
 import { reinforceGrads } from '../src/baselines/reinforce.js';
 
 const model = writeTempModel(5, { nCtx: 128 }, {}, 2);
@@ -76,22 +76,22 @@ const pairsConfig = (over: Record<string, unknown> = {}) =>
   );
 
 test('PPO at ratio 1 with β = 0 and one group has exactly the REINFORCE-with-baseline gradient', async () => {
-  const t = await LmTrainer.create(pairsConfig());
+  const t = await FineTuneSetup.create(pairsConfig());
   // move the head off B = 0 so that every parameter gets a gradient
   const rng = new Rng(3);
-  for (const v of t.head.trainableVariables(false)) v.assign(tf.tensor(Float32Array.from({ length: v.size }, () => 0.3 * rng.normal()), v.shape));
+  for (const v of t.adapter.policyVariables()) v.assign(tf.tensor(Float32Array.from({ length: v.size }, () => 0.3 * rng.normal()), v.shape));
   const ex = t.examples[0];
   const B = 6;
-  const zs = await sampleZ(t.session, t.tok, new Array(B).fill(ex.xIds), { constraints: t.constraints, temperature: 1, policy: t.head.policy(), rng });
+  const zs = await sampleZ(t.session, t.tok, new Array(B).fill(ex.xIds), { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng });
   const rows = await scoreRows(t.session, new Array(B).fill(ex.xIds), zs, new Array(B).fill(ex.yIds), t.constraints, t.rewardSpec(), { prefix: false });
   assert.ok(new Set(rows.map((r) => r.logR)).size > 1, 'the batch has distinct rewards');
   const nodes = stackNodes(rows, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
-  const vars = t.head.trainableVariables(false);
+  const vars = t.adapter.policyVariables();
   try {
-    const lp = nodeLogProbs(t.head, nodes);
+    const lp = nodeLogProbs(t.adapter, nodes);
     const adv = spreadRows(groupAdvantages(rows.map((r) => r.logR), B), nodes);
-    const ppo = ppoGrads(t.head, nodes, lp.policy, adv, 0.2, vars);
-    const rf = reinforceGrads(t.head, nodes, adv, vars);
+    const ppo = ppoGrads(t.adapter, nodes, lp.policy, adv, 0.2, vars);
+    const rf = reinforceGrads(t.adapter, nodes, adv, vars);
     assert.equal(ppo.clipped, 0);
     let norm = 0;
     for (const v of vars) {
@@ -111,7 +111,7 @@ test('PPO at ratio 1 with β = 0 and one group has exactly the REINFORCE-with-ba
   }
 });
 
-async function expectedLogR(t: LmTrainer): Promise<{ expLogR: number; kl: number }> {
+async function expectedLogR(t: FineTuneSetup): Promise<{ expLogR: number; kl: number }> {
   const ex = t.examples[0];
   const zs: ZSample[] = [];
   const grow = (p: number[]) => {
@@ -121,7 +121,7 @@ async function expectedLogR(t: LmTrainer): Promise<{ expLogR: number; kl: number
   grow([]);
   const rows = await scoreRows(t.session, zs.map(() => ex.xIds), zs, zs.map(() => ex.yIds), t.constraints, t.rewardSpec(), { prefix: false });
   const dims = { d: t.session.hiddenSize, V: t.session.vocabSize, stop: t.constraints.stopId };
-  const lp = sequenceLogProbs(rows, dims, (h, b) => t.head.logits(h, b), 1);
+  const lp = sequenceLogProbs(rows, dims, (h, b) => t.adapter.logits(h, b), 1);
   const lp0 = sequenceLogProbs(rows, dims, (_h, b) => b, 1);
   assert.ok(Math.abs(logSumExp(lp)) < 1e-3, 'the policy sums to 1 over every Z');
   let expLogR = 0, kl = 0;
@@ -133,7 +133,7 @@ async function expectedLogR(t: LmTrainer): Promise<{ expLogR: number; kl: number
 }
 
 test('PPO raises E_π[log R] over all 341 Z; a large KL coefficient keeps π close to the base LM', async (tc) => {
-  const free = await LmTrainer.create(pairsConfig());
+  const free = await FineTuneSetup.create(pairsConfig());
   const start = await expectedLogR(free);
   const ppo = new PpoBaseline(free, { klCoef: 0 });
   for (let i = 0; i < 40; i++) await ppo.trainStep();
@@ -141,7 +141,7 @@ test('PPO raises E_π[log R] over all 341 Z; a large KL coefficient keeps π clo
   assert.ok(end.expLogR > start.expLogR + 1, `E[log R] ${start.expLogR} → ${end.expLogR}`);
   assert.ok(Math.abs(start.kl) < 1e-4, 'the head starts at the base LM');
 
-  const tied = await LmTrainer.create(pairsConfig());
+  const tied = await FineTuneSetup.create(pairsConfig());
   const ppoKl = new PpoBaseline(tied, { klCoef: 20 });
   for (let i = 0; i < 40; i++) await ppoKl.trainStep();
   const endKl = await expectedLogR(tied);

@@ -6,7 +6,7 @@ import { Hypergrid } from '../src/envs/hypergrid.js';
 import { Rng } from '../src/core/rng.js';
 import { validate } from '../src/finetune/config-loader.js';
 import { trainConfigSchema } from '../src/finetune/schema.js';
-import { policyTemperature } from '../src/tasks/policy.js';
+import { samplingTemperature as policyTemperature } from '../src/finetune/objectives/index.js';
 
 // The soft-RL bootstrap pieces of docs/design.md eq. (SQ) / (MQ), checked on numbers worked by
 // hand. These tests use only the exported functions' inputs and outputs, so they hold for

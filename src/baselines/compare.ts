@@ -253,7 +253,7 @@ export async function runCompare(file: string, c: CompareConfig, outDir: string,
         trainSeconds = tr.seconds;
         trainSteps = tr.steps;
         resumedFrom = tr.resumedFrom;
-        policy = await loadRunPolicy(runDir, m.kind === 'gfn' ? cfg : { ...cfg, objective: 'subtb' });
+        policy = await loadRunPolicy(runDir, cfg);
       }
       log(`[${tag}] evaluating (${c.eval.samples} × ${describeDecode(decode)})`);
       const te = performance.now();

@@ -3,9 +3,9 @@
  * read like any other: config.yaml + checkpoints/ (+ metrics.jsonl, summary.json).
  * - gfn: `LmTrainer` with the config's objective (TB, SubTB, SoftDQN, M-DQN), via the same
  *   loop as `flowtune train`;
- * - sft / reinforce / ppo: the baselines of this folder on an `LmTrainer`'s head, optimizer
- *   and RNG (built with objective subtb, which gives a head-only optimizer; baseline.json says
- *   which method trained it).
+ * - sft / reinforce / ppo: the baselines of this folder on a `FineTuneSetup` (the same adapter,
+ *   optimizer over its policy variables, and RNG as every objective starts from);
+ *   baseline.json says which method trained it (and makes eval sample softmax(logits)).
  * A run folder that already holds a checkpoint (a compare run that was killed) continues from
  * it: the trainer is restored (head, optimizer moments, RNG, replay, step), metrics.jsonl is cut
  * back to the checkpoint, and training goes on to train.steps.
@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { LmTrainer, type StepMetrics } from '../finetune/trainer.js';
+import { FineTuneSetup } from '../finetune/setup.js';
 import type { TrainConfig } from '../finetune/schema.js';
 import { runTraining, truncateMetrics } from '../finetune/run.js';
 import { hasCheckpoint } from '../finetune/checkpoint.js';
@@ -41,12 +42,13 @@ export interface MethodOptions {
 }
 
 /** Restores a run folder's latest checkpoint into a fresh trainer; returns the step (0 when there is none). */
-function resumeIfAny(trainer: LmTrainer, runDir: string): number {
+function resumeIfAny(trainer: LmTrainer | FineTuneSetup, runDir: string): number {
   if (!hasCheckpoint(runDir)) {
     truncateMetrics(runDir, 0); // killed before its first checkpoint: start over
     return 0;
   }
-  trainer.restore(runDir);
+  if (trainer instanceof LmTrainer) trainer.restore(runDir);
+  else trainer.restoreCheckpoint(runDir);
   truncateMetrics(runDir, trainer.step);
   return trainer.step;
 }
@@ -60,9 +62,8 @@ export async function trainMethod(kind: MethodKind, cfg: TrainConfig, runDir: st
     const last = await runTraining(trainer, runDir, { quiet: o.quiet, label: o.label });
     return finish(runDir, kind, cfg, trainer.step, t0, last, from);
   }
-  const hcfg: TrainConfig = { ...cfg, objective: 'subtb' };
-  const trainer = await LmTrainer.create(hcfg);
-  writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(hcfg));
+  const trainer = await FineTuneSetup.create(cfg);
+  writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(cfg));
   let stepper: { trainStep(): Promise<StepMetrics> };
   let info: Record<string, unknown>;
   if (kind === 'sft') {
@@ -89,11 +90,11 @@ export async function trainMethod(kind: MethodKind, cfg: TrainConfig, runDir: st
     progress?.update(last.step, `loss ${last.loss.toFixed(3)} | log R ${last.meanLogR.toFixed(2)}`);
   }
   progress?.stop();
-  return finish(runDir, kind, hcfg, trainer.step, t0, last, from);
+  return finish(runDir, kind, cfg, trainer.step, t0, last, from);
 }
 
 function finish(runDir: string, kind: MethodKind, cfg: TrainConfig, steps: number, t0: number, last: StepMetrics | null, resumedFrom: number): TrainedMethod {
   const seconds = (performance.now() - t0) / 1000;
-  writeFileAtomic(join(runDir, 'summary.json'), JSON.stringify({ run: runDir, method: kind, objective: cfg.objective, seed: cfg.seed, steps, resumedFrom, loss: last?.loss ?? null, meanLogR: last?.meanLogR ?? null, seconds }, null, 2) + '\n');
+  writeFileAtomic(join(runDir, 'summary.json'), JSON.stringify({ run: runDir, method: kind, objective: kind === 'gfn' ? cfg.objective : null, seed: cfg.seed, steps, resumedFrom, loss: last?.loss ?? null, meanLogR: last?.meanLogR ?? null, seconds }, null, 2) + '\n');
   return { runDir, steps, seconds, last, resumedFrom };
 }

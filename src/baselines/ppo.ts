@@ -31,12 +31,12 @@
  */
 import { tf } from '../core/backend.js';
 import { UsageError } from '../core/errors.js';
-import type { LmTrainer, StepMetrics } from '../finetune/trainer.js';
+import type { StepMetrics } from '../finetune/trainer.js';
+import type { FineTuneSetup } from '../finetune/setup.js';
 import { sampleZ } from '../finetune/rollout.js';
 import { scoreRows, type ScoredRow } from '../finetune/score.js';
-import { disposeNodes, nodeLogPolicy, pick, stackNodes, type NodeTensors } from '../finetune/objective.js';
-import type { LmHead } from '../finetune/head.js';
-import { lrScaleAt } from '../finetune/tf-adam.js';
+import { disposeNodes, nodeLogPolicy, pick, stackNodes, type NodeTensors } from '../finetune/nodes.js';
+import type { PolicyAdapter } from '../finetune/adapter.js';
 
 export interface PpoOptions {
   /** ε of the clipped ratio */
@@ -98,7 +98,7 @@ export function perRowSums(values: ArrayLike<number>, nodes: NodeTensors): numbe
 }
 
 /** log π_θ(a_t | s_t) of the chosen action at every node (head), and under the base LM (no head). */
-export function nodeLogProbs(head: LmHead, nodes: NodeTensors): { policy: Float32Array; base: Float32Array } {
+export function nodeLogProbs(head: PolicyAdapter, nodes: NodeTensors): { policy: Float32Array; base: Float32Array } {
   const policy = tf.tidy(() => pick(nodeLogPolicy(head, nodes), nodes.chosen).dataSync() as Float32Array);
   const base = tf.tidy(() => pick(tf.logSoftmax(tf.add(nodes.base, nodes.negMask)) as tf.Tensor2D, nodes.chosen).dataSync() as Float32Array);
   return { policy, base };
@@ -121,7 +121,7 @@ export function klToBase(logp: tf.Tensor2D, nodes: NodeTensors, klCoef: number):
   return tf.mul(tf.sum(tf.mul(tf.exp(logp), tf.sub(logp, lp0))), klCoef / nodes.rows.length) as tf.Scalar;
 }
 
-export function ppoGrads(head: LmHead, nodes: NodeTensors, logpOld: Float32Array, adv: Float32Array, clip: number, vars: tf.Variable[], klCoef = 0): { loss: number; grads: Map<tf.Variable, tf.Tensor>; clipped: number } {
+export function ppoGrads(head: PolicyAdapter, nodes: NodeTensors, logpOld: Float32Array, adv: Float32Array, clip: number, vars: tf.Variable[], klCoef = 0): { loss: number; grads: Map<tf.Variable, tf.Tensor>; clipped: number } {
   const old = tf.tensor1d(logpOld), a = tf.tensor1d(adv);
   let clipped = 0;
   try {
@@ -145,7 +145,7 @@ export class PpoBaseline {
   readonly o: PpoOptions;
 
   constructor(
-    readonly trainer: LmTrainer,
+    readonly trainer: FineTuneSetup,
     o: Partial<PpoOptions> = {},
   ) {
     this.o = { ...PPO_DEFAULTS, ...o };
@@ -158,13 +158,13 @@ export class PpoBaseline {
     const t0 = performance.now();
     const t = this.trainer, cfg = t.cfg, B = cfg.train.batchSize, G = this.o.groupSize;
     const exs = Array.from({ length: B / G }, () => t.examples[t.rng.int(t.examples.length)]).flatMap((e) => new Array(G).fill(e) as (typeof e)[]);
-    const zs = await sampleZ(t.session, t.tok, exs.map((e) => e.xIds), { constraints: t.constraints, temperature: 1, policy: t.head.policy(), rng: t.rng });
+    const zs = await sampleZ(t.session, t.tok, exs.map((e) => e.xIds), { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng: t.rng });
     const rows = await scoreRows(t.session, exs.map((e) => e.xIds), zs, exs.map((e) => e.yIds), t.constraints, t.rewardSpec(), { prefix: false });
     // π_old and π_0 at every node, once, before any update
     const all = stackNodes(rows, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
     let lp: { policy: Float32Array; base: Float32Array };
     try {
-      lp = nodeLogProbs(t.head, all);
+      lp = nodeLogProbs(t.adapter, all);
     } finally {
       disposeNodes(all);
     }
@@ -173,8 +173,8 @@ export class PpoBaseline {
     const adv = groupAdvantages(rows.map((r) => r.logR), G);
     const nodeOld = rows.map((r, b) => lp.policy.subarray(all.first[b], all.first[b] + r.nodes.length));
 
-    const vars = t.head.trainableVariables(false);
-    const scale = lrScaleAt(t.step, cfg.train.steps, cfg.optim.warmup, cfg.optim.finalLrFraction);
+    const vars = t.adapter.policyVariables();
+    const scale = t.lrScale();
     let lossSum = 0, updates = 0, clipped = 0, counted = 0, gradNorm = 0;
     for (let e = 0; e < this.o.epochs; e++) {
       // minibatches of whole groups: the advantages of a group sum to zero, so the tokens its
@@ -190,7 +190,7 @@ export class PpoBaseline {
         try {
           const old = new Float32Array(nodes.N);
           idx.forEach((i, k) => old.set(nodeOld[i], nodes.first[k]));
-          const r = ppoGrads(t.head, nodes, old, spreadRows(idx.map((i) => adv[i]), nodes), this.o.clip, vars, this.o.klCoef);
+          const r = ppoGrads(t.adapter, nodes, old, spreadRows(idx.map((i) => adv[i]), nodes), this.o.clip, vars, this.o.klCoef);
           if (Number.isFinite(r.loss)) gradNorm = t.optim.step(r.grads, scale, cfg.optim.clip);
           tf.dispose([...r.grads.values()]);
           if (!Number.isFinite(r.loss) || !Number.isFinite(gradNorm)) throw new Error(`PPO diverged at step ${t.step + 1} (loss ${r.loss}, gradient norm ${gradNorm})`);

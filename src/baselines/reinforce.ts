@@ -9,18 +9,18 @@
  *   ∇ = −(1/B) Σ_b (r_b − mean_b' r_b') ∇ log π(Z_b),  r_b = log R(Z_b) − β (log π − log π_0)(Z_b)
  */
 import { tf } from '../core/backend.js';
-import type { LmTrainer, StepMetrics } from '../finetune/trainer.js';
+import type { StepMetrics } from '../finetune/trainer.js';
+import type { FineTuneSetup } from '../finetune/setup.js';
 import { sampleZ } from '../finetune/rollout.js';
 import { scoreRows } from '../finetune/score.js';
-import { disposeNodes, nodeLogPolicy, pick, stackNodes, type NodeTensors } from '../finetune/objective.js';
-import type { LmHead } from '../finetune/head.js';
-import { lrScaleAt } from '../finetune/tf-adam.js';
+import { disposeNodes, nodeLogPolicy, pick, stackNodes, type NodeTensors } from '../finetune/nodes.js';
+import type { PolicyAdapter } from '../finetune/adapter.js';
 
 /** −(1/B) Σ_b A_b Σ_t log π(a_t | s_t) and its gradient (adv: A of each node's sequence). */
-export function reinforceGrads(head: LmHead, nodes: NodeTensors, adv: Float32Array, vars: tf.Variable[]): { loss: number; grads: Map<tf.Variable, tf.Tensor> } {
+export function reinforceGrads(adapter: PolicyAdapter, nodes: NodeTensors, adv: Float32Array, vars: tf.Variable[]): { loss: number; grads: Map<tf.Variable, tf.Tensor> } {
   const a = tf.tensor1d(adv);
   try {
-    const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(tf.mul(pick(nodeLogPolicy(head, nodes), nodes.chosen), a)), nodes.rows.length)) as tf.Scalar, vars);
+    const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(tf.mul(pick(nodeLogPolicy(adapter, nodes), nodes.chosen), a)), nodes.rows.length)) as tf.Scalar, vars);
     const loss = value.dataSync()[0];
     value.dispose();
     return { loss, grads: new Map(vars.map((v) => [v, grads[v.name]])) };
@@ -31,7 +31,7 @@ export function reinforceGrads(head: LmHead, nodes: NodeTensors, adv: Float32Arr
 
 export class ReinforceBaseline {
   constructor(
-    readonly trainer: LmTrainer,
+    readonly trainer: FineTuneSetup,
     readonly klCoef = 0,
   ) {}
 
@@ -39,10 +39,10 @@ export class ReinforceBaseline {
     const t0 = performance.now();
     const t = this.trainer, cfg = t.cfg, B = cfg.train.batchSize;
     const exs = Array.from({ length: B }, () => t.examples[t.rng.int(t.examples.length)]);
-    const zs = await sampleZ(t.session, t.tok, exs.map((e) => e.xIds), { constraints: t.constraints, temperature: 1, policy: t.head.policy(), rng: t.rng });
+    const zs = await sampleZ(t.session, t.tok, exs.map((e) => e.xIds), { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng: t.rng });
     const rows = await scoreRows(t.session, exs.map((e) => e.xIds), zs, exs.map((e) => e.yIds), t.constraints, t.rewardSpec(), { prefix: false });
     const nodes = stackNodes(rows, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
-    const vars = t.head.trainableVariables(false);
+    const vars = t.adapter.policyVariables();
     const perRow = (lp: Float32Array | Int32Array | Uint8Array) =>
       rows.map((r, b) => {
         let s = 0;
@@ -53,16 +53,16 @@ export class ReinforceBaseline {
     try {
       let reward = rows.map((r) => r.logR);
       if (this.klCoef > 0) {
-        const lpPi = perRow(tf.tidy(() => pick(nodeLogPolicy(t.head, nodes), nodes.chosen).dataSync()));
+        const lpPi = perRow(tf.tidy(() => pick(nodeLogPolicy(t.adapter, nodes), nodes.chosen).dataSync()));
         const lp0 = perRow(tf.tidy(() => pick(tf.logSoftmax(tf.add(nodes.base, nodes.negMask)) as tf.Tensor2D, nodes.chosen).dataSync()));
         reward = reward.map((r, b) => r - this.klCoef * (lpPi[b] - lp0[b]));
       }
       const mean = reward.reduce((s, v) => s + v, 0) / B;
       const adv = new Float32Array(nodes.N);
       rows.forEach((r, b) => adv.fill(reward[b] - mean, nodes.first[b], nodes.first[b] + r.nodes.length));
-      const g = reinforceGrads(t.head, nodes, adv, vars);
+      const g = reinforceGrads(t.adapter, nodes, adv, vars);
       loss = g.loss;
-      gradNorm = t.optim.step(g.grads, lrScaleAt(t.step, cfg.train.steps, cfg.optim.warmup, cfg.optim.finalLrFraction), cfg.optim.clip);
+      gradNorm = t.optim.step(g.grads, t.lrScale(), cfg.optim.clip);
       tf.dispose([...g.grads.values()]);
     } finally {
       disposeNodes(nodes);

@@ -7,21 +7,21 @@
  */
 import { tf } from '../core/backend.js';
 import { UsageError } from '../core/errors.js';
-import type { LmTrainer, StepMetrics } from '../finetune/trainer.js';
+import type { StepMetrics } from '../finetune/trainer.js';
+import type { FineTuneSetup } from '../finetune/setup.js';
 import { scoreRows, type ScoredRow } from '../finetune/score.js';
-import { disposeNodes, nodeLogPolicy, pick, stackNodes } from '../finetune/objective.js';
-import { lrScaleAt } from '../finetune/tf-adam.js';
+import { disposeNodes, nodeLogPolicy, pick, stackNodes } from '../finetune/nodes.js';
 import type { ZSample } from '../finetune/rollout.js';
 
 export class SftBaseline {
   private constructor(
-    readonly trainer: LmTrainer,
+    readonly trainer: FineTuneSetup,
     private readonly rows: ScoredRow[],
     /** gold rationales left out because the constraints cannot produce them */
     readonly infeasible = 0,
   ) {}
 
-  static async create(trainer: LmTrainer): Promise<SftBaseline> {
+  static async create(trainer: FineTuneSetup): Promise<SftBaseline> {
     const gold = trainer.examples.filter((e) => e.gold);
     if (gold.length === 0) throw new UsageError('supervised fine-tuning needs examples with gold rationales (e.g. task.train files with str_rationale)');
     const rows: ScoredRow[] = [];
@@ -46,14 +46,14 @@ export class SftBaseline {
     const t = this.trainer, cfg = t.cfg, B = cfg.train.batchSize;
     const batch = Array.from({ length: B }, () => this.rows[t.rng.int(this.rows.length)]);
     const nodes = stackNodes(batch, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
-    const vars = t.head.trainableVariables(false);
+    const vars = t.adapter.policyVariables();
     let loss: number, gradNorm: number;
     try {
-      const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(pick(nodeLogPolicy(t.head, nodes), nodes.chosen)), B)) as tf.Scalar, vars);
+      const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(pick(nodeLogPolicy(t.adapter, nodes), nodes.chosen)), B)) as tf.Scalar, vars);
       loss = value.dataSync()[0];
       value.dispose();
       const g = new Map(vars.map((v) => [v, grads[v.name]]));
-      gradNorm = t.optim.step(g, lrScaleAt(t.step, cfg.train.steps, cfg.optim.warmup, cfg.optim.finalLrFraction), cfg.optim.clip);
+      gradNorm = t.optim.step(g, t.lrScale(), cfg.optim.clip);
       tf.dispose(Object.values(grads));
     } finally {
       disposeNodes(nodes);

@@ -59,7 +59,7 @@ async function languageModelDemo(steps: number): Promise<void> {
   const questions = ['Question: 7 + 2 - 5 = ? Answer:', 'Question: 3 - 8 + 6 = ? Answer:'];
   for (const q of questions) {
     const x = trainer.tok.encode(q);
-    const zs = await sampleZ(trainer.session, trainer.tok, [x, x, x], { constraints: trainer.constraints, temperature: 1, policy: trainer.head.policy(), rng: trainer.rng });
+    const zs = await sampleZ(trainer.session, trainer.tok, [x, x, x], { constraints: trainer.constraints, temperature: 1, policy: trainer.adapter.policy(), rng: trainer.rng });
     const answers = await sample(trainer.session, zs.map((z) => [...x, ...z.tokens]), { maxNewTokens: 24, temperature: 0, stopTokenIds: trainer.tok.encode('\n'), keepHidden: false });
     console.log(`   ${q}`);
     zs.forEach((z, i) => {
@@ -69,7 +69,7 @@ async function languageModelDemo(steps: number): Promise<void> {
   }
   console.log('\n4. A short evaluation on held-out questions (first 20 of data/arithmetic/test_3op.json, 5 samples each, majority vote):');
   const base: Decoder = { session: trainer.session, tok: trainer.tok, constraints: trainer.constraints };
-  const tuned: Decoder = { ...base, hook: trainer.head.policy() };
+  const tuned: Decoder = { ...base, hook: trainer.adapter.policy() };
   for (const [name, dec] of [['base LM (no head)', base], ['fine-tuned (TB)  ', tuned]] as const) {
     const { summary: s } = await evalArithmeticFile(dec, 'data/arithmetic/test_3op.json', { samples: 5, decode: { kind: 'sample', temperature: 1 }, seed: 0, limit: 20 });
     console.log(`   ${name}  accuracy ${(100 * s.majorityAccuracy).toFixed(0)}% (single sample ${(100 * s.sampleAccuracy).toFixed(0)}%), distinct rationales ${s.distinctZ.toFixed(2)}`);

@@ -6,9 +6,10 @@ import { LmHead } from '../finetune/head.js';
 import { sample } from '../lm/sampler.js';
 import { describeChars, unencodableChars } from '../lm/tokenizer.js';
 import { loadLatestCheckpoint } from '../finetune/checkpoint.js';
-import { openModel, zConstraints } from '../finetune/trainer.js';
+import { openModel, zConstraints } from '../finetune/setup.js';
+import { temperedPolicy } from '../finetune/adapter.js';
 import { sampleZ } from '../finetune/rollout.js';
-import { headHook, policyTemperature } from '../tasks/policy.js';
+import { runTemperature } from '../tasks/policy.js';
 import { scoreRows } from '../finetune/score.js';
 import { sequenceLogProbs } from '../finetune/posterior.js';
 import { scheduleAt } from '../finetune/schema.js';
@@ -44,8 +45,8 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
     if (xIds.length === 0) throw new UsageError('--x is empty');
     const need = xIds.length + c.maxLength + 40;
     if (need > session.facts.nCtx) throw new UsageError(`--x is ${xIds.length} tokens: with Z and Y that exceeds the model's context window of ${session.facts.nCtx}`);
-    const tau = policyTemperature(cfg);
-    const hook = headHook(head, tau);
+    const tau = runTemperature(runDir, cfg);
+    const hook = temperedPolicy(head, tau);
     const rng = new Rng(intArg('seed', a.seed, 0));
     const zs = await sampleZ(session, tok, Array.from({ length: n }, () => xIds), { constraints: c, temperature, policy: hook, rng });
 

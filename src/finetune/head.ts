@@ -22,6 +22,7 @@ import { type NamedArray, loadSafetensors, saveSafetensors } from '../lm/safeten
 import type { PolicyHook } from '../lm/sampler.js';
 import { addRowBias, linear, matMul2 } from '../lmbuild/tfops.js';
 import { DenseStack, type DenseLayer } from './head-kernel.js';
+import type { BaseModelId, PolicyAdapter } from './adapter.js';
 
 export interface HeadConfig {
   kind: 'mlp' | 'linear';
@@ -64,7 +65,7 @@ export function headConfig(over: Partial<HeadConfig> & Pick<HeadConfig, 'hiddenS
 
 type T2 = tf.Tensor2D;
 
-export class LmHead {
+export class LmHead implements PolicyAdapter {
   readonly config: HeadConfig;
   /** trainable, by name (policy part) */
   readonly params = new Map<string, tf.Variable>();
@@ -221,8 +222,46 @@ export class LmHead {
     return [...this.params.values(), ...(includeFlow ? this.flowParams.values() : [])];
   }
 
+  policyVariables(): tf.Variable[] {
+    return [...this.params.values()];
+  }
+
+  flowVariables(): tf.Variable[] {
+    return [...this.flowParams.values()];
+  }
+
+  /** A copy with the same weights and the same frozen whitening (a soft-Q target network). */
+  clone(): LmHead {
+    const c = new LmHead(this.config, 0);
+    for (const [n, v] of this.params) c.params.get(n)!.assign(v);
+    for (const [n, v] of this.flowParams) c.flowParams.get(n)!.assign(v);
+    c.setWhitening(Float32Array.from(this.whitenW.dataSync()), Float32Array.from(this.whitenB.dataSync()));
+    c.whitened = this.whitened;
+    return c;
+  }
+
+  /** this ← (1 − τ)·this + τ·source over the policy part (the log-flow part is no target). */
+  polyakFrom(source: LmHead, tau: number): void {
+    for (const [name, v] of source.params) {
+      const t = this.params.get(name)!;
+      tf.tidy(() => t.assign(tau === 1 ? v : tf.add(tf.mul(t, 1 - tau), tf.mul(v, tau))));
+    }
+  }
+
+  /**
+   * Loads the trainable variables saved in dir into this head. The frozen whitening is not
+   * copied: a resumed trainer refits it from the same seed and rollouts, which gives the same
+   * matrix (the resume test checks the end result).
+   */
+  restore(dir: string, expect: { sha256: string; vocabSize: number }): void {
+    const { head } = LmHead.load(dir, expect);
+    for (const [n, v] of head.params) this.params.get(n)!.assign(v);
+    for (const [n, v] of head.flowParams) this.flowParams.get(n)!.assign(v);
+    head.dispose();
+  }
+
   /** Writes head.safetensors + head.json (manifest) into dir. */
-  save(dir: string, base: { id: string; sha256: string }): HeadManifest {
+  save(dir: string, base: BaseModelId): HeadManifest {
     mkdirSync(dir, { recursive: true });
     const t = new Map<string, NamedArray>();
     const add = (n: string, v: tf.Tensor) => t.set(n, { shape: [...v.shape], data: Float32Array.from(v.dataSync()) });

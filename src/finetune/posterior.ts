@@ -3,7 +3,7 @@ import { logSumExp } from '../core/math.js';
 import { klDivergence, totalVariation } from '../gfn/exact.js';
 import type { LmTrainer } from './trainer.js';
 import { scoreRows, type ScoredRow } from './score.js';
-import { disposeNodes, pick, stackNodes } from './objective.js';
+import { disposeNodes, pick, stackNodes } from './nodes.js';
 import type { ZSample } from './rollout.js';
 import { UsageError } from '../core/errors.js';
 
@@ -41,9 +41,8 @@ export async function exactPosterior(t: LmTrainer, exampleIndex = 0): Promise<Po
   const logR = Float64Array.from(rows, (r) => r.logR);
   const logZTrue = logSumExp(logR);
   const posterior = logR.map((l) => Math.exp(l - logZTrue));
-  const tau = t.dqn?.tau ?? 1;
   const dims = { d: t.session.hiddenSize, V: t.session.vocabSize, stop: c.stopId };
-  const logPolicy = sequenceLogProbs(rows, dims, (h, b) => t.head.logits(h, b), tau);
+  const logPolicy = sequenceLogProbs(rows, dims, (h, b) => t.adapter.logits(h, b), t.objective.temperature);
   const logPrior = sequenceLogProbs(rows, dims, (_h, b) => b, 1);
   const policy = logPolicy.map(Math.exp);
   const prior = logPrior.map(Math.exp);

@@ -1,6 +1,6 @@
 import { tf } from '../core/backend.js';
 import type { Rng } from '../core/rng.js';
-import type { LmHead } from './head.js';
+import type { PolicyAdapter } from './adapter.js';
 import { PrioritizedReplay } from '../softrl/replay.js';
 import { munchausenBonus, softValue, tdLoss } from '../softrl/targets.js';
 import type { ScoredRow } from './score.js';
@@ -25,6 +25,8 @@ export interface TokenDqnOptions {
  */
 export class TokenSoftQ {
   readonly tau: number;
+  /** the Polyak-averaged copy of the adapter the targets come from */
+  readonly target: PolicyAdapter;
   shift: number | null = null;
   private readonly replay: PrioritizedReplay;
   private readonly h: Float32Array;
@@ -38,8 +40,7 @@ export class TokenSoftQ {
   private readonly done: Uint8Array;
 
   constructor(
-    readonly head: LmHead,
-    readonly target: LmHead,
+    readonly head: PolicyAdapter,
     private readonly d: number,
     private readonly V: number,
     readonly o: TokenDqnOptions,
@@ -56,7 +57,7 @@ export class TokenSoftQ {
     this.act = new Int32Array(N);
     this.rew = new Float64Array(N);
     this.done = new Uint8Array(N);
-    copyInto(target, head, 1);
+    this.target = head.clone();
   }
 
   /** Adds every transition of the scored rows (new transitions enter at the maximum priority). */
@@ -156,14 +157,20 @@ export class TokenSoftQ {
   }
 
   syncTarget(): void {
-    copyInto(this.target, this.head, this.o.polyak);
+    this.target.polyakFrom(this.head, this.o.polyak);
   }
-}
 
-/** target ← (1 − tau)·target + tau·source over the policy part of the head. */
-export function copyInto(target: LmHead, source: LmHead, tau: number): void {
-  for (const [name, v] of source.params) {
-    const t = target.params.get(name)!;
-    tf.tidy(() => t.assign(tau === 1 ? v : tf.add(tf.mul(t, 1 - tau), tf.mul(v, tau))));
+  /** Soft value at the root, τ·LSE(Q(s0, ·)/τ) + shift: the soft-RL estimate of log Z (eq. (M)), averaged over rows. */
+  valueAtRoot(rows: ScoredRow[]): number {
+    const { d, V, tau } = this;
+    const h = new Float32Array(rows.length * d), base = new Float32Array(rows.length * V);
+    rows.forEach((r, b) => {
+      h.set(r.hidden.subarray(0, d), b * d);
+      base.set(r.baseLogits.subarray(0, V), b * V);
+    });
+    const q = this.head.logitsSync(h, base, rows.length);
+    let s = 0;
+    rows.forEach((r, b) => (s += softValue(q, b * V, r.mask, 0, V, tau)));
+    return s / rows.length + (this.shift ?? 0);
   }
 }

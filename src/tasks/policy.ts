@@ -3,16 +3,18 @@
  * head of its latest checkpoint) or a base model folder with no head (the "base LM"
  * baseline, with the task's default constraints or those of a training config).
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { selectBackend } from '../core/backend.js';
 import { UsageError } from '../core/errors.js';
-import { LmHead } from '../finetune/head.js';
 import { LmSession } from '../lm/session.js';
 import { resolveModelDir } from '../lm/resolve.js';
 import { loadHfTokenizer } from '../lm/tokenizer.js';
-import type { PolicyHook } from '../lm/sampler.js';
 import { loadLatestCheckpoint } from '../finetune/checkpoint.js';
-import { openModel, zConstraints } from '../finetune/trainer.js';
+import { openModel, zConstraints } from '../finetune/setup.js';
+import { temperedPolicy } from '../finetune/adapter.js';
+import { LmHead } from '../finetune/head.js';
+import { samplingTemperature } from '../finetune/objectives/index.js';
 import type { ZConstraints } from '../finetune/rollout.js';
 import { trainConfigSchema, type TrainConfig } from '../finetune/schema.js';
 import { validate } from '../finetune/config-loader.js';
@@ -42,14 +44,12 @@ export interface LoadedPolicy extends Decoder {
   step: number | null;
 }
 
-/** Soft Q-learners sample softmax(Q/τ) with τ = 1/(1 − α) for M-DQN (eq. (MQ)); GFlowNets softmax(logits). */
-export function policyTemperature(cfg: TrainConfig): number {
-  return cfg.objective === 'mdqn' ? 1 / (1 - cfg.dqn.munchausenAlpha) : 1;
-}
-
-export function headHook(head: LmHead, tau: number): PolicyHook {
-  const base = head.policy();
-  return tau === 1 ? base : (s) => base(s).map((v) => v / tau);
+/**
+ * The sampling temperature of a run folder's policy, softmax(logits/τ): the objective's τ
+ * (1/(1 − α) for M-DQN, eq. (MQ)); baselines (SFT, REINFORCE: baseline.json) sample softmax(logits).
+ */
+export function runTemperature(runDir: string, cfg: TrainConfig): number {
+  return existsSync(join(runDir, 'baseline.json')) ? 1 : samplingTemperature(cfg);
 }
 
 /** A run folder: config.yaml + checkpoints/ (from `flowtune train`, or a baseline trained by compare). */
@@ -57,7 +57,7 @@ export async function loadRunPolicy(runDir: string, cfg: TrainConfig): Promise<L
   const { session, tok } = await openModel(cfg);
   const ck = loadLatestCheckpoint(runDir, (l) => process.stderr.write(`flowtune: warning: ${l}\n`));
   const { head } = LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
-  return { session, tok, constraints: zConstraints(cfg, tok), hook: headHook(head, policyTemperature(cfg)), label: runDir, cfg, step: ck.step };
+  return { session, tok, constraints: zConstraints(cfg, tok), hook: temperedPolicy(head, runTemperature(runDir, cfg)), label: runDir, cfg, step: ck.step };
 }
 
 /** The base LM with no head. */

@@ -1,0 +1,69 @@
+import { tf } from '../../core/backend.js';
+import { trajectoryBalance } from '../../gfn/losses.js';
+import type { LossResult } from '../../gfn/trajectories.js';
+import type { PolicyAdapter } from '../adapter.js';
+import { disposeNodes, edgesToNodes, maxNodes, nodeLogPolicy, pick, stackNodes, trajectoryBatch, type NodeTensors } from '../nodes.js';
+import type { ScoredRow } from '../score.js';
+import type { TrainConfig } from '../schema.js';
+import type { LmObjective, ObjectiveStep } from './objective.js';
+
+/**
+ * Trajectory balance with a learned log Z(X) (docs/design.md eq. (TB)): log Z(X) is the
+ * adapter's log-flow head at s_0, trained at its own learning rate and started at the first
+ * batch's mean of log R − Σ log P_F (docs/design.md §4). The pure loss of src/gfn gives
+ * dL/d log P_F and dL/d log Z; the adapter's gradient comes from the surrogate
+ * Σ g·log P_F + Σ g_Z·log Z(X), evaluated inside one gradient tape (one adapter forward).
+ */
+export class TbObjective implements LmObjective {
+  readonly temperature = 1;
+  readonly prefixRewards = false;
+
+  constructor(
+    private readonly adapter: PolicyAdapter,
+    private readonly cfg: TrainConfig,
+    private readonly dims: { d: number; V: number; stopId: number },
+  ) {}
+
+  paramGroups() {
+    return [{ vars: this.adapter.flowVariables(), lr: this.cfg.optim.logZLr }];
+  }
+
+  loss(rows: ScoredRow[], o: { step: number; vars: tf.Variable[] }): ObjectiveStep {
+    const { d, V, stopId } = this.dims;
+    const n = stackNodes(rows, d, V, stopId);
+    try {
+      if (o.step === 0) this.initLogZ(n);
+      const T = maxNodes(n);
+      const logZ = new Float64Array(rows.length);
+      let result: LossResult | undefined;
+      const { value, grads } = tf.variableGrads(() => {
+        const lpChosen = pick(nodeLogPolicy(this.adapter, n), n.chosen);
+        const logZt = this.adapter.logFlow(tf.gather(n.hidden, tf.tensor1d(n.first, 'int32')) as tf.Tensor2D);
+        logZ.set(logZt.dataSync());
+        result = trajectoryBalance(trajectoryBatch(n, lpChosen.dataSync()), logZ);
+        const gPF = edgesToNodes(n, result.dLogPF, T);
+        return tf.add(tf.sum(tf.mul(lpChosen, tf.tensor1d(gPF))), tf.sum(tf.mul(logZt, tf.tensor1d(Float32Array.from(result.dLogZ))))) as tf.Scalar;
+      }, o.vars);
+      value.dispose();
+      return { loss: result!.loss, grads: new Map(o.vars.map((v) => [v, grads[v.name]])), logZ: logZ.reduce((s, v) => s + v, 0) / rows.length };
+    } finally {
+      disposeNodes(n);
+    }
+  }
+
+  /** log Z(X) starts at the first batch's mean of log R − Σ log P_F (docs/design.md §4). */
+  private initLogZ(n: NodeTensors): void {
+    const lp = tf.tidy(() => pick(nodeLogPolicy(this.adapter, n), n.chosen).dataSync());
+    let s = 0;
+    n.rows.forEach((r, b) => {
+      let sum = 0;
+      for (let i = 0; i < r.nodes.length; i++) sum += lp[n.first[b] + i];
+      s += r.logR - sum;
+    });
+    this.adapter.setFlowBias(s / n.rows.length);
+  }
+
+  afterStep(): void {}
+  save(): void {}
+  restore(): void {}
+}

@@ -1,0 +1,159 @@
+import { writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { selectBackend } from '../core/backend.js';
+import { Rng } from '../core/rng.js';
+import { UsageError } from '../core/errors.js';
+import { LmSession } from '../lm/session.js';
+import { loadHfTokenizer, type Tokenizer } from '../lm/tokenizer.js';
+import { resolveModelDir } from '../lm/resolve.js';
+import type { PolicyAdapter } from './adapter.js';
+import { LmHead, headConfig } from './head.js';
+import { scheduleAt, type TrainConfig } from './schema.js';
+import { loadExamples, type Example } from './examples.js';
+import { sampleZ, type ZConstraints } from './rollout.js';
+import { scoreRows, type RewardSpec } from './score.js';
+import { TfAdam, lrScaleAt, type ParamGroup } from './tf-adam.js';
+import { loadLatestCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.js';
+
+/** Everything a fine-tuning method starts from, before any training. */
+export interface FineTuneParts {
+  cfg: TrainConfig;
+  session: LmSession;
+  tok: Tokenizer;
+  examples: Example[];
+  constraints: ZConstraints;
+  rng: Rng;
+  adapter: PolicyAdapter;
+}
+
+/**
+ * Opens the frozen LM, loads the examples, checks they fit the context window, and creates the
+ * adapter with its whitening fitted on seeded base-model rollouts (docs/design.md §4). The
+ * RNG is forked once for those rollouts, so every method built from the same config and seed
+ * (GFlowNet objectives, soft Q-learning, SFT, REINFORCE) starts from the same adapter and RNG.
+ */
+export async function prepareFineTune(cfg: TrainConfig): Promise<FineTuneParts> {
+  const { session, tok } = await openModel(cfg);
+  const examples = loadExamples(cfg, tok);
+  const constraints = zConstraints(cfg, tok);
+  for (const ex of examples) {
+    const need = ex.xIds.length + cfg.z.maxLength + 8 + ex.yIds.length;
+    if (need > session.facts.nCtx)
+      throw new UsageError(`X + Z + Y can reach ${need} tokens (X "${ex.x.slice(0, 40)}…"), more than the model's context window of ${session.facts.nCtx}; shorten X or z.maxLength`);
+  }
+  const rng = new Rng(cfg.seed);
+  const whitenRng = rng.fork();
+  const n = cfg.head.whitenRollouts;
+  const exs = Array.from({ length: n }, () => examples[whitenRng.int(examples.length)]);
+  const zs = await sampleZ(session, tok, exs.map((e) => e.xIds), { constraints, temperature: 1, rng: whitenRng });
+  const rows = await scoreRows(session, exs.map((e) => e.xIds), zs, exs.map((e) => e.yIds), constraints, rewardSpecAt(cfg, 0), { prefix: false });
+  const adapter = createAdapter(cfg, session, concat(rows.map((r) => r.hidden)));
+  return { cfg, session, tok, examples, constraints, rng, adapter };
+}
+
+/**
+ * The adapter a config asks for: the LoRA-style head of docs/design.md §4, its frozen
+ * whitening fitted on `whiteningStates` (hidden states of random base-model rollouts).
+ */
+function createAdapter(cfg: TrainConfig, session: LmSession, whiteningStates: Float32Array): PolicyAdapter {
+  const h = cfg.head;
+  const head = new LmHead(headConfig({ kind: h.kind, rank: h.rank, alpha: h.alpha ?? 2 * h.rank, width: h.width, hiddenSize: session.hiddenSize, vocabSize: session.vocabSize }), cfg.seed);
+  head.fitWhitening(whiteningStates);
+  return head;
+}
+
+/**
+ * What every fine-tuning method shares: the parts above, Adam/AdamW over the adapter's policy
+ * variables (plus any groups the method adds), the step count and the learning-rate
+ * schedule, and checkpoints of all of it (adapter, optimizer moments, RNG, step).
+ * LmTrainer adds an objective; the baselines (SFT, REINFORCE) use it as it is.
+ */
+export class FineTuneSetup {
+  step = 0;
+  readonly cfg: TrainConfig;
+  readonly session: LmSession;
+  readonly tok: Tokenizer;
+  readonly examples: Example[];
+  readonly constraints: ZConstraints;
+  readonly rng: Rng;
+  readonly adapter: PolicyAdapter;
+  readonly optim: TfAdam;
+
+  constructor(p: FineTuneParts, extraGroups: ParamGroup[] = []) {
+    ({ cfg: this.cfg, session: this.session, tok: this.tok, examples: this.examples, constraints: this.constraints, rng: this.rng, adapter: this.adapter } = p);
+    const groups = [{ vars: p.adapter.policyVariables(), lr: p.cfg.optim.lr }, ...extraGroups];
+    this.optim = new TfAdam(groups, { weightDecay: p.cfg.optim.weightDecay, decoupled: p.cfg.optim.optimizer === 'adamw' });
+  }
+
+  static async create(cfg: TrainConfig): Promise<FineTuneSetup> {
+    return new FineTuneSetup(await prepareFineTune(cfg));
+  }
+
+  /** The reward at the current step (the reward temperature is scheduled). */
+  rewardSpec(): RewardSpec {
+    return rewardSpecAt(this.cfg, this.step);
+  }
+
+  /** The learning-rate factor of the current step: linear warm-up, then cosine decay. */
+  lrScale(): number {
+    const o = this.cfg.optim;
+    return lrScaleAt(this.step, this.cfg.train.steps, o.warmup, o.finalLrFraction);
+  }
+
+  /** Writes adapter, optimizer moments, RNG and step, plus `extra` (state.json keys, files). */
+  saveCheckpoint(runDir: string, extra: { state?: object; write?: (dir: string) => void } = {}): string {
+    return saveCheckpoint(runDir, this.step, (dir) => {
+      this.adapter.save(join(dir, 'head'), { id: this.cfg.model, sha256: this.session.modelHash });
+      writeFileSync(join(dir, 'optimizer.json'), JSON.stringify(this.optim.getState()));
+      writeFileSync(join(dir, 'state.json'), JSON.stringify({ step: this.step, rng: this.rng.state(), ...extra.state }));
+      extra.write?.(dir);
+    });
+  }
+
+  /** Restores a checkpoint (by default the newest intact one of a run folder); returns it and its state.json for the caller's extras. */
+  restoreCheckpoint(runDir: string, ck: Checkpoint = loadLatestCheckpoint(runDir)): { ck: Checkpoint; state: Record<string, unknown> } {
+    this.adapter.restore(join(ck.dir, 'head'), { sha256: this.session.modelHash, vocabSize: this.session.vocabSize });
+    this.optim.setState(JSON.parse(readFileSync(join(ck.dir, 'optimizer.json'), 'utf8')));
+    const state = JSON.parse(readFileSync(join(ck.dir, 'state.json'), 'utf8'));
+    this.step = state.step;
+    this.rng.setState(state.rng);
+    return { ck, state };
+  }
+}
+
+function rewardSpecAt(cfg: TrainConfig, step: number): RewardSpec {
+  return { prior: cfg.reward.prior, likelihoodWeight: cfg.reward.likelihoodWeight, temperature: scheduleAt(cfg.reward.temperature, step) };
+}
+
+/** The frozen LM and its tokenizer for a config (backend selected, ORT threads from train.threads). */
+export async function openModel(cfg: TrainConfig): Promise<{ dir: string; session: LmSession; tok: Tokenizer }> {
+  await selectBackend();
+  const dir = await resolveModelDir(cfg.model);
+  const session = await LmSession.open(dir, { threads: cfg.train.threads });
+  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize);
+  return { dir, session, tok };
+}
+
+export function zConstraints(cfg: TrainConfig, tok: Tokenizer): ZConstraints {
+  const oneToken = (key: string, s: string) => {
+    const ids = tok.encode(s);
+    if (ids.length !== 1) throw new UsageError(`${key}: "${s}" is ${ids.length} tokens, not one`);
+    return ids[0];
+  };
+  const stopId = cfg.z.stop === null ? tok.eosTokenId : oneToken('z.stop', cfg.z.stop);
+  let allowedIds: number[] | null = cfg.z.allowed ? cfg.z.allowed.map((s) => oneToken('z.allowed', s)) : null;
+  // with a stop token other than EOS, EOS itself is no token of Z
+  if (!allowedIds && stopId !== tok.eosTokenId) allowedIds = Array.from({ length: tok.vocabSize }, (_, i) => i).filter((i) => i !== tok.eosTokenId && i !== stopId);
+  if (allowedIds?.includes(stopId)) throw new UsageError(`z.allowed must not contain the stop token "${cfg.z.stop}"`);
+  return { minLength: cfg.z.minLength, maxLength: cfg.z.maxLength, allowedIds, tool: cfg.z.tool, stopId };
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
