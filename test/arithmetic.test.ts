@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { answerText, calculatorCompletion, fullItem, makeQuery, parseAnswer, parseQuery, rationale } from '../src/text/arithmetic.js';
+import { answerText, calculatorCompletion, fullItem, loadArithmetic, makeQuery, parseAnswer, parseQuery, rationale } from '../src/text/arithmetic.js';
+import { UsageError } from '../src/core/errors.js';
 
 // Every expected value below is worked by hand (or read from the data files), never by a
 // second call of the calculator.
@@ -57,6 +58,10 @@ test('query, answer and item text round-trip', () => {
   assert.equal(fullItem(q, '6 + 5 = 11, 11 - 9 = 2', 2), 'Question: 6 + 5 - 9 = ? Answer: 6 + 5 = 11, 11 - 9 = 2. The answer is 2.');
   assert.equal(fullItem(q, '', 2), 'Question: 6 + 5 - 9 = ? Answer:. The answer is 2.');
   assert.throws(() => parseQuery('What is 2 + 2?'), /not an arithmetic query/);
+  // the whole line must be a query (anchored), surrounding whitespace aside
+  assert.deepEqual(parseQuery('  Question: 1 + 2 = ? Answer: '), { operands: [1, 2], ops: ['+'] }, 'parsed query with surrounding spaces');
+  assert.throws(() => parseQuery('Q. Question: 1 + 2 = ? Answer:'), /not an arithmetic query/);
+  assert.throws(() => parseQuery('Question: 1 + 2 = ? Answer: 1 + 2 = 3'), /not an arithmetic query/);
 });
 
 test('the calculator chain reproduces num_sol of every item in the shipped data files', () => {
@@ -77,4 +82,13 @@ test('the calculator chain reproduces num_sol of every item in the shipped data 
     }
     assert.ok(plus > 0, `${f} holds additions`);
   }
+});
+
+test('loadArithmetic reads the data file as is; a missing file is a one-line UsageError', () => {
+  const file = 'data/arithmetic/test_3op.json';
+  assert.deepEqual(loadArithmetic(file), JSON.parse(readFileSync(file, 'utf8')));
+  assert.throws(
+    () => loadArithmetic('data/arithmetic/missing.json'),
+    (e: Error) => e instanceof UsageError && e.message.startsWith('data/arithmetic/missing.json: cannot read arithmetic data (ENOENT') && !e.message.includes('\n'),
+  );
 });

@@ -149,7 +149,7 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
     const logR = new Float64Array(testSize);
     env.logReward(xs, testSize, logR);
     progress?.onPhase?.(`estimating log P̂ on ${testSize} test objects × ${o.orders} backward orders`);
-    const logP = estimateLogProb(env, trainer.net, xs, testSize, o.orders, new Rng(o.seed + 3_000_017), trainer.temperature);
+    const logP = estimateLogProb(env, trainer.net, xs, testSize, o.orders, new Rng(o.seed + 3_000_017), trainer.temperature, undefined, progress?.onEval);
     rho = spearman(logR, logP);
     trainer.dispose();
   }

@@ -64,6 +64,8 @@ export const REFERENCE_TRAINER_DEFAULTS: Omit<TrainerOptions, 'algo'> = {
 export interface BenchProgress {
   onIteration?(done: number): void;
   onPhase?(what: string): void;
+  /** Objects evaluated so far by the final density estimate. */
+  onEval?(done: number, total: number): void;
 }
 
 export interface BuiltTrainer {
@@ -80,15 +82,16 @@ export interface BuiltTrainer {
 }
 
 /**
- * A lower bound on the bytes one iteration's rollout of B trajectories holds at once (see
- * gfn/rollout.ts): per state its actions and row index, the state, the network's outputs and
- * their gradients, both action masks, the activation tape, and per-edge log-probabilities,
- * flows and their gradients.
+ * A lower bound on the bytes one iteration's rollout of B trajectories holds at once: the
+ * arrays gfn/rollout.ts and gfn/trajectories.ts allocate for every one of the B × maxSteps
+ * slots (actions and row index, the state, the network's outputs, both action masks,
+ * per-edge log-probabilities and flows and their gradients), plus one activation-tape row
+ * per trajectory (the tape grows with the states actually visited, so only B rows are sure).
  */
 export function rolloutBytes(env: Env, B: number, hidden: number[]): number {
   const W = outputLayout(env).width;
-  const perState = 8 + 4 * env.stateDim + 8 * W + env.nActions + env.nBackActions + 4 * hidden.reduce((s, h) => s + h, 0) + 48;
-  return B * env.maxSteps * perState;
+  const perSlot = 8 + 4 * env.stateDim + 4 * W + env.nActions + env.nBackActions + 48;
+  return B * env.maxSteps * perSlot + B * 4 * hidden.reduce((s, h) => s + h, 0);
 }
 
 /**
@@ -119,7 +122,7 @@ export async function buildTrainer(env: Env, o: TrainerOptions, rng: Rng): Promi
       learningStarts: o.learningStarts,
       explore,
     });
-    const tau = 1 / (1 - alpha);
+    const tau = t.tau;
     const logZ = () => {
       const q = forwardS0(env, net).subarray(0, env.nActions);
       const mask = new Uint8Array(env.nActions);

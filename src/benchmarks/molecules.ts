@@ -128,7 +128,7 @@ export async function runMoleculeBench(o: MoleculeBenchOptions, onMetrics?: (m: 
   const logR = new Float64Array(o.testSize);
   env.logReward(xs, o.testSize, logR);
   progress?.onPhase?.(`estimating log P̂ on ${o.testSize} test objects × ${o.orders} backward orders`);
-  const logP = estimateLogProb(env, t.net, xs, o.testSize, o.orders, new Rng(o.seed + 3_000_017), t.temperature);
+  const logP = estimateLogProb(env, t.net, xs, o.testSize, o.orders, new Rng(o.seed + 3_000_017), t.temperature, undefined, progress?.onEval);
   const rho = pearson(logR, logP);
   t.dispose();
   const seconds = trainMs / 1000;

@@ -128,9 +128,9 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
       testModes: a['test-modes'] === undefined ? nModes : intArg('test-modes', a['test-modes'], 1, nModes),
       modeRadius: intArg('mode-radius', a['mode-radius'], 0),
     };
-    const io = new BenchOutput(a.out as string | undefined, opts.iterations, `bitseq ${opts.algo}`);
     if (opts.algo === 'mh') checkMemory(`--batch ${opts.batch} chains of ${opts.n} bits`, opts.batch * (opts.n / opts.k) * 4 * 3);
-    let status = 'starting';
+    const io = new BenchOutput(a.out as string | undefined, opts.iterations, `bitseq ${opts.algo}`);
+    let status = 'training';
     const s: BitseqSummary = await runBitseqBench(
       opts,
       (m) => {
@@ -138,7 +138,7 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
         io.progress.update(m.iteration, status);
         io.metrics(m);
       },
-      { onIteration: (done) => io.progress.update(done, status), onPhase: (what) => io.progress.phase(what) },
+      { onIteration: (done) => io.progress.update(done, status), onPhase: (what) => io.progress.phase(what), onEval: (done, total) => io.progress.phase(`log P̂ ${done}/${total} objects`, false) },
     );
     await io.finish(s);
     console.log(
@@ -179,7 +179,7 @@ const molecules: CommandModule<object, Record<string, unknown>> = {
       orders: intArg('orders', a.orders, 1),
     };
     const io = new BenchOutput(a.out as string | undefined, opts.iterations, `molecules ${opts.algo}`);
-    let status = 'starting';
+    let status = 'training';
     const s: MoleculeSummary = await runMoleculeBench(
       opts,
       (m) => {
@@ -187,7 +187,7 @@ const molecules: CommandModule<object, Record<string, unknown>> = {
         io.progress.update(m.iteration, status);
         io.metrics(m);
       },
-      { onIteration: (done) => io.progress.update(done, status), onPhase: (what) => io.progress.phase(what) },
+      { onIteration: (done) => io.progress.update(done, status), onPhase: (what) => io.progress.phase(what), onEval: (done, total) => io.progress.phase(`log P̂ ${done}/${total} objects`, false) },
     );
     await io.finish(s);
     console.log(

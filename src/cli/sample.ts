@@ -1,3 +1,4 @@
+import { encodeX } from '../lm/tokenizer.js';
 import type { Argv, CommandModule } from 'yargs';
 import { join } from 'node:path';
 import { UsageError } from '../core/errors.js';
@@ -37,7 +38,7 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
     const ck = loadLatestCheckpoint(runDir, (l) => process.stderr.write(`flowtune: warning: ${l}\n`));
     const { head } = LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
     const c = zConstraints(cfg, tok);
-    const xIds = tok.encode(a.x as string);
+    const xIds = encodeX(tok, a.x as string);
     for (const [name, text] of [['-x', a.x], ['-y', a.y]] as const) {
       const bad = typeof text === 'string' ? unencodableChars(tok, text) : [];
       if (bad.length) process.stderr.write(`flowtune: warning: ${name} has characters the model's tokenizer cannot encode (sampled as if they were unknown): ${describeChars(bad)}\n`);

@@ -56,6 +56,7 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
       runDir ??= join('runs', basename(a.config as string).replace(/\.ya?ml$/, ''));
       ensureWritableDir(runDir);
       acquireRunLock(runDir);
+      sweep(runDir); // a start killed while writing its config leaves only a temporary file: not a run
       const held = readdirSync(runDir).filter((n) => n !== LOCK_FILE);
       if (held.length > 0) throw new UsageError(`${runDir} already holds a run; use --resume to continue it or choose another --out`);
     }
@@ -153,11 +154,12 @@ async function finishedRun(runDir: string, cfg: TrainConfig, ck: Checkpoint, jso
 }
 
 /**
- * One step holds, per row and per token of Z, the base logits and the action mask over the
- * vocabulary and the final hidden state (finetune/score.ts): refuse a batch that cannot fit.
+ * One step holds, per row and per node of its Z (at least z.minLength + 1 of them: the
+ * tokens and the stop), the base log-probabilities and the action mask over the vocabulary
+ * and the final hidden state (finetune/score.ts): refuse a batch that cannot fit.
  */
 function checkLmMemory(trainer: LmTrainer): void {
   const { cfg, session } = trainer;
-  const perToken = 5 * session.vocabSize + 4 * session.hiddenSize;
-  checkMemory(`train.batchSize ${cfg.train.batchSize} × z.maxLength ${cfg.z.maxLength} × vocabulary ${session.vocabSize}`, cfg.train.batchSize * (cfg.z.maxLength + 1) * perToken);
+  const perNode = 5 * session.vocabSize + 4 * session.hiddenSize;
+  checkMemory(`train.batchSize ${cfg.train.batchSize} × vocabulary ${session.vocabSize}`, cfg.train.batchSize * (cfg.z.minLength + 1) * perNode);
 }

@@ -195,18 +195,22 @@ export class Progress {
   }
 
   update(value: number, status: string): void {
+    const changed = value !== this.value;
     this.value = value;
     if (this.bar) this.bar.update(value, { status });
-    else if (value === this.total || Date.now() - this.lastLine > 10_000) {
+    else if ((value === this.total && changed) || Date.now() - this.lastLine > 10_000) {
       this.lastLine = Date.now();
       process.stderr.write(`${this.label} ${value}/${this.total} ${status}\n`);
     }
   }
 
-  /** A phase after (or between) the counted steps, e.g. the final evaluation: one line. */
-  phase(what: string): void {
+  /**
+   * A phase outside the counted steps (e.g. the final evaluation): a line when it starts
+   * (`force`), and at most every 10 s while it reports progress.
+   */
+  phase(what: string, force = true): void {
     if (this.bar) this.bar.update(this.value, { status: what });
-    else {
+    else if (force || Date.now() - this.lastLine > 10_000) {
       this.lastLine = Date.now();
       process.stderr.write(`${this.label}: ${what}\n`);
     }

@@ -29,6 +29,15 @@ export function maskedLogSoftmax(
   return lse;
 }
 
+/**
+ * The temperature of soft Q-learning with Munchausen coefficient α: τ = 1/(1 − α), so that
+ * the effective entropy coefficient (1 − α)τ is 1 and softmax(Q/τ) is the GFlowNet policy
+ * (docs/design.md eq. (MQ)); α = 0 (SoftDQN) gives τ = 1.
+ */
+export function softTemperature(alpha: number): number {
+  return 1 / (1 - alpha);
+}
+
 export function mean(xs: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < xs.length; i++) s += xs[i];

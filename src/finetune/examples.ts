@@ -1,3 +1,4 @@
+import { encodeX } from '../lm/tokenizer.js';
 import { Rng } from '../core/rng.js';
 import { readTextFile } from '../core/io.js';
 import { UsageError } from '../core/errors.js';
@@ -40,7 +41,7 @@ export function loadExamples(cfg: TrainConfig, tok: Tokenizer): Example[] {
   if (t.limit) raw = raw.slice(0, t.limit);
   if (raw.length === 0) throw new UsageError('the task has no (X, Y) examples');
   return raw.map((r) => {
-    const ex: Example = { key: `${r.x}\u0000${r.y}`, x: r.x, y: r.y, xIds: tok.encode(r.x), yIds: tok.encode(r.y) };
+    const ex: Example = { key: `${r.x}\u0000${r.y}`, x: r.x, y: r.y, xIds: encodeX(tok, r.x), yIds: tok.encode(r.y) };
     if (r.z !== undefined) ex.gold = goldZ(r.z, tok, cfg.z.tool === 'calculator', t.kind === 'arithmetic');
     return ex;
   });

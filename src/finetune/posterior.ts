@@ -46,14 +46,33 @@ export async function exactPosterior(t: LmTrainer, exampleIndex = 0): Promise<Po
   const logPrior = sequenceLogProbs(rows, dims, (_h, b) => b, 1);
   const policy = logPolicy.map(Math.exp);
   const prior = logPrior.map(Math.exp);
+  const tv = totalVariation(policy, posterior);
+  const policyMass = policy.reduce((s, v) => s + v, 0);
+  checkSanity(tv, policyMass, posterior.reduce((s, v) => s + v, 0));
   return {
     sequences: zs.length,
-    tv: totalVariation(policy, posterior),
-    policyMass: policy.reduce((s, v) => s + v, 0),
+    tv,
+    policyMass,
     logZTrue,
     klPosteriorPrior: klDivergence(posterior, prior),
     klPosteriorPolicy: klDivergence(posterior, policy),
   };
+}
+
+/** A numerical failure of the check itself: printed as one line, exit code 3 (like a NaN loss). */
+export class PosteriorCheckError extends Error {
+  readonly exitCode = 3;
+}
+
+/**
+ * Both distributions must sum to 1 over the enumeration (the policy's steps cover every
+ * allowed action, so no mass can leave it) and TV must lie in [0, 1]; anything else means the
+ * numbers are wrong (e.g. positions shifted by padding) and must not be reported as a result.
+ */
+export function checkSanity(tv: number, policyMass: number, posteriorMass: number, tol = 1e-3): void {
+  if (!(Math.abs(policyMass - 1) <= tol)) throw new PosteriorCheckError(`posterior check: the policy's mass over every Z is ${policyMass}, not 1 — the numbers are wrong`);
+  if (!(Math.abs(posteriorMass - 1) <= tol)) throw new PosteriorCheckError(`posterior check: the posterior's mass is ${posteriorMass}, not 1 — the numbers are wrong`);
+  if (!(tv >= -tol && tv <= 1 + tol)) throw new PosteriorCheckError(`posterior check: TV = ${tv} lies outside [0, 1] — the numbers are wrong`);
 }
 
 /** log P_F(Z) = log Π_k softmax(logits_k/τ + mask)[a_k] for each scored row, in chunks of rows. */

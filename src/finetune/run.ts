@@ -23,7 +23,14 @@ export function readTrainConfig(file: string, sets: string[]): TrainConfig {
 export function readRunConfig(runDir: string): TrainConfig {
   const file = join(runDir, 'config.yaml');
   if (!existsSync(file)) throw new UsageError(`${runDir} is not a run folder (no config.yaml)`);
-  return validate(YAML.parse(readTextFile(file)), trainConfigSchema, file);
+  let raw: unknown;
+  try {
+    raw = YAML.parse(readTextFile(file));
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return validate(raw, trainConfigSchema, file);
 }
 
 /**

@@ -36,6 +36,10 @@ export const trainConfigSchema = z.strictObject({
     sentences: z.string().optional(),
     limit: z.number().int().min(1).optional(),
   }),
+  /** which graph file, as transformers.js's dtype: fp32 = onnx/model.onnx, fp16 = model_fp16.onnx, q8 = model_quantized.onnx, ... */
+  dtype: z.enum(['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'bnb4']).default('fp32'),
+  /** BOS before every X: 'auto' = when the tokenizer's post-processor adds one (Llama-3 style), true / false to override */
+  tokenizer: z.strictObject({ bos: z.union([z.literal('auto'), z.boolean()]).default('auto') }).prefault({}),
   z: z
     .strictObject({
       /** Z shorter than minLength cannot be sampled: stop is masked until then (no penalty). */

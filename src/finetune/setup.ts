@@ -4,7 +4,7 @@ import { selectBackend } from '../core/backend.js';
 import { Rng } from '../core/rng.js';
 import { UsageError } from '../core/errors.js';
 import { LmSession } from '../lm/session.js';
-import { loadHfTokenizer, type Tokenizer } from '../lm/tokenizer.js';
+import { loadHfTokenizer, type Tokenizer, samplableIds } from '../lm/tokenizer.js';
 import { resolveModelDir } from '../lm/resolve.js';
 import type { PolicyAdapter } from './adapter.js';
 import { LmHead, headConfig } from './head.js';
@@ -129,21 +129,30 @@ function rewardSpecAt(cfg: TrainConfig, step: number): RewardSpec {
 export async function openModel(cfg: TrainConfig): Promise<{ dir: string; session: LmSession; tok: Tokenizer }> {
   await selectBackend();
   const dir = await resolveModelDir(cfg.model);
-  const session = await LmSession.open(dir, { threads: cfg.train.threads });
-  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize);
+  const session = await LmSession.open(dir, { threads: cfg.train.threads, dtype: cfg.dtype });
+  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize, { bos: cfg.tokenizer.bos, configBosId: session.facts.bosTokenId });
   return { dir, session, tok };
 }
 
 export function zConstraints(cfg: TrainConfig, tok: Tokenizer): ZConstraints {
   const oneToken = (key: string, s: string) => {
     const ids = tok.encode(s);
-    if (ids.length !== 1) throw new UsageError(`${key}: "${s}" is ${ids.length} tokens, not one`);
+    if (ids.length !== 1) {
+      // byte-level BPE keeps the leading space in the token (" 7", " ="): suggest the form this tokenizer has
+      const alt = s.startsWith(' ') ? s.slice(1) : ` ${s}`;
+      const hint = alt.length > 0 && tok.encode(alt).length === 1 ? ` (this tokenizer has "${alt}" as one token)` : '';
+      throw new UsageError(`${key}: "${s}" is ${ids.length} tokens of this model's tokenizer, not one${hint}`);
+    }
     return ids[0];
   };
   const stopId = cfg.z.stop === null ? tok.eosTokenId : oneToken('z.stop', cfg.z.stop);
   let allowedIds: number[] | null = cfg.z.allowed ? cfg.z.allowed.map((s) => oneToken('z.allowed', s)) : null;
-  // with a stop token other than EOS, EOS itself is no token of Z
-  if (!allowedIds && stopId !== tok.eosTokenId) allowedIds = Array.from({ length: tok.vocabSize }, (_, i) => i).filter((i) => i !== tok.eosTokenId && i !== stopId);
+  // Z never holds EOS (with a stop token other than EOS), special tokens, or the ids of a
+  // vocab_size padded beyond the tokenizer (Qwen): the whole vocabulary means the rest
+  if (!allowedIds) {
+    const ok = samplableIds(tok, tok.vocabSize).filter((i) => i !== tok.eosTokenId && i !== stopId);
+    if (stopId !== tok.eosTokenId || ok.length < tok.vocabSize - 1) allowedIds = ok;
+  }
   if (allowedIds?.includes(stopId)) throw new UsageError(`z.allowed must not contain the stop token "${cfg.z.stop}"`);
   return { minLength: cfg.z.minLength, maxLength: cfg.z.maxLength, allowedIds, tool: cfg.z.tool, stopId };
 }

@@ -15,7 +15,7 @@ import { sample, type PolicyHook } from '../lm/sampler.js';
 import { packLeft } from '../lm/batch.js';
 import { Rng } from '../core/rng.js';
 import { calculatorCompletion } from '../text/arithmetic.js';
-import { actionMask, sampleZ, type ZConstraints, type ZSample } from '../finetune/rollout.js';
+import { actionMask, calculatorTrigger, sampleZ, type ZConstraints, type ZSample } from '../finetune/rollout.js';
 
 export type DecodeSpec = { kind: 'sample'; temperature: number } | { kind: 'greedy' } | { kind: 'beam' };
 
@@ -63,7 +63,7 @@ interface Beam {
 export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number): Promise<ZSample[][]> {
   const { session, tok, constraints: c, hook } = dec;
   const V = session.vocabSize, d = session.hiddenSize, stop = c.stopId;
-  const eqId = c.tool === 'calculator' ? tok.encode('=')[0] : -1;
+  const calc = c.tool === 'calculator' ? calculatorTrigger(tok) : null;
   const beams: Beam[][] = prompts.map(() => [{ tokens: [], isAction: [], score: 0, done: false }]);
   const mask = new Uint8Array(V);
   for (;;) {
@@ -108,7 +108,7 @@ export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number):
             continue;
           }
           const nb: Beam = { tokens: [...b.tokens, v], isAction: [...b.isAction, 1], score: b.score + lp[v], done: false };
-          if (v === eqId) {
+          if (calc?.(nb.tokens)) {
             const completion = calculatorCompletion(tok.decode(nb.tokens));
             if (completion !== null) for (const id of tok.encode(completion)) (nb.tokens.push(id), nb.isAction.push(0));
           }

@@ -9,6 +9,7 @@
  * - mean log p_LM(Z Y | X) under the frozen LM (= log p_LM(X Z Y) − log p_LM(X); log p(X)
  *   is the same for every method, so differences between methods are the same).
  */
+import { encodeX } from '../lm/tokenizer.js';
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { infillSplits, readSentences } from '../finetune/examples.js';
@@ -57,7 +58,7 @@ export interface InfillSummary {
 export async function evalInfill(dec: Decoder, items: InfillItem[], o: { samples: number; decode: DecodeSpec; seed: number; offset: number }): Promise<{ summary: InfillSummary; items: InfillItemResult[] }> {
   const t0 = performance.now();
   const { session, tok } = dec;
-  const xs = items.map((it) => tok.encode(it.x));
+  const xs = items.map((it) => encodeX(tok, it.x));
   const ys = items.map((it) => tok.encode(it.y));
   items.forEach((it, i) => {
     const need = xs[i].length + dec.constraints.maxLength + ys[i].length + 1;

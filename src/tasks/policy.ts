@@ -70,8 +70,8 @@ export async function loadBasePolicy(modelSpec: string, task: TaskName, cfg: Tra
     if (err instanceof UsageError) throw err;
     throw new UsageError(`cannot open model ${modelSpec}: ${(err as Error).message.split('\n')[0]}`);
   }
-  const session = await LmSession.open(dir, { threads });
-  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize);
+  const session = await LmSession.open(dir, { threads, dtype: cfg?.dtype });
+  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize, { bos: cfg?.tokenizer.bos, configBosId: session.facts.bosTokenId });
   const constraints = cfg ? zConstraints(cfg, tok) : defaultConstraints(task, tok);
   return { session, tok, constraints, label: `base ${modelSpec}`, cfg, step: null };
 }

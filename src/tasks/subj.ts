@@ -8,6 +8,7 @@
  * majority over the K samples (ties → the larger summed log-likelihood margin).
  */
 import { readTextFile } from '../core/io.js';
+import { encodeX } from '../lm/tokenizer.js';
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { scoreBatch } from '../lm/scorer.js';
@@ -77,7 +78,7 @@ export async function evalSubj(dec: Decoder, items: SubjItem[], o: { samples: nu
   const t0 = performance.now();
   const { session, tok } = dec;
   const yIds = SUBJ_LABELS.map((l) => tok.encode(subjY(l)));
-  const xs = items.map((it) => tok.encode(it.text));
+  const xs = items.map((it) => encodeX(tok, it.text));
   xs.forEach((x, i) => {
     const need = x.length + dec.constraints.maxLength + Math.max(...yIds.map((y) => y.length)) + 1;
     if (need > session.facts.nCtx) throw new UsageError(`subj item ${i} needs ${need} tokens, more than the context window of ${session.facts.nCtx}; lower --max-chars`);

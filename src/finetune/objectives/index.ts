@@ -2,6 +2,7 @@
  * The LM objectives by config name: tb (tb.ts), subtb (subtb.ts), softdqn and mdqn
  * (soft-q.ts). The one place that maps `objective:` to code.
  */
+import { softTemperature } from '../../core/math.js';
 import type { PolicyAdapter } from '../adapter.js';
 import type { TrainConfig } from '../schema.js';
 import type { LmObjective } from './objective.js';
@@ -26,5 +27,5 @@ export function createObjective(cfg: TrainConfig, adapter: PolicyAdapter, dims: 
 
 /** The sampling temperature τ of a trained run's policy, softmax(logits/τ): 1/(1 − α) for M-DQN (eq. (MQ)), 1 otherwise. */
 export function samplingTemperature(cfg: TrainConfig): number {
-  return cfg.objective === 'mdqn' ? 1 / (1 - cfg.dqn.munchausenAlpha) : 1;
+  return cfg.objective === 'mdqn' ? softTemperature(cfg.dqn.munchausenAlpha) : 1;
 }
