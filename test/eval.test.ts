@@ -237,9 +237,9 @@ test('flowtune compare (infill) → comparison.csv/json; eval infill is seeded; 
   delete j2.parts[0].seconds;
   assert.deepEqual(j1, j2);
   // e2 replaced e1's per-item file; a file eval did not write (the run's metrics) is never overwritten
-  const runMetrics = join(out, 'methods', 'gfn-tb', 'metrics.jsonl');
+  const runMetrics = join(out, 'methods', 'gfn-tb', 'seed-0', 'metrics.jsonl');
   const metricsBefore = readFileSync(runMetrics, 'utf8');
-  const refused = run('eval', 'infill', '--run', join(out, 'methods', 'gfn-tb'), '--samples', '2', '--out', runMetrics);
+  const refused = run('eval', 'infill', '--run', join(out, 'methods', 'gfn-tb', 'seed-0'), '--samples', '2', '--out', runMetrics);
   assert.equal(refused.status, 2, refused.stderr);
   assert.match(refused.stderr, /metrics\.jsonl exists and is a run file; eval does not overwrite files it did not write/);
   assert.equal(readFileSync(runMetrics, 'utf8'), metricsBefore);
