@@ -62,6 +62,9 @@ export interface PageParts {
   runComparisonCharts: ChartHtml[];
   runComparisonTables: Table[];
   comparison?: Table;
+  /** compare runs: the accuracy-vs-operands figure and the paired tests */
+  comparisonCharts?: ChartHtml[];
+  pairedTable?: Table;
   samples?: { title: string; table: Table };
   extraTables: { title: string; table: Table }[];
   configText?: string;
@@ -109,7 +112,10 @@ export function pageHtml(p: PageParts): string {
       `<section id="runs-comparison"><h2>Runs in this folder</h2>${figures(p.runComparisonCharts, true)}${p.runComparisonTables.map((t) => tableHtml(t)).join('')}</section>`,
     );
   }
-  if (p.comparison) parts.push(`<section id="comparison"><h2>Comparison</h2>${tableHtml(p.comparison)}</section>`);
+  if (p.comparison)
+    parts.push(
+      `<section id="comparison"><h2>Comparison</h2>${tableHtml(p.comparison)}${p.pairedTable ? tableHtml(p.pairedTable) : ''}${p.comparisonCharts?.length ? figures(p.comparisonCharts, false) : ''}</section>`,
+    );
   if (p.samples) parts.push(`<section id="samples"><h2>${escapeHtml(p.samples.title)}</h2>${tableHtml(p.samples.table)}</section>`);
   for (const t of p.extraTables) parts.push(`<section class="extra"><h2>${escapeHtml(t.title)}</h2>${tableHtml(t.table)}</section>`);
   if (p.configText) parts.push(`<section id="config"><h2>Configuration</h2><details open><summary>config.yaml</summary><pre>${escapeHtml(p.configText)}</pre></details></section>`);

@@ -2,14 +2,14 @@ import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/io.js';
 import { UsageError, ioError } from '../core/errors.js';
-import { DEFAULT_PANELS, FAMILY_PANELS, comparisonChart, equalCostTable, familyOf, familyTitle, panelsFor, pickX, runCharts, runLabels, type ChartDef, type Family } from './charts.js';
+import { DEFAULT_PANELS, FAMILY_PANELS, comparisonChart, equalCostTable, familyOf, familyTitle, operandsChart, panelsFor, pickX, runCharts, runLabels, type ChartDef, type Family } from './charts.js';
 import { pageHtml, summaryTable, type ChartHtml } from './html.js';
 import { isRecord, readRun, unionKeys, type Row, type RunData, type Table } from './read-run.js';
 import { renderSvg } from './render.js';
 
 export { readRun, type RunData } from './read-run.js';
 export { renderSvg } from './render.js';
-export { comparisonChart, equalCostTable, familyOf, type ChartDef, type Family, type Panel } from './charts.js';
+export { comparisonChart, equalCostTable, familyOf, operandsChart, type ChartDef, type Family, type Panel } from './charts.js';
 
 /**
  * The figure comparing the runs of a folder: for one benchmark family, its headline curves
@@ -94,6 +94,9 @@ export async function buildReport(dir: string): Promise<Report> {
   const runComparisonCharts = await renderAll(cmp.defs, warnings, 'cmp-');
   const runComparisonTables = cmp.tables;
 
+  const opChart = run.accuracyByOperands ? operandsChart(run.accuracyByOperands) : undefined;
+  const comparisonCharts = opChart ? await renderAll([opChart], warnings, 'ops-') : [];
+  const pairedTable = run.paired ? { title: 'Paired tests: best GFlowNet row vs SFT / PPO per test set (per-item majority-vote correctness averaged over seeds; exact two-sided sign test)', columns: ['testSet', 'gfn', 'against', 'diff', 'wins', 'losses', 'ties', 'items', 'p'], rows: run.paired } : undefined;
   const samples = samplesTable(run);
   const extraTables = summaryTables(run.summary);
   const summary = run.summary ? summaryTable(run.summary) : undefined;
@@ -116,11 +119,13 @@ export async function buildReport(dir: string): Promise<Report> {
     runComparisonCharts,
     runComparisonTables,
     comparison: run.comparison,
+    comparisonCharts,
+    pairedTable,
     samples,
     extraTables,
     configText: run.configText,
   });
-  return { html, charts: [...charts, ...runComparisonCharts].map((c) => c.id), sections, warnings };
+  return { html, charts: [...charts, ...runComparisonCharts, ...comparisonCharts].map((c) => c.id), sections, warnings };
 }
 
 function samplesTable(run: RunData): { title: string; table: Table } | undefined {
