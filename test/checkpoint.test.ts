@@ -47,7 +47,7 @@ test('checkpoints: files and a sha256 manifest, latest names the newest, older o
     writeFileSync(join(run, 'checkpoints', 'step-00000020', 'a'), 'y');
     assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /corrupt \(sha256 mismatch\)/.test(e.message));
     rmSync(join(run, 'checkpoints', 'step-00000020', 'a'));
-    assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /is missing a/.test(e.message));
+    assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /step-00000020 is unusable: a is missing/.test(e.message));
     rmSync(join(run, 'checkpoints', 'step-00000020', 'manifest.json'));
     assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /no readable manifest/.test(e.message));
     assert.ok(!existsSync(join(run, 'checkpoints', `latest.tmp-${process.pid}`)));

@@ -216,7 +216,7 @@ async function runSehCommand(a: Record<string, unknown>): Promise<void> {
   const opts = {
     ...S,
     algo: choiceArg('algo', a.algo, MOLECULE_ALGOS),
-    beta: a.beta === undefined ? S.beta : numArg('beta', a.beta, Number.MIN_VALUE),
+    beta: a.beta === undefined ? S.beta : numArg('beta', a.beta, 0, Infinity, { exclusiveMin: true }),
     ...parseTrainingOptions(a),
     proxyThreshold: a.threshold === undefined ? S.proxyThreshold : numArg('threshold', a.threshold),
     testSize: a['test-size'] === undefined ? S.testSize : intArg('test-size', a['test-size'], 2, 950),

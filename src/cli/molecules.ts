@@ -16,7 +16,7 @@ const score: CommandModule<object, Record<string, unknown>> = {
       .option('beta', { type: 'string', default: '10', describe: 'reward exponent β' })
       .option('json', { type: 'boolean', default: false, describe: 'one JSON line per state (smiles, proxy, reward); otherwise a table' }),
   handler: async (a) => {
-    const beta = numArg('beta', a.beta, Number.MIN_VALUE);
+    const beta = numArg('beta', a.beta, 0, Infinity, { exclusiveMin: true });
     const file = a.input as string;
     let text: string;
     try {
