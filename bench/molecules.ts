@@ -24,7 +24,7 @@ console.log('|---|---|---|---|---|---|---|');
 for (const beta of betas) {
   for (const algo of algos) {
     const extra = out ? ['--out', join(out, `molecules-b${beta}-${algo}`)] : [];
-    const text = execFileSync(process.execPath, [cli, 'bench', 'molecules', '--algo', algo, '--beta', beta, '--iterations', iterations, '--seed', seed, '--json', ...extra], {
+    const text = execFileSync(process.execPath, [cli, 'bench', 'molecules', '--reward', 'descriptor', '--algo', algo, '--beta', beta, '--iterations', iterations, '--seed', seed, '--json', ...extra], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
       maxBuffer: 1 << 26,

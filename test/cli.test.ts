@@ -51,7 +51,7 @@ test('bench hypergrid --json --out writes metrics.jsonl and refuses to overwrite
   assert.equal(readFileSync(join(out, 'metrics.jsonl'), 'utf8'), before, 'earlier run untouched');
   const file = join(out, 'not-a-dir');
   writeFileSync(file, 'x');
-  assertUsageError(run('bench', 'hypergrid', '--algo', 'tb', '--iterations', '5', '--out', join(file, 'sub')), /cannot write to output folder/);
+  assertUsageError(run('bench', 'hypergrid', '--algo', 'tb', '--iterations', '5', '--out', join(file, 'sub')), /cannot create folder .*is a file, not a folder \(ENOTDIR\)/);
 });
 
 test('info --json names the backend', () => {
@@ -59,4 +59,15 @@ test('info --json names the backend', () => {
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout.trim());
   assert.ok(['wasm', 'cpu', 'tensorflow'].includes(j.backend));
+});
+
+test('flags are named as typed, bounds as numbers, and no "NaN" where a value is undefined', () => {
+  assertUsageError(run('bench', 'bitseq', '--algo', 'tb', '-n', '7'), /^flowtune: -n must be an integer in \[8, 100000\] \(got 7\)$/);
+  assertUsageError(run('bench', 'bitseq', '--algo', 'tb', '--beta', '0'), /^flowtune: --beta must be a number > 0 \(got 0\)$/);
+  assertUsageError(run('bench', 'molecules', '--algo', 'tb', '--beta', '-1'), /^flowtune: --beta must be a number > 0 \(got -1\)$/);
+  // before the first evaluation there is no exact TV: the first progress line shows "–"
+  const r = run('bench', 'hypergrid', '--algo', 'subtb', '--ndim', '2', '--height', '4', '--iterations', '20', '--eval-every', '10', '--hidden', '16,16');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr.split('\n')[0], /^hypergrid subtb 1\/20 loss \d+\.\d{4} \| tv –$/);
+  assert.doesNotMatch(r.stderr + r.stdout, /NaN/);
 });

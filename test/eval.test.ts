@@ -86,6 +86,23 @@ test('arithmetic eval: greedy with the calculator matches the independent greedy
   const ref = await evalArithmetic(session, tok, file, { calculator: true, limit: 6 });
   mine.items.forEach((it, i) => assert.equal(it.greedy.z + it.greedy.y, ref.examples[i].output));
   assert.equal(mine.summary.greedyAccuracy, ref.accuracy);
+  // Against the data, not against the calculator: num_sol is read from the file, every
+  // "a op b = c" the greedy text holds is checked by the test's own arithmetic, and the
+  // answer is parsed here. The shipped model solves all six greedily (measured: 6/6), so a
+  // calculator that adds wrong drops the accuracy (the issue measured 1.0 → 0.17).
+  const gold: { str_query: string; num_sol: number }[] = JSON.parse(readFileSync(file, 'utf8'));
+  mine.items.forEach((it, i) => {
+    const text = it.greedy.z + it.greedy.y;
+    for (const [, a, op, b, c] of text.matchAll(/(-?\d+) ([+-]) (-?\d+) = (-?\d+)/g)) {
+      const want = op === '+' ? Number(a) + Number(b) : Number(a) - Number(b);
+      assert.equal(Number(c), want, `item ${i}: calculator step "${a} ${op} ${b} =" in ${JSON.stringify(text)}`);
+    }
+    const m = /The answer is (-?\d+)\./.exec(text);
+    assert.equal(m ? Number(m[1]) : null, gold[i].num_sol, `item ${i} (${gold[i].str_query}): greedy answer vs num_sol in ${JSON.stringify(text)}`);
+    assert.equal(it.answer, gold[i].num_sol);
+  });
+  assert.equal(mine.summary.greedyAccuracy, 1, 'greedy accuracy vs num_sol');
+  assert.equal(ref.accuracy, 1, 'greedy accuracy of the src/lmbuild evaluator vs num_sol');
   for (const it of mine.items) {
     assert.equal(it.vote, majorityVote(it.samples.map((s) => s.answer)));
     assert.equal(it.voteCorrect, it.vote === it.answer);
@@ -202,30 +219,37 @@ test('flowtune compare (infill) → comparison.csv/json; eval infill is seeded; 
   assert.deepEqual(JSON.parse(readFileSync(join(out, 'comparison.json'), 'utf8')).rows, cmp.rows);
   // BLEU-4 of a row recomputed from its per-item file
   for (const row of cmp.rows) {
-    const items = readFileSync(join(out, 'methods', row.method, 'eval-infill.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const items = readFileSync(join(out, 'methods', row.method, 'seed-0', 'eval-infill.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(items.length, 3);
     assert.equal(items[0].index, 8, 'held-out items start after the 8 training items');
     const b = items.reduce((s: number, it: { reference: string; samples: { z: string }[] }) => s + it.samples.reduce((t, x) => t + bleu(x.z, [it.reference]), 0) / it.samples.length, 0) / items.length;
     assert.ok(Math.abs(b - row['BLEU-4']) < 1e-12, `${row.method}: BLEU ${row['BLEU-4']} vs recomputed ${b}`);
   }
-  const greedyItems = readFileSync(join(out, 'methods', 'base-greedy', 'eval-infill.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const greedyItems = readFileSync(join(out, 'methods', 'base-greedy', 'seed-0', 'eval-infill.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   for (const it of greedyItems) assert.equal(new Set(it.samples.map((s: { z: string }) => s.z)).size, 1);
-  assert.ok(existsSync(join(out, 'methods', 'sft', 'baseline.json')));
+  assert.ok(existsSync(join(out, 'methods', 'sft', 'seed-0', 'baseline.json')));
 
-  const e1 = run('eval', 'infill', '--run', join(out, 'methods', 'gfn-tb'), '--samples', '2', '--seed', '4', '--json');
-  const e2 = run('eval', 'infill', '--run', join(out, 'methods', 'gfn-tb'), '--samples', '2', '--seed', '4', '--json');
+  const e1 = run('eval', 'infill', '--run', join(out, 'methods', 'gfn-tb', 'seed-0'), '--samples', '2', '--seed', '4', '--json');
+  const e2 = run('eval', 'infill', '--run', join(out, 'methods', 'gfn-tb', 'seed-0'), '--samples', '2', '--seed', '4', '--json');
   assert.equal(e1.status, 0, e1.stderr);
   const j1 = JSON.parse(e1.stdout.trim().split('\n').pop()!), j2 = JSON.parse(e2.stdout.trim().split('\n').pop()!);
   delete j1.parts[0].seconds;
   delete j2.parts[0].seconds;
   assert.deepEqual(j1, j2);
+  // e2 replaced e1's per-item file; a file eval did not write (the run's metrics) is never overwritten
+  const runMetrics = join(out, 'methods', 'gfn-tb', 'seed-0', 'metrics.jsonl');
+  const metricsBefore = readFileSync(runMetrics, 'utf8');
+  const refused = run('eval', 'infill', '--run', join(out, 'methods', 'gfn-tb', 'seed-0'), '--samples', '2', '--out', runMetrics);
+  assert.equal(refused.status, 2, refused.stderr);
+  assert.match(refused.stderr, /metrics\.jsonl exists and is a run file; eval does not overwrite files it did not write/);
+  assert.equal(readFileSync(runMetrics, 'utf8'), metricsBefore);
 
   for (const args of [
     ['compare', '--config', cmpCfg, '--out', out],
     ['compare', '--config', trainCfg],
     ['eval', 'infill', '--run', out, '--base', model.dir],
     ['eval', 'arithmetic', '--base', model.dir, '--data', join(work, 'missing.json')],
-    ['eval', 'infill', '--run', join(out, 'methods', 'gfn-tb'), '--samples', 'x'],
+    ['eval', 'infill', '--run', join(out, 'methods', 'gfn-tb', 'seed-0'), '--samples', 'x'],
   ]) {
     const b = run(...args);
     assert.equal(b.status, 2, `${args.join(' ')}: ${b.stderr}`);

@@ -36,7 +36,7 @@ test('theorem (M): V* = log F, Q* = log F(s→s′), softmax(Q*) samples R/Z, va
     const r = verifyTheorem(new Hypergrid(cfg), { policies: 4, seed: 1 });
     assert.ok(r.maxAbsVMinusLogF < 1e-9);
     assert.ok(r.maxAbsQMinusLogEdgeFlow < 1e-9);
-    assert.ok(r.tvSoftOptimal < 1e-9);
+    assert.ok(r.tvSoftOptimal < 1e-9, `TV of softmax(Q*)'s terminal distribution from R/Z: ${r.tvSoftOptimal}`);
     assert.ok(r.valueIdentityMaxError < 1e-9);
     assert.ok(r.minKlGap >= -1e-12, 'KL over trajectories bounds KL over objects');
     assert.ok(Math.abs(r.logZSoftValue - hypergridLogZ(cfg)) < 1e-9);
@@ -70,8 +70,8 @@ test('forward DP equals explicit enumeration of all trajectories (random policy,
   };
   walk(0, 1);
   const dp = terminalDistribution(dag, logPi);
-  for (let s = 0; s < dag.numStates; s++) assert.ok(Math.abs(dp[s] - byPaths[s]) < 1e-14);
-  assert.ok(Math.abs(dp.reduce((x, y) => x + y, 0) - 1) < 1e-12);
+  for (let s = 0; s < dag.numStates; s++) assert.ok(Math.abs(dp[s] - byPaths[s]) < 1e-14, `terminal probability P_T(x${s}): forward DP ${dp[s]} vs path enumeration ${byPaths[s]}`);
+  assert.ok(Math.abs(dp.reduce((x, y) => x + y, 0) - 1) < 1e-12, 'terminal probabilities P_T sum to 1');
 });
 
 test('soft value iteration from V ≡ 0 and the flow oracle are computed independently', () => {
@@ -83,7 +83,7 @@ test('soft value iteration from V ≡ 0 and the flow oracle are computed indepen
   assert.ok(Math.abs(full.V[0] - flowOracle(dag).logZ) < 1e-12);
   const pT = terminalDistribution(dag, flowOracle(dag).logPF);
   const target = targetDistribution(dag);
-  for (let s = 0; s < dag.numStates; s++) assert.ok(Math.abs(pT[s] - target[s]) < 1e-12);
+  for (let s = 0; s < dag.numStates; s++) assert.ok(Math.abs(pT[s] - target[s]) < 1e-12, `terminal probability P_T(x${s}) of P_F* ${pT[s]} vs R/Z ${target[s]}`);
 });
 
 test('hypergrid env: masks, steps, reward shape, bad sizes', () => {

@@ -91,11 +91,11 @@ test('with B = 0 the head reproduces the base distribution exactly; training B m
       const head = new LmHead(headConfig({ kind, hiddenSize: 32, vocabSize: 98 }), 7);
       head.fitWhitening(probe.hidden!);
       const withHead = await sample(s, prompts, { maxNewTokens: 8, rng: new Rng(9), policy: head.policy() });
-      assert.deepEqual(withHead.tokens, probe.tokens);
-      assert.deepEqual(withHead.logProbs, probe.logProbs);
+      assert.deepEqual(withHead.tokens, probe.tokens, `${kind} head at init (B = 0): sampled tokens equal the base LM's`);
+      assert.deepEqual(withHead.logProbs, probe.logProbs, `${kind} head at init (B = 0): log-probs equal the base LM's`);
       const n = probe.batch * probe.steps;
       const hl = head.logitsSync(probe.hidden!, probe.baseLogits!, n);
-      assert.deepEqual(hl, probe.baseLogits);
+      assert.deepEqual(hl, probe.baseLogits, `${kind} head logits at init (B = 0) equal the base logits`);
       // One gradient step on "make token 42 likely": B gets a non-zero gradient and the logits move.
       const opt = tf.train.adam(0.05);
       const target = tf.oneHot(tf.fill([n], 42, 'int32') as tf.Tensor1D, 98);

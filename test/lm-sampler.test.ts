@@ -64,7 +64,7 @@ test('sampled log-probs equal the tempered log-softmax recomputed by full forwar
         const out = await s.forward({ batch: 1, inputIds: ctx, attentionMask: new Array(ctx.length).fill(1) });
         const tok = r.tokens[b * r.steps + t];
         const lp = logSoftmax(out.logits, (ctx.length - 1) * V, V, 0.7)[tok];
-        assert.ok(Math.abs(lp - r.logProbs[b * r.steps + t]) < 1e-4, `row ${b} step ${t}: ${lp} vs ${r.logProbs[b * r.steps + t]}`);
+        assert.ok(Math.abs(lp - r.logProbs[b * r.steps + t]) < 1e-4, `tempered (T = 0.7) log-prob of row ${b} step ${t}: full-forward ${lp} vs sampler ${r.logProbs[b * r.steps + t]}`);
         ctx.push(tok);
       }
       assert.deepEqual(seqs[b], Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b] - (r.stopped[b] ? 1 : 0))));
@@ -116,7 +116,7 @@ test('prefix rewards against the shared KV cache equal one full forward per pref
     const naive = await naivePrefixRewards(s, x, z, y);
     for (let b = 0; b < x.length; b++) {
       assert.equal(fast.rewards[b].length, z[b].length + 1);
-      for (let t = 0; t <= z[b].length; t++) assert.ok(Math.abs(fast.rewards[b][t] - naive[b][t]) < 1e-4, `b${b} t${t}: ${fast.rewards[b][t]} vs ${naive[b][t]}`);
+      for (let t = 0; t <= z[b].length; t++) assert.ok(Math.abs(fast.rewards[b][t] - naive[b][t]) < 1e-4, `prefix reward log p(Y | X z_1..${t}) of row ${b}: KV-cache ${fast.rewards[b][t]} vs full forward ${naive[b][t]}`);
       // the rewards must actually differ between prefixes for the check to mean anything
       if (z[b].length > 1) assert.ok(Math.abs(fast.rewards[b][0] - fast.rewards[b][z[b].length]) > 1e-2);
       // the prior terms: log p(z_{t+1} | X z_1..t)
@@ -146,7 +146,7 @@ test('a model exported without KV cache samples and scores the same (full-recomp
     const y = [[50, 51], [60, 61, 62]];
     const fa = await prefixRewards(sa, x, z, y);
     const fb = await prefixRewards(sb, x, z, y);
-    fa.rewards.forEach((r, i) => r.forEach((v, t) => assert.ok(Math.abs(v - fb.rewards[i][t]) < 1e-4)));
+    fa.rewards.forEach((r, i) => r.forEach((v, t) => assert.ok(Math.abs(v - fb.rewards[i][t]) < 1e-4, `prefix reward log p(Y | X z_1..${t}) of row ${i}: KV cache ${v} vs no-cache export ${fb.rewards[i][t]}`)));
     fa.zLogProbs.forEach((r, i) => r.forEach((v, t) => assert.ok(Math.abs(v - fb.zLogProbs[i][t]) < 1e-4)));
     await sa.release();
     await sb.release();

@@ -23,8 +23,8 @@ function handBatch(): TrajectoryBatch {
 
 test('TB on the hand example: δ = log(4·½·¼ / (2·½)) = log ½', () => {
   const g = trajectoryBalance(handBatch(), new Float64Array([ln(4)]));
-  assert.ok(Math.abs(g.loss - ln(0.5) ** 2) < 1e-12);
-  assert.ok(Math.abs(g.loss - 0.4804530139182014) < 1e-12);
+  assert.ok(Math.abs(g.loss - ln(0.5) ** 2) < 1e-12, `TB loss ${g.loss} vs hand value log(½)² = ${ln(0.5) ** 2}`);
+  assert.ok(Math.abs(g.loss - 0.4804530139182014) < 1e-12, `TB loss ${g.loss} vs 0.4804530139182014`);
   // δ < 0: raising log Z or log P_F lowers the loss, raising log P_B raises it
   assert.ok(g.dLogZ[0] < 0 && Math.abs(g.dLogZ[0] - 2 * ln(0.5)) < 1e-12);
   assert.ok(g.dLogPF[0] < 0 && g.dLogPF[1] < 0);
@@ -34,8 +34,8 @@ test('TB on the hand example: δ = log(4·½·¼ / (2·½)) = log ½', () => {
 test('DB on the hand example: δ0 = log 4, δ1 = log ⅛, mean of squares', () => {
   const g = detailedBalance(handBatch());
   const expected = (ln(4) ** 2 + ln(1 / 8) ** 2) / 2; // 3.12294...
-  assert.ok(Math.abs(g.loss - expected) < 1e-12);
-  assert.ok(Math.abs(g.loss - 3.1229445904683) < 1e-10);
+  assert.ok(Math.abs(g.loss - expected) < 1e-12, `DB loss ${g.loss} vs hand value ${expected}`);
+  assert.ok(Math.abs(g.loss - 3.1229445904683) < 1e-10, `DB loss ${g.loss} vs 3.1229445904683`);
   // edge 0 has δ > 0: lower log F(s0); edge 1 has δ < 0: raise log P_F(exit|s1)
   assert.ok(g.dLogF[0] > 0 && g.dLogPF[1] < 0);
   // node 1 sits in both edges: −2δ0/2 + 2δ1/2 = δ1 − δ0
@@ -46,9 +46,9 @@ test('SubTB(λ) on the hand example: (δ01² + δ12² + λ·δ02²)/(2 + λ)', (
   for (const lambda of [1, 0.9, 0.5]) {
     const g = subTrajectoryBalance(handBatch(), lambda);
     const expected = (ln(4) ** 2 + ln(1 / 8) ** 2 + lambda * ln(0.5) ** 2) / (2 + lambda);
-    assert.ok(Math.abs(g.loss - expected) < 1e-12, `λ=${lambda}`);
+    assert.ok(Math.abs(g.loss - expected) < 1e-12, `SubTB loss at λ=${lambda}: ${g.loss} vs hand value ${expected} (weights λ^(j−i−1))`);
   }
-  assert.ok(Math.abs(subTrajectoryBalance(handBatch(), 1).loss - 2.2421140649516) < 1e-10);
+  assert.ok(Math.abs(subTrajectoryBalance(handBatch(), 1).loss - 2.2421140649516) < 1e-10, 'SubTB loss at λ = 1 vs 2.2421140649516');
 });
 
 test('SubTB limits: λ → 0 is DB (per trajectory), λ → ∞ is TB with log Z = log F(s0)', () => {
@@ -103,9 +103,9 @@ test('losses vanish on a consistent flow (all δ = 0)', () => {
   b.logPF.set([ln(1 / 2), ln(1 / 3)]);
   b.logF.set([ln(3), ln(1.5), ln(0.5)]);
   b.logR[0] = ln(0.5);
-  assert.ok(trajectoryBalance(b, new Float64Array([ln(3)])).loss < 1e-25);
-  assert.ok(detailedBalance(b).loss < 1e-25);
-  assert.ok(subTrajectoryBalance(b, 0.9).loss < 1e-25);
+  assert.ok(trajectoryBalance(b, new Float64Array([ln(3)])).loss < 1e-25, 'TB loss on a consistent flow');
+  assert.ok(detailedBalance(b).loss < 1e-25, 'DB loss on a consistent flow');
+  assert.ok(subTrajectoryBalance(b, 0.9).loss < 1e-25, 'SubTB loss on a consistent flow');
 });
 
 /** Padded batch with lengths 2..T and random entries (the exit edge has log P_B = 0). */
@@ -138,6 +138,35 @@ test('SubTB with a flow mask uses only sub-trajectories between nodes of known f
   const d23 = ln(2) + ln(0.8) - ln(0.3);
   const expected = (lambda * d02 ** 2 + lambda ** 2 * d03 ** 2 + d23 ** 2) / (lambda + lambda ** 2 + 1);
   const g = subTrajectoryBalance(b, lambda);
-  assert.ok(Math.abs(g.loss - expected) < 1e-12);
+  assert.ok(Math.abs(g.loss - expected) < 1e-12, `masked SubTB loss ${g.loss} vs hand value ${expected}`);
   assert.equal(g.dLogF[1], 0, 'the unknown flow gets no gradient');
+});
+
+test('a batch of two trajectories of different lengths: TB/DB/SubTB average as defined (hand values)', () => {
+  // b = 0: the 2-edge hand example above; b = 1: 3 edges, P_F = ½, ¼, ⅘, P_B = 1,
+  // F = 6, 3, 2 and R = 0.3. Per edge (DB): δ = 0, log ⅜, log(1.6/0.3); TB with log Z = log 6:
+  // δ = log(6·0.1/0.3) = log 2; SubTB pairs: δ01 = 0, δ12 = log ⅜, δ23 = log(16/3),
+  // δ02 = log ⅜, δ13 = log 2, δ03 = log 2.
+  const b = emptyBatch(2, 3);
+  b.lengths.set([2, 3]);
+  b.logPF.set([ln(0.5), ln(0.25), 0, ln(0.5), ln(0.25), ln(0.8)]);
+  b.logPB.set([ln(0.5), 0, 0, 0, 0, 0]);
+  b.logF.set([ln(4), ln(1), ln(2), 0, ln(6), ln(3), ln(2), ln(0.3)]);
+  b.logR.set([ln(2), ln(0.3)]);
+  const tb = trajectoryBalance(b, new Float64Array([ln(4), ln(6)]));
+  const tbHand = (ln(0.5) ** 2 + ln(2) ** 2) / 2;
+  assert.ok(Math.abs(tb.loss - tbHand) < 1e-12, `TB loss of the batch ${tb.loss} vs hand value ${tbHand} (mean over trajectories)`);
+  const db = detailedBalance(b);
+  const dbHand = (ln(4) ** 2 + ln(1 / 8) ** 2 + 0 + ln(0.375) ** 2 + ln(1.6 / 0.3) ** 2) / 5;
+  assert.ok(Math.abs(db.loss - dbHand) < 1e-12, `DB loss of the batch ${db.loss} vs hand value ${dbHand} (mean over the 5 edges)`);
+  for (const lambda of [0.9, 2]) {
+    const a0 = (ln(4) ** 2 + ln(1 / 8) ** 2 + lambda * ln(0.5) ** 2) / (2 + lambda);
+    const a1 = (0 + ln(0.375) ** 2 + ln(16 / 3) ** 2 + lambda * (ln(0.375) ** 2 + ln(2) ** 2) + lambda ** 2 * ln(2) ** 2) / (3 + 2 * lambda + lambda ** 2);
+    const sub = subTrajectoryBalance(b, lambda);
+    assert.ok(Math.abs(sub.loss - (a0 + a1) / 2) < 1e-12, `SubTB loss of the batch at λ=${lambda}: ${sub.loss} vs hand value ${(a0 + a1) / 2}`);
+  }
+  // the terminal flow is R, known whatever the mask says at the last node
+  b.flowMask = new Uint8Array([1, 1, 0, 0, 1, 1, 1, 0]);
+  const masked = subTrajectoryBalance(b, 0.9);
+  assert.ok(Math.abs(masked.loss - subTrajectoryBalance({ ...b, flowMask: undefined } as TrajectoryBatch, 0.9).loss) < 1e-12, 'SubTB loss with the terminal node unmarked in the flow mask');
 });

@@ -2,7 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MoleculeEnv, profileLogReward, loadRDKit } from '../src/envs/molecule.js';
 import { MOLECULE_BENCH_DEFAULTS, runMoleculeBench } from '../src/benchmarks/molecules.js';
-import { buildDag, flowOracle } from '../src/gfn/exact.js';
+import { buildDag, flowOracle, targetDistribution, terminalDistribution, totalVariation } from '../src/gfn/exact.js';
+import { buildTrainer } from '../src/benchmarks/build-trainer.js';
+import { policyOnDag } from '../src/gfn/evaluate.js';
+import { Rng } from '../src/core/rng.js';
 import { packFingerprint, tanimoto, TanimotoModes } from '../src/metrics/modes.js';
 import { logSumExp } from '../src/core/math.js';
 
@@ -76,4 +79,18 @@ test('a short TB run on molecules finds Tanimoto-separated modes; same seed, sam
   const b = await runMoleculeBench(o);
   assert.equal(a.pearson, b.pearson);
   assert.deepEqual(a.curve, b.curve);
+});
+
+test('M-DQN (α = ½, τ = 2) learns the 3 sites × 3 fragments molecule space: exact TV < 0.05', async () => {
+  // Measured (1500 iterations, seed 1): the correct objective reaches TV 0.012 from 0.81; without
+  // the Munchausen term (it then samples R^{1/τ}) it stays at 0.29. (Max in place of logsumexp
+  // only reaches 0.022 here: that bug is caught by test/softrl-targets and the bitseq M-DQN test.)
+  const env = await MoleculeEnv.create({ beta: 2, sites: 3, fragments: 3 });
+  const dag = buildDag(env);
+  const target = targetDistribution(dag);
+  const t = await buildTrainer(env, { ...MOLECULE_BENCH_DEFAULTS, algo: 'mdqn', munchausenAlpha: 0.5, hidden: [64, 64], replayBatch: 64, learningStarts: 16, iterations: 1500 }, new Rng(1));
+  for (let i = 0; i < 1500; i++) t.step();
+  const tv = totalVariation(terminalDistribution(dag, policyOnDag(env, t.net, dag, t.temperature)), target);
+  assert.ok(tv < 0.05, `M-DQN exact TV of the molecule sampler ${tv}`);
+  t.dispose();
 });

@@ -16,8 +16,40 @@ const work = mkdtempSync(join(tmpdir(), 'ft-report-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
 
-/** Debian's chromium (installed by .ci/run); FLOWTUNE_CHROMIUM points elsewhere. */
-const CHROMIUM = process.env.FLOWTUNE_CHROMIUM ?? '/usr/bin/chromium';
+/**
+ * Debian's chromium for the browser test: FLOWTUNE_CHROMIUM, else /usr/bin/chromium. On a
+ * fresh machine of the CI kind (root or password-less sudo, Debian packages reachable) the
+ * test installs it with apt-get, so the README's `npm test` passes on its own; anywhere
+ * else the failure says what to install.
+ */
+function chromiumPath(): string {
+  const given = process.env.FLOWTUNE_CHROMIUM;
+  if (given) {
+    assert.ok(existsSync(given), `FLOWTUNE_CHROMIUM=${given}: no such file`);
+    return given;
+  }
+  const found = () => ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+  const have = found();
+  if (have) return have;
+  const how = "install Debian's chromium (apt-get install -y chromium) or set FLOWTUNE_CHROMIUM to a Chromium binary";
+  assert.ok(existsSync('/usr/bin/apt-get'), `headless Chromium not found and this is not a Debian system: ${how}`);
+  const sudo = process.getuid?.() === 0 ? [] : spawnSync('sudo', ['-n', 'true']).status === 0 ? ['sudo', '-n'] : null;
+  assert.ok(sudo, `headless Chromium not found, and installing it needs root (or password-less sudo): ${how}`);
+  const apt = (...args: string[]) => {
+    const [cmd, ...rest] = [...sudo, 'apt-get', '-o', 'DPkg::Lock::Timeout=300', ...args];
+    return spawnSync(cmd, rest, { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 64 << 20 });
+  };
+  process.stderr.write("report test: installing Debian's chromium for the browser check (apt-get install -y chromium)\n");
+  let r = apt('install', '-y', 'chromium');
+  if (r.status !== 0) {
+    // a fresh machine has no package lists yet
+    apt('update');
+    r = apt('install', '-y', 'chromium');
+  }
+  const now = found();
+  assert.ok(now, `apt-get install -y chromium failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}; ${how}`);
+  return now;
+}
 
 const hg = join(work, 'hg');
 before(() => {
@@ -152,14 +184,48 @@ test('flowtune train writes report.html with loss, log Z, mean log-reward and th
   }
 });
 
+test('a folder mixing train and bench runs draws each kind or says what it skipped; report --out never overwrites a foreign file', async () => {
+  const mixed = join(work, 'mixed');
+  mkdirSync(mixed);
+  for (const name of ['tb', 'db']) {
+    const r = run('bench', 'hypergrid', '--algo', name, '--ndim', '2', '--height', '4', '--iterations', '20', '--eval-every', '10', '--out', join(mixed, name));
+    assert.equal(r.status, 0, r.stderr);
+  }
+  // two training runs, as `flowtune train` logs them (metrics by step)
+  for (const [name, loss] of [['train-a', 2], ['train-b', 3]] as const) {
+    mkdirSync(join(mixed, name));
+    writeFileSync(join(mixed, name, 'metrics.jsonl'), [1, 2, 3].map((step) => JSON.stringify({ step, loss: loss / step, meanLogR: -step, logZ: step })).join('\n') + '\n');
+    writeFileSync(join(mixed, name, 'summary.json'), JSON.stringify({ objective: name === 'train-a' ? 'tb' : 'subtb', steps: 3 }));
+  }
+  // and one whose metrics have no x axis at all
+  mkdirSync(join(mixed, 'odd'));
+  writeFileSync(join(mixed, 'odd', 'metrics.jsonl'), '{"value": 1}\n');
+  const rep = await buildReport(mixed);
+  assert.deepEqual(rep.charts, ['hypergrid', 'runs-step'], 'one comparison figure per kind');
+  assert.ok(rep.sections.includes('runs-comparison'));
+  assert.ok(rep.warnings.some((w) => /no comparison figure for odd: .*no x axis/.test(w)), rep.warnings.join('; '));
+  assert.doesNotMatch(rep.html, /holds no run data/);
+  const stepSvg = svgs(rep.html)[1];
+  assert.equal((stepSvg.match(/<g class="mark-line role-mark/g) ?? []).length, 3 * 2, '3 panels (mean log R, log Z, loss) × 2 runs');
+
+  // --out onto a file report did not write (a run's metrics) is refused, the file untouched
+  const metricsFile = join(mixed, 'tb', 'metrics.jsonl');
+  const before = readFileSync(metricsFile, 'utf8');
+  const r = run('report', '--run', mixed, '--out', metricsFile);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /metrics\.jsonl exists and is not a report flowtune wrote/);
+  assert.equal(readFileSync(metricsFile, 'utf8'), before);
+  // its own earlier page is replaced
+  const page = join(work, 'mixed.html');
+  assert.equal(run('report', '--run', mixed, '--out', page).status, 0);
+  assert.equal(run('report', '--run', mixed, '--out', page).status, 0);
+});
+
 test('headless Chromium renders every chart of report.html offline', async () => {
-  assert.ok(
-    existsSync(CHROMIUM),
-    `headless Chromium not found at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium; .ci/run does this) or set FLOWTUNE_CHROMIUM`,
-  );
+  const executablePath = chromiumPath();
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   try {

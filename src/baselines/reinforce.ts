@@ -13,7 +13,21 @@ import type { StepMetrics } from '../finetune/trainer.js';
 import type { FineTuneSetup } from '../finetune/setup.js';
 import { sampleZ } from '../finetune/rollout.js';
 import { scoreRows } from '../finetune/score.js';
-import { disposeNodes, nodeLogPolicy, pick, stackNodes } from '../finetune/nodes.js';
+import { disposeNodes, nodeLogPolicy, pick, stackNodes, type NodeTensors } from '../finetune/nodes.js';
+import type { PolicyAdapter } from '../finetune/adapter.js';
+
+/** −(1/B) Σ_b A_b Σ_t log π(a_t | s_t) and its gradient (adv: A of each node's sequence). */
+export function reinforceGrads(adapter: PolicyAdapter, nodes: NodeTensors, adv: Float32Array, vars: tf.Variable[]): { loss: number; grads: Map<tf.Variable, tf.Tensor> } {
+  const a = tf.tensor1d(adv);
+  try {
+    const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(tf.mul(pick(nodeLogPolicy(adapter, nodes), nodes.chosen), a)), nodes.rows.length)) as tf.Scalar, vars);
+    const loss = value.dataSync()[0];
+    value.dispose();
+    return { loss, grads: new Map(vars.map((v) => [v, grads[v.name]])) };
+  } finally {
+    a.dispose();
+  }
+}
 
 export class ReinforceBaseline {
   constructor(
@@ -25,7 +39,7 @@ export class ReinforceBaseline {
     const t0 = performance.now();
     const t = this.trainer, cfg = t.cfg, B = cfg.train.batchSize;
     const exs = Array.from({ length: B }, () => t.examples[t.rng.int(t.examples.length)]);
-    const zs = await sampleZ(t.session, t.tok, exs.map((e) => e.xIds), { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng: t.rng });
+    const zs = await sampleZ(t.samplingSession, t.tok, exs.map((e) => e.xIds), { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng: t.rng });
     const rows = await scoreRows(t.session, exs.map((e) => e.xIds), zs, exs.map((e) => e.yIds), t.constraints, t.rewardSpec(), { prefix: false });
     const nodes = stackNodes(rows, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
     const vars = t.adapter.policyVariables();
@@ -46,11 +60,10 @@ export class ReinforceBaseline {
       const mean = reward.reduce((s, v) => s + v, 0) / B;
       const adv = new Float32Array(nodes.N);
       rows.forEach((r, b) => adv.fill(reward[b] - mean, nodes.first[b], nodes.first[b] + r.nodes.length));
-      const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(tf.mul(pick(nodeLogPolicy(t.adapter, nodes), nodes.chosen), tf.tensor1d(adv))), B)) as tf.Scalar, vars);
-      loss = value.dataSync()[0];
-      value.dispose();
-      gradNorm = t.optim.step(new Map(vars.map((v) => [v, grads[v.name]])), t.lrScale(), cfg.optim.clip);
-      tf.dispose(Object.values(grads));
+      const g = reinforceGrads(t.adapter, nodes, adv, vars);
+      loss = g.loss;
+      gradNorm = t.optim.step(g.grads, t.lrScale(), cfg.optim.clip);
+      tf.dispose([...g.grads.values()]);
     } finally {
       disposeNodes(nodes);
     }

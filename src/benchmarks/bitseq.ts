@@ -1,5 +1,5 @@
 import { Bitseq, bitseqTestSet, type BitseqConfig } from '../envs/bitseq.js';
-import { ALGOS, buildTrainer, REFERENCE_TRAINER_DEFAULTS, type BuiltTrainer, type TrainerOptions } from './build-trainer.js';
+import { ALGOS, type BenchProgress, buildTrainer, REFERENCE_TRAINER_DEFAULTS, type BuiltTrainer, type TrainerOptions } from './build-trainer.js';
 import type { Engine } from '../nn/factory.js';
 import { estimateLogProb } from '../metrics/logprob.js';
 import { spearman } from '../metrics/correlation.js';
@@ -54,6 +54,9 @@ export interface BitseqSummary {
   benchmark: 'bitseq';
   algo: BitseqAlgo;
   engine: Engine | 'none';
+  /** Output head: one unit per (slot, word), or factored (src/nn/factored-head.ts) with its rank. */
+  head: 'dense' | 'factored';
+  headRank: number | null;
   n: number;
   k: number;
   beta: number;
@@ -80,7 +83,7 @@ export interface BitseqSummary {
  * reports modes found over training — a mode is found once any sample lies within
  * `modeRadius` of it — and, at the end, Spearman(log R, log P̂_θ) on the test set.
  */
-export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: BitseqMetrics) => void): Promise<BitseqSummary> {
+export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: BitseqMetrics) => void, progress?: BenchProgress): Promise<BitseqSummary> {
   const env = new Bitseq({ n: o.n, k: o.k, nModes: o.nModes, beta: o.beta, seed: o.seed });
   const rng = new Rng(o.seed + 1_000_003);
   const found = new Uint8Array(o.nModes);
@@ -121,6 +124,7 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
   let evals = o.algo === 'mh' ? o.batch : 0;
   let logRSum = 0, logRN = 0;
   const timing = runBenchLoop(o.iterations, o.evalEvery, step, {
+    before: (i) => progress?.onIteration?.(i),
     observe: (r) => {
       evals += r.evals;
       markModes(r.terminals, r.count);
@@ -133,6 +137,7 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
     },
   });
 
+  progress?.onIteration?.(o.iterations);
   const e0 = performance.now();
   let rho: number | null = null;
   let testSize = 0;
@@ -142,7 +147,8 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
     const xs = env.statesFromBits(bits, testSize);
     const logR = new Float64Array(testSize);
     env.logReward(xs, testSize, logR);
-    const logP = estimateLogProb(env, trainer.net, xs, testSize, o.orders, new Rng(o.seed + 3_000_017), trainer.temperature);
+    progress?.onPhase?.(`estimating log P̂ on ${testSize} test objects × ${o.orders} backward orders`);
+    const logP = estimateLogProb(env, trainer.net, xs, testSize, o.orders, new Rng(o.seed + 3_000_017), trainer.temperature, undefined, progress?.onEval);
     rho = spearman(logR, logP);
     trainer.dispose();
   }
@@ -151,6 +157,8 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
     benchmark: 'bitseq',
     algo: o.algo,
     engine: o.algo === 'mh' ? 'none' : o.engine,
+    head: o.head ?? 'dense',
+    headRank: o.head === 'factored' ? (o.headRank ?? 8) : null,
     n: o.n,
     k: o.k,
     beta: o.beta,

@@ -6,6 +6,10 @@ import { softValue } from '../softrl/targets.js';
 import { createNet, type Engine } from '../nn/factory.js';
 import type { SparseMlp } from '../nn/mlp.js';
 import type { Rng } from '../core/rng.js';
+import { checkMemory } from '../core/memory.js';
+import { usage } from '../core/errors.js';
+import { FactoredHeadMlp, innerSpec } from '../nn/factored-head.js';
+import { SlotFillingEnv } from '../envs/slot-filling.js';
 
 /** Trainer hyperparameters shared by every MLP benchmark (hypergrid, bit sequences, molecules). */
 export const ALGOS = ['tb', 'db', 'subtb', 'softdqn', 'mdqn'] as const;
@@ -32,6 +36,13 @@ export interface TrainerOptions {
   learningStarts: number;
   /** TB/DB/SubTB: learn P_B with a head on the shared torso (the reference's `tied`) instead of uniform P_B. */
   learnedPB?: boolean;
+  /**
+   * Output head of slot-filling envs (bit sequences): `dense` has one unit per (slot, word);
+   * `factored` emits a position logit and a rank-`headRank` query per slot, scored against
+   * learned word embeddings (src/nn/factored-head.ts), so the last layer no longer grows as 2^k.
+   */
+  head?: 'dense' | 'factored';
+  headRank?: number;
 }
 
 /**
@@ -59,6 +70,14 @@ export const REFERENCE_TRAINER_DEFAULTS: Omit<TrainerOptions, 'algo'> = {
   learningStarts: 16,
 };
 
+/** Progress of a long benchmark: iterations done, and the phases outside the training loop. */
+export interface BenchProgress {
+  onIteration?(done: number): void;
+  onPhase?(what: string): void;
+  /** Objects evaluated so far by the final density estimate. */
+  onEval?(done: number, total: number): void;
+}
+
 export interface BuiltTrainer {
   step(): StepResult;
   net: SparseMlp;
@@ -73,16 +92,42 @@ export interface BuiltTrainer {
 }
 
 /**
+ * A lower bound on the bytes one iteration's rollout of B trajectories holds at once: the
+ * arrays gfn/rollout.ts and gfn/trajectories.ts allocate for every one of the B × maxSteps
+ * slots (actions and row index, the state, the network's outputs, both action masks,
+ * per-edge log-probabilities and flows and their gradients), plus one activation-tape row
+ * per trajectory (the tape grows with the states actually visited, so only B rows are sure).
+ */
+export function rolloutBytes(env: Env, B: number, hidden: number[]): number {
+  const W = outputLayout(env).width;
+  const perSlot = 8 + 4 * env.stateDim + 4 * W + env.nActions + env.nBackActions + 48;
+  return B * env.maxSteps * perSlot + B * 4 * hidden.reduce((s, h) => s + h, 0);
+}
+
+/**
  * The engine's trainers (GfnTrainer for TB/DB/SubTB, SoftDqnTrainer for SoftDQN/M-DQN) on
  * any env; soft-RL objectives use the fixed uniform P_B of eq. (M).
  */
-export async function buildTrainer(env: Env, o: TrainerOptions, rng: Rng): Promise<BuiltTrainer> {
+/** The policy network for env: the engine's MLP, wrapped in a factored slot × word head when asked. */
+async function makeNet(env: Env, o: TrainerOptions, seed: number): Promise<SparseMlp> {
   const spec = policySpec(env, o.hidden);
-  const net = await createNet(o.engine, spec, o.seed);
+  if ((o.head ?? 'dense') === 'dense') return createNet(o.engine, spec, seed);
+  usage(env instanceof SlotFillingEnv, `--head factored needs a slot-filling env (bit sequences), not ${env.name}`);
+  // SlotFillingEnv.encode: slot j of a row is index j·(W + 1) + value + 1, so open ⇔ j·(W + 1)
+  const L = env.slots, W1 = env.values + 1;
+  const slotOpen = (idx: Int32Array, i: number, j: number) => idx[i * L + j] === j * W1;
+  const shape = { slots: env.slots, words: env.values, rank: o.headRank ?? 8, slotOpen };
+  usage(Number.isInteger(shape.rank) && shape.rank >= 1, `head rank must be an integer ≥ 1 (got ${shape.rank})`);
+  return new FactoredHeadMlp(spec, await createNet(o.engine, innerSpec(spec, shape), seed), shape, seed);
+}
+
+export async function buildTrainer(env: Env, o: TrainerOptions, rng: Rng): Promise<BuiltTrainer> {
+  checkMemory(`--batch ${o.batch} (trajectories of up to ${env.maxSteps} states, network ${o.hidden.join('×')})`, rolloutBytes(env, o.batch, o.hidden));
+  const net = await makeNet(env, o, o.seed);
   const explore = { epsilon: o.epsilon, temperature: 1 };
   if (o.algo === 'softdqn' || o.algo === 'mdqn') {
     const alpha = o.algo === 'mdqn' ? o.munchausenAlpha : 0;
-    const target = await createNet(o.engine, spec, o.seed + 1);
+    const target = await makeNet(env, o, o.seed + 1);
     const t = new SoftDqnTrainer(env, net, target, rng, {
       alpha,
       l0: o.l0,

@@ -1,5 +1,5 @@
 import { MoleculeEnv, MOLECULE_DEFAULTS, type MoleculeConfig } from '../envs/molecule.js';
-import { buildTrainer, REFERENCE_TRAINER_DEFAULTS, type TrainerOptions } from './build-trainer.js';
+import { type BenchProgress, buildTrainer, REFERENCE_TRAINER_DEFAULTS, type TrainerOptions } from './build-trainer.js';
 import { ALGOS, type Algo } from './build-trainer.js';
 import { estimateLogProb } from '../metrics/logprob.js';
 import { pearson } from '../metrics/correlation.js';
@@ -92,7 +92,8 @@ export function moleculeTestSet(env: MoleculeEnv, count: number, rng: Rng): Int3
  * Tanimoto-separated modes (greedy, similarity < 0.7 on Morgan r=2 2048-bit fingerprints)
  * among samples with r ≥ threshold over training, and Pearson(log R, log P̂_θ) at the end.
  */
-export async function runMoleculeBench(o: MoleculeBenchOptions, onMetrics?: (m: MoleculeMetrics) => void): Promise<MoleculeSummary> {
+export async function runMoleculeBench(o: MoleculeBenchOptions, onMetrics?: (m: MoleculeMetrics) => void, progress?: BenchProgress): Promise<MoleculeSummary> {
+  progress?.onPhase?.('building the fragment DAG and loading RDKit');
   const env = await MoleculeEnv.create({ beta: o.beta, sites: o.sites, fragments: o.fragments });
   const rng = new Rng(o.seed + 1_000_003);
   const t = await buildTrainer(env, o, rng);
@@ -100,6 +101,7 @@ export async function runMoleculeBench(o: MoleculeBenchOptions, onMetrics?: (m: 
   const curve: MoleculeSummary['curve'] = [];
   let evals = 0, logRSum = 0, logRN = 0;
   const { seconds, cpuSeconds } = runBenchLoop(o.iterations, o.evalEvery, () => t.step(), {
+    before: (i) => progress?.onIteration?.(i),
     observe: (r) => {
       evals += r.trajectories;
       for (let b = 0; b < r.trajectories; b++) {
@@ -116,11 +118,13 @@ export async function runMoleculeBench(o: MoleculeBenchOptions, onMetrics?: (m: 
     },
   });
   const uniqueMolecules = env.rdkitCalls;
+  progress?.onIteration?.(o.iterations);
   const e0 = performance.now();
   const xs = moleculeTestSet(env, o.testSize, new Rng(o.seed + 2_000_003));
   const logR = new Float64Array(o.testSize);
   env.logReward(xs, o.testSize, logR);
-  const logP = estimateLogProb(env, t.net, xs, o.testSize, o.orders, new Rng(o.seed + 3_000_017), t.temperature);
+  progress?.onPhase?.(`estimating log P̂ on ${o.testSize} test objects × ${o.orders} backward orders`);
+  const logP = estimateLogProb(env, t.net, xs, o.testSize, o.orders, new Rng(o.seed + 3_000_017), t.temperature, undefined, progress?.onEval);
   const rho = pearson(logR, logP);
   t.dispose();
   return {

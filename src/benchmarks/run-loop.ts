@@ -13,6 +13,8 @@ export interface LoopTiming {
 }
 
 export interface LoopHooks<R> {
+  /** Before step `iteration` (0-based), untimed: progress bars. */
+  before?(iteration: number): void;
   /** After each step, untimed: trackers, modes, exact marginals. */
   observe?(r: R, iteration: number): void;
   /** Every `evalEvery` iterations and at the last; `meanLoss` skips NaN losses (NaN when all were). */
@@ -22,6 +24,7 @@ export interface LoopHooks<R> {
 export function runBenchLoop<R extends { loss: number }>(iterations: number, evalEvery: number, step: () => R, hooks: LoopHooks<R>): LoopTiming {
   let trainMs = 0, cpuMicros = 0, lossSum = 0, lossN = 0;
   for (let it = 1; it <= iterations; it++) {
+    hooks.before?.(it - 1);
     const t0 = performance.now(), c0 = process.cpuUsage();
     const r = step();
     const c = process.cpuUsage(c0);

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { ENGINES } from '../nn/factory.js';
 import type { TrainerOptions } from '../benchmarks/build-trainer.js';
 import { choiceArg, intArg, listArg, numArg } from './args.js';
-import { Progress, appendJsonLine, prepareOutDir, writeFileAtomic } from '../core/io.js';
+import { Progress, appendJsonLine, ensureWritableDir, prepareOutDir, writeFileAtomic } from '../core/io.js';
+import { acquireRunLock } from '../core/lock.js';
 import { writeReportSafe } from '../report/index.js';
 
 /** The training flags every MLP benchmark takes (hypergrid, bitseq, molecules). */
@@ -44,7 +45,12 @@ export class BenchOutput {
   readonly progress: Progress;
 
   constructor(private readonly out: string | undefined, total: number, label: string) {
-    if (out) prepareOutDir(out, ['metrics.jsonl', 'summary.json']);
+    if (out) {
+      // one writer per folder: a second bench on the same --out stops here, before reading it
+      ensureWritableDir(out);
+      acquireRunLock(out);
+      prepareOutDir(out, ['metrics.jsonl', 'summary.json']);
+    }
     this.progress = new Progress(total, label);
   }
 

@@ -1,10 +1,14 @@
 import type { Argv, CommandModule } from 'yargs';
+import { UsageError } from '../core/errors.js';
+import { fixedOrDash } from '../core/io.js';
+import { checkMemory } from '../core/memory.js';
 import { HYPERGRID_DEFAULTS, runHypergridBench, type BenchSummary } from '../benchmarks/hypergrid.js';
 import { ALGOS } from '../benchmarks/build-trainer.js';
 import { choiceArg, intArg, numArg } from './args.js';
 import { BenchOutput, parseTrainingOptions, trainingOptions } from './bench-common.js';
 import { runHypergridMh, type MhBenchSummary } from '../benchmarks/hypergrid-mh.js';
 import { MOLECULE_ALGOS, MOLECULE_BENCH_DEFAULTS, runMoleculeBench, type MoleculeSummary } from '../benchmarks/molecules.js';
+import { SEH_BENCH_DEFAULTS, runSehBench, type SehSummary } from '../benchmarks/molecules-seh.js';
 import { BITSEQ_ALGOS, BITSEQ_BENCH_DEFAULTS, runBitseqBench, type BitseqSummary } from '../benchmarks/bitseq.js';
 
 const HYPERGRID_ALGOS = [...ALGOS, 'mh'] as const;
@@ -36,11 +40,15 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
       pb: choiceArg('pb', a.pb, ['learned', 'uniform'] as const),
       ...parseTrainingOptions(a),
     };
-    if (opts.height ** opts.ndim > 5_000_000) throw new (await import('../core/errors.js')).UsageError(`a ${opts.height}^${opts.ndim} grid is too large for the exact oracle (limit 5,000,000 states)`);
+    const states = opts.height ** opts.ndim;
+    if (states > 5_000_000) throw new UsageError(`a ${opts.height}^${opts.ndim} grid is too large for the exact oracle (limit 5,000,000 states)`);
+    // the oracle holds every state (coordinates, reward, target and policy probabilities, DAG edges)
+    checkMemory(`a ${opts.height}^${opts.ndim} grid`, states * (4 * opts.ndim + 8 * 4 + 4 * (opts.ndim + 1)));
+    if (opts.algo === 'mh') checkMemory(`--batch ${opts.batch} chains`, opts.batch * (4 * opts.ndim * 2 + 8 * 2));
     const io = new BenchOutput(a.out as string | undefined, opts.iterations, `hypergrid ${opts.algo}`);
     if (opts.algo === 'mh') {
       const s = runHypergridMh({ ...opts, chains: opts.batch }, (m) => {
-        io.progress.update(m.iteration, `tv ${m.tvExact.toFixed(4)}`);
+        io.progress.update(m.iteration, `tv ${fixedOrDash(m.tvExact, 4)}`);
         io.metrics(m);
       });
       await io.finish(s);
@@ -48,9 +56,9 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
       return;
     }
     const gfnOpts = { ...opts, algo: opts.algo };
-    let lastTv = NaN;
+    let lastTv: number | null = null; // no exact TV before the first evaluation: shown as "–"
     const summary: BenchSummary = await runHypergridBench(gfnOpts, {
-      onIteration: (it, loss) => io.progress.update(it, `loss ${loss.toFixed(4)} | tv ${lastTv.toFixed(4)}`),
+      onIteration: (it, loss) => io.progress.update(it, `loss ${fixedOrDash(loss, 4)} | tv ${fixedOrDash(lastTv, 4)}`),
       onMetrics: (m) => {
         lastTv = m.tvExact;
         io.metrics({ ...m, rewardEvaluations: m.trajectories });
@@ -103,7 +111,9 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
         .option('beta', { type: 'string', default: String(B.beta), describe: 'log R = −β·min_m d_H(x, m)' })
         .option('orders', { type: 'string', default: String(B.orders), describe: 'M backward orders per test string for log P̂' })
         .option('test-modes', { type: 'string', describe: 'build the test set from the first K modes only (default: all)' })
-        .option('mode-radius', { type: 'string', default: String(B.modeRadius), describe: 'Hamming radius for a mode to count as found' }),
+        .option('mode-radius', { type: 'string', default: String(B.modeRadius), describe: 'Hamming radius for a mode to count as found' })
+        .option('head', { type: 'string', describe: 'policy output head: dense (one unit per slot × word) | factored (position logit + rank-r query per slot × learned word embeddings); default factored for k ≥ 10 (2^k ≥ 1024 words), dense below' })
+        .option('head-rank', { type: 'string', default: '8', describe: 'rank r of the factored head' }),
       B,
       { batch: 'trajectories per iteration (mh: chains)', seed: 'seeds modes, test set, network and sampling', evalEvery: 'mode-curve point every K iterations' },
     ),
@@ -115,24 +125,33 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
       k: intArg('k', a.k, 1, 16),
       n: intArg('n', a.n, 8, 100_000),
       nModes,
-      beta: numArg('beta', a.beta, Number.MIN_VALUE),
+      beta: numArg('beta', a.beta, 0, Infinity, { exclusiveMin: true }),
       ...parseTrainingOptions(a),
       orders: intArg('orders', a.orders, 1),
       testModes: a['test-modes'] === undefined ? nModes : intArg('test-modes', a['test-modes'], 1, nModes),
       modeRadius: intArg('mode-radius', a['mode-radius'], 0),
     };
+    if (opts.algo === 'mh') checkMemory(`--batch ${opts.batch} chains of ${opts.n} bits`, opts.batch * (opts.n / opts.k) * 4 * 3);
+    const head = a.head === undefined ? (opts.k >= 10 ? 'factored' : 'dense') : choiceArg('head', a.head, ['dense', 'factored'] as const);
+    Object.assign(opts, { head, headRank: intArg('head-rank', a['head-rank'], 1, 1024) });
     const io = new BenchOutput(a.out as string | undefined, opts.iterations, `bitseq ${opts.algo}`);
-    const s: BitseqSummary = await runBitseqBench(opts, (m) => {
-      io.progress.update(m.iteration, `modes ${m.modesFound} | mean log R ${m.meanLogR.toFixed(1)}`);
-      io.metrics(m);
-    });
+    let status = 'training';
+    const s: BitseqSummary = await runBitseqBench(
+      opts,
+      (m) => {
+        status = `modes ${m.modesFound} | mean log R ${fixedOrDash(m.meanLogR, 1)}`;
+        io.progress.update(m.iteration, status);
+        io.metrics(m);
+      },
+      { onIteration: (done) => io.progress.update(done, status), onPhase: (what) => io.progress.phase(what), onEval: (done, total) => io.progress.phase(`log P̂ ${done}/${total} objects`, false) },
+    );
     await io.finish(s);
     console.log(
       [
-        `bitseq n=${s.n} k=${s.k} β=${s.beta} (${s.nModes} modes), ${s.algo}, ${s.iterations} iterations, ${s.rewardEvaluations} reward evaluations, engine ${s.engine}`,
+        `bitseq n=${s.n} k=${s.k} β=${s.beta} (${s.nModes} modes), ${s.algo}, ${s.iterations} iterations, ${s.rewardEvaluations} reward evaluations, engine ${s.engine}, head ${s.head}${s.headRank ? ` (rank ${s.headRank})` : ''}`,
         `  modes found ${s.modesFound}/${s.nModes} (Hamming ≤ ${s.modeRadius})`,
         `  Spearman    ${s.spearman === null ? '— (no density estimate for MCMC)' : s.spearman.toFixed(4)} on ${s.testSize} test strings, M = ${s.orders} orders`,
-        `  time        ${s.seconds.toFixed(1)} s training (${s.itPerSec.toFixed(1)} it/s), ${s.cpuSeconds.toFixed(1)} s CPU; evaluation ${s.evalSeconds.toFixed(1)} s; peak RSS ${s.peakRssMB.toFixed(0)} MB`,
+        `  time        ${s.seconds.toFixed(1)} s training (${s.itPerSec.toFixed(1)} it/s wall, ${(s.iterations / s.cpuSeconds).toFixed(1)} it/CPU-s), ${s.cpuSeconds.toFixed(1)} s CPU; evaluation ${s.evalSeconds.toFixed(1)} s; peak RSS ${s.peakRssMB.toFixed(0)} MB`,
       ].join('\n'),
     );
     if (a.json) console.log(JSON.stringify(s));
@@ -142,33 +161,43 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
 const MB = MOLECULE_BENCH_DEFAULTS;
 const molecules: CommandModule<object, Record<string, unknown>> = {
   command: 'molecules',
-  describe: 'train one objective on the naphthalene fragment DAG (RDKit descriptor-profile reward): Tanimoto-separated modes, Pearson(log R, log P̂)',
+  describe: 'train one objective on a molecule DAG: --reward seh is the paper\'s block-molecule sEH task; --reward descriptor the naphthalene fragment DAG with an RDKit descriptor-profile reward. Tanimoto-separated modes, Pearson(log R, log P̂)',
   builder: (y: Argv) =>
     trainingOptions(
       y
         .option('algo', { type: 'string', demandOption: true, describe: MOLECULE_ALGOS.join('|') })
-        .option('beta', { type: 'string', default: String(MB.beta), describe: 'reward exponent: R = r^β' })
-        .option('threshold', { type: 'string', default: String(MB.rewardThreshold), describe: 'r(x) ≥ threshold for a mode (r ∈ (0, 1], before the exponent)' })
-        .option('test-size', { type: 'string', default: String(MB.testSize), describe: 'random decorations in the test set' })
+        .option('reward', { type: 'string', default: 'seh', describe: 'seh (105-block MDP, pretrained sEH proxy, R = (max(proxy, 0.1)/8)^β) | descriptor (naphthalene decorations, R = r^β)' })
+        .option('beta', { type: 'string', describe: `reward exponent (default ${SEH_BENCH_DEFAULTS.beta} for seh, ${MB.beta} for descriptor)` })
+        .option('threshold', { type: 'string', describe: `mode threshold: seh proxy ≥ ${SEH_BENCH_DEFAULTS.proxyThreshold}; descriptor r(x) ≥ ${MB.rewardThreshold} (r ∈ (0, 1])` })
+        .option('test-size', { type: 'string', describe: `test molecules (seh: the first K of the benchmark's 950, default 950; descriptor: random decorations, default ${MB.testSize})` })
         .option('orders', { type: 'string', default: String(MB.orders), describe: 'M backward orders per test molecule for log P̂' }),
       MB,
       { batch: 'trajectories per iteration', evalEvery: 'mode-curve point every K iterations' },
-    ),
+    ).option('epsilon', { type: 'string', describe: `ε-uniform exploration (default ${SEH_BENCH_DEFAULTS.epsilon} for seh, the original random_action_prob; ${MB.epsilon} for descriptor)` }),
   handler: async (a) => {
+    const reward = choiceArg('reward', a.reward, ['seh', 'descriptor'] as const);
+    a.epsilon ??= String(reward === 'seh' ? SEH_BENCH_DEFAULTS.epsilon : MB.epsilon);
+    if (reward === 'seh') return runSehCommand(a);
     const opts = {
       ...MB,
       algo: choiceArg('algo', a.algo, MOLECULE_ALGOS),
-      beta: numArg('beta', a.beta, Number.MIN_VALUE),
+      beta: a.beta === undefined ? MB.beta : numArg('beta', a.beta, 0, Infinity, { exclusiveMin: true }),
       ...parseTrainingOptions(a),
-      rewardThreshold: numArg('threshold', a.threshold, 0, 1),
-      testSize: intArg('test-size', a['test-size'], 2),
+      rewardThreshold: a.threshold === undefined ? MB.rewardThreshold : numArg('threshold', a.threshold, 0, 1),
+      testSize: a['test-size'] === undefined ? MB.testSize : intArg('test-size', a['test-size'], 2),
       orders: intArg('orders', a.orders, 1),
     };
     const io = new BenchOutput(a.out as string | undefined, opts.iterations, `molecules ${opts.algo}`);
-    const s: MoleculeSummary = await runMoleculeBench(opts, (m) => {
-      io.progress.update(m.iteration, `modes ${m.modes} | mean log R ${m.meanLogR.toFixed(2)}`);
-      io.metrics(m);
-    });
+    let status = 'training';
+    const s: MoleculeSummary = await runMoleculeBench(
+      opts,
+      (m) => {
+        status = `modes ${m.modes} | mean log R ${fixedOrDash(m.meanLogR, 2)}`;
+        io.progress.update(m.iteration, status);
+        io.metrics(m);
+      },
+      { onIteration: (done) => io.progress.update(done, status), onPhase: (what) => io.progress.phase(what), onEval: (done, total) => io.progress.phase(`log P̂ ${done}/${total} objects`, false) },
+    );
     await io.finish(s);
     console.log(
       [
@@ -181,6 +210,34 @@ const molecules: CommandModule<object, Record<string, unknown>> = {
     if (a.json) console.log(JSON.stringify(s));
   },
 };
+
+async function runSehCommand(a: Record<string, unknown>): Promise<void> {
+  const S = SEH_BENCH_DEFAULTS;
+  const opts = {
+    ...S,
+    algo: choiceArg('algo', a.algo, MOLECULE_ALGOS),
+    beta: a.beta === undefined ? S.beta : numArg('beta', a.beta, 0, Infinity, { exclusiveMin: true }),
+    ...parseTrainingOptions(a),
+    proxyThreshold: a.threshold === undefined ? S.proxyThreshold : numArg('threshold', a.threshold),
+    testSize: a['test-size'] === undefined ? S.testSize : intArg('test-size', a['test-size'], 2, 950),
+    orders: intArg('orders', a.orders, 1),
+  };
+  const io = new BenchOutput(a.out as string | undefined, opts.iterations, `molecules seh ${opts.algo}`);
+  const s: SehSummary = await runSehBench(opts, (m) => {
+    io.progress.update(m.iteration, `modes ${m.modes} | mean proxy ${m.meanProxy.toFixed(2)}`);
+    io.metrics(m);
+  });
+  await io.finish(s);
+  console.log(
+    [
+      `molecules (sEH, 105 blocks) β=${s.beta}, ${s.algo}, ${s.iterations} iterations, ${s.rewardEvaluations} reward evaluations, engine ${s.engine}`,
+      `  modes       ${s.modes} (proxy ≥ ${s.proxyThreshold}, Tanimoto < ${s.maxSimilarity}); ${s.candidates} samples above the threshold; ${s.uniqueStates} distinct states scored`,
+      `  Pearson     ${s.pearson.toFixed(4)} (log R vs log P̂ on ${s.testSize} benchmark test molecules, M = ${s.orders})`,
+      `  time        ${s.seconds.toFixed(1)} s training (${s.itPerSec.toFixed(2)} it/s wall, ${s.itPerCpuSec.toFixed(2)} it/CPU-s); evaluation ${s.evalSeconds.toFixed(1)} s; peak RSS ${s.peakRssMB.toFixed(0)} MB`,
+    ].join('\n'),
+  );
+  if (a.json) console.log(JSON.stringify(s));
+}
 
 export const benchCommand: CommandModule = {
   command: 'bench <benchmark>',

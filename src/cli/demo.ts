@@ -1,3 +1,4 @@
+import { encodeX } from '../lm/tokenizer.js';
 import type { CommandModule } from 'yargs';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -58,7 +59,7 @@ async function languageModelDemo(steps: number): Promise<void> {
   console.log('3. Rationales sampled from the fine-tuned policy for held-out questions (then the base LM writes the answer):');
   const questions = ['Question: 7 + 2 - 5 = ? Answer:', 'Question: 3 - 8 + 6 = ? Answer:'];
   for (const q of questions) {
-    const x = trainer.tok.encode(q);
+    const x = encodeX(trainer.tok, q);
     const zs = await sampleZ(trainer.session, trainer.tok, [x, x, x], { constraints: trainer.constraints, temperature: 1, policy: trainer.adapter.policy(), rng: trainer.rng });
     const answers = await sample(trainer.session, zs.map((z) => [...x, ...z.tokens]), { maxNewTokens: 24, temperature: 0, stopTokenIds: trainer.tok.encode('\n'), keepHidden: false });
     console.log(`   ${q}`);

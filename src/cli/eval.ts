@@ -1,13 +1,13 @@
 import type { Argv, CommandModule } from 'yargs';
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { UsageError } from '../core/errors.js';
 import type { DecodeSpec } from '../tasks/decode.js';
 import { evaluateTask, formatSummary, type EvalOptions } from '../tasks/evaluate.js';
 import { loadBasePolicy, loadRunPolicy, type LoadedPolicy, type TaskName } from '../tasks/policy.js';
 import type { TrainConfig } from '../finetune/schema.js';
 import { choiceArg, intArg, numArg } from './args.js';
-import { writeFileAtomic } from '../core/io.js';
+import { ensureDir, writeFileAtomic } from '../core/io.js';
 import { readRunConfig, readTrainConfig } from '../finetune/run.js';
 
 const TASKS = ['arithmetic', 'infill', 'subj'] as const;
@@ -49,6 +49,8 @@ export const evalCommand: CommandModule<object, Record<string, unknown>> = {
       offset: a.offset === undefined ? undefined : intArg('offset', a.offset, 0),
       maxChars: intArg('max-chars', a['max-chars'], 8),
     };
+    // refuse a foreign --out before spending the evaluation's time
+    if (a.out && existsSync(a.out as string)) checkOverwritable(a.out as string, null);
     let cfg: TrainConfig | null = null;
     let policy: LoadedPolicy;
     if (a.run) {
@@ -63,12 +65,9 @@ export const evalCommand: CommandModule<object, Record<string, unknown>> = {
     const written: string[] = [];
     for (const p of parts) {
       const file = a.out && parts.length === 1 ? (a.out as string) : a.out ? (a.out as string).replace(/(\.jsonl)?$/, `-${p.label}.jsonl`) : join(outDir, `${task}-${p.label}.jsonl`);
-      try {
-        mkdirSync(dirname(file), { recursive: true });
-        writeFileAtomic(file, p.items.map((it) => JSON.stringify(it)).join('\n') + '\n');
-      } catch (err) {
-        throw new UsageError(`cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
+      if (existsSync(file)) checkOverwritable(file, p.items[0]);
+      ensureDir(dirname(file));
+      writeFileAtomic(file, p.items.map((it) => JSON.stringify(it)).join('\n') + '\n');
       written.push(file);
       console.log(formatSummary(task, p));
     }
@@ -76,3 +75,31 @@ export const evalCommand: CommandModule<object, Record<string, unknown>> = {
     if (a.json) console.log(JSON.stringify({ task, policy: policy.label, step: policy.step, parts: parts.map((p) => ({ label: p.label, ...p.summary })), files: written }));
   },
 };
+
+/**
+ * eval only replaces a per-item file it wrote itself: JSON lines of the same shape (the same
+ * keys as this evaluation's items). Anything else — a run's metrics.jsonl, a user's file —
+ * is never overwritten.
+ */
+const RUN_FILES = new Set(['metrics.jsonl', 'samples.jsonl', 'summary.json', 'config.yaml', 'report.html', 'comparison.json', 'comparison.csv']);
+
+function checkOverwritable(file: string, item: unknown): void {
+  const refuse = (why: string) => new UsageError(`${file} exists and ${why}; eval does not overwrite files it did not write (choose another --out)`);
+  if (statSync(file).isDirectory()) throw refuse('is a folder');
+  if (RUN_FILES.has(basename(file))) throw refuse('is a run file');
+  if (statSync(file).size > 1e9) throw refuse('is too large to be a per-item file');
+  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim());
+  const keys = (v: unknown) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? Object.keys(v).sort().join(',') : null);
+  let shape: string | null = null;
+  for (const l of lines) {
+    let k: string | null;
+    try {
+      k = keys(JSON.parse(l));
+    } catch {
+      k = null;
+    }
+    if (k === null || (shape !== null && k !== shape)) throw refuse('is not a per-item file of flowtune eval');
+    shape = k;
+  }
+  if (item !== null && shape !== null && shape !== keys(item)) throw refuse('holds results of another kind');
+}

@@ -2,7 +2,8 @@ import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../core/errors.js';
 import { buildTiny } from '../lmbuild/build.js';
 import { inspectModel, formatInspect } from '../lm/inspect.js';
-import { CharTokenizer, loadHfTokenizer } from '../lm/tokenizer.js';
+import type { Dtype } from '../lm/folder.js';
+import { CharTokenizer, encodeX, loadHfTokenizer } from '../lm/tokenizer.js';
 import { LmSession } from '../lm/session.js';
 import { evalArithmetic, rationaleRewardGap } from '../lmbuild/eval-arithmetic.js';
 import { resolveModelDir } from '../lm/resolve.js';
@@ -66,13 +67,20 @@ const buildTinyCommand: CommandModule<object, BuildArgs> = {
   },
 };
 
-const inspectCommand: CommandModule<object, { dir: string; json: boolean }> = {
+const inspectCommand: CommandModule<object, { dir: string; json: boolean; dtype: string }> = {
   command: 'inspect <dir>',
-  describe: 'print architecture, vocabulary, context, inputs/outputs, parameters, KV-cache and hidden-state support (DIR: folder or hub id)',
+  describe: 'print family, attention/KV heads, vocabulary vs tokenizer, context, position handling, parameters, inputs/outputs, files read (DIR: folder or cached hub id)',
   builder: (y) =>
-    y.positional('dir', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }) as unknown as Argv<{ dir: string; json: boolean }>,
+    y
+      .positional('dir', { type: 'string', demandOption: true })
+      .option('json', { type: 'boolean', default: false })
+      .option('dtype', { type: 'string', default: 'fp32', describe: 'weights file as transformers.js dtype: fp32 (model.onnx), fp16, q8 (model_quantized.onnx), ...' }) as unknown as Argv<{
+      dir: string;
+      json: boolean;
+      dtype: string;
+    }>,
   handler: async (a) => {
-    const info = await inspectModel(await resolveModelDir(a.dir));
+    const info = await inspectModel(await resolveModelDir(a.dir), a.dtype as Dtype);
     console.log(a.json ? JSON.stringify(info) : formatInspect(info));
   },
 };
@@ -165,7 +173,7 @@ const generateCommand: CommandModule<object, GenArgs> = {
     const s = await LmSession.open(dir, { needHidden: false });
     const tok = await loadHfTokenizer(dir, s.facts.eosTokenId, s.vocabSize);
     const prompts = a.prompt.flatMap((p) => Array.from({ length: a.n }, () => p));
-    const ids = prompts.map((p) => tok.encode(p));
+    const ids = prompts.map((p) => encodeX(tok, p));
     const r = await sample(s, ids, { maxNewTokens: a['max-new-tokens'], temperature: a.temperature, rng: new Rng(a.seed), keepHidden: false });
     prompts.forEach((p, b) => {
       const row = Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b]));

@@ -40,8 +40,8 @@ export const FRAGMENTS = [
 export const SITES = 8;
 
 /**
- * Descriptor-profile reward (documented in docs/benchmarks.md; the sEH proxy of the
- * original benchmark is not available): r(x) = exp(−½ Σ_i ((d_i(x) − μ_i)/σ_i)²) ∈ (0, 1] over
+ * Descriptor-profile reward (documented in docs/benchmarks.md; an open alternative to the
+ * sEH proxy of src/envs/seh-*.ts): r(x) = exp(−½ Σ_i ((d_i(x) − μ_i)/σ_i)²) ∈ (0, 1] over
  * RDKit descriptors — a smooth "drug-like window" whose peak many decorations can reach.
  */
 export const PROFILE: readonly { key: string; mu: number; sigma: number }[] = [

@@ -9,6 +9,8 @@
  */
 import { tf } from '../core/backend.js';
 import type { PolicyHook } from '../lm/sampler.js';
+import type { LmSession } from '../lm/session.js';
+import type { ScoredRow } from './score.js';
 
 type T2 = tf.Tensor2D;
 
@@ -23,8 +25,12 @@ export interface PolicyAdapter {
   policyVariables(): tf.Variable[];
   /** Trainable variables of the log-flow estimator log F(s) / log Z(X) (TB trains them). */
   flowVariables(): tf.Variable[];
-  /** Policy logits [N,V] from stored states, differentiable in policyVariables(). */
-  logits(hidden: T2, baseLogits: T2): T2;
+  /**
+   * Policy logits [N,V] from stored states, differentiable in policyVariables(). `rows` are the
+   * scored rows the states were stacked from (nodes.ts order): an adapter inside the network
+   * (LoRA, lora-adapter.ts) recomputes its logits from their tokens.
+   */
+  logits(hidden: T2, baseLogits: T2, rows?: ScoredRow[]): T2;
   /** `logits` on plain arrays, outside any gradient tape (targets, values). */
   logitsSync(hidden: Float32Array, baseLogits: Float32Array, rows: number): Float32Array;
   /** log F(h) [N], differentiable in flowVariables(). */
@@ -33,6 +39,8 @@ export interface PolicyAdapter {
   setFlowBias(v: number): void;
   /** The policy as a sampler hook on a snapshot of the weights taken now (call again after each update). */
   policy(): PolicyHook;
+  /** The session to sample from when not the frozen LM (LoRA: the graph with low-rank branches). */
+  samplingSession?(): LmSession;
   /** An independent copy with the same weights (soft-Q target network). */
   clone(): PolicyAdapter;
   /** this ← (1 − τ)·this + τ·source over the policy variables (τ = 1 copies). */

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { readTextFile } from '../core/io.js';
 import { UsageError } from '../core/errors.js';
 
 /**
@@ -10,8 +10,9 @@ import { UsageError } from '../core/errors.js';
 export function loadConfig<S extends z.ZodType>(file: string, sets: string[], schema: S): z.infer<S> {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readTextFile(file);
   } catch (err) {
+    if (err instanceof UsageError) throw err; // strict UTF-8: names the file and line
     throw new UsageError(`cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   let raw: unknown;

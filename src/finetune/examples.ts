@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { encodeX } from '../lm/tokenizer.js';
 import { Rng } from '../core/rng.js';
+import { readTextFile } from '../core/io.js';
 import { UsageError } from '../core/errors.js';
 import type { Tokenizer } from '../lm/tokenizer.js';
 import { calculatorCompletion } from '../text/arithmetic.js';
@@ -40,7 +41,7 @@ export function loadExamples(cfg: TrainConfig, tok: Tokenizer): Example[] {
   if (t.limit) raw = raw.slice(0, t.limit);
   if (raw.length === 0) throw new UsageError('the task has no (X, Y) examples');
   return raw.map((r) => {
-    const ex: Example = { key: `${r.x}\u0000${r.y}`, x: r.x, y: r.y, xIds: tok.encode(r.x), yIds: tok.encode(r.y) };
+    const ex: Example = { key: `${r.x}\u0000${r.y}`, x: r.x, y: r.y, xIds: encodeX(tok, r.x), yIds: tok.encode(r.y) };
     if (r.z !== undefined) ex.gold = goldZ(r.z, tok, cfg.z.tool === 'calculator', t.kind === 'arithmetic');
     return ex;
   });
@@ -78,8 +79,9 @@ export function goldZ(z: string, tok: Tokenizer, tool: boolean, fillResults = fa
 function readJsonArray(file: string): Record<string, unknown>[] {
   let data: unknown;
   try {
-    data = JSON.parse(readFileSync(file, 'utf8'));
+    data = JSON.parse(readTextFile(file));
   } catch (err) {
+    if (err instanceof UsageError) throw err; // strict UTF-8: names the file and line
     throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0]}`);
   }
   if (!Array.isArray(data)) throw new UsageError(`${file} must hold a JSON array`);
@@ -108,8 +110,9 @@ export function infillSplits(sentences: string[], seed: number): { x: string; y:
 export function readSentences(file: string): string[] {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readTextFile(file);
   } catch (err) {
+    if (err instanceof UsageError) throw err; // strict UTF-8: names the file and line
     throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   return text

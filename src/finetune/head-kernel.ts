@@ -18,7 +18,7 @@ let compiled: WebAssembly.Module | undefined;
 
 function denseModule(): WebAssembly.Module {
   if (!compiled) {
-    // dist/src/lm/head-kernel.js → dist/wasm/dense.wasm (asm/dense.ts, built by npm run build)
+    // dist/src/finetune/head-kernel.js → dist/wasm/dense.wasm (asm/dense.ts, built by npm run build)
     const url = new URL('../../wasm/dense.wasm', import.meta.url);
     compiled = new WebAssembly.Module(readFileSync(url) as Uint8Array<ArrayBuffer>);
   }

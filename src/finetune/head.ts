@@ -121,13 +121,26 @@ export class LmHead implements PolicyAdapter {
     }
     let trace = 0;
     for (let i = 0; i < d; i++) trace += cov[i * d + i];
-    const eps = reg * (trace / d) + 1e-12; // 1% of the mean eigenvalue
-    for (let i = 0; i < d; i++) cov[i * d + i] += eps;
-    const L = cholesky(cov, d);
-    const Linv = lowerInverse(L, d);
-    // W = L^{-T}: W[i][j] = Linv[j][i]; bias = −μ W
+    // The data's own scale: mean square of the raw coordinates.
+    let meanSq = 0;
+    for (let k = 0; k < N * d; k++) meanSq += (hidden[k] * hidden[k]) / (N * d);
     const W = new Float32Array(d * d);
-    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) W[i * d + j] = Linv[j * d + i];
+    if (!(trace / d > 1e-6 * meanSq)) {
+      // Degenerate states (every rollout took the same path: the spread is float noise next to
+      // the data's scale): a covariance fit would divide by ~0 (W ≈ 1e6·I, log Z in the 1e5s).
+      // Fall back to the identity scaled to the data.
+      const g = meanSq > 0 ? 1 / Math.sqrt(meanSq) : 1;
+      for (let i = 0; i < d; i++) W[i * d + i] = g;
+    } else {
+      // 1% of the mean eigenvalue: a rank-deficient covariance (few distinct states) gets a
+      // gain of at most 10·sqrt(d / trace), bounded relative to the data's own spread
+      const eps = reg * (trace / d) + 1e-12;
+      for (let i = 0; i < d; i++) cov[i * d + i] += eps;
+      const L = cholesky(cov, d);
+      const Linv = lowerInverse(L, d);
+      // W = L^{-T}: W[i][j] = Linv[j][i]; bias = −μ W
+      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) W[i * d + j] = Linv[j * d + i];
+    }
     const b = new Float32Array(d);
     for (let j = 0; j < d; j++) {
       let s = 0;

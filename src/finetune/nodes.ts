@@ -59,7 +59,7 @@ export function disposeNodes(n: NodeTensors): void {
 
 /** Masked log P_F over the vocabulary (stop = EOS) at every node, from the head. */
 export function nodeLogPolicy(adapter: PolicyAdapter, n: NodeTensors): tf.Tensor2D {
-  return tf.logSoftmax(tf.add(adapter.logits(n.hidden, n.base), n.negMask)) as tf.Tensor2D;
+  return tf.logSoftmax(tf.add(adapter.logits(n.hidden, n.base, n.rows), n.negMask)) as tf.Tensor2D;
 }
 
 /** Row-wise pick through a one-hot (wasm has no gather gradient, docs/design.md §3). */

@@ -42,32 +42,52 @@ export async function exactPosterior(t: LmTrainer, exampleIndex = 0): Promise<Po
   const logZTrue = logSumExp(logR);
   const posterior = logR.map((l) => Math.exp(l - logZTrue));
   const dims = { d: t.session.hiddenSize, V: t.session.vocabSize, stop: c.stopId };
-  const logPolicy = sequenceLogProbs(rows, dims, (h, b) => t.adapter.logits(h, b), t.objective.temperature);
+  const logPolicy = sequenceLogProbs(rows, dims, (h, b, chunk) => t.adapter.logits(h, b, chunk), t.objective.temperature);
   const logPrior = sequenceLogProbs(rows, dims, (_h, b) => b, 1);
   const policy = logPolicy.map(Math.exp);
   const prior = logPrior.map(Math.exp);
+  const tv = totalVariation(policy, posterior);
+  const policyMass = policy.reduce((s, v) => s + v, 0);
+  checkSanity(tv, policyMass, posterior.reduce((s, v) => s + v, 0));
   return {
     sequences: zs.length,
-    tv: totalVariation(policy, posterior),
-    policyMass: policy.reduce((s, v) => s + v, 0),
+    tv,
+    policyMass,
     logZTrue,
     klPosteriorPrior: klDivergence(posterior, prior),
     klPosteriorPolicy: klDivergence(posterior, policy),
   };
 }
 
+/** A numerical failure of the check itself: printed as one line, exit code 3 (like a NaN loss). */
+export class PosteriorCheckError extends Error {
+  readonly exitCode = 3;
+}
+
+/**
+ * Both distributions must sum to 1 over the enumeration (the policy's steps cover every
+ * allowed action, so no mass can leave it) and TV must lie in [0, 1]; anything else means the
+ * numbers are wrong (e.g. positions shifted by padding) and must not be reported as a result.
+ */
+export function checkSanity(tv: number, policyMass: number, posteriorMass: number, tol = 1e-3): void {
+  if (!(Math.abs(policyMass - 1) <= tol)) throw new PosteriorCheckError(`posterior check: the policy's mass over every Z is ${policyMass}, not 1 — the numbers are wrong`);
+  if (!(Math.abs(posteriorMass - 1) <= tol)) throw new PosteriorCheckError(`posterior check: the posterior's mass is ${posteriorMass}, not 1 — the numbers are wrong`);
+  if (!(tv >= -tol && tv <= 1 + tol)) throw new PosteriorCheckError(`posterior check: TV = ${tv} lies outside [0, 1] — the numbers are wrong`);
+}
+
 /** log P_F(Z) = log Π_k softmax(logits_k/τ + mask)[a_k] for each scored row, in chunks of rows. */
 export function sequenceLogProbs(
   rows: ScoredRow[],
   { d, V, stop }: { d: number; V: number; stop: number },
-  logitsOf: (h: tf.Tensor2D, base: tf.Tensor2D) => tf.Tensor2D,
+  /** logits at the chunk's stacked nodes (`chunk`: the rows they come from) */
+  logitsOf: (h: tf.Tensor2D, base: tf.Tensor2D, chunk: ScoredRow[]) => tf.Tensor2D,
   tau: number,
 ): Float64Array {
   const out = new Float64Array(rows.length);
   for (let r0 = 0; r0 < rows.length; r0 += 256) {
     const chunk = rows.slice(r0, r0 + 256);
     const nodes = stackNodes(chunk, d, V, stop);
-    const lp = tf.tidy(() => pick(tf.logSoftmax(tf.add(tf.div(logitsOf(nodes.hidden, nodes.base), tau), nodes.negMask)) as tf.Tensor2D, nodes.chosen).dataSync());
+    const lp = tf.tidy(() => pick(tf.logSoftmax(tf.add(tf.div(logitsOf(nodes.hidden, nodes.base, chunk), tau), nodes.negMask)) as tf.Tensor2D, nodes.chosen).dataSync());
     chunk.forEach((r, i) => {
       let s = 0;
       for (let j = 0; j < r.nodes.length; j++) s += lp[nodes.first[i] + j];

@@ -4,6 +4,7 @@ import type { Rng } from '../core/rng.js';
 import { maxAndSumExp } from '../core/math.js';
 import type { Tokenizer } from '../lm/tokenizer.js';
 import { calculatorCompletion } from '../text/arithmetic.js';
+import { textTrigger } from '../lm/text-stop.js';
 
 /**
  * One latent sequence Z for a prompt X, as the token-level GFlowNet sees it (docs/design.md §2
@@ -86,14 +87,20 @@ export interface RolloutOptions {
   rng: Rng;
 }
 
+/** True when the decoded Z ends in "a op b =", the calculator's cue. */
+export function calculatorTrigger(tok: Tokenizer): (ids: ArrayLike<number>) => boolean {
+  return textTrigger(tok, '=', (text) => calculatorCompletion(text) !== null);
+}
+
 /**
  * Samples one Z per prompt with the frozen LM (KV-cached sampler) and the policy hook. With
- * the calculator tool, sampling pauses at "=", the tool appends " result" when Z ends in
- * "a op b =", and sampling resumes from the longer prefix.
+ * the calculator tool, sampling pauses when the decoded Z ends in "a op b =" (whatever
+ * token carried the "=": " =" in BPE vocabularies), the tool appends " result", and
+ * sampling resumes from the longer prefix.
  */
 export async function sampleZ(session: LmSession, tok: Tokenizer, prompts: number[][], o: RolloutOptions): Promise<ZSample[]> {
   const eos = o.constraints.stopId;
-  const eqId = o.constraints.tool === 'calculator' ? tok.encode('=')[0] : -1;
+  const calc = o.constraints.tool === 'calculator' ? calculatorTrigger(tok) : null;
   const out: { tokens: number[]; isAction: number[] }[] = prompts.map(() => ({ tokens: [], isAction: [] }));
   let active = prompts.map((_, b) => b);
   while (active.length > 0) {
@@ -116,7 +123,7 @@ export async function sampleZ(session: LmSession, tok: Tokenizer, prompts: numbe
           temperature: o.temperature,
           allowedTokens: c.allowedIds ?? undefined,
           forceEosAtMax: true,
-          stopTokenIds: eqId >= 0 ? [eqId] : undefined,
+          stopWhen: calc ? (i, gen) => calc([...out[rows[i]].tokens, ...gen]) : undefined,
           eosTokenId: eos,
           rng: o.rng,
           policy: o.policy,

@@ -36,6 +36,10 @@ export const trainConfigSchema = z.strictObject({
     sentences: z.string().optional(),
     limit: z.number().int().min(1).optional(),
   }),
+  /** which graph file, as transformers.js's dtype: fp32 = onnx/model.onnx, fp16 = model_fp16.onnx, q8 = model_quantized.onnx, ... */
+  dtype: z.enum(['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'bnb4']).default('fp32'),
+  /** BOS before every X: 'auto' = when the tokenizer's post-processor adds one (Llama-3 style), true / false to override */
+  tokenizer: z.strictObject({ bos: z.union([z.literal('auto'), z.boolean()]).default('auto') }).prefault({}),
   z: z
     .strictObject({
       /** Z shorter than minLength cannot be sampled: stop is masked until then (no penalty). */
@@ -74,6 +78,23 @@ export const trainConfigSchema = z.strictObject({
       width: z.number().int().min(1).default(256),
       /** random rollouts whose hidden states fit the frozen whitening */
       whitenRollouts: z.number().int().min(2).default(64),
+    })
+    .prefault({}),
+  /**
+   * What trains. head (default): the LoRA-style head on the final hidden state (head section).
+   * lora: low-rank adapters inside the transformer's linear layers (src/finetune/lora.ts),
+   * W x + (alpha/rank)·B A x with A random and B = 0 at init, so the untrained policy is the
+   * base model exactly. targets: Hugging Face module names of the family (GPT-2: c_attn,
+   * c_proj, c_fc; null = PEFT's default for the family, c_attn for GPT-2).
+   */
+  adapter: z
+    .strictObject({
+      kind: z.enum(['head', 'lora']).default('head'),
+      rank: z.number().int().default(8),
+      alpha: z.number().positive().default(16),
+      targets: z.array(z.string().min(1)).nullable().default(null),
+      /** train the log Z / log F head alongside the adapters (objectives that need one) */
+      trainFlow: z.boolean().default(true),
     })
     .prefault({}),
   exploration: z
@@ -139,6 +160,7 @@ export function checkConfigConsistency(c: TrainConfig): string | null {
   const e = c.exploration;
   if (Math.abs(e.onPolicy + e.tempered + e.replay - 1) > 1e-9) return `exploration.onPolicy + tempered + replay must be 1 (got ${e.onPolicy + e.tempered + e.replay})`;
   if (c.z.minLength > c.z.maxLength) return `z.minLength (${c.z.minLength}) exceeds z.maxLength (${c.z.maxLength})`;
+  if (c.adapter.rank <= 0) return `adapter.rank must be a positive integer (got ${c.adapter.rank})`;
   if (e.temperatureRange[0] > e.temperatureRange[1]) return 'exploration.temperatureRange must be [low, high]';
   return null;
 }

@@ -14,6 +14,8 @@ export interface RewardSpec {
 /** Everything the objectives need about one (X, Z, Y), from one teacher-forced forward. */
 export interface ScoredRow {
   nodes: number[]; // decision prefix lengths j_0 < … < j_{n−1} = |Z|
+  /** the row's X and Z token ids (adapters inside the network recompute their logits from them) */
+  tokens: { x: number[]; z: number[] };
   actions: number[]; // per node: the token chosen, or EOS (stop) at the last node
   hidden: Float32Array; // [n × d] final hidden state at each node
   /**
@@ -97,6 +99,7 @@ export async function scoreRows(
       const T = reward.temperature, w = reward.likelihoodWeight;
       out.push({
         nodes,
+        tokens: { x: xs[c0 + i], z: z.tokens },
         actions,
         hidden,
         baseLogits,

@@ -4,10 +4,11 @@ import { selectBackend } from '../core/backend.js';
 import { Rng } from '../core/rng.js';
 import { UsageError } from '../core/errors.js';
 import { LmSession } from '../lm/session.js';
-import { loadHfTokenizer, type Tokenizer } from '../lm/tokenizer.js';
+import { loadHfTokenizer, type Tokenizer, samplableIds } from '../lm/tokenizer.js';
 import { resolveModelDir } from '../lm/resolve.js';
 import type { PolicyAdapter } from './adapter.js';
 import { LmHead, headConfig } from './head.js';
+import { LoraPolicyAdapter } from './lora-adapter.js';
 import { scheduleAt, type TrainConfig } from './schema.js';
 import { loadExamples, type Example } from './examples.js';
 import { sampleZ, type ZConstraints } from './rollout.js';
@@ -34,7 +35,7 @@ export interface FineTuneParts {
  * (GFlowNet objectives, soft Q-learning, SFT, REINFORCE) starts from the same adapter and RNG.
  */
 export async function prepareFineTune(cfg: TrainConfig): Promise<FineTuneParts> {
-  const { session, tok } = await openModel(cfg);
+  const { dir, session, tok } = await openModel(cfg);
   const examples = loadExamples(cfg, tok);
   const constraints = zConstraints(cfg, tok);
   for (const ex of examples) {
@@ -48,7 +49,7 @@ export async function prepareFineTune(cfg: TrainConfig): Promise<FineTuneParts> 
   const exs = Array.from({ length: n }, () => examples[whitenRng.int(examples.length)]);
   const zs = await sampleZ(session, tok, exs.map((e) => e.xIds), { constraints, temperature: 1, rng: whitenRng });
   const rows = await scoreRows(session, exs.map((e) => e.xIds), zs, exs.map((e) => e.yIds), constraints, rewardSpecAt(cfg, 0), { prefix: false });
-  const adapter = createAdapter(cfg, session, concat(rows.map((r) => r.hidden)));
+  const adapter = await createAdapter(cfg, dir, session, concat(rows.map((r) => r.hidden)));
   return { cfg, session, tok, examples, constraints, rng, adapter };
 }
 
@@ -56,11 +57,15 @@ export async function prepareFineTune(cfg: TrainConfig): Promise<FineTuneParts> 
  * The adapter a config asks for: the LoRA-style head of docs/design.md §4, its frozen
  * whitening fitted on `whiteningStates` (hidden states of random base-model rollouts).
  */
-function createAdapter(cfg: TrainConfig, session: LmSession, whiteningStates: Float32Array): PolicyAdapter {
+async function createAdapter(cfg: TrainConfig, dir: string, session: LmSession, whiteningStates: Float32Array): Promise<PolicyAdapter> {
   const h = cfg.head;
   const head = new LmHead(headConfig({ kind: h.kind, rank: h.rank, alpha: h.alpha ?? 2 * h.rank, width: h.width, hiddenSize: session.hiddenSize, vocabSize: session.vocabSize }), cfg.seed);
   head.fitWhitening(whiteningStates);
-  return head;
+  if (cfg.adapter.kind === 'head') return head;
+  // adapter.kind lora: LoRA inside the network; the head keeps only its log-flow part
+  if (cfg.objective === 'softdqn' || cfg.objective === 'mdqn') throw new UsageError(`adapter.kind lora trains tb and subtb; ${cfg.objective} still needs adapter.kind head`);
+  const a = cfg.adapter;
+  return LoraPolicyAdapter.create(dir, session, { rank: a.rank, alpha: a.alpha, targets: a.targets, trainFlow: a.trainFlow, seed: cfg.seed, threads: cfg.train.threads }, head);
 }
 
 /**
@@ -90,6 +95,11 @@ export class FineTuneSetup {
     return new FineTuneSetup(await prepareFineTune(cfg));
   }
 
+  /** The session the policy samples from: the frozen LM with the adapter's hook, or the adapter's own (LoRA). */
+  get samplingSession(): LmSession {
+    return this.adapter.samplingSession?.() ?? this.session;
+  }
+
   /** The reward at the current step (the reward temperature is scheduled). */
   rewardSpec(): RewardSpec {
     return rewardSpecAt(this.cfg, this.step);
@@ -111,9 +121,8 @@ export class FineTuneSetup {
     });
   }
 
-  /** Restores the newest checkpoint of a run folder; returns it and its state.json for the caller's extras. */
-  restoreCheckpoint(runDir: string): { ck: Checkpoint; state: Record<string, unknown> } {
-    const ck = loadLatestCheckpoint(runDir);
+  /** Restores a checkpoint (by default the newest intact one of a run folder); returns it and its state.json for the caller's extras. */
+  restoreCheckpoint(runDir: string, ck: Checkpoint = loadLatestCheckpoint(runDir)): { ck: Checkpoint; state: Record<string, unknown> } {
     this.adapter.restore(join(ck.dir, 'head'), { sha256: this.session.modelHash, vocabSize: this.session.vocabSize });
     this.optim.setState(JSON.parse(readFileSync(join(ck.dir, 'optimizer.json'), 'utf8')));
     const state = JSON.parse(readFileSync(join(ck.dir, 'state.json'), 'utf8'));
@@ -131,21 +140,30 @@ function rewardSpecAt(cfg: TrainConfig, step: number): RewardSpec {
 export async function openModel(cfg: TrainConfig): Promise<{ dir: string; session: LmSession; tok: Tokenizer }> {
   await selectBackend();
   const dir = await resolveModelDir(cfg.model);
-  const session = await LmSession.open(dir, { threads: cfg.train.threads });
-  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize);
+  const session = await LmSession.open(dir, { threads: cfg.train.threads, dtype: cfg.dtype });
+  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize, { bos: cfg.tokenizer.bos, configBosId: session.facts.bosTokenId });
   return { dir, session, tok };
 }
 
 export function zConstraints(cfg: TrainConfig, tok: Tokenizer): ZConstraints {
   const oneToken = (key: string, s: string) => {
     const ids = tok.encode(s);
-    if (ids.length !== 1) throw new UsageError(`${key}: "${s}" is ${ids.length} tokens, not one`);
+    if (ids.length !== 1) {
+      // byte-level BPE keeps the leading space in the token (" 7", " ="): suggest the form this tokenizer has
+      const alt = s.startsWith(' ') ? s.slice(1) : ` ${s}`;
+      const hint = alt.length > 0 && tok.encode(alt).length === 1 ? ` (this tokenizer has "${alt}" as one token)` : '';
+      throw new UsageError(`${key}: "${s}" is ${ids.length} tokens of this model's tokenizer, not one${hint}`);
+    }
     return ids[0];
   };
   const stopId = cfg.z.stop === null ? tok.eosTokenId : oneToken('z.stop', cfg.z.stop);
   let allowedIds: number[] | null = cfg.z.allowed ? cfg.z.allowed.map((s) => oneToken('z.allowed', s)) : null;
-  // with a stop token other than EOS, EOS itself is no token of Z
-  if (!allowedIds && stopId !== tok.eosTokenId) allowedIds = Array.from({ length: tok.vocabSize }, (_, i) => i).filter((i) => i !== tok.eosTokenId && i !== stopId);
+  // Z never holds EOS (with a stop token other than EOS), special tokens, or the ids of a
+  // vocab_size padded beyond the tokenizer (Qwen): the whole vocabulary means the rest
+  if (!allowedIds) {
+    const ok = samplableIds(tok, tok.vocabSize).filter((i) => i !== tok.eosTokenId && i !== stopId);
+    if (stopId !== tok.eosTokenId || ok.length < tok.vocabSize - 1) allowedIds = ok;
+  }
   if (allowedIds?.includes(stopId)) throw new UsageError(`z.allowed must not contain the stop token "${cfg.z.stop}"`);
   return { minLength: cfg.z.minLength, maxLength: cfg.z.maxLength, allowedIds, tool: cfg.z.tool, stopId };
 }

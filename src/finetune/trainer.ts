@@ -6,6 +6,7 @@ import { temperedPolicy } from './adapter.js';
 import { RationaleReplay } from './replay.js';
 import { FineTuneSetup, prepareFineTune, type FineTuneParts } from './setup.js';
 import { createObjective, type LmObjective } from './objectives/index.js';
+import type { Checkpoint } from './checkpoint.js';
 
 export interface StepMetrics {
   step: number;
@@ -71,13 +72,13 @@ export class LmTrainer extends FineTuneSetup {
     for (let b = 0; b < B; b++) if (!zs[b]) (b >= B - nRep - nTemp && b < B - nRep ? tempRows : onRows).push(b);
     const eps = scheduleAt(e.epsilon, this.step);
     if (onRows.length > 0) {
-      const out = await sampleZ(this.session, this.tok, onRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: 1, policy: this.policyHook(eps), rng });
+      const out = await sampleZ(this.samplingSession, this.tok, onRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: 1, policy: this.policyHook(eps), rng });
       onRows.forEach((b, i) => (zs[b] = out[i]));
     }
     if (tempRows.length > 0) {
       const [lo, hi] = e.temperatureRange;
       const T = lo + (hi - lo) * rng.uniform();
-      const out = await sampleZ(this.session, this.tok, tempRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: T, policy: this.policyHook(0), rng });
+      const out = await sampleZ(this.samplingSession, this.tok, tempRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: T, policy: this.policyHook(0), rng });
       tempRows.forEach((b, i) => (zs[b] = out[i]));
     }
     const reward = this.rewardSpec();
@@ -112,9 +113,9 @@ export class LmTrainer extends FineTuneSetup {
     return super.saveCheckpoint(runDir, { state: { replay: this.replay.toJSON() }, write: (dir) => this.objective.save(dir, base) });
   }
 
-  /** Restores the newest checkpoint of a run folder into this (freshly created) trainer. */
-  restore(runDir: string): void {
-    const { ck, state } = this.restoreCheckpoint(runDir);
+  /** Restores a checkpoint (by default the newest intact one of a run folder) into this (freshly created) trainer. */
+  restore(runDir: string, from?: Checkpoint): void {
+    const { ck, state } = this.restoreCheckpoint(runDir, from);
     this.replay.restore(state.replay as ReturnType<RationaleReplay['toJSON']>);
     this.objective.restore(ck, { sha256: this.session.modelHash, vocabSize: this.session.vocabSize });
   }

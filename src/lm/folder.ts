@@ -14,6 +14,35 @@ import { type ModelProto, DT, decodeModel, tensorToFloat32 } from './onnx-graph.
 
 export const ONNX_FILE = path.join('onnx', 'model.onnx');
 
+/** transformers.js's dtype option → the file-name suffix it loads (onnx/model{suffix}.onnx). */
+export const DTYPE_SUFFIX = { fp32: '', fp16: '_fp16', q8: '_quantized', int8: '_int8', uint8: '_uint8', q4: '_q4', q4f16: '_q4f16', bnb4: '_bnb4' } as const;
+export type Dtype = keyof typeof DTYPE_SUFFIX;
+/** Decoder graph names, in the order they are looked for: Optimum's single graph, then the merged decoder. */
+export const GRAPH_NAMES = ['model', 'decoder_model_merged'] as const;
+
+/** Families flowtune runs, by config.json model_type. */
+export const SUPPORTED_MODEL_TYPES: Record<string, 'gpt2' | 'llama'> = { gpt2: 'gpt2', llama: 'llama', qwen2: 'llama' };
+
+/** The family of a config's model_type, or exit 2 listing the supported ones. */
+export function modelFamily(f: ModelFacts): 'gpt2' | 'llama' {
+  const fam = SUPPORTED_MODEL_TYPES[f.modelType];
+  if (!fam) throw new UsageError(`config.json: model_type "${f.modelType}" is not supported (supported: ${Object.keys(SUPPORTED_MODEL_TYPES).join(', ')})`);
+  return fam;
+}
+
+/**
+ * The graph file (relative to the folder) for a dtype: onnx/model{suffix}.onnx, else
+ * onnx/decoder_model_merged{suffix}.onnx, else the same names at the top (optimum-cli's layout).
+ */
+export function findOnnxFile(dir: string, dtype: Dtype = 'fp32'): string {
+  if (!(dtype in DTYPE_SUFFIX)) throw new UsageError(`dtype "${dtype}" is not one of ${Object.keys(DTYPE_SUFFIX).join(', ')}`);
+  // transformers.js folders keep graphs under onnx/; optimum-cli writes them next to config.json
+  const names = GRAPH_NAMES.map((n) => `${n}${DTYPE_SUFFIX[dtype]}.onnx`);
+  const tried = [...names.map((n) => path.join('onnx', n)), ...names];
+  for (const f of tried) if (existsSync(path.join(dir, f))) return f;
+  throw new UsageError(`${dir}: missing ${tried[0]} (or ${tried.slice(1).join(', ')})`);
+}
+
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
@@ -23,7 +52,10 @@ export interface ModelFacts {
   modelType: string;
   vocabSize: number;
   nLayer: number;
+  /** attention (query) heads */
   nHead: number;
+  /** key/value heads (grouped-query attention: fewer than nHead; the KV cache has this many) */
+  nKvHead: number;
   nEmbd: number;
   headDim: number;
   nCtx: number;
@@ -59,7 +91,8 @@ export function readConfig(dir: string): ModelFacts {
     modelType: String(raw.model_type ?? 'unknown'),
     vocabSize,
     nLayer,
-    nHead: nKv,
+    nHead,
+    nKvHead: nKv,
     nEmbd,
     headDim: pick('head_dim') ?? nEmbd / nHead,
     nCtx: pick('n_positions', 'n_ctx', 'max_position_embeddings') ?? 1024,
@@ -70,9 +103,10 @@ export function readConfig(dir: string): ModelFacts {
   };
 }
 
-export function readOnnx(dir: string): { bytes: Uint8Array; model: ModelProto } {
-  const file = path.join(dir, ONNX_FILE);
-  if (!existsSync(file)) throw new UsageError(`${dir}: missing ${ONNX_FILE}`);
+export function readOnnx(dir: string, dtype: Dtype = 'fp32'): { bytes: Uint8Array; model: ModelProto; rel: string } {
+  if (!existsSync(dir)) throw new UsageError(`${dir}: no such model folder`);
+  const rel = findOnnxFile(dir, dtype);
+  const file = path.join(dir, rel);
   const bytes = readFileSync(file);
   let model: ModelProto;
   try {
@@ -81,7 +115,7 @@ export function readOnnx(dir: string): { bytes: Uint8Array; model: ModelProto } 
     throw new UsageError(`${file}: not a readable ONNX model (${(err as Error).message.split('\n')[0]})`);
   }
   if (!model.graph || (model.graph.node ?? []).length === 0) throw new UsageError(`${file}: ONNX model has no graph`);
-  return { bytes, model };
+  return { bytes, model, rel };
 }
 
 export interface IoInfo {
@@ -105,11 +139,15 @@ export function graphIo(model: ModelProto): { inputs: IoInfo[]; outputs: IoInfo[
 }
 
 export function initializerParamCount(model: ModelProto): number {
+  const weightTypes = new Set<number>([DT.FLOAT, DT.FLOAT16, DT.BFLOAT16, DT.INT8, DT.UINT8]);
   let n = 0;
+  // Each initializer once: tied embeddings are one tensor (read through a Transpose).
   for (const t of model.graph!.initializer ?? []) {
     const size = (t.dims ?? []).reduce((a: number, b) => a * Number(b), 1);
-    // Graph constants (shape vectors, scalars) are not parameters.
-    if (t.dataType === DT.FLOAT && size > 1) n += size;
+    // Graph constants (shape vectors, scalars, rotary frequency tables) are not parameters.
+    if (!weightTypes.has(t.dataType ?? 0) || size <= 1) continue;
+    if (/^const_|inv_freq|(cos|sin)_cached/.test(t.name ?? '')) continue;
+    n += size;
   }
   return n;
 }

@@ -4,13 +4,15 @@
  * code), and the resulting cache folder — the same transformers.js layout — is used as a
  * local folder from then on. Tests only use local folders and the offline refusal.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
 
 export interface ResolveOptions {
   /** Allow downloading a hub id (default: false unless FLOWTUNE_ALLOW_REMOTE=1). */
   allowRemote?: boolean;
+  /** transformers.js's cache folder (default: its env.cacheDir) */
+  cacheDir?: string;
 }
 
 export async function resolveModelDir(spec: string, o: ResolveOptions = {}): Promise<string> {
@@ -19,9 +21,12 @@ export async function resolveModelDir(spec: string, o: ResolveOptions = {}): Pro
   const allowRemote = o.allowRemote ?? process.env.FLOWTUNE_ALLOW_REMOTE === '1';
   if (!looksLikeId) throw new UsageError(`${spec}: no such model folder`);
   const { AutoModelForCausalLM, AutoTokenizer, env } = await import('@huggingface/transformers');
-  const cached = path.join(String(env.cacheDir), spec);
-  if (existsSync(path.join(cached, 'onnx', 'model.onnx')) && existsSync(path.join(cached, 'config.json'))) return cached;
-  if (!allowRemote) throw new UsageError(`${spec}: not a local folder and not cached; set FLOWTUNE_ALLOW_REMOTE=1 to download it from the hub`);
+  // transformers.js keeps a downloaded hub model as <cacheDir>/<org>/<name>/ in the same layout
+  const cached = path.join(o.cacheDir ?? String(env.cacheDir), spec);
+  const hasGraph = existsSync(path.join(cached, 'onnx')) && readdirSync(path.join(cached, 'onnx')).some((f) => /^(model|decoder_model_merged)(_\w+)?\.onnx$/.test(f));
+  if (hasGraph && existsSync(path.join(cached, 'config.json'))) return cached;
+  if (!allowRemote)
+    throw new UsageError(`${spec}: not a local folder and not in the transformers.js cache (${cached}); download it once (FLOWTUNE_ALLOW_REMOTE=1) or give the export's folder`);
   env.allowRemoteModels = true;
   try {
     await AutoTokenizer.from_pretrained(spec);

@@ -35,6 +35,11 @@ export interface SampleOptions {
   eosTokenId?: number;
   /** Extra tokens that end a row (kept in the output; `stopped` = 2). Used e.g. to hand "=" to a calculator. */
   stopTokenIds?: ArrayLike<number>;
+  /**
+   * Ends a row (kept in the output; `stopped` = 2) when it returns true for the row's
+   * generated tokens so far — e.g. a tool that waits for text ending in "=" (text-stop.ts).
+   */
+  stopWhen?: (row: number, generated: Int32Array) => boolean;
   /** Only these token ids (plus EOS) may be sampled. */
   allowedTokens?: ArrayLike<number>;
   /** At step maxNewTokens−1 only EOS is allowed, so every row ends with EOS (a terminated trajectory). */
@@ -179,7 +184,7 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
       if (choice === eos) {
         active[b] = 0;
         stopped[b] = 1;
-      } else if (extraStop?.has(choice)) {
+      } else if (extraStop?.has(choice) || (o.stopWhen && o.stopWhen(b, tokens.subarray(b * maxNew, b * maxNew + t + 1)))) {
         active[b] = 0;
         stopped[b] = 2;
       }

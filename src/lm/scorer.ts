@@ -93,7 +93,7 @@ export async function prefixRewards(
     zLogProbs.push(zl);
   }
   // Each continuation row carries a copy of its cache row: bound a chunk to ~256 MB of cache.
-  const bytesPerRow = 2 * s.facts.nLayer * s.facts.nHead * s.facts.headDim * L * 4;
+  const bytesPerRow = 2 * s.facts.nLayer * s.facts.nKvHead * s.facts.headDim * L * 4;
   const chunk = o.chunk ?? Math.max(1, Math.min(256, Math.floor(256e6 / bytesPerRow)));
   const S = maxY - 1;
   for (let c0 = 0; c0 < jobs.length; c0 += chunk) {

@@ -7,25 +7,41 @@
 import { UsageError } from '../core/errors.js';
 import { DT, type ModelProto, type NodeProto, valueInfo } from './onnx-graph.js';
 
-/** Finds the tensor that feeds the final projection to `logits`. */
+/**
+ * Finds the tensor that feeds the final projection to `logits`: the data input of a MatMul /
+ * Gemm, of a 4-bit MatMulNBits (weights packed in an initializer), or — for onnxruntime's
+ * dynamic int8 quantization (model_quantized.onnx) — the input of the DynamicQuantizeLinear
+ * that feeds a MatMulInteger, found behind its Cast and scale Mul.
+ */
 export function findLmHeadInput(model: ModelProto, logitsName = 'logits'): { tensor: string; node: NodeProto } {
   const nodes = model.graph?.node ?? [];
   const producer = new Map<string, NodeProto>();
   for (const n of nodes) for (const o of n.output ?? []) producer.set(o, n);
   const inits = new Set((model.graph?.initializer ?? []).map((t) => t.name));
-  // Walk back from logits through shape-only / bias ops until the MatMul/Gemm.
-  let cur = producer.get(logitsName);
-  const passThrough = new Set(['Add', 'Reshape', 'Identity', 'Cast', 'Squeeze', 'Unsqueeze']);
-  for (let hops = 0; cur && hops < 8; hops++) {
-    if (cur.opType === 'MatMul' || cur.opType === 'Gemm') {
+  const passThrough = new Set(['Add', 'Mul', 'Reshape', 'Identity', 'Cast', 'Squeeze', 'Unsqueeze']);
+  // Depth-first back from logits through shape-only / bias / scale ops (at most 8 hops).
+  const visit = (name: string, hops: number): { tensor: string; node: NodeProto } | null => {
+    const cur = producer.get(name);
+    if (!cur || hops > 8) return null;
+    const op = cur.opType ?? '';
+    if (op === 'MatMul' || op === 'Gemm' || op === 'MatMulNBits') {
       const data = (cur.input ?? []).find((i) => !inits.has(i) && !isWeightPath(i, producer, inits));
-      if (!data) break;
-      return { tensor: data, node: cur };
+      return data ? { tensor: data, node: cur } : null;
     }
-    if (!passThrough.has(cur.opType ?? '')) break;
-    const next = (cur.input ?? []).find((i) => producer.has(i) && !inits.has(i));
-    cur = next ? producer.get(next) : undefined;
-  }
+    if (op === 'MatMulInteger') {
+      const q = producer.get(cur.input![0]);
+      return q?.opType === 'DynamicQuantizeLinear' ? { tensor: q.input![0], node: cur } : null;
+    }
+    if (!passThrough.has(op)) return null;
+    for (const i of cur.input ?? []) {
+      if (inits.has(i) || !producer.has(i)) continue;
+      const found = visit(i, hops + 1);
+      if (found) return found;
+    }
+    return null;
+  };
+  const found = visit(logitsName, 0);
+  if (found) return found;
   throw new UsageError(`cannot find the LM-head MatMul that produces "${logitsName}" in this ONNX graph`);
 }
 

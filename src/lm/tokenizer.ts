@@ -11,6 +11,12 @@ export interface Tokenizer {
   readonly vocabSize: number;
   readonly eosTokenId: number;
   readonly padTokenId: number;
+  /** The BOS id put before every X (see encodeX), or null when the tokenizer adds none. */
+  readonly bosTokenId?: number | null;
+  /** ids the tokenizer knows: 0..tokenizerSize−1 (config vocab_size may be padded beyond). */
+  readonly tokenizerSize?: number;
+  /** special tokens (added tokens marked special): never sampled into Z. */
+  readonly specialIds?: readonly number[];
   encode(text: string): number[];
   decode(ids: ArrayLike<number>, skipSpecial?: boolean): string;
 }
@@ -101,6 +107,24 @@ export class CharTokenizer implements Tokenizer {
   }
 }
 
+/** The ids of a prompt X: the tokenizer's BOS (when it adds one) then the text. */
+export function encodeX(tok: Tokenizer, text: string): number[] {
+  const ids = tok.encode(text);
+  return tok.bosTokenId !== undefined && tok.bosTokenId !== null ? [tok.bosTokenId, ...ids] : ids;
+}
+
+/**
+ * Ids that may enter Z: those the tokenizer knows (below tokenizerSize, not the padded rest
+ * of the model's vocab_size) that are not special tokens.
+ */
+export function samplableIds(tok: Tokenizer, modelVocab: number): number[] {
+  const n = Math.min(modelVocab, tok.tokenizerSize ?? modelVocab);
+  const special = new Set(tok.specialIds ?? []);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) if (!special.has(i)) out.push(i);
+  return out;
+}
+
 /** A transformers.js tokenizer behind the project's interface. */
 export class HfTokenizer implements Tokenizer {
   constructor(
@@ -108,6 +132,9 @@ export class HfTokenizer implements Tokenizer {
     readonly vocabSize: number,
     readonly eosTokenId: number,
     readonly padTokenId: number,
+    readonly bosTokenId: number | null = null,
+    readonly tokenizerSize: number = vocabSize,
+    readonly specialIds: readonly number[] = [],
   ) {}
 
   encode(text: string): number[] {
@@ -125,10 +152,35 @@ export class HfTokenizer implements Tokenizer {
   }
 }
 
+export interface TokenizerOptions {
+  /**
+   * BOS before every X: 'auto' (default) when the tokenizer's post-processor adds one
+   * (Llama-3 style), true = always (the config's bos_token_id / the tokenizer's BOS), false = never.
+   */
+  bos?: 'auto' | boolean;
+  /** BOS id from config.json, used with bos: true when the tokenizer names none. */
+  configBosId?: number;
+}
+
+/** What tokenizer.json says: how many ids it knows and which are special. */
+export function tokenizerJsonFacts(json: any): { size: number; specialIds: number[] } {
+  const vocab = json?.model?.vocab;
+  let size = 0;
+  if (Array.isArray(vocab)) size = vocab.length;
+  else if (vocab && typeof vocab === 'object') for (const id of Object.values(vocab) as number[]) size = Math.max(size, id + 1);
+  const specialIds: number[] = [];
+  for (const t of json?.added_tokens ?? []) {
+    size = Math.max(size, t.id + 1);
+    if (t.special) specialIds.push(t.id);
+  }
+  return { size, specialIds };
+}
+
 /** Opens a tokenizer with AutoTokenizer from a local folder, never from the network. */
-export async function loadHfTokenizer(dir: string, eosTokenId: number, vocabSize: number): Promise<HfTokenizer> {
+export async function loadHfTokenizer(dir: string, eosTokenId: number, vocabSize: number, o: TokenizerOptions = {}): Promise<HfTokenizer> {
   const { AutoTokenizer, env } = await import('@huggingface/transformers');
   const path = await import('node:path');
+  const { readFileSync } = await import('node:fs');
   const abs = path.resolve(dir);
   env.allowRemoteModels = false;
   env.allowLocalModels = true;
@@ -140,5 +192,40 @@ export async function loadHfTokenizer(dir: string, eosTokenId: number, vocabSize
     throw new UsageError(`${dir}: cannot load tokenizer (${(err as Error).message.split('\n')[0]})`);
   }
   const pad = tok.pad_token_id ?? eosTokenId;
-  return new HfTokenizer(tok, vocabSize, eosTokenId, pad);
+  let facts: { size: number; specialIds: number[] };
+  try {
+    facts = tokenizerJsonFacts(JSON.parse(readFileSync(path.join(abs, 'tokenizer.json'), 'utf8')));
+  } catch (err) {
+    throw new UsageError(`${dir}: cannot read tokenizer.json (${(err as Error).message.split('\n')[0]})`);
+  }
+  // A tokenizer/model mismatch would index logits out of range.
+  if (facts.size > vocabSize) throw new UsageError(`${dir}: the tokenizer has ${facts.size} ids but the model's vocab_size is ${vocabSize} (tokenizer and model do not match)`);
+  // Does the post-processor put a token in front? Then that is the BOS every X starts with.
+  const withSpecial: number[] = tok.encode('a', { add_special_tokens: true });
+  const plain: number[] = tok.encode('a', { add_special_tokens: false });
+  const added = withSpecial.length > plain.length && withSpecial[0] !== plain[0] ? withSpecial[0] : null;
+  const mode = o.bos ?? 'auto';
+  let bos: number | null = null;
+  if (mode === 'auto') bos = added;
+  else if (mode === true) {
+    bos = added ?? tok.bos_token_id ?? o.configBosId ?? null;
+    if (bos === null) throw new UsageError(`${dir}: bos is on but neither the tokenizer nor config.json names a BOS token`);
+  }
+  return new HfTokenizer(tok, vocabSize, eosTokenId, pad, bos, facts.size, facts.specialIds);
+}
+
+/**
+ * The characters of `text` the tokenizer cannot represent: those that do not survive
+ * encode → decode on their own (they become <unk> or vanish). Byte-level tokenizers
+ * represent everything; the shipped character models know printable ASCII and "\n".
+ */
+export function unencodableChars(tok: Tokenizer, text: string): string[] {
+  const bad: string[] = [];
+  for (const ch of new Set(text)) if (tok.decode(tok.encode(ch)) !== ch) bad.push(ch);
+  return bad;
+}
+
+/** "é" (U+00E9), "→" (U+2192) */
+export function describeChars(chars: string[]): string {
+  return chars.map((c) => `${JSON.stringify(c)} (U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')})`).join(', ');
 }

@@ -3,7 +3,7 @@
  * the format of data/arithmetic (docs/design.md §6), and loaders for plain-text /
  * JSONL sentence files. Items are single lines; the trainer puts one item per row.
  */
-import { readFileSync } from 'node:fs';
+import { readTextFile } from '../core/io.js';
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { fullItem, makeQuery, rationale } from '../text/arithmetic.js';
@@ -68,8 +68,9 @@ export function toAscii(s: string): string {
 export function loadLines(file: string): string[] {
   let raw: string;
   try {
-    raw = readFileSync(file, 'utf8');
+    raw = readTextFile(file);
   } catch (err) {
+    if (err instanceof UsageError) throw err; // strict UTF-8: names the file and line
     throw new UsageError(`${file}: cannot read corpus (${(err as Error).message.split('\n')[0]})`);
   }
   const lines = raw.split('\n').filter((l) => l.trim().length > 0);

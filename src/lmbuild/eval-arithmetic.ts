@@ -8,7 +8,8 @@ import { UsageError } from '../core/errors.js';
 import { answerText, calculatorCompletion, loadArithmetic, parseAnswer, parseQuery, rationale } from '../text/arithmetic.js';
 import type { LmSession } from '../lm/session.js';
 import { sample } from '../lm/sampler.js';
-import type { Tokenizer } from '../lm/tokenizer.js';
+import { type Tokenizer, encodeX } from '../lm/tokenizer.js';
+import { textTrigger } from '../lm/text-stop.js';
 
 export interface ArithEval {
   file: string;
@@ -26,19 +27,24 @@ export async function evalArithmetic(
 ): Promise<ArithEval> {
   const data = loadArithmetic(file).slice(0, o.limit ?? Infinity);
   if (data.length === 0) throw new UsageError(`${file}: no problems`);
-  const eq = tok.encode('=');
-  if (eq.length !== 1) throw new UsageError('calculator mode needs "=" to be a single token');
+  // the tool fires on the decoded text ending in "a op b =", whatever token carries the "="
+  const fires = textTrigger(tok, '=', (text) => calculatorCompletion(text.replace(/^.*Answer:/, '')) !== null);
   const outputs: string[] = new Array(data.length).fill('');
   const bs = o.batch ?? 100;
   for (let i0 = 0; i0 < data.length; i0 += bs) {
     const idx = data.slice(i0, i0 + bs).map((_, j) => i0 + j);
     let open = idx.slice();
     while (open.length > 0) {
-      const prompts = open.map((i) => tok.encode(data[i].str_query + outputs[i]));
+      const prompts = open.map((i) => encodeX(tok, data[i].str_query + outputs[i]));
       const longest = Math.max(...prompts.map((p) => p.length));
       const room = s.facts.nCtx - longest;
       if (room < 1) break;
-      const r = await sample(s, prompts, { maxNewTokens: room, temperature: 0, keepHidden: false, stopTokenIds: o.calculator ? eq : undefined });
+      const r = await sample(s, prompts, {
+        maxNewTokens: room,
+        temperature: 0,
+        keepHidden: false,
+        stopWhen: o.calculator ? (b, gen) => fires([...prompts[b], ...gen]) : undefined,
+      });
       const next: number[] = [];
       open.forEach((i, b) => {
         const ids = Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b]));
@@ -77,7 +83,7 @@ export async function rationaleRewardGap(s: LmSession, tok: Tokenizer, file: str
     const bad = rationale(operands, ops, rng.int(ops.length), delta);
     const y = tok.encode(answerText(good.final));
     for (const z of [good.text, bad.text]) {
-      ctx.push(tok.encode(`${d.str_query} ${z}`));
+      ctx.push(encodeX(tok, `${d.str_query} ${z}`));
       cont.push(y);
     }
   }

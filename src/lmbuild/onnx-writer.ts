@@ -6,7 +6,10 @@
  *   outputs logits [B,S,V], present.{i}.key|value [B,H,P+S,Dh], last_hidden_state [B,S,d]
  * The cache dims are named batch_size / past_sequence_length because transformers.js builds
  * the empty first-step cache by resolving exactly those symbols (batch_size → B, others → 0).
- * There is no position_ids input: positions are cumsum(attention_mask) − 1 (see gpt.ts).
+ * By default there is no position_ids input: positions are cumsum(attention_mask) − 1 (see
+ * gpt.ts). `positions` writes the two other layouts real exports have: 'position_ids' (an
+ * Optimum input, as LLaMA-family exports) and 'absolute' (an older GPT-2 export that counts
+ * positions from the past length whatever the mask says — left padding shifts them).
  */
 import { type GptConfig, type GptWeights, checkWeights, get } from '../lm/gpt.js';
 import { DT, GraphBuilder, type ModelProto, encodeModel, makeModel, valueInfo } from '../lm/onnx-graph.js';
@@ -16,7 +19,11 @@ export interface WriteOptions {
   hiddenOutput?: boolean;
   /** KV-cache inputs/outputs (default true). false imitates an export without a cache. */
   kvCache?: boolean;
+  /** How the graph gets positions (default 'mask'): see the file comment. */
+  positions?: PositionLayout;
 }
+
+export type PositionLayout = 'mask' | 'absolute' | 'position_ids';
 
 export function buildGptOnnx(c: GptConfig, w: GptWeights, opts: WriteOptions = {}): ModelProto {
   checkWeights(c, w);
@@ -33,10 +40,16 @@ export function buildGptOnnx(c: GptConfig, w: GptWeights, opts: WriteOptions = {
   const one = g.constI64([1], []);
   const zero = g.constI64([0], []);
 
-  // Positions of the new tokens: (cumsum(mask) − 1) clamped at 0, last S columns.
-  const cum = g.op('CumSum', ['attention_mask', g.constI64([1], [])]);
-  const posAll = g.op('Max', [g.op('Sub', [cum, one]), zero]);
-  const pos = g.op('Slice', [posAll, g.op('Unsqueeze', [P, g.constI64([0])]), g.op('Unsqueeze', [T, g.constI64([0])]), g.constI64([1])]);
+  const layout = opts.positions ?? 'mask';
+  let pos: string;
+  if (layout === 'position_ids') pos = 'position_ids';
+  else if (layout === 'absolute') pos = g.op('Unsqueeze', [g.op('Range', [P, T, one]), g.constI64([0])]); // [1,S]: P..T−1
+  else {
+    // Positions of the new tokens: (cumsum(mask) − 1) clamped at 0, last S columns.
+    const cum = g.op('CumSum', ['attention_mask', g.constI64([1], [])]);
+    const posAll = g.op('Max', [g.op('Sub', [cum, one]), zero]);
+    pos = g.op('Slice', [posAll, g.op('Unsqueeze', [P, g.constI64([0])]), g.op('Unsqueeze', [T, g.constI64([0])]), g.constI64([1])]);
+  }
 
   // Key j is visible to query i (absolute position P+i) iff j ≤ P+i and mask[j] = 1.
   const qpos = g.op('Unsqueeze', [g.op('Range', [P, T, one]), g.constI64([1])]); // [S,1]
@@ -99,6 +112,7 @@ export function buildGptOnnx(c: GptConfig, w: GptWeights, opts: WriteOptions = {
     input: [
       valueInfo('input_ids', DT.INT64, ['batch_size', 'sequence_length']),
       valueInfo('attention_mask', DT.INT64, ['batch_size', 'total_sequence_length']),
+      ...(layout === 'position_ids' ? [valueInfo('position_ids', DT.INT64, ['batch_size', 'sequence_length'])] : []),
       ...pastInputs.map((n) => valueInfo(n, DT.FLOAT, cacheDims)),
     ],
     output: outputs,
@@ -107,4 +121,36 @@ export function buildGptOnnx(c: GptConfig, w: GptWeights, opts: WriteOptions = {
 
 export function gptOnnxBytes(c: GptConfig, w: GptWeights, opts: WriteOptions = {}): Uint8Array {
   return encodeModel(buildGptOnnx(c, w, opts));
+}
+
+/**
+ * Moves every weight initializer (float tensors of more than 64 elements) out of the graph
+ * into one external-data file, as exports over 2 GB ship (`onnx/model.onnx` +
+ * `onnx/model.onnx_data`): each tensor keeps its name and gets location / offset / length
+ * entries relative to the graph file's folder. Offsets are 64-byte aligned.
+ */
+export function splitExternalData(m: ModelProto, location: string): { model: ModelProto; data: Uint8Array } {
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  for (const t of m.graph!.initializer ?? []) {
+    const n = (t.dims ?? []).reduce((a: number, b) => a * Number(b), 1);
+    if (t.dataType !== DT.FLOAT || n <= 64 || !t.rawData) continue;
+    const pad = (64 - (offset % 64)) % 64;
+    if (pad) chunks.push(new Uint8Array(pad));
+    offset += pad;
+    const raw = t.rawData;
+    chunks.push(raw);
+    t.externalData = [
+      { key: 'location', value: location },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(raw.byteLength) },
+    ];
+    t.dataLocation = 1; // TensorProto.DataLocation.EXTERNAL
+    t.rawData = new Uint8Array(0);
+    offset += raw.byteLength;
+  }
+  const data = new Uint8Array(offset);
+  let o = 0;
+  for (const c of chunks) (data.set(c, o), (o += c.byteLength));
+  return { model: m, data };
 }

@@ -70,8 +70,15 @@ export interface RefInput {
   mask?: ArrayLike<number>;
 }
 
+/**
+ * LoRA factors by module stem ("h.0.attn.c_attn", src/lm/lora-spec.ts): the module's output
+ * gains scale·(x·A)·B, A [in, r], B [r, out]. For c_attn the rank-r product x·A is shared and
+ * B's column blocks give the q/k/v deltas (slicing the small B, never the [N, 3d] output).
+ */
+export type LoraParams = Map<string, { a: tf.Tensor2D; b: tf.Tensor2D; scale: number }>;
+
 /** Full forward: logits [B·S, V] and final hidden states [B·S, d] (call inside tf.tidy). */
-export function referenceForward(c: GptConfig, p: TfParams, inp: RefInput): { logits: tf.Tensor2D; hidden: tf.Tensor2D } {
+export function referenceForward(c: GptConfig, p: TfParams, inp: RefInput, lora?: LoraParams): { logits: tf.Tensor2D; hidden: tf.Tensor2D } {
   const { batch: B, seqLen: S } = inp;
   const d = c.nEmbd;
   const H = c.nHead;
@@ -98,21 +105,32 @@ export function referenceForward(c: GptConfig, p: TfParams, inp: RefInput): { lo
   // One-hot × matrix instead of gather: wasm has no gather gradient (docs/design.md §3).
   let x = tf.add(matMul2(oneHot(inp.ids, c.vocabSize), P('wte') as tf.Tensor2D), matMul2(oneHot(pos, c.nCtx), P('wpe') as tf.Tensor2D)) as tf.Tensor2D;
   const attnBias = tf.tensor4d(bias, [B, 1, S, S]);
+  const shared = new Map<string, tf.Tensor2D>();
+  // x·W + b (+ scale·(x·A)·B[:, cols] when the module is adapted)
+  const adapted = (module: string, xin: tf.Tensor2D, y: tf.Tensor2D, cols?: [number, number]): tf.Tensor2D => {
+    const f = lora?.get(module);
+    if (!f) return y;
+    let u = shared.get(module);
+    if (!u) shared.set(module, (u = tf.mul(matMul2(xin, f.a), f.scale) as tf.Tensor2D));
+    const b = cols ? (tf.slice(f.b, [0, cols[0]], [-1, cols[1]]) as tf.Tensor2D) : f.b;
+    return tf.add(y, matMul2(u, b)) as tf.Tensor2D;
+  };
   const toHeads = (t: tf.Tensor2D) => tf.reshape(tf.transpose(tf.reshape(t, [B, S, H, Dh]), [0, 2, 1, 3]), [B * H, S, Dh]) as tf.Tensor3D;
   for (let i = 0; i < c.nLayer; i++) {
     const pre = `h.${i}.`;
     const h1 = layerNorm(x, P(pre + 'ln_1.weight') as tf.Tensor1D, P(pre + 'ln_1.bias') as tf.Tensor1D, c.lnEps);
     const lin = (n: string, inp2: tf.Tensor2D) => linear(inp2, P(pre + n + '.weight') as tf.Tensor2D, P(pre + n + '.bias') as tf.Tensor1D);
-    const q = toHeads(tf.mul(lin('attn.q', h1), 1 / Math.sqrt(Dh)) as tf.Tensor2D);
-    const k = toHeads(lin('attn.k', h1));
-    const v = toHeads(lin('attn.v', h1));
+    const qkv = (j: number, n: string) => adapted(pre + 'attn.c_attn', h1, lin(n, h1), [j * d, d]);
+    const q = toHeads(tf.mul(qkv(0, 'attn.q'), 1 / Math.sqrt(Dh)) as tf.Tensor2D);
+    const k = toHeads(qkv(1, 'attn.k'));
+    const v = toHeads(qkv(2, 'attn.v'));
     const scores = tf.add(tf.reshape(bmm(q, tf.transpose(k, [0, 2, 1])), [B, H, S, S]), attnBias);
     const probs = tf.reshape(tf.softmax(scores), [B * H, S, S]) as tf.Tensor3D;
     const ctx = tf.reshape(tf.transpose(tf.reshape(bmm(probs, v), [B, H, S, Dh]), [0, 2, 1, 3]), [N, d]) as tf.Tensor2D;
-    x = tf.add(x, linear(ctx, P(pre + 'attn.c_proj.weight') as tf.Tensor2D, P(pre + 'attn.c_proj.bias') as tf.Tensor1D)) as tf.Tensor2D;
+    x = tf.add(x, adapted(pre + 'attn.c_proj', ctx, linear(ctx, P(pre + 'attn.c_proj.weight') as tf.Tensor2D, P(pre + 'attn.c_proj.bias') as tf.Tensor1D))) as tf.Tensor2D;
     const h2 = layerNorm(x, P(pre + 'ln_2.weight') as tf.Tensor1D, P(pre + 'ln_2.bias') as tf.Tensor1D, c.lnEps);
-    const fc = gelu(lin('mlp.c_fc', h2)) as tf.Tensor2D;
-    x = tf.add(x, linear(fc, P(pre + 'mlp.c_proj.weight') as tf.Tensor2D, P(pre + 'mlp.c_proj.bias') as tf.Tensor1D)) as tf.Tensor2D;
+    const fc = gelu(adapted(pre + 'mlp.c_fc', h2, lin('mlp.c_fc', h2))) as tf.Tensor2D;
+    x = tf.add(x, adapted(pre + 'mlp.c_proj', fc, linear(fc, P(pre + 'mlp.c_proj.weight') as tf.Tensor2D, P(pre + 'mlp.c_proj.bias') as tf.Tensor1D))) as tf.Tensor2D;
   }
   const hidden = layerNorm(x, P('ln_f.weight') as tf.Tensor1D, P('ln_f.bias') as tf.Tensor1D, c.lnEps);
   return { hidden, logits: matMul2(hidden, P('lm_head.weight') as tf.Tensor2D) };

@@ -30,6 +30,8 @@ export function estimateLogProb(
   rng: Rng,
   temperature = 1,
   chunk = 2048,
+  /** Called after each chunk with objects done / total (progress of a long evaluation). */
+  onChunk?: (done: number, total: number) => void,
 ): Float64Array {
   const D = env.stateDim, A = env.nActions, Ab = env.nBackActions, K = env.nnz;
   const W = outputLayout(env).width;
@@ -86,6 +88,7 @@ export function estimateLogProb(
       active = Int32Array.from(still);
     }
     for (let x = 0; x < nx; x++) est[x0 + x] = logSumExp(acc, x * M, M) - Math.log(M);
+    onChunk?.(x0 + nx, count);
   }
   return est;
 }

@@ -411,3 +411,38 @@ export function equalCostTable(runsIn: RunData[]): Table | undefined {
   });
   return { title: `At equal cost: each run's last logged line with ${x.title} ≤ ${budget}`, columns: ['run', x.title, ...cols.map(([, n]) => n), ...ends.map(([, n]) => n)], rows };
 }
+
+/**
+ * Accuracy against the number of operands (a compare run's comparison.json
+ * `accuracyByOperands`: one point per method and operand count, mean over seeds with its sd):
+ * lines with points, and ± sd error bars where there are several seeds. The training range
+ * and the out-of-distribution counts share one axis so the drop past the training range shows.
+ */
+export function operandsChart(pointsIn: Row[]): ChartDef | undefined {
+  const pts = pointsIn
+    .map((p) => ({ series: String(p.method), x: num(p.operands), y: num(p.accuracy), sd: num(p.sd) }))
+    .filter((p): p is { series: string; x: number; y: number; sd: number | undefined } => p.x !== undefined && p.y !== undefined);
+  if (!pts.length) return undefined;
+  const domain = [...new Set(pts.map((p) => p.series))];
+  const values = pts.map((p) => ({ ...p, lo: p.y - (p.sd ?? 0), hi: p.y + (p.sd ?? 0) }));
+  const xs = [...new Set(pts.map((p) => p.x))].sort((a, b) => a - b);
+  const color = { field: 'series', type: 'nominal', title: null, scale: { domain, scheme: 'tableau10' }, legend: { orient: 'right' } };
+  const x = { field: 'x', type: 'quantitative', title: 'number of operands', axis: { values: xs, format: 'd' }, scale: { domain: [xs[0] - 0.2, xs[xs.length - 1] + 0.2] } };
+  const layers: Record<string, unknown>[] = [
+    {
+      mark: { type: 'line', point: { size: 40 }, strokeWidth: 1.8 },
+      encoding: { x, y: { field: 'y', type: 'quantitative', title: 'majority-vote accuracy', scale: { domain: [0, 1] } }, color },
+    },
+  ];
+  if (pts.some((p) => p.sd !== undefined)) layers.push({ mark: { type: 'rule', strokeWidth: 1.2, clip: true }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color } });
+  const spec = {
+    background: 'white',
+    padding: 8,
+    title: 'Accuracy vs number of operands (mean ± sd over seeds)',
+    width: 420,
+    height: 260,
+    data: { values },
+    layer: layers,
+  } as unknown as TopLevelSpec;
+  return { id: 'operands', title: 'Accuracy vs number of operands', spec, series: domain, points: pts.length };
+}

@@ -60,8 +60,11 @@ export interface PageParts {
   summary?: Table;
   charts: ChartHtml[];
   runComparisonCharts: ChartHtml[];
-  runComparisonTable?: Table;
+  runComparisonTables: Table[];
   comparison?: Table;
+  /** compare runs: the accuracy-vs-operands figure and the paired tests */
+  comparisonCharts?: ChartHtml[];
+  pairedTable?: Table;
   samples?: { title: string; table: Table };
   extraTables: { title: string; table: Table }[];
   configText?: string;
@@ -104,12 +107,15 @@ export function pageHtml(p: PageParts): string {
   const figures = (cs: ChartHtml[], wide: boolean) =>
     `<div class="charts">${cs.map((c) => `<figure class="chart${wide ? ' wide' : ''}" data-chart="${escapeHtml(c.id)}" aria-label="${escapeHtml(c.title)}">${c.svg}</figure>`).join('\n')}</div>`;
   if (p.charts.length) parts.push(`<section id="curves"><h2>Curves</h2>${figures(p.charts, false)}</section>`);
-  if (p.runComparisonCharts.length || p.runComparisonTable) {
+  if (p.runComparisonCharts.length || p.runComparisonTables.length) {
     parts.push(
-      `<section id="runs-comparison"><h2>Runs in this folder</h2>${figures(p.runComparisonCharts, true)}${p.runComparisonTable ? tableHtml(p.runComparisonTable) : ''}</section>`,
+      `<section id="runs-comparison"><h2>Runs in this folder</h2>${figures(p.runComparisonCharts, true)}${p.runComparisonTables.map((t) => tableHtml(t)).join('')}</section>`,
     );
   }
-  if (p.comparison) parts.push(`<section id="comparison"><h2>Comparison</h2>${tableHtml(p.comparison)}</section>`);
+  if (p.comparison)
+    parts.push(
+      `<section id="comparison"><h2>Comparison</h2>${tableHtml(p.comparison)}${p.pairedTable ? tableHtml(p.pairedTable) : ''}${p.comparisonCharts?.length ? figures(p.comparisonCharts, false) : ''}</section>`,
+    );
   if (p.samples) parts.push(`<section id="samples"><h2>${escapeHtml(p.samples.title)}</h2>${tableHtml(p.samples.table)}</section>`);
   for (const t of p.extraTables) parts.push(`<section class="extra"><h2>${escapeHtml(t.title)}</h2>${tableHtml(t.table)}</section>`);
   if (p.configText) parts.push(`<section id="config"><h2>Configuration</h2><details open><summary>config.yaml</summary><pre>${escapeHtml(p.configText)}</pre></details></section>`);

@@ -1,15 +1,15 @@
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/io.js';
-import { UsageError } from '../core/errors.js';
-import { comparisonChart, equalCostTable, familyTitle, panelsFor, runCharts, type ChartDef } from './charts.js';
+import { UsageError, ioError } from '../core/errors.js';
+import { DEFAULT_PANELS, FAMILY_PANELS, comparisonChart, equalCostTable, familyOf, familyTitle, operandsChart, panelsFor, pickX, runCharts, runLabels, type ChartDef, type Family } from './charts.js';
 import { pageHtml, summaryTable, type ChartHtml } from './html.js';
 import { isRecord, readRun, unionKeys, type Row, type RunData, type Table } from './read-run.js';
 import { renderSvg } from './render.js';
 
 export { readRun, type RunData } from './read-run.js';
 export { renderSvg } from './render.js';
-export { comparisonChart, equalCostTable, familyOf, type ChartDef, type Family, type Panel } from './charts.js';
+export { comparisonChart, equalCostTable, familyOf, operandsChart, type ChartDef, type Family, type Panel } from './charts.js';
 
 /**
  * The figure comparing the runs of a folder: for one benchmark family, its headline curves
@@ -18,6 +18,40 @@ export { comparisonChart, equalCostTable, familyOf, type ChartDef, type Family, 
 export function subRunChart(runs: RunData[]): ChartDef | undefined {
   const { family, panels } = panelsFor(runs);
   return comparisonChart(family ?? 'runs', family ? familyTitle(family, runs) : `${runs.length} runs on a shared x axis`, runs, panels);
+}
+
+/**
+ * The sub-runs of a folder by kind: one group per benchmark family, and otherwise by the x
+ * axis their metrics share (`train` runs log training steps, benchmarks iterations), so a
+ * folder mixing kinds gets one figure per kind instead of none.
+ */
+export function groupSubRuns(runs: RunData[]): { key: string; family?: Family; runs: RunData[] }[] {
+  const groups = new Map<string, { key: string; family?: Family; runs: RunData[] }>();
+  for (const r of runs) {
+    const family = familyOf(r);
+    const key = family ?? pickX(r.metrics)?.field ?? 'unplottable';
+    if (!groups.has(key)) groups.set(key, { key, family, runs: [] });
+    groups.get(key)!.runs.push(r);
+  }
+  return [...groups.values()];
+}
+
+/** Comparison figures and equal-cost tables for each kind of sub-run; what cannot be drawn is named in `skipped`. */
+function subRunComparisons(runs: RunData[], withTables: boolean): { defs: ChartDef[]; tables: Table[]; skipped: string[] } {
+  const groups = groupSubRuns(runs);
+  const defs: ChartDef[] = [], tables: Table[] = [], skipped: string[] = [];
+  for (const g of groups) {
+    const names = runLabels(g.runs).join(', ');
+    const id = groups.length === 1 ? (g.family ?? 'runs') : (g.family ?? `runs-${g.key}`);
+    const def = g.key === 'unplottable' ? undefined
+      : g.family ? comparisonChart(id, familyTitle(g.family, g.runs), g.runs, FAMILY_PANELS[g.family])
+      : comparisonChart(id, `${g.runs.length} run(s) by ${g.key === 'step' ? 'training step' : g.key}: ${names}`, g.runs, DEFAULT_PANELS);
+    if (def) defs.push(def);
+    else skipped.push(`no comparison figure for ${names}: ${g.key === 'unplottable' ? 'their metrics.jsonl have no x axis (step, iteration or reward evaluations) on every line' : 'no curve they share'}`);
+    const t = withTables ? equalCostTable(g.runs) : undefined;
+    if (t) tables.push(t);
+  }
+  return { defs, tables, skipped };
 }
 
 export interface Report {
@@ -54,11 +88,15 @@ export async function buildReport(dir: string): Promise<Report> {
   const warnings = [...run.warnings, ...run.subRuns.flatMap((s) => s.warnings.map((w) => `${basename(s.dir)}: ${w}`))];
   const charts = await renderAll(runCharts(run), warnings, '');
 
-  const cmp = run.subRuns.length ? subRunChart(run.subRuns) : undefined;
-  const runComparisonCharts = cmp ? await renderAll([cmp], warnings, 'cmp-') : [];
-  // comparison.json, when present, is the authoritative table; the computed one fills in otherwise
-  const runComparisonTable = run.subRuns.length && !run.comparison ? equalCostTable(run.subRuns) : undefined;
+  // comparison.json, when present, is the authoritative table; the computed ones fill in otherwise
+  const cmp = subRunComparisons(run.subRuns, !run.comparison);
+  warnings.push(...cmp.skipped);
+  const runComparisonCharts = await renderAll(cmp.defs, warnings, 'cmp-');
+  const runComparisonTables = cmp.tables;
 
+  const opChart = run.accuracyByOperands ? operandsChart(run.accuracyByOperands) : undefined;
+  const comparisonCharts = opChart ? await renderAll([opChart], warnings, 'ops-') : [];
+  const pairedTable = run.paired ? { title: 'Paired tests: best GFlowNet row vs SFT / PPO per test set (per-item majority-vote correctness averaged over seeds; exact two-sided sign test)', columns: ['testSet', 'gfn', 'against', 'diff', 'wins', 'losses', 'ties', 'items', 'p'], rows: run.paired } : undefined;
   const samples = samplesTable(run);
   const extraTables = summaryTables(run.summary);
   const summary = run.summary ? summaryTable(run.summary) : undefined;
@@ -67,7 +105,7 @@ export async function buildReport(dir: string): Promise<Report> {
     ...(warnings.length ? ['warnings'] : []),
     ...(summary ? ['summary'] : []),
     ...(charts.length ? ['curves'] : []),
-    ...(runComparisonCharts.length || runComparisonTable ? ['runs-comparison'] : []),
+    ...(runComparisonCharts.length || runComparisonTables.length ? ['runs-comparison'] : []),
     ...(run.comparison ? ['comparison'] : []),
     ...(samples ? ['samples'] : []),
     ...(run.configText ? ['config'] : []),
@@ -79,13 +117,15 @@ export async function buildReport(dir: string): Promise<Report> {
     summary,
     charts,
     runComparisonCharts,
-    runComparisonTable,
+    runComparisonTables,
     comparison: run.comparison,
+    comparisonCharts,
+    pairedTable,
     samples,
     extraTables,
     configText: run.configText,
   });
-  return { html, charts: [...charts, ...runComparisonCharts].map((c) => c.id), sections, warnings };
+  return { html, charts: [...charts, ...runComparisonCharts, ...comparisonCharts].map((c) => c.id), sections, warnings };
 }
 
 function samplesTable(run: RunData): { title: string; table: Table } | undefined {
@@ -116,9 +156,30 @@ function rowsOf(v: unknown): Row[] | undefined {
 
 /** Writes report.html (or `outFile`) for a run folder; returns the path and what it holds. */
 export async function writeReport(dir: string, outFile = join(dir, 'report.html')): Promise<Report & { file: string }> {
+  checkReportTarget(outFile);
   const report = await buildReport(dir);
   writeFileAtomic(outFile, report.html);
   return { ...report, file: outFile };
+}
+
+/**
+ * A report replaces only a report: an existing file at the target must be a page this
+ * command wrote (its <title> starts "flowtune report"), never a run's data or a user's file.
+ */
+export function checkReportTarget(file: string): void {
+  if (!existsSync(file)) return;
+  const refuse = (why: string) => new UsageError(`${file} ${why}; report does not overwrite files it did not write (choose another --out)`);
+  if (statSync(file).isDirectory()) throw refuse('is a folder');
+  let head = '';
+  try {
+    const fd = openSync(file, 'r');
+    const buf = Buffer.alloc(8192);
+    head = buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
+    closeSync(fd);
+  } catch (err) {
+    throw ioError('read', file, err);
+  }
+  if (!/^<!doctype html>[\s\S]*<title>flowtune report/i.test(head)) throw refuse('exists and is not a report flowtune wrote');
 }
 
 /**

@@ -20,6 +20,9 @@ export interface RunData {
   metrics: Row[];
   samples: Row[];
   comparison?: Table;
+  /** compare runs: majority-vote accuracy by number of operands, and the paired tests (comparison.json) */
+  accuracyByOperands?: Row[];
+  paired?: Row[];
   /** Immediate sub-folders that are runs themselves (e.g. one per objective of a benchmark). */
   subRuns: RunData[];
   /** Problems met while reading (unparsable lines, unreadable files): shown, never thrown. */
@@ -40,10 +43,14 @@ export function readRun(dir: string, opts: { subRuns?: boolean } = {}): RunData 
   const metrics = readJsonLines(join(dir, 'metrics.jsonl'), warnings);
   const samples = readJsonLines(join(dir, 'samples.jsonl'), warnings);
   const comparison = readComparison(dir, warnings);
+  const cmpJson = comparison ? readJson(join(dir, 'comparison.json'), []) : undefined;
+  const rowsAt = (k: string) => (isRecord(cmpJson) && Array.isArray(cmpJson[k]) ? (cmpJson[k] as unknown[]).filter(isRecord) : undefined);
+  const accuracyByOperands = rowsAt('accuracyByOperands');
+  const paired = rowsAt('paired');
   const subRuns = opts.subRuns === false ? [] : listSubRuns(dir).map((d) => readRun(d, { subRuns: false }));
   const algo = summary?.algo ?? summary?.objective;
   const label = typeof algo === 'string' && algo ? algo : basename(dir);
-  return { dir, label, configText, summary, metrics, samples, comparison, subRuns, warnings };
+  return { dir, label, configText, summary, metrics, samples, comparison, ...(accuracyByOperands?.length ? { accuracyByOperands } : {}), ...(paired?.length ? { paired } : {}), subRuns, warnings };
 }
 
 /** Sub-folders holding a metrics.jsonl, sorted by name so the order is stable across machines. */

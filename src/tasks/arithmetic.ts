@@ -6,6 +6,7 @@
  * vote over the K answers, of one greedy (argmax) decode, and of a single sample on average,
  * plus the fraction of distinct rationales among the K (diversity; 1/K = collapse).
  */
+import { encodeX } from '../lm/tokenizer.js';
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { loadArithmetic, parseAnswer } from '../text/arithmetic.js';
@@ -62,7 +63,7 @@ export async function evalArithmeticFile(
     if (typeof it.str_query !== 'string' || typeof it.num_sol !== 'number') throw new UsageError(`${file}: item ${i} needs str_query and num_sol`);
   }
   const { session, tok } = dec;
-  const xs = items.map((it) => tok.encode(it.str_query));
+  const xs = items.map((it) => encodeX(tok, it.str_query));
   const longest = Math.max(...xs.map((x) => x.length));
   if (longest + dec.constraints.maxLength + 1 > session.facts.nCtx)
     throw new UsageError(`a question of ${longest} tokens plus Z (up to ${dec.constraints.maxLength}) exceeds the model's context window of ${session.facts.nCtx}`);

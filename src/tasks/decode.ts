@@ -12,11 +12,12 @@
 import type { LmSession } from '../lm/session.js';
 import type { Tokenizer } from '../lm/tokenizer.js';
 import { sample, type PolicyHook } from '../lm/sampler.js';
+import { textTrigger } from '../lm/text-stop.js';
 import { packLeft } from '../lm/batch.js';
 import { Rng } from '../core/rng.js';
 import { maskedLogSoftmax } from '../core/math.js';
 import { calculatorCompletion } from '../text/arithmetic.js';
-import { actionMask, sampleZ, type ZConstraints, type ZSample } from '../finetune/rollout.js';
+import { actionMask, calculatorTrigger, sampleZ, type ZConstraints, type ZSample } from '../finetune/rollout.js';
 
 export type DecodeSpec = { kind: 'sample'; temperature: number } | { kind: 'greedy' } | { kind: 'beam' };
 
@@ -64,7 +65,7 @@ interface Beam {
 export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number): Promise<ZSample[][]> {
   const { session, tok, constraints: c, hook } = dec;
   const V = session.vocabSize, d = session.hiddenSize, stop = c.stopId;
-  const eqId = c.tool === 'calculator' ? tok.encode('=')[0] : -1;
+  const calc = c.tool === 'calculator' ? calculatorTrigger(tok) : null;
   const beams: Beam[][] = prompts.map(() => [{ tokens: [], isAction: [], score: 0, done: false }]);
   const mask = new Uint8Array(V);
   for (;;) {
@@ -104,7 +105,7 @@ export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number):
             continue;
           }
           const nb: Beam = { tokens: [...b.tokens, v], isAction: [...b.isAction, 1], score: b.score + lp[v], done: false };
-          if (v === eqId) {
+          if (calc?.(nb.tokens)) {
             const completion = calculatorCompletion(tok.decode(nb.tokens));
             if (completion !== null) for (const id of tok.encode(completion)) (nb.tokens.push(id), nb.isAction.push(0));
           }
@@ -128,7 +129,8 @@ export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number):
  * empty or short Z the continuation must hold the whole rationale and answer.
  */
 export async function continueGreedy(session: LmSession, tok: Tokenizer, prefixes: number[][], maxNew = Infinity): Promise<string[]> {
-  const nl = tok.encode('\n');
+  // a newline ends the line whatever token carries it (BPE merges "\n" into ".\n" and the like)
+  const newline = textTrigger(tok, '\n', () => true);
   const out: string[] = new Array(prefixes.length).fill('');
   // rows are grouped by the room they have left, so no row runs past the context window
   const byRoom = new Map<number, number[]>();
@@ -141,10 +143,10 @@ export async function continueGreedy(session: LmSession, tok: Tokenizer, prefixe
   for (const [room, idx] of byRoom) {
     for (let i0 = 0; i0 < idx.length; i0 += CHUNK) {
       const part = idx.slice(i0, i0 + CHUNK);
-      const r = await sample(session, part.map((i) => prefixes[i]), { maxNewTokens: room, temperature: 0, stopTokenIds: nl, keepHidden: false, rng: new Rng(0) });
+      const r = await sample(session, part.map((i) => prefixes[i]), { maxNewTokens: room, temperature: 0, stopWhen: (_b, gen) => newline(gen), keepHidden: false, rng: new Rng(0) });
       part.forEach((i, b) => {
         const ids = Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b]));
-        out[i] = tok.decode(ids, true).replace(/\n$/, '');
+        out[i] = tok.decode(ids, true).replace(/\n[\s\S]*$/, '');
       });
     }
   }

@@ -1,6 +1,6 @@
 /**
  * Infilling evaluation (docs/design.md §6). Items come from the same seeded split as training
- * (`infillSplits(sentences, seed)` of src/train/lm-task.ts: a middle span of 1–3 words is
+ * (`infillSplits(sentences, seed)` of src/finetune/examples.ts: a middle span of 1–3 words is
  * Z, the words before it X, after it Y). A run trains on items [0, task.limit); the held-out
  * items are [offset, offset + n) with offset = task.limit by default, so no evaluated
  * sentence was trained on. For each item K spans Z are decoded and scored:
@@ -9,6 +9,7 @@
  * - mean log p_LM(Z Y | X) under the frozen LM (= log p_LM(X Z Y) − log p_LM(X); log p(X)
  *   is the same for every method, so differences between methods are the same).
  */
+import { encodeX } from '../lm/tokenizer.js';
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { infillSplits, readSentences } from '../finetune/examples.js';
@@ -57,7 +58,7 @@ export interface InfillSummary {
 export async function evalInfill(dec: Decoder, items: InfillItem[], o: { samples: number; decode: DecodeSpec; seed: number; offset: number }): Promise<{ summary: InfillSummary; items: InfillItemResult[] }> {
   const t0 = performance.now();
   const { session, tok } = dec;
-  const xs = items.map((it) => tok.encode(it.x));
+  const xs = items.map((it) => encodeX(tok, it.x));
   const ys = items.map((it) => tok.encode(it.y));
   items.forEach((_, i) => {
     const need = xs[i].length + dec.constraints.maxLength + ys[i].length + 1;

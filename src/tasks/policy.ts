@@ -14,6 +14,7 @@ import { loadLatestCheckpoint } from '../finetune/checkpoint.js';
 import { openModel, zConstraints } from '../finetune/setup.js';
 import { temperedPolicy } from '../finetune/adapter.js';
 import { LmHead } from '../finetune/head.js';
+import { LoraPolicyAdapter } from '../finetune/lora-adapter.js';
 import { samplingTemperature } from '../finetune/objectives/index.js';
 import type { ZConstraints } from '../finetune/rollout.js';
 import { trainConfigSchema, type TrainConfig } from '../finetune/schema.js';
@@ -54,8 +55,13 @@ export function runTemperature(runDir: string, cfg: TrainConfig): number {
 
 /** A run folder: config.yaml + checkpoints/ (from `flowtune train`, or a baseline trained by compare). */
 export async function loadRunPolicy(runDir: string, cfg: TrainConfig): Promise<LoadedPolicy> {
-  const { session, tok } = await openModel(cfg);
-  const ck = loadLatestCheckpoint(runDir);
+  const { dir, session, tok } = await openModel(cfg);
+  const ck = loadLatestCheckpoint(runDir, (l) => process.stderr.write(`flowtune: warning: ${l}\n`));
+  if (cfg.adapter.kind === 'lora') {
+    // the adapted model decodes Z (and, in arithmetic, the answer after it): what `export` ships
+    const lora = await LoraPolicyAdapter.load(join(ck.dir, 'head'), dir, session, cfg.train.threads);
+    return { session: lora.samplingSession(), tok, constraints: zConstraints(cfg, tok), hook: lora.policy(), label: runDir, cfg, step: ck.step };
+  }
   const { head } = LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
   return { session, tok, constraints: zConstraints(cfg, tok), hook: temperedPolicy(head, runTemperature(runDir, cfg)), label: runDir, cfg, step: ck.step };
 }
@@ -70,8 +76,8 @@ export async function loadBasePolicy(modelSpec: string, task: TaskName, cfg: Tra
     if (err instanceof UsageError) throw err;
     throw new UsageError(`cannot open model ${modelSpec}: ${(err as Error).message.split('\n')[0]}`);
   }
-  const session = await LmSession.open(dir, { threads });
-  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize);
+  const session = await LmSession.open(dir, { threads, dtype: cfg?.dtype });
+  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize, { bos: cfg?.tokenizer.bos, configBosId: session.facts.bosTokenId });
   const constraints = cfg ? zConstraints(cfg, tok) : defaultConstraints(task, tok);
   return { session, tok, constraints, label: `base ${modelSpec}`, cfg, step: null };
 }

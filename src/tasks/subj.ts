@@ -7,7 +7,8 @@
  * decoded Z, the label whose Y the frozen LM finds likelier, log p(Y_c | X Z); then the
  * majority over the K samples (ties → the larger summed log-likelihood margin).
  */
-import { readFileSync } from 'node:fs';
+import { readTextFile } from '../core/io.js';
+import { encodeX } from '../lm/tokenizer.js';
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { scoreBatch } from '../lm/scorer.js';
@@ -31,8 +32,9 @@ export interface SubjItem {
 export function readSubj(file: string, maxChars: number, limit?: number): SubjItem[] {
   let lines: string[];
   try {
-    lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim());
+    lines = readTextFile(file).split('\n').filter((l) => l.trim());
   } catch (err) {
+    if (err instanceof UsageError) throw err; // strict UTF-8: names the file and line
     throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const items = lines.slice(0, limit ?? lines.length).map((l, i) => {
@@ -76,7 +78,7 @@ export async function evalSubj(dec: Decoder, items: SubjItem[], o: { samples: nu
   const t0 = performance.now();
   const { session, tok } = dec;
   const yIds = SUBJ_LABELS.map((l) => tok.encode(subjY(l)));
-  const xs = items.map((it) => tok.encode(it.text));
+  const xs = items.map((it) => encodeX(tok, it.text));
   xs.forEach((x, i) => {
     const need = x.length + dec.constraints.maxLength + Math.max(...yIds.map((y) => y.length)) + 1;
     if (need > session.facts.nCtx) throw new UsageError(`subj item ${i} needs ${need} tokens, more than the context window of ${session.facts.nCtx}; lower --max-chars`);

@@ -4,7 +4,7 @@
  * not a policy action) and the evaluation: X = "Question: 6 - 0 - 4 = ? Answer:",
  * Z = "6 - 0 = 6, 6 - 4 = 2", Y = ". The answer is 2.".
  */
-import { readFileSync } from 'node:fs';
+import { readTextFile } from '../core/io.js';
 import { UsageError } from '../core/errors.js';
 
 export interface ArithmeticProblem {
@@ -61,8 +61,9 @@ export function fullItem(query: string, z: string, answer: number): string {
 /** Loads the queries of an arithmetic JSON file (train/pool/test format). */
 export function loadArithmetic(file: string): { str_query: string; num_sol: number; str_rationale?: string; str_sol?: string }[] {
   try {
-    return JSON.parse(readFileSync(file, 'utf8'));
+    return JSON.parse(readTextFile(file));
   } catch (err) {
+    if (err instanceof UsageError) throw err; // strict UTF-8: names the file and line
     throw new UsageError(`${file}: cannot read arithmetic data (${(err as Error).message.split('\n')[0]})`);
   }
 }

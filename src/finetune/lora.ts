@@ -1,0 +1,218 @@
+/**
+ * LoRA adapters inside the transformer (issue 11): for every adapted linear layer
+ * (src/lm/lora-spec.ts) the output gains (alpha/rank)·(x·A)·B with A [in, r], B [r, out].
+ * A starts Kaiming-uniform as PEFT's (bound 1/sqrt(in), i.e. kaiming_uniform_ with a = √5)
+ * and B = 0, so the untrained policy is exactly the base model. A and B are the only trainable
+ * tensors; the frozen weights are read from the model's own ONNX initializers (no second
+ * weight file). The same factors drive three consumers that must agree:
+ *   - the differentiable tfjs forward (lmbuild/reference.ts with LoraParams) for training;
+ *   - the ONNX session with low-rank branches (lm/lora-graph.ts) for KV-cached sampling;
+ *   - export: merged initializers W + s·A·B, or a PEFT adapter (export.ts).
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { tf } from '../core/backend.js';
+import { Rng } from '../core/rng.js';
+import { UsageError } from '../core/errors.js';
+import { type ModelFacts, configFromFacts, readConfig, readGptWeights, readOnnx, sha256 } from '../lm/folder.js';
+import { type GptConfig, paramShapes } from '../lm/gpt.js';
+import { type LoraModule, loraModules } from '../lm/lora-spec.js';
+import { type LoraFactors, addLoraBranches, loraFeeds } from '../lm/lora-graph.js';
+import { LmSession } from '../lm/session.js';
+import { type NamedArray, loadSafetensors, saveSafetensors } from '../lm/safetensors.js';
+import { type LoraParams, type TfParams, referenceForward, toTfParams } from '../lmbuild/reference.js';
+import { matMul2 } from '../lmbuild/tfops.js';
+
+export interface LoraConfig {
+  rank: number;
+  alpha: number;
+  /** HF module names; null = the family's PEFT default */
+  targets: string[] | null;
+}
+
+export interface LoraManifest {
+  format: 'flowtune-lora';
+  version: 1;
+  baseModel: string;
+  baseModelSha256: string;
+  modelType: string;
+  rank: number;
+  alpha: number;
+  targets: string[];
+}
+
+export class LoraAdapter {
+  readonly modules: LoraModule[];
+  readonly scale: number;
+  readonly targets: string[];
+  /** module stem → trainable factors */
+  readonly vars = new Map<string, { a: tf.Variable; b: tf.Variable }>();
+
+  constructor(
+    readonly facts: Pick<ModelFacts, 'modelType' | 'nLayer' | 'nEmbd'>,
+    readonly config: LoraConfig,
+    seed: number,
+  ) {
+    this.modules = loraModules(facts, config.targets, config.rank);
+    this.targets = [...new Set(this.modules.map((m) => m.target))];
+    this.scale = config.alpha / config.rank;
+    const rng = new Rng(seed);
+    const r = config.rank;
+    for (const m of this.modules) {
+      const bound = 1 / Math.sqrt(m.inDim);
+      const a = new Float32Array(m.inDim * r);
+      for (let i = 0; i < a.length; i++) a[i] = (2 * rng.uniform() - 1) * bound;
+      this.vars.set(m.name, {
+        a: tf.variable(tf.tensor2d(a, [m.inDim, r]), true),
+        b: tf.variable(tf.zeros([r, m.outDim]), true),
+      });
+    }
+  }
+
+  trainableVariables(): tf.Variable[] {
+    return [...this.vars.values()].flatMap((v) => [v.a, v.b]);
+  }
+
+  /** The factors as the tfjs forward takes them (live variables: gradients flow). */
+  tfParams(): LoraParams {
+    const out: LoraParams = new Map();
+    for (const [n, v] of this.vars) out.set(n, { a: v.a as tf.Tensor2D, b: v.b as tf.Tensor2D, scale: this.scale });
+    return out;
+  }
+
+  /** A snapshot of the current factors (row-major copies). */
+  factors(): Map<string, LoraFactors> {
+    const out = new Map<string, LoraFactors>();
+    for (const [n, v] of this.vars) out.set(n, { a: Float32Array.from(v.a.dataSync()), b: Float32Array.from(v.b.dataSync()) });
+    return out;
+  }
+
+  /** Sets every factor (tests, load). */
+  setFactors(f: Map<string, LoraFactors>): void {
+    for (const [n, v] of this.vars) {
+      const x = f.get(n);
+      if (!x) throw new UsageError(`LoRA: no factors for module ${n}`);
+      v.a.assign(tf.tensor2d(x.a, v.a.shape as [number, number]));
+      v.b.assign(tf.tensor2d(x.b, v.b.shape as [number, number]));
+    }
+  }
+
+  /** Feeds for a session opened with `openLoraSession` — call after each update. */
+  feedsInto(session: LmSession): void {
+    session.setExtraFeeds(loraFeeds(this.modules, this.config.rank, this.factors()));
+  }
+
+  /** Writes adapter.safetensors + adapter.json into dir. */
+  save(dir: string, base: { id: string; sha256: string }): LoraManifest {
+    mkdirSync(dir, { recursive: true });
+    const t = new Map<string, NamedArray>();
+    for (const [n, f] of this.factors()) {
+      const m = this.modules.find((x) => x.name === n)!;
+      t.set(`${n}.A`, { shape: [m.inDim, this.config.rank], data: f.a });
+      t.set(`${n}.B`, { shape: [this.config.rank, m.outDim], data: f.b });
+    }
+    const manifest: LoraManifest = {
+      format: 'flowtune-lora',
+      version: 1,
+      baseModel: base.id,
+      baseModelSha256: base.sha256,
+      modelType: this.facts.modelType,
+      rank: this.config.rank,
+      alpha: this.config.alpha,
+      targets: this.targets,
+    };
+    saveSafetensors(path.join(dir, 'adapter.safetensors'), t, { format: 'flowtune-lora' });
+    const tmp = path.join(dir, `adapter.json.tmp-${process.pid}`);
+    writeFileSync(tmp, JSON.stringify(manifest, null, 2) + '\n');
+    renameSync(tmp, path.join(dir, 'adapter.json'));
+    return manifest;
+  }
+
+  static load(dir: string, facts: Pick<ModelFacts, 'modelType' | 'nLayer' | 'nEmbd'>, expect?: { sha256?: string }): { adapter: LoraAdapter; manifest: LoraManifest } {
+    const mf = path.join(dir, 'adapter.json');
+    if (!existsSync(mf)) throw new UsageError(`${dir}: missing adapter.json`);
+    let m: LoraManifest;
+    try {
+      m = JSON.parse(readFileSync(mf, 'utf8'));
+    } catch {
+      throw new UsageError(`${mf}: not valid JSON`);
+    }
+    if (m.format !== 'flowtune-lora') throw new UsageError(`${mf}: not a flowtune LoRA manifest`);
+    if (expect?.sha256 && expect.sha256 !== m.baseModelSha256)
+      throw new UsageError(`${dir}: adapter was trained on base model ${m.baseModel} (sha256 ${m.baseModelSha256.slice(0, 12)}…), not this one`);
+    const adapter = new LoraAdapter(facts, { rank: m.rank, alpha: m.alpha, targets: m.targets }, 0);
+    const { tensors } = loadSafetensors(path.join(dir, 'adapter.safetensors'));
+    const f = new Map<string, LoraFactors>();
+    for (const mod of adapter.modules) {
+      const take = (k: string, shape: number[]) => {
+        const t = tensors.get(k);
+        if (!t) throw new UsageError(`${dir}/adapter.safetensors: missing tensor ${k}`);
+        if (t.shape.join('x') !== shape.join('x')) throw new UsageError(`${dir}/adapter.safetensors: ${k} has shape ${t.shape}, expected ${shape}`);
+        return t.data;
+      };
+      f.set(mod.name, { a: take(`${mod.name}.A`, [mod.inDim, m.rank]), b: take(`${mod.name}.B`, [m.rank, mod.outDim]) });
+    }
+    adapter.setFactors(f);
+    return { adapter, manifest: m };
+  }
+
+  dispose(): void {
+    for (const v of this.trainableVariables()) v.dispose();
+  }
+}
+
+/** The frozen base model for the tfjs forward, read from the folder's ONNX initializers. */
+export interface FrozenGpt {
+  config: GptConfig;
+  params: TfParams;
+  sha256: string;
+}
+
+export function loadFrozenGpt(dir: string): FrozenGpt {
+  const facts = readConfig(dir);
+  if (facts.modelType !== 'gpt2') throw new UsageError(`${dir}: the tfjs forward supports model_type gpt2 only (got ${facts.modelType})`);
+  const config = configFromFacts(facts);
+  const { bytes, model } = readOnnx(dir);
+  const w = readGptWeights(model, paramShapes(config).map(([n]) => n));
+  return { config, params: toTfParams(config, w), sha256: sha256(bytes) };
+}
+
+/** logits [B·S, V] and hidden [B·S, d] of the adapted model (call inside tf.tidy / a gradient closure). */
+export function loraForward(base: FrozenGpt, adapter: LoraAdapter | null, batch: number, seqLen: number, ids: ArrayLike<number>, mask?: ArrayLike<number>) {
+  return referenceForward(base.config, base.params, { batch, seqLen, ids, mask }, adapter?.tfParams());
+}
+
+/** An ORT session over the model folder with low-rank branches, fed with the adapter's current factors. */
+export async function openLoraSession(dir: string, adapter: LoraAdapter, opts: { threads?: number } = {}): Promise<LmSession> {
+  const s = await LmSession.open(dir, { threads: opts.threads, transform: (m) => addLoraBranches(m, adapter.modules, adapter.scale, adapter.config.rank) });
+  adapter.feedsInto(s);
+  return s;
+}
+
+/**
+ * The adapted model's logits at every decision node of teacher-forced rows X Z, stacked in
+ * the order of stackNodes (objective.ts): node j of a row is the state X z_1..j, read at
+ * position |X| + j − 1 of the row. One tfjs forward over the left-padded batch; the rows are
+ * picked with a 0/1 selection matMul (differentiable; wasm has no gather gradient).
+ * `nodes[b]` are the prefix lengths of row b (ScoredRow.nodes).
+ */
+export function loraNodeLogits(base: FrozenGpt, adapter: LoraAdapter, xs: number[][], zs: number[][], nodes: number[][]): tf.Tensor2D {
+  const rows = xs.map((x, b) => [...x, ...zs[b]]);
+  const S = Math.max(...rows.map((r) => r.length));
+  const B = rows.length;
+  const ids = new Int32Array(B * S).fill(base.config.padTokenId);
+  const mask = new Uint8Array(B * S);
+  const N = nodes.reduce((s, n) => s + n.length, 0);
+  const sel = new Float32Array(N * B * S);
+  let k = 0;
+  rows.forEach((r, b) => {
+    const pad = S - r.length;
+    for (let i = 0; i < r.length; i++) {
+      ids[b * S + pad + i] = r[i];
+      mask[b * S + pad + i] = 1;
+    }
+    for (const j of nodes[b]) sel[k++ * B * S + b * S + pad + xs[b].length + j - 1] = 1;
+  });
+  const { logits } = loraForward(base, adapter, B, S, ids, mask);
+  return matMul2(tf.tensor2d(sel, [N, B * S]), logits);
+}

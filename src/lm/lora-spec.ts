@@ -1,0 +1,69 @@
+/**
+ * Which linear layers of a model family LoRA can adapt, by their Hugging Face module names,
+ * and the concrete modules (layer, shapes, PEFT path) of a given model. One table serves the
+ * tfjs forward (lmbuild/reference.ts), the ONNX low-rank branches (lora-graph.ts), export and
+ * PEFT key names, so they cannot disagree about what "c_proj" means.
+ *
+ * GPT-2 (the family flowtune writes, src/lm/gpt.ts): weights are Conv1D-style [in, out], used
+ * as x·W. PEFT matches target names as suffixes, so `c_proj` adapts both attn.c_proj and
+ * mlp.c_proj, and PEFT's default target for gpt2 is `c_attn`.
+ */
+import { UsageError } from '../core/errors.js';
+import type { ModelFacts } from './folder.js';
+
+export interface LoraModule {
+  /** flowtune / ONNX initializer stem, e.g. "h.0.attn.c_attn" (weight "h.0.attn.c_attn.weight") */
+  name: string;
+  /** Hugging Face module name the user targets, e.g. "c_attn" */
+  target: string;
+  layer: number;
+  inDim: number;
+  outDim: number;
+  /** module path inside the HF model (PEFT keys: base_model.model.<peftPath>.lora_A.weight) */
+  peftPath: string;
+}
+
+export interface LoraFamily {
+  family: string;
+  targets: string[];
+  defaultTargets: string[];
+  /** PEFT's fan_in_fan_out: true for GPT-2's Conv1D (weights stored [in, out]) */
+  fanInFanOut: boolean;
+}
+
+const GPT2: LoraFamily = { family: 'gpt2', targets: ['c_attn', 'c_proj', 'c_fc'], defaultTargets: ['c_attn'], fanInFanOut: true };
+
+export function loraFamily(facts: Pick<ModelFacts, 'modelType'>): LoraFamily {
+  if (facts.modelType === 'gpt2') return GPT2;
+  throw new UsageError(`adapter.kind lora supports model_type gpt2 only (this model is ${facts.modelType}); use adapter.kind head`);
+}
+
+/**
+ * The adapted modules of a model, checked: unknown targets and ranks outside 1..min(in, out)
+ * are UsageErrors naming the valid values.
+ */
+export function loraModules(facts: Pick<ModelFacts, 'modelType' | 'nLayer' | 'nEmbd'>, targets: string[] | null, rank: number): LoraModule[] {
+  const fam = loraFamily(facts);
+  const want = targets ?? fam.defaultTargets;
+  if (want.length === 0) throw new UsageError(`adapter.targets is empty; valid names for ${fam.family}: ${fam.targets.join(', ')}`);
+  for (const t of want)
+    if (!fam.targets.includes(t)) throw new UsageError(`adapter.targets: unknown module "${t}" for ${fam.family}; valid names: ${fam.targets.join(', ')}`);
+  const d = facts.nEmbd;
+  const shapes: [string, string, number, number][] = [
+    ['attn.c_attn', 'c_attn', d, 3 * d],
+    ['attn.c_proj', 'c_proj', d, d],
+    ['mlp.c_fc', 'c_fc', d, 4 * d],
+    ['mlp.c_proj', 'c_proj', 4 * d, d],
+  ];
+  const out: LoraModule[] = [];
+  for (let i = 0; i < facts.nLayer; i++)
+    for (const [path, target, inDim, outDim] of shapes)
+      if (want.includes(target)) out.push({ name: `h.${i}.${path}`, target, layer: i, inDim, outDim, peftPath: `transformer.h.${i}.${path}` });
+  if (!Number.isInteger(rank) || rank <= 0) throw new UsageError(`adapter.rank must be a positive integer, got ${rank}`);
+  const limit = Math.min(...out.map((m) => Math.min(m.inDim, m.outDim)));
+  if (rank > limit) throw new UsageError(`adapter.rank ${rank} exceeds the smallest adapted layer dimension (${limit}); use 1..${limit}`);
+  return out;
+}
+
+/** Graph input names of a module's low-rank factors (lora-graph.ts). */
+export const loraInputNames = (m: LoraModule) => ({ a: `lora.${m.name}.A`, b: `lora.${m.name}.B` });
