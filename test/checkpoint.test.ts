@@ -14,6 +14,8 @@ test('checkpoints: files and a sha256 manifest, latest names the newest, older o
   const run = mkdtempSync(join(tmpdir(), 'ft-ckpt-'));
   try {
     assert.equal(hasCheckpoint(run), false);
+    mkdirSync(join(run, 'checkpoints'));
+    assert.equal(hasCheckpoint(run), false, 'hasCheckpoint with a checkpoints folder but no latest');
     assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /no checkpoint/.test(e.message));
     const rng = new Rng(3);
     for (const step of [5, 10, 15]) {

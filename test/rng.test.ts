@@ -45,6 +45,11 @@ test('setState, int, fork and categorical follow from the uniform stream', () =>
     const want = u < 1 ? 0 : u < 4 ? 2 : 3;
     assert.equal(g.categorical(p, 2, 4), want, `categorical draw ${i} (u·Σp = ${u})`);
   }
+  // off = 4 without n: the rest of the array, weights 3, 4
+  for (let i = 0; i < 200; i++) {
+    const u = h.uniform() * 7;
+    assert.equal(g.categorical(p, 4), u < 3 ? 0 : 1, `categorical draw ${i} from offset 4 to the end`);
+  }
   // default off = 0, n = p.length: weights 9, 0, 1, 0, 3, 4 (Σ 17)
   for (let i = 0; i < 500; i++) {
     const u = h.uniform() * 17;
