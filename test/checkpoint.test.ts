@@ -14,6 +14,8 @@ test('checkpoints: files and a sha256 manifest, latest names the newest, older o
   const run = mkdtempSync(join(tmpdir(), 'ft-ckpt-'));
   try {
     assert.equal(hasCheckpoint(run), false);
+    mkdirSync(join(run, 'checkpoints'));
+    assert.equal(hasCheckpoint(run), false, 'hasCheckpoint with a checkpoints folder but no latest');
     assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /no checkpoint/.test(e.message));
     const rng = new Rng(3);
     for (const step of [5, 10, 15]) {
@@ -40,9 +42,18 @@ test('checkpoints: files and a sha256 manifest, latest names the newest, older o
     assert.equal(manifest.step, 15);
     assert.equal(manifest.files['head/w.bin'], sha(Buffer.from([15, 1, 2])), 'manifest sha256 of head/w.bin');
     assert.equal(manifest.files['rng.json'], sha(ck.files.get('rng.json')!));
-    // keep = 1 prunes to the newest one
+    // a stale temporary folder of this pid is replaced; names that are not step-NNNNNNNN are never pruned
+    const stale = join(run, 'checkpoints', `step-00000020.tmp-${process.pid}`);
+    mkdirSync(join(stale, 'sub'), { recursive: true });
+    writeFileSync(join(stale, 'sub', 'junk'), 'j');
+    mkdirSync(join(run, 'checkpoints', 'step-00000001.tmp-1'));
+    mkdirSync(join(run, 'checkpoints', 'old-step-00000002'));
+    // keep = 1 prunes to the newest one; saving the same step twice replaces it
+    saveCheckpoint(run, 20, (d) => writeFileSync(join(d, 'a'), 'w'), 1);
     saveCheckpoint(run, 20, (d) => writeFileSync(join(d, 'a'), 'x'), 1);
-    assert.deepEqual(readdirSync(join(run, 'checkpoints')).sort(), ['latest', 'step-00000020']);
+    assert.deepEqual(readdirSync(join(run, 'checkpoints')).sort(), ['latest', 'old-step-00000002', 'step-00000001.tmp-1', 'step-00000020'], 'checkpoint folders after pruning');
+    assert.deepEqual(readdirSync(join(run, 'checkpoints', 'step-00000020')).sort(), ['a', 'manifest.json'], 'files of a re-saved checkpoint');
+    assert.equal(loadLatestCheckpoint(run).files.get('a')!.toString(), 'x', 're-saved checkpoint content');
     // a corrupt file or a missing one is a readable UsageError
     writeFileSync(join(run, 'checkpoints', 'step-00000020', 'a'), 'y');
     assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /corrupt \(sha256 mismatch\)/.test(e.message));
