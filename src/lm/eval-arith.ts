@@ -2,10 +2,13 @@
  * Greedy accuracy of a base LM on the arithmetic task (DESIGN.md §6): X = the query, the
  * model writes Z and Y; correct when "The answer is N." has N = num_sol. Two settings:
  * free (the model writes every intermediate result) and with the calculator tool (each
- * "a op b =" the model writes is completed by the tool with " <result>").
+ * "a op b =" the model writes is completed by the tool with " <result>"). Optionally the
+ * rationale is forced to start (the prompt is X + " ", so "." cannot end Z at once — what
+ * z.minLength ≥ 1 does in fine-tuning), and the share of outputs whose first step copies the
+ * query's first two operands and operator is reported.
  */
 import { UsageError } from '../core/errors.js';
-import { loadArithmetic } from './corpus.js';
+import { loadArithmetic, parseQuery } from './corpus.js';
 import type { LmSession } from './session.js';
 import { sample } from './sampler.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -15,7 +18,19 @@ export interface ArithEval {
   n: number;
   accuracy: number;
   calculator: boolean;
-  examples: { query: string; output: string; correct: boolean }[];
+  forceRationale: boolean;
+  /** Share of problems whose output starts with the query's first step "a op b =". */
+  firstStep: number;
+  /** Share of problems whose output contains a rationale ("=" before "The answer is"). */
+  withRationale: number;
+  /** Output includes the forced leading " " when forceRationale. */
+  examples: { query: string; output: string; correct: boolean; firstStep: boolean }[];
+}
+
+/** Whether `output` (the text after "Answer:") begins with the query's first step "a op b =". */
+export function firstStepRight(query: string, output: string): boolean {
+  const { operands, ops } = parseQuery(query);
+  return output.trimStart().startsWith(`${operands[0]} ${ops[0]} ${operands[1]} =`);
 }
 
 export function parseAnswer(text: string): number | null {
@@ -36,13 +51,13 @@ export async function evalArithmetic(
   s: LmSession,
   tok: Tokenizer,
   file: string,
-  o: { calculator: boolean; limit?: number; batch?: number },
+  o: { calculator: boolean; forceRationale?: boolean; limit?: number; batch?: number },
 ): Promise<ArithEval> {
   const data = loadArithmetic(file).slice(0, o.limit ?? Infinity);
   if (data.length === 0) throw new UsageError(`${file}: no problems`);
   const eq = tok.encode('=');
   if (eq.length !== 1) throw new UsageError('calculator mode needs "=" to be a single token');
-  const outputs: string[] = new Array(data.length).fill('');
+  const outputs: string[] = new Array(data.length).fill(o.forceRationale ? ' ' : '');
   const bs = o.batch ?? 100;
   for (let i0 = 0; i0 < data.length; i0 += bs) {
     const idx = data.slice(i0, i0 + bs).map((_, j) => i0 + j);
@@ -69,8 +84,23 @@ export async function evalArithmetic(
       open = next;
     }
   }
-  const examples = data.map((d, i) => ({ query: d.str_query, output: outputs[i], correct: parseAnswer(outputs[i]) === d.num_sol }));
-  return { file, n: data.length, calculator: o.calculator, accuracy: examples.filter((e) => e.correct).length / data.length, examples };
+  const examples = data.map((d, i) => ({
+    query: d.str_query,
+    output: outputs[i],
+    correct: parseAnswer(outputs[i]) === d.num_sol,
+    firstStep: firstStepRight(d.str_query, outputs[i]),
+  }));
+  const share = (f: (e: (typeof examples)[number]) => boolean) => examples.filter(f).length / data.length;
+  return {
+    file,
+    n: data.length,
+    calculator: o.calculator,
+    forceRationale: o.forceRationale ?? false,
+    accuracy: share((e) => e.correct),
+    firstStep: share((e) => e.firstStep),
+    withRationale: share((e) => /=/.test(e.output.split('The answer is')[0])),
+    examples,
+  };
 }
 
 /**
