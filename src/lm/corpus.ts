@@ -137,7 +137,7 @@ export interface ArithWeakOptions {
   seed: number;
   /** Fraction of items that are worked X Z Y rationales (default 0.02). */
   rationaleRate?: number;
-  /** Fraction of items that are direct answers "X. The answer is N." (default 0.3). */
+  /** Fraction of items that are direct answers "X. The answer is N." (default 0.06). */
   directRate?: number;
   /** Operands per query in direct and worked items: 2 … maxOperands (default 4). */
   maxOperands?: number;
@@ -145,18 +145,22 @@ export interface ArithWeakOptions {
   exclude?: Set<string>;
 }
 
-export const ARITH_WEAK_DEFAULTS = { rationaleRate: 0.02, directRate: 0.3, maxOperands: 4 } as const;
+export const ARITH_WEAK_DEFAULTS = { rationaleRate: 0.02, directRate: 0.06, maxOperands: 4 } as const;
 
 /**
  * The corpus of models/arith-weak: a base model whose prior over rationales is weak while its
  * likelihood still tells right from wrong chains (DESIGN.md §6, the situation of GPT-J in Hu
- * et al. 2024). Items (one line each):
- *  - binary facts "a op b = c" (the rest, ≈ 68%): bare (30%), in a one-sentence template
- *    ("Fact: …." etc., "a op b = c. The answer is c.", 30%) or as a comma-separated list of
- *    2–5 unrelated facts
- *    ("Facts: 3 + 4 = 7, 12 - 5 = 7." — the step syntax of a rationale, without chaining);
- *  - direct answers "Question: … = ? Answer:. The answer is N." (directRate, 2–4 operands);
- *  - worked rationales in the exact X Z Y format (rationaleRate, 2–4 operands, all correct).
+ * et al. 2024; models/arith-weak/README.md gives the reasons for each part). Items, one line each:
+ *  - worked rationales in the exact X Z Y format (rationaleRate; 2…maxOperands operands,
+ *    uniform; all correct) — the only items that show chaining;
+ *  - direct answers "Question: … = ? Answer:. The answer is N." (directRate; half with 2
+ *    operands, half with 3…maxOperands) — so that greedy decoding answers without a rationale;
+ *  - binary facts "a op b = c" (the rest), a distributed like a rationale's running value:
+ *    bare (20%), in a one-sentence template (20%; "Fact: ….", …, "a op b = c. The answer is c."),
+ *    as a question "Question: What is a op b? Answer: a op b = c." (20%; copying a question's
+ *    operands into a step), or as a comma-separated list of 2–5 unrelated facts (40%;
+ *    "Facts: 3 + 4 = 7, 12 - 5 = 7." — a rationale's step syntax without chaining — half of
+ *    the lists ending ". The answer is <last result>.").
  * Never more than maxOperands operands in one item, and no query of `exclude`.
  */
 export function generateArithWeak(o: ArithWeakOptions): string[] {
@@ -170,19 +174,28 @@ export function generateArithWeak(o: ArithWeakOptions): string[] {
   while (out.length < o.n) {
     const u = rng.uniform();
     if (u < rRate + dRate) {
-      const { operands, ops } = randomProblem(rng, 2 + rng.int(maxK - 1));
+      const worked = u < rRate;
+      const k = worked ? 2 + rng.int(maxK - 1) : rng.uniform() < 0.5 || maxK === 2 ? 2 : 3 + rng.int(maxK - 2);
+      const { operands, ops } = randomProblem(rng, k);
       const query = makeQuery(operands, ops);
       if (o.exclude?.has(query)) continue;
       const r = rationale(operands, ops);
-      out.push(fullItem(query, u < rRate ? r.text : '', r.final));
+      out.push(fullItem(query, worked ? r.text : '', r.final));
       continue;
     }
     const v = rng.uniform();
-    if (v < 0.3) out.push(binaryFact(rng).text);
-    else if (v < 0.6) {
+    if (v < 0.2) out.push(binaryFact(rng).text);
+    else if (v < 0.4) {
       const f = binaryFact(rng);
       out.push(FACT_TEMPLATES[rng.int(FACT_TEMPLATES.length)].replace('#', f.text).replace('@', String(f.result)));
-    } else out.push(`Facts: ${Array.from({ length: 2 + rng.int(4) }, () => binaryFact(rng).text).join(', ')}.`);
+    } else if (v < 0.6) {
+      const f = binaryFact(rng);
+      out.push(`Question: What is ${f.text.replace(/ = .*/, '')}? Answer: ${f.text}.`);
+    } else {
+      const facts = Array.from({ length: 2 + rng.int(4) }, () => binaryFact(rng));
+      const list = `Facts: ${facts.map((f) => f.text).join(', ')}`;
+      out.push(rng.uniform() < 0.5 ? `${list}.` : `${list}${answerText(facts[facts.length - 1].result)}`);
+    }
   }
   return out;
 }
