@@ -43,7 +43,7 @@ export function assembleCorpus(specs: string[], seed: number, exclude: string[],
       got = generateArithWeak({ n: Number(weak[1]), seed: seed + 1, rationaleRate, directRate, exclude: excluded });
       const pct = (x: number) => `${+(100 * x).toFixed(2)}%`;
       source =
-        `generated (seed ${seed + 1}; binary facts ${pct(1 - rationaleRate - directRate)} — bare, in a sentence, as "What is a op b?", in lists of 2–5; ` +
+        `generated (seed ${seed + 1}; binary facts ${pct(1 - rationaleRate - directRate)} — bare, in a sentence, answering "What is/are …?", in lists of 2–8; ` +
         `direct answers ${pct(directRate)} and worked rationales ${pct(rationaleRate)}, 2–${ARITH_WEAK_DEFAULTS.maxOperands} operands; ${excluded.size} test queries excluded)`;
     } else if (gen) {
       got = generateArithmetic({ n: Number(gen[1]), seed: seed + 1, exclude: excluded });

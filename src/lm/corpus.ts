@@ -156,11 +156,13 @@ export const ARITH_WEAK_DEFAULTS = { rationaleRate: 0.02, directRate: 0.06, maxO
  *  - direct answers "Question: … = ? Answer:. The answer is N." (directRate; half with 2
  *    operands, half with 3…maxOperands) — so that greedy decoding answers without a rationale;
  *  - binary facts "a op b = c" (the rest), a distributed like a rationale's running value:
- *    bare (20%), in a one-sentence template (20%; "Fact: ….", …, "a op b = c. The answer is c."),
- *    as a question "Question: What is a op b? Answer: a op b = c." (20%; copying a question's
- *    operands into a step), or as a comma-separated list of 2–5 unrelated facts (40%;
- *    "Facts: 3 + 4 = 7, 12 - 5 = 7." — a rationale's step syntax without chaining — half of
- *    the lists ending ". The answer is <last result>.").
+ *    bare (15%), in a one-sentence template (15%; "Fact: ….", …, "a op b = c. The answer is c."),
+ *    as the answer to a question about one to four of them (30%; "Question: What are 8 - 9
+ *    and 14 - 2? Answer: 8 - 9 = -1, 14 - 2 = 12." — copying a question's operand pairs, in
+ *    order, at varied distances, into steps), or as a comma-separated list of 2–8 unrelated
+ *    facts (40%; "Facts: 3 + 4 = 7, 12 - 5 = 7." — a rationale's step syntax without chaining,
+ *    reaching the positions of a 5-operand X Z Y — half of the lists ending ". The answer is
+ *    <last result>.").
  * Never more than maxOperands operands in one item, and no query of `exclude`.
  */
 export function generateArithWeak(o: ArithWeakOptions): string[] {
@@ -184,15 +186,17 @@ export function generateArithWeak(o: ArithWeakOptions): string[] {
       continue;
     }
     const v = rng.uniform();
-    if (v < 0.2) out.push(binaryFact(rng).text);
-    else if (v < 0.4) {
+    if (v < 0.15) out.push(binaryFact(rng).text);
+    else if (v < 0.3) {
       const f = binaryFact(rng);
       out.push(FACT_TEMPLATES[rng.int(FACT_TEMPLATES.length)].replace('#', f.text).replace('@', String(f.result)));
     } else if (v < 0.6) {
-      const f = binaryFact(rng);
-      out.push(`Question: What is ${f.text.replace(/ = .*/, '')}? Answer: ${f.text}.`);
+      const facts = Array.from({ length: 1 + rng.int(4) }, () => binaryFact(rng));
+      const asked = facts.map((f) => f.text.replace(/ = .*/, ''));
+      const what = asked.length === 1 ? `is ${asked[0]}` : `are ${asked.slice(0, -1).join(', ')} and ${asked[asked.length - 1]}`;
+      out.push(`Question: What ${what}? Answer: ${facts.map((f) => f.text).join(', ')}.`);
     } else {
-      const facts = Array.from({ length: 2 + rng.int(4) }, () => binaryFact(rng));
+      const facts = Array.from({ length: 2 + rng.int(7) }, () => binaryFact(rng));
       const list = `Facts: ${facts.map((f) => f.text).join(', ')}`;
       out.push(rng.uniform() < 0.5 ? `${list}.` : `${list}${answerText(facts[facts.length - 1].result)}`);
     }
