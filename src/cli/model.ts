@@ -108,11 +108,11 @@ const evalArithCommand: CommandModule<object, EvalArgs> = {
       const pc = (x: number) => `${(100 * x).toFixed(1)}%`;
       const line =
         `| ${path.basename(f)} | ${free.n} | ${pc(free.accuracy)} | ${pc(calc.accuracy)} | ${pc(calc.withRationale)} | ${pc(calc.firstStep)} | ` +
-        `${pc(forced.accuracy)} | ${pc(forced.firstStep)} | ${gap.meanGap.toFixed(2)} nats (${(100 * gap.fracPrefersCorrect).toFixed(0)}% of ${gap.n}) |`;
+        `${pc(forced.accuracy)} | ${pc(forced.firstStep)} | ${gap.meanLogPriorCorrect.toFixed(2)} | ${gap.meanGap.toFixed(2)} nats (${(100 * gap.fracPrefersCorrect).toFixed(0)}% of ${gap.n}) |`;
       rows.push(line);
       console.log(
         `${path.basename(f)}: n=${free.n} free ${pc(free.accuracy)}  calculator ${pc(calc.accuracy)} (rationale written ${pc(calc.withRationale)}, first step right ${pc(calc.firstStep)})  ` +
-          `forced rationale + calculator ${pc(forced.accuracy)} (first step right ${pc(forced.firstStep)})  reward gap ${gap.meanGap.toFixed(2)} nats, correct preferred in ${(100 * gap.fracPrefersCorrect).toFixed(0)}%`,
+          `forced rationale + calculator ${pc(forced.accuracy)} (first step right ${pc(forced.firstStep)})  log p(Z*|X) ${gap.meanLogPriorCorrect.toFixed(2)}  reward gap ${gap.meanGap.toFixed(2)} nats, correct preferred in ${(100 * gap.fracPrefersCorrect).toFixed(0)}%`,
       );
       for (const r of [free, forced]) for (const e of r.examples.slice(0, a.show)) console.log(`  ${r.forceRationale ? 'forced' : 'free  '}: ${e.query}${e.output}`);
     }
@@ -132,11 +132,12 @@ const evalArithCommand: CommandModule<object, EvalArgs> = {
         '"5 + 9 - 3"). "forced": the prompt is X + " ", so the answer cannot follow "Answer:" at once (what z.minLength 1',
         'does in fine-tuning); calculator on.',
         '',
-        'Reward gap: mean of log p(Y | X Z_correct) − log p(Y | X Z_one-wrong-step) with Y the true answer (first 200',
+        'log p(Z*|X): mean prior log-probability (nats) of the correct rationale Z* (results included) given X, first 200',
+        'problems. Reward gap: mean of log p(Y | X Z_correct) − log p(Y | X Z_one-wrong-step) with Y the true answer (same',
         'problems, wrong step seeded), and how often the correct rationale scores higher.',
         '',
-        '| test file | problems | free | calculator | rationale | first step | forced: accuracy | forced: first step | reward gap |',
-        '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+        '| test file | problems | free | calculator | rationale | first step | forced: accuracy | forced: first step | log p(Z*\\|X) | reward gap |',
+        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
         ...rows,
         '',
         '```',

@@ -106,21 +106,30 @@ export async function evalArithmetic(
 /**
  * How much the base LM's reward log p(Y | X Z) prefers the correct rationale over one with a
  * single wrong step (the chain continuing from the wrong value), Y = the true answer — the
- * signal a posterior sampler of rationales needs (DESIGN.md §2 (LM), R = p_LM(X Z Y)).
+ * signal a posterior sampler of rationales needs (DESIGN.md §2 (LM), R = p_LM(X Z Y)) — and
+ * how weak its prior over rationales is: the mean log p(Z_correct | X) (leading space included).
  */
-export async function rationaleRewardGap(s: LmSession, tok: Tokenizer, file: string, n: number, seed: number): Promise<{ n: number; meanGap: number; fracPrefersCorrect: number }> {
+export async function rationaleRewardGap(
+  s: LmSession,
+  tok: Tokenizer,
+  file: string,
+  n: number,
+  seed: number,
+): Promise<{ n: number; meanGap: number; fracPrefersCorrect: number; meanLogPriorCorrect: number }> {
   const { Rng } = await import('../core/rng.js');
   const { parseQuery, rationale, answerText } = await import('./corpus.js');
   const rng = new Rng(seed);
   const data = loadArithmetic(file).slice(0, n);
   const ctx: number[][] = [];
   const cont: number[][] = [];
+  const zCorrect: number[][] = [];
   for (const d of data) {
     const { operands, ops } = parseQuery(d.str_query);
     const good = rationale(operands, ops);
     const delta = (rng.uniform() < 0.5 ? -1 : 1) * (1 + rng.int(3));
     const bad = rationale(operands, ops, rng.int(ops.length), delta);
     const y = tok.encode(answerText(good.final));
+    zCorrect.push(tok.encode(` ${good.text}`));
     for (const z of [good.text, bad.text]) {
       ctx.push(tok.encode(`${d.str_query} ${z}`));
       cont.push(y);
@@ -129,6 +138,12 @@ export async function rationaleRewardGap(s: LmSession, tok: Tokenizer, file: str
   const { scoreBatch } = await import('./scorer.js');
   const totals: number[] = [];
   for (let i = 0; i < ctx.length; i += 100) totals.push(...(await scoreBatch(s, ctx.slice(i, i + 100), cont.slice(i, i + 100))).total);
+  // how much prior mass the base LM puts on the correct rationale: log p(" " Z_correct | X)
+  let prior = 0;
+  for (let i = 0; i < data.length; i += 100) {
+    const r = await scoreBatch(s, data.slice(i, i + 100).map((d) => tok.encode(d.str_query)), zCorrect.slice(i, i + 100));
+    for (const t of r.total) prior += t / data.length;
+  }
   let gap = 0;
   let wins = 0;
   for (let i = 0; i < data.length; i++) {
@@ -136,5 +151,5 @@ export async function rationaleRewardGap(s: LmSession, tok: Tokenizer, file: str
     gap += g / data.length;
     if (g > 0) wins++;
   }
-  return { n: data.length, meanGap: gap, fracPrefersCorrect: wins / data.length };
+  return { n: data.length, meanGap: gap, fracPrefersCorrect: wins / data.length, meanLogPriorCorrect: prior };
 }
