@@ -34,7 +34,7 @@ const buildTinyCommand: CommandModule<object, BuildArgs> = {
   describe: 'train a small character-level GPT in tfjs and write it as a transformers.js-layout ONNX model folder',
   builder: (y) =>
     y
-      .option('corpus', { type: 'string', array: true, demandOption: true, describe: 'arithmetic:N | FILE(.txt|.jsonl)[@N], repeatable' })
+      .option('corpus', { type: 'string', array: true, demandOption: true, describe: 'arithmetic:N | arith-weak:N[,rationale=R][,direct=D] | FILE(.txt|.jsonl)[@N], repeatable' })
       .option('out', { type: 'string', demandOption: true, describe: 'output model folder' })
       .option('seed', { type: 'number', default: 1 })
       .option('exclude', { type: 'string', array: true, default: [], describe: 'arithmetic JSON files whose queries are never generated (test sets)' })
@@ -89,6 +89,7 @@ interface EvalArgs {
   dir: string;
   data: string[];
   limit?: number;
+  show: number;
   readme: boolean;
 }
 
@@ -100,6 +101,7 @@ const evalArithCommand: CommandModule<object, EvalArgs> = {
       .positional('dir', { type: 'string', demandOption: true })
       .option('data', { type: 'string', array: true, demandOption: true, describe: 'arithmetic JSON files (test_3op.json ...)' })
       .option('limit', { type: 'number', describe: 'first N problems per file' })
+      .option('show', { type: 'number', default: 1, describe: 'greedy outputs to print per file (free and forced)' })
       .option('readme', { type: 'boolean', default: false, describe: "write the results into DIR/README.md's evaluation section" }) as unknown as Argv<EvalArgs>,
   handler: async (a) => {
     const s = await LmSession.open(a.dir, { needHidden: false });
@@ -109,11 +111,18 @@ const evalArithCommand: CommandModule<object, EvalArgs> = {
       if (!existsSync(f)) throw new UsageError(`no such file: ${f}`);
       const free = await evalArithmetic(s, tok, f, { calculator: false, limit: a.limit });
       const calc = await evalArithmetic(s, tok, f, { calculator: true, limit: a.limit });
+      const forced = await evalArithmetic(s, tok, f, { calculator: true, forceRationale: true, limit: a.limit });
       const gap = await rationaleRewardGap(s, tok, f, Math.min(200, free.n), 1);
-      const line = `| ${path.basename(f)} | ${free.n} | ${(100 * free.accuracy).toFixed(1)}% | ${(100 * calc.accuracy).toFixed(1)}% | ${gap.meanGap.toFixed(2)} nats (${(100 * gap.fracPrefersCorrect).toFixed(0)}% of ${gap.n}) |`;
+      const pc = (x: number) => `${(100 * x).toFixed(1)}%`;
+      const line =
+        `| ${path.basename(f)} | ${free.n} | ${pc(free.accuracy)} | ${pc(calc.accuracy)} | ${pc(calc.withRationale)} | ${pc(calc.firstStep)} | ` +
+        `${pc(forced.accuracy)} | ${pc(forced.firstStep)} | ${gap.meanLogPriorCorrect.toFixed(2)} | ${gap.meanGap.toFixed(2)} nats (${(100 * gap.fracPrefersCorrect).toFixed(0)}% of ${gap.n}) |`;
       rows.push(line);
-      console.log(`${path.basename(f)}: n=${free.n} free ${(100 * free.accuracy).toFixed(1)}%  calculator ${(100 * calc.accuracy).toFixed(1)}%  reward gap ${gap.meanGap.toFixed(2)} nats, correct preferred in ${(100 * gap.fracPrefersCorrect).toFixed(0)}%`);
-      console.log(`  e.g. ${free.examples[0].query}${free.examples[0].output}`);
+      console.log(
+        `${path.basename(f)}: n=${free.n} free ${pc(free.accuracy)}  calculator ${pc(calc.accuracy)} (rationale written ${pc(calc.withRationale)}, first step right ${pc(calc.firstStep)})  ` +
+          `forced rationale + calculator ${pc(forced.accuracy)} (first step right ${pc(forced.firstStep)})  log p(Z*|X) ${gap.meanLogPriorCorrect.toFixed(2)}  reward gap ${gap.meanGap.toFixed(2)} nats, correct preferred in ${(100 * gap.fracPrefersCorrect).toFixed(0)}%`,
+      );
+      for (const r of [free, forced]) for (const e of r.examples.slice(0, a.show)) console.log(`  ${r.forceRationale ? 'forced' : 'free  '}: ${e.query}${e.output}`);
     }
     await s.release();
     if (a.readme) {
@@ -123,15 +132,20 @@ const evalArithCommand: CommandModule<object, EvalArgs> = {
         '<!-- eval-arithmetic -->',
         '## Base-model arithmetic accuracy (greedy, no fine-tuning)',
         '',
-        'Zero-shot: the prompt is the query X alone. The context (128 characters) leaves no room for demonstrations,',
+        `Zero-shot: the prompt is the query X alone. The context (${s.facts.nCtx} characters) leaves little room for demonstrations,`,
         'and the X Z Y format is part of the pre-training corpus, so the base model needs none. "free": the model writes',
         'every intermediate result; "calculator": each "a op b =" it writes is completed by the tool (docs/design.md §6).',
+        '"rationale": share of calculator outputs that write a rationale at all (an "=" before "The answer is");',
+        '"first step": share whose rationale starts with the query\'s first two operands and operator ("5 + 9 =" for',
+        '"5 + 9 - 3"). "forced": the prompt is X + " ", so the answer cannot follow "Answer:" at once (what z.minLength 1',
+        'does in fine-tuning); calculator on.',
         '',
-        'Reward gap: mean of log p(Y | X Z_correct) − log p(Y | X Z_one-wrong-step) with Y the true answer (first 200',
+        'log p(Z*|X): mean prior log-probability (nats) of the correct rationale Z* (results included) given X, first 200',
+        'problems. Reward gap: mean of log p(Y | X Z_correct) − log p(Y | X Z_one-wrong-step) with Y the true answer (same',
         'problems, wrong step seeded), and how often the correct rationale scores higher.',
         '',
-        '| test file | problems | free | calculator | reward gap |',
-        '|---|---:|---:|---:|---:|',
+        '| test file | problems | free | calculator | rationale | first step | forced: accuracy | forced: first step | log p(Z*\\|X) | reward gap |',
+        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
         ...rows,
         '',
         '```',

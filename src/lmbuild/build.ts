@@ -6,7 +6,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
-import { generateArithmetic, loadLines } from './corpus.js';
+import { ARITH_WEAK_DEFAULTS, generateArithWeak, generateArithmetic, loadLines } from './corpus.js';
 import { loadArithmetic } from '../text/arithmetic.js';
 import { writeModelFolder } from './model-folder.js';
 import type { GptConfig } from '../lm/gpt.js';
@@ -22,7 +22,8 @@ export interface CorpusPart {
 
 /**
  * Corpus specs: `arithmetic:N` (N generated worked problems, seeded by the build seed),
- * `FILE` (.txt lines or .jsonl `text` fields) or `FILE@N` (N lines drawn without replacement).
+ * `arith-weak:N[,rationale=R][,direct=D]` (N items of the weak-prior corpus, corpus.ts
+ * generateArithWeak, same seed), `FILE` (.txt lines or .jsonl `text` fields) or `FILE@N` (N lines drawn without replacement).
  */
 export function assembleCorpus(specs: string[], seed: number, exclude: string[], nCtx: number): { items: string[]; parts: CorpusPart[] } {
   const rng = new Rng(seed ^ 0x5eed);
@@ -34,7 +35,18 @@ export function assembleCorpus(specs: string[], seed: number, exclude: string[],
     let got: string[];
     let source: string;
     const gen = /^arithmetic:(\d+)$/.exec(spec);
-    if (gen) {
+    const weak = /^arith-weak:(\d+)((?:,(?:rationale|direct)=[0-9.]+)*)$/.exec(spec);
+    if (!weak && spec.startsWith('arith-weak:')) throw new UsageError(`bad corpus spec ${spec}: expected arith-weak:N[,rationale=R][,direct=D]`);
+    if (weak) {
+      const kv = Object.fromEntries(weak[2].split(',').filter(Boolean).map((p) => p.split('=')));
+      const rationaleRate = kv.rationale !== undefined ? Number(kv.rationale) : ARITH_WEAK_DEFAULTS.rationaleRate;
+      const directRate = kv.direct !== undefined ? Number(kv.direct) : ARITH_WEAK_DEFAULTS.directRate;
+      got = generateArithWeak({ n: Number(weak[1]), seed: seed + 1, rationaleRate, directRate, exclude: excluded });
+      const pct = (x: number) => `${+(100 * x).toFixed(2)}%`;
+      source =
+        `generated (seed ${seed + 1}; binary facts ${pct(1 - rationaleRate - directRate)} — bare, in a sentence, answering "What is/are …?", in lists of 2–8; ` +
+        `direct answers ${pct(directRate)} and worked rationales ${pct(rationaleRate)}, 2–${ARITH_WEAK_DEFAULTS.maxOperands} operands; ${excluded.size} test queries excluded)`;
+    } else if (gen) {
       got = generateArithmetic({ n: Number(gen[1]), seed: seed + 1, exclude: excluded });
       source = `generated (seed ${seed + 1}; 2–5 operands; 12% direct answers, 3% one wrong step; ${excluded.size} test queries excluded)`;
     } else {

@@ -1,12 +1,13 @@
 /**
- * Text corpora for the tiny base LMs: a seeded generator of worked arithmetic problems in
- * the format of data/arithmetic (docs/design.md §6), and loaders for plain-text /
+ * Text corpora for the tiny base LMs: seeded generators of worked arithmetic problems in
+ * the format of data/arithmetic (docs/design.md §6) and of the weak-prior arithmetic corpus
+ * (binary facts, direct answers, few rationales), arithmetic test sets, and loaders for plain-text /
  * JSONL sentence files. Items are single lines; the trainer puts one item per row.
  */
 import { readTextFile } from '../core/io.js';
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
-import { fullItem, makeQuery, rationale } from '../text/arithmetic.js';
+import { answerText, fullItem, makeQuery, rationale } from '../text/arithmetic.js';
 
 export interface ArithmeticCorpusOptions {
   n: number;
@@ -46,6 +47,133 @@ export function generateArithmetic(o: ArithmeticCorpusOptions): string[] {
   }
   return out;
 }
+
+/** Left-to-right value of a chain of operands and +/− ops. */
+export function evaluateChain(operands: number[], ops: string[]): number {
+  let acc = operands[0];
+  for (let i = 0; i < ops.length; i++) acc = ops[i] === '+' ? acc + operands[i + 1] : acc - operands[i + 1];
+  return acc;
+}
+
+function randomProblem(rng: Rng, k: number): { operands: number[]; ops: ('+' | '-')[] } {
+  const operands = Array.from({ length: k }, () => rng.int(10));
+  const ops = Array.from({ length: k - 1 }, () => (rng.uniform() < 0.5 ? '+' : '-') as '+' | '-');
+  return { operands, ops };
+}
+
+/**
+ * One binary fact "a op b = c" whose first operand is distributed like the running value
+ * of a worked rationale: the left-to-right value of a random chain of 1–4 digits (−27 … 36),
+ * so chained steps such as "14 - 3 = 11" or "-27 - 9 = -36" are covered; b is a digit.
+ */
+function binaryFact(rng: Rng): { text: string; result: number } {
+  const chain = randomProblem(rng, 1 + rng.int(4));
+  const a = evaluateChain(chain.operands, chain.ops);
+  const b = rng.int(10);
+  const op = rng.uniform() < 0.5 ? '+' : '-';
+  const result = op === '+' ? a + b : a - b;
+  return { text: `${a} ${op} ${b} = ${result}`, result };
+}
+
+/**
+ * One-sentence contexts of a fact (# = the fact, @ = its result). The last one ties
+ * "The answer is" to the value just computed — what lets the likelihood tell a chain that
+ * ends on the right value from one that does not — without showing any chaining.
+ */
+const FACT_TEMPLATES = ['Fact: #.', 'We know that #.', 'Note: #.', 'Remember: #.', 'Check: #. Correct.', '#. The answer is @.'];
+
+export interface ArithWeakOptions {
+  n: number;
+  seed: number;
+  /** Fraction of items that are worked X Z Y rationales (default 0.02). */
+  rationaleRate?: number;
+  /** Fraction of items that are direct answers "X. The answer is N." (default 0.06). */
+  directRate?: number;
+  /** Operands per query in direct and worked items: 2 … maxOperands (default 4). */
+  maxOperands?: number;
+  /** Queries never to emit (the test sets). */
+  exclude?: Set<string>;
+}
+
+export const ARITH_WEAK_DEFAULTS = { rationaleRate: 0.02, directRate: 0.06, maxOperands: 4 } as const;
+
+/**
+ * The corpus of models/arith-weak: a base model whose prior over rationales is weak while its
+ * likelihood still tells right from wrong chains (docs/design.md §6, the situation of GPT-J in Hu
+ * et al. 2024; models/arith-weak/README.md gives the reasons for each part). Items, one line each:
+ *  - worked rationales in the exact X Z Y format (rationaleRate; 2…maxOperands operands,
+ *    uniform; all correct) — the only items that show chaining;
+ *  - direct answers "Question: … = ? Answer:. The answer is N." (directRate; half with 2
+ *    operands, half with 3…maxOperands) — so that greedy decoding answers without a rationale;
+ *  - binary facts "a op b = c" (the rest), a distributed like a rationale's running value:
+ *    bare (15%), in a one-sentence template (15%; "Fact: ….", …, "a op b = c. The answer is c."),
+ *    as the answer to a question about one to four of them (30%; "Question: What are 8 - 9
+ *    and 14 - 2? Answer: 8 - 9 = -1, 14 - 2 = 12." — copying a question's operand pairs, in
+ *    order, at varied distances, into steps), or as a comma-separated list of 2–8 unrelated
+ *    facts (40%; "Facts: 3 + 4 = 7, 12 - 5 = 7." — a rationale's step syntax without chaining,
+ *    reaching the positions of a 5-operand X Z Y — half of the lists ending ". The answer is
+ *    <last result>.").
+ * Never more than maxOperands operands in one item, and no query of `exclude`.
+ */
+export function generateArithWeak(o: ArithWeakOptions): string[] {
+  const rng = new Rng(o.seed);
+  const rRate = o.rationaleRate ?? ARITH_WEAK_DEFAULTS.rationaleRate;
+  const dRate = o.directRate ?? ARITH_WEAK_DEFAULTS.directRate;
+  const maxK = o.maxOperands ?? ARITH_WEAK_DEFAULTS.maxOperands;
+  if (!(rRate >= 0 && dRate >= 0 && rRate + dRate <= 1)) throw new UsageError(`arith-weak: rates must be ≥ 0 and sum to ≤ 1 (rationale ${rRate}, direct ${dRate})`);
+  if (!(maxK >= 2)) throw new UsageError('arith-weak: maxOperands must be ≥ 2');
+  const out: string[] = [];
+  while (out.length < o.n) {
+    const u = rng.uniform();
+    if (u < rRate + dRate) {
+      const worked = u < rRate;
+      const k = worked ? 2 + rng.int(maxK - 1) : rng.uniform() < 0.5 || maxK === 2 ? 2 : 3 + rng.int(maxK - 2);
+      const { operands, ops } = randomProblem(rng, k);
+      const query = makeQuery(operands, ops);
+      if (o.exclude?.has(query)) continue;
+      const r = rationale(operands, ops);
+      out.push(fullItem(query, worked ? r.text : '', r.final));
+      continue;
+    }
+    const v = rng.uniform();
+    if (v < 0.15) out.push(binaryFact(rng).text);
+    else if (v < 0.3) {
+      const f = binaryFact(rng);
+      out.push(FACT_TEMPLATES[rng.int(FACT_TEMPLATES.length)].replace('#', f.text).replace('@', String(f.result)));
+    } else if (v < 0.6) {
+      const facts = Array.from({ length: 1 + rng.int(4) }, () => binaryFact(rng));
+      const asked = facts.map((f) => f.text.replace(/ = .*/, ''));
+      const what = asked.length === 1 ? `is ${asked[0]}` : `are ${asked.slice(0, -1).join(', ')} and ${asked[asked.length - 1]}`;
+      out.push(`Question: What ${what}? Answer: ${facts.map((f) => f.text).join(', ')}.`);
+    } else {
+      const facts = Array.from({ length: 2 + rng.int(7) }, () => binaryFact(rng));
+      const list = `Facts: ${facts.map((f) => f.text).join(', ')}`;
+      out.push(rng.uniform() < 0.5 ? `${list}.` : `${list}${answerText(facts[facts.length - 1].result)}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * A test set in the format of data/arithmetic/test_4op.json: n distinct queries of
+ * `operands` digits (0–9) joined by + or − (each with probability 1/2), num_sol = the
+ * left-to-right value. Seeded; queries in `exclude` are skipped.
+ */
+export function generateTestSet(o: { n: number; operands: number; seed: number; exclude?: Set<string> }): { str_query: string; num_sol: number }[] {
+  if (!(o.operands >= 2) || 2 ** (o.operands - 1) * 10 ** o.operands < 2 * o.n) throw new UsageError(`cannot draw ${o.n} distinct ${o.operands}-operand problems`);
+  const rng = new Rng(o.seed);
+  const seen = new Set<string>(o.exclude ?? []);
+  const out: { str_query: string; num_sol: number }[] = [];
+  while (out.length < o.n) {
+    const { operands, ops } = randomProblem(rng, o.operands);
+    const query = makeQuery(operands, ops);
+    if (seen.has(query)) continue;
+    seen.add(query);
+    out.push({ str_query: query, num_sol: evaluateChain(operands, ops) });
+  }
+  return out;
+}
+
 
 /**
  * ASCII-normalizes English text for the character vocabulary: typographic quotes, dashes

@@ -1,0 +1,93 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { generateArithWeak, generateTestSet } from '../src/lmbuild/corpus.js';
+import { assembleCorpus } from '../src/lmbuild/build.js';
+import { firstStepRight } from '../src/lmbuild/eval-arithmetic.js';
+
+/** Left-to-right value of "a op b op c ...", written here independently of corpus.ts. */
+function evalExpr(e: string): number {
+  const t = e.trim().split(' ');
+  let acc = Number(t[0]);
+  for (let i = 1; i < t.length; i += 2) acc = t[i] === '+' ? acc + Number(t[i + 1]) : acc - Number(t[i + 1]);
+  return acc;
+}
+
+const testQueries = (f: string): string[] => JSON.parse(readFileSync(f, 'utf8')).map((r: { str_query: string }) => r.str_query);
+
+test('arith-weak corpus: ≤ 4 operands, requested rationale share, true facts, test queries excluded, seeded', () => {
+  const exclude = new Set([...testQueries('data/arithmetic/test_3op.json'), ...testQueries('data/arithmetic/test_4op.json')]);
+  const n = 20000;
+  const items = generateArithWeak({ n, seed: 7, rationaleRate: 0.02, directRate: 0.06, exclude });
+  assert.equal(items.length, n);
+  assert.deepEqual(items.slice(0, 500), generateArithWeak({ n: 500, seed: 7, rationaleRate: 0.02, directRate: 0.06, exclude }));
+  let worked = 0;
+  let direct = 0;
+  for (const it of items) {
+    // every "x op y op ... = v" in the item, anywhere: operands ≤ 4 and v right
+    for (const m of it.matchAll(/(-?\d+(?: [+-] -?\d+)+) = (-?\d+)/g)) {
+      assert.ok(m[1].split(' ').length <= 7, `more than 4 operands: ${it}`);
+      assert.equal(Number(m[2]), evalExpr(m[1]), it);
+    }
+    const q = /^(Question: (.*) = \? Answer:)(.*)\. The answer is (-?\d+)\.$/.exec(it);
+    if (q) {
+      assert.ok(!exclude.has(q[1]), `test query: ${q[1]}`);
+      assert.ok(q[2].split(' ').length <= 7, it);
+      assert.equal(Number(q[4]), evalExpr(q[2]), it);
+      if (q[3] === '') direct++;
+      else {
+        worked++;
+        // exact X Z Y: steps chain left to right over the query's operands
+        const t = q[2].split(' ');
+        const steps = q[3].trim().split(', ');
+        assert.equal(steps.length, (t.length - 1) / 2, it);
+        let acc = Number(t[0]);
+        steps.forEach((st, i) => {
+          const r = evalExpr(`${acc} ${t[2 * i + 1]} ${t[2 * i + 2]}`);
+          assert.equal(st, `${acc} ${t[2 * i + 1]} ${t[2 * i + 2]} = ${r}`, it);
+          acc = r;
+        });
+      }
+    } else assert.ok(!/Answer:/.test(it) || /^Question: What (is|are) -?\d+ [+-] \d[,? ].*Answer: /.test(it), it);
+  }
+  // binomial, ±4σ
+  const sd = (p: number) => 4 * Math.sqrt((p * (1 - p)) / n);
+  assert.ok(Math.abs(worked / n - 0.02) < sd(0.02) && worked / n <= 0.025, `worked ${worked}`);
+  assert.ok(Math.abs(direct / n - 0.06) < sd(0.06), `direct ${direct}`);
+  // chained intermediate values (two-digit, negative) are covered as facts
+  assert.ok(items.some((s) => /(^|[ :]|, )-1\d [+-] \d = /.test(s)) && items.some((s) => /(^|[ :]|, )1\d [+-] \d = /.test(s)));
+});
+
+test('arith-weak corpus spec: options parsed, bad specs refused', () => {
+  const { items, parts } = assembleCorpus(['arith-weak:3000,rationale=0.01,direct=0.2'], 3, [], 160);
+  assert.equal(items.length, 3000);
+  assert.match(parts[0].source, /direct answers 20% and worked rationales 1%/);
+  assert.throws(() => assembleCorpus(['arith-weak:10,foo=1'], 3, [], 160), /bad corpus spec/);
+  assert.throws(() => assembleCorpus(['arith-weak:10,rationale=0.6,direct=0.6'], 3, [], 160), /rates/);
+});
+
+test('test_5op.json: 500 distinct five-operand problems, num_sol = left-to-right value, no test_3op/4op query; the generator rebuilds it', () => {
+  const raw = readFileSync('data/arithmetic/test_5op.json', 'utf8');
+  const data: { str_query: string; num_sol: number }[] = JSON.parse(raw);
+  assert.equal(data.length, 500);
+  assert.equal(new Set(data.map((d) => d.str_query)).size, 500);
+  const old = new Set([...testQueries('data/arithmetic/test_3op.json'), ...testQueries('data/arithmetic/test_4op.json')]);
+  for (const d of data) {
+    assert.deepEqual(Object.keys(d), ['str_query', 'num_sol']);
+    const m = /^Question: (\d [+-] \d [+-] \d [+-] \d [+-] \d) = \? Answer:$/.exec(d.str_query);
+    assert.ok(m, d.str_query);
+    assert.equal(d.num_sol, evalExpr(m[1]), d.str_query);
+    assert.ok(!old.has(d.str_query));
+  }
+  // the documented command: node dist/scripts/arithmetic-testset.js --operands 5 --n 500 --seed 5
+  assert.equal(JSON.stringify(generateTestSet({ n: 500, operands: 5, seed: 5 }), null, 4), raw);
+});
+
+test('first-step measure', () => {
+  const q = 'Question: 5 + 9 - 3 = ? Answer:';
+  assert.ok(firstStepRight(q, ' 5 + 9 = 14, 14 - 3 = 11. The answer is 11.'));
+  assert.ok(firstStepRight(q, ' 5 + 9 ='));
+  assert.ok(!firstStepRight(q, '. The answer is 11.'));
+  assert.ok(!firstStepRight(q, ' 9 - 3 = 6, 5 + 6 = 11. The answer is 11.'));
+  assert.ok(!firstStepRight(q, ' 5 - 9 = -4'));
+});
