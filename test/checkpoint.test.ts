@@ -16,7 +16,10 @@ test('checkpoints: files and a sha256 manifest, latest names the newest, older o
     assert.equal(hasCheckpoint(run), false);
     mkdirSync(join(run, 'checkpoints'));
     assert.equal(hasCheckpoint(run), false, 'hasCheckpoint with a checkpoints folder but no latest');
-    assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /no checkpoint/.test(e.message));
+    assert.throws(
+      () => loadLatestCheckpoint(run),
+      (e: Error) => e instanceof UsageError && /no checkpoint/.test(e.message),
+    );
     const rng = new Rng(3);
     for (const step of [5, 10, 15]) {
       rng.uniform();
@@ -51,16 +54,33 @@ test('checkpoints: files and a sha256 manifest, latest names the newest, older o
     // keep = 1 prunes to the newest one; saving the same step twice replaces it
     saveCheckpoint(run, 20, (d) => writeFileSync(join(d, 'a'), 'w'), 1);
     saveCheckpoint(run, 20, (d) => writeFileSync(join(d, 'a'), 'x'), 1);
-    assert.deepEqual(readdirSync(join(run, 'checkpoints')).sort(), ['latest', 'old-step-00000002', 'step-00000001.tmp-1', 'step-00000020'], 'checkpoint folders after pruning');
-    assert.deepEqual(readdirSync(join(run, 'checkpoints', 'step-00000020')).sort(), ['a', 'manifest.json'], 'files of a re-saved checkpoint');
+    assert.deepEqual(
+      readdirSync(join(run, 'checkpoints')).sort(),
+      ['latest', 'old-step-00000002', 'step-00000001.tmp-1', 'step-00000020'],
+      'checkpoint folders after pruning',
+    );
+    assert.deepEqual(
+      readdirSync(join(run, 'checkpoints', 'step-00000020')).sort(),
+      ['a', 'manifest.json'],
+      'files of a re-saved checkpoint',
+    );
     assert.equal(loadLatestCheckpoint(run).files.get('a')!.toString(), 'x', 're-saved checkpoint content');
     // a corrupt file or a missing one is a readable UsageError
     writeFileSync(join(run, 'checkpoints', 'step-00000020', 'a'), 'y');
-    assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /corrupt \(sha256 mismatch\)/.test(e.message));
+    assert.throws(
+      () => loadLatestCheckpoint(run),
+      (e: Error) => e instanceof UsageError && /corrupt \(sha256 mismatch\)/.test(e.message),
+    );
     rmSync(join(run, 'checkpoints', 'step-00000020', 'a'));
-    assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /step-00000020 is unusable: a is missing/.test(e.message));
+    assert.throws(
+      () => loadLatestCheckpoint(run),
+      (e: Error) => e instanceof UsageError && /step-00000020 is unusable: a is missing/.test(e.message),
+    );
     rmSync(join(run, 'checkpoints', 'step-00000020', 'manifest.json'));
-    assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /no readable manifest/.test(e.message));
+    assert.throws(
+      () => loadLatestCheckpoint(run),
+      (e: Error) => e instanceof UsageError && /no readable manifest/.test(e.message),
+    );
     assert.ok(!existsSync(join(run, 'checkpoints', `latest.tmp-${process.pid}`)));
   } finally {
     rmSync(run, { recursive: true, force: true });

@@ -53,7 +53,8 @@ test('LoRA: a run restored from a checkpoint ends on exactly the numbers (and ad
   assert.equal(b!.loss, a!.loss);
   assert.equal(b!.meanLogR, a!.meanLogR);
   assert.equal(b!.logZ, a!.logZ);
-  const fa = (full.adapter as LoraPolicyAdapter).lora.factors(), fb = (resumed.adapter as LoraPolicyAdapter).lora.factors();
+  const fa = (full.adapter as LoraPolicyAdapter).lora.factors(),
+    fb = (resumed.adapter as LoraPolicyAdapter).lora.factors();
   let moved = 0;
   for (const [n, f] of fa) {
     assert.deepEqual(fb.get(n)!.a, f.a);
@@ -76,7 +77,9 @@ test('LoRA (TB) moves the policy to the exact posterior p(Z | X, Y) at CI size (
   let logZ = NaN;
   for (let i = 0; i < steps; i++) logZ = (await t.trainStep()).logZ;
   const r = await exactPosterior(t);
-  console.log(`LoRA TB CI posterior: TV ${before.tv.toFixed(4)} → ${r.tv.toFixed(4)}, log Z ${logZ.toFixed(3)} vs exact ${r.logZTrue.toFixed(3)}`);
+  console.log(
+    `LoRA TB CI posterior: TV ${before.tv.toFixed(4)} → ${r.tv.toFixed(4)}, log Z ${logZ.toFixed(3)} vs exact ${r.logZTrue.toFixed(3)}`,
+  );
   assert.ok(Math.abs(r.policyMass - 1) < 1e-4);
   assert.ok(before.tv > 0.5, `the untrained policy is far from the posterior (TV ${before.tv})`);
   assert.ok(r.tv < 0.08, `TV ${r.tv}`);
@@ -86,7 +89,12 @@ test('LoRA (TB) moves the policy to the exact posterior p(Z | X, Y) at CI size (
 test('LoRA bad inputs: unknown target, rank ≤ 0 or above the layer → one line, exit 2', () => {
   const file = join(work, 'bad.yaml');
   writeFileSync(file, YAML.stringify(loraConfig('tb', 5)));
-  const run = (...sets: string[]) => spawnSync(process.execPath, [cli, 'train', '--config', file, '--out', join(work, `bad-${Math.random()}`), ...sets.flatMap((s) => ['--set', s])], { encoding: 'utf8' });
+  const run = (...sets: string[]) =>
+    spawnSync(
+      process.execPath,
+      [cli, 'train', '--config', file, '--out', join(work, `bad-${Math.random()}`), ...sets.flatMap((s) => ['--set', s])],
+      { encoding: 'utf8' },
+    );
   const expect = (r: ReturnType<typeof run>, re: RegExp) => {
     assert.equal(r.status, 2, r.stderr);
     const lines = r.stderr.trim().split('\n');
@@ -108,7 +116,10 @@ test('CLI: a LoRA run trains, samples greedily with --temperature 0 (same Z ever
   assert.equal(t.status, 0, t.stderr);
   const s = cliRun('sample', '--run', runDir, '--x', 'The cat', '--y', ' sat.', '-n', '3', '--temperature', '0', '--json');
   assert.equal(s.status, 0, s.stderr);
-  const rows = s.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const rows = s.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(rows.length, 3);
   assert.ok(rows.every((r) => r.z === rows[0].z && r.logPF === rows[0].logPF && r.logPF <= 0));
   const out = join(work, 'cli-merged');

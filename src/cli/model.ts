@@ -34,10 +34,20 @@ const buildTinyCommand: CommandModule<object, BuildArgs> = {
   describe: 'train a small character-level GPT in tfjs and write it as a transformers.js-layout ONNX model folder',
   builder: (y) =>
     y
-      .option('corpus', { type: 'string', array: true, demandOption: true, describe: 'arithmetic:N | arith-weak:N[,rationale=R][,direct=D] | FILE(.txt|.jsonl)[@N], repeatable' })
+      .option('corpus', {
+        type: 'string',
+        array: true,
+        demandOption: true,
+        describe: 'arithmetic:N | arith-weak:N[,rationale=R][,direct=D] | FILE(.txt|.jsonl)[@N], repeatable',
+      })
       .option('out', { type: 'string', demandOption: true, describe: 'output model folder' })
       .option('seed', { type: 'number', default: 1 })
-      .option('exclude', { type: 'string', array: true, default: [], describe: 'arithmetic JSON files whose queries are never generated (test sets)' })
+      .option('exclude', {
+        type: 'string',
+        array: true,
+        default: [],
+        describe: 'arithmetic JSON files whose queries are never generated (test sets)',
+      })
       .option('steps', { type: 'number', default: 2000 })
       .option('batch', { type: 'number', default: 32 })
       .option('lr', { type: 'number', default: 3e-3 })
@@ -53,13 +63,27 @@ const buildTinyCommand: CommandModule<object, BuildArgs> = {
       if (!Number.isInteger(a[k]) || a[k] < 0) throw new UsageError(`--${k} must be a non-negative integer`);
     if (!(a.lr > 0)) throw new UsageError('--lr must be positive');
     const vocabSize = new CharTokenizer().vocabSize;
-    const command = `flowtune model build-tiny ${a.corpus.map((c) => `--corpus ${c}`).join(' ')} ${a.exclude.map((c) => `--exclude ${c}`).join(' ')} --out ${a.out} --seed ${a.seed} --steps ${a.steps} --batch ${a.batch} --lr ${a.lr} --layers ${a.layers} --embd ${a.embd} --heads ${a.heads} --ctx ${a.ctx}`.replace(/ +/g, ' ');
+    const command =
+      `flowtune model build-tiny ${a.corpus.map((c) => `--corpus ${c}`).join(' ')} ${a.exclude.map((c) => `--exclude ${c}`).join(' ')} --out ${a.out} --seed ${a.seed} --steps ${a.steps} --batch ${a.batch} --lr ${a.lr} --layers ${a.layers} --embd ${a.embd} --heads ${a.heads} --ctx ${a.ctx}`.replace(
+        / +/g,
+        ' ',
+      );
     await buildTiny({
       out: a.out,
       corpus: a.corpus,
       exclude: a.exclude,
       seed: a.seed,
-      config: { vocabSize, nLayer: a.layers, nHead: a.heads, nEmbd: a.embd, nCtx: a.ctx, lnEps: 1e-5, bosTokenId: 0, eosTokenId: 0, padTokenId: 0 },
+      config: {
+        vocabSize,
+        nLayer: a.layers,
+        nHead: a.heads,
+        nEmbd: a.embd,
+        nCtx: a.ctx,
+        lnEps: 1e-5,
+        bosTokenId: 0,
+        eosTokenId: 0,
+        padTokenId: 0,
+      },
       train: { steps: a.steps, batch: a.batch, lr: a.lr, warmup: a.warmup, clip: 1.0, evalEvery: a['eval-every'], valItems: a.val },
       command,
       log: (l) => console.log(l),
@@ -69,12 +93,14 @@ const buildTinyCommand: CommandModule<object, BuildArgs> = {
 
 const inspectCommand: CommandModule<object, { dir: string; json: boolean; dtype: string }> = {
   command: 'inspect <dir>',
-  describe: 'print family, attention/KV heads, vocabulary vs tokenizer, context, position handling, parameters, inputs/outputs, files read (DIR: folder or cached hub id)',
+  describe:
+    'print family, attention/KV heads, vocabulary vs tokenizer, context, position handling, parameters, inputs/outputs, files read (DIR: folder or cached hub id)',
   builder: (y) =>
-    y
-      .positional('dir', { type: 'string', demandOption: true })
-      .option('json', { type: 'boolean', default: false })
-      .option('dtype', { type: 'string', default: 'fp32', describe: 'weights file as transformers.js dtype: fp32 (model.onnx), fp16, q8 (model_quantized.onnx), ...' }) as unknown as Argv<{
+    y.positional('dir', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }).option('dtype', {
+      type: 'string',
+      default: 'fp32',
+      describe: 'weights file as transformers.js dtype: fp32 (model.onnx), fp16, q8 (model_quantized.onnx), ...',
+    }) as unknown as Argv<{
       dir: string;
       json: boolean;
       dtype: string;
@@ -102,7 +128,11 @@ const evalArithCommand: CommandModule<object, EvalArgs> = {
       .option('data', { type: 'string', array: true, demandOption: true, describe: 'arithmetic JSON files (test_3op.json ...)' })
       .option('limit', { type: 'number', describe: 'first N problems per file' })
       .option('show', { type: 'number', default: 1, describe: 'greedy outputs to print per file (free and forced)' })
-      .option('readme', { type: 'boolean', default: false, describe: "write the results into DIR/README.md's evaluation section" }) as unknown as Argv<EvalArgs>,
+      .option('readme', {
+        type: 'boolean',
+        default: false,
+        describe: "write the results into DIR/README.md's evaluation section",
+      }) as unknown as Argv<EvalArgs>,
   handler: async (a) => {
     const s = await LmSession.open(a.dir, { needHidden: false });
     const tok = await loadHfTokenizer(a.dir, s.facts.eosTokenId, s.vocabSize);
@@ -122,7 +152,8 @@ const evalArithCommand: CommandModule<object, EvalArgs> = {
         `${path.basename(f)}: n=${free.n} free ${pc(free.accuracy)}  calculator ${pc(calc.accuracy)} (rationale written ${pc(calc.withRationale)}, first step right ${pc(calc.firstStep)})  ` +
           `forced rationale + calculator ${pc(forced.accuracy)} (first step right ${pc(forced.firstStep)})  log p(Z*|X) ${gap.meanLogPriorCorrect.toFixed(2)}  reward gap ${gap.meanGap.toFixed(2)} nats, correct preferred in ${(100 * gap.fracPrefersCorrect).toFixed(0)}%`,
       );
-      for (const r of [free, forced]) for (const e of r.examples.slice(0, a.show)) console.log(`  ${r.forceRationale ? 'forced' : 'free  '}: ${e.query}${e.output}`);
+      for (const r of [free, forced])
+        for (const e of r.examples.slice(0, a.show)) console.log(`  ${r.forceRationale ? 'forced' : 'free  '}: ${e.query}${e.output}`);
     }
     await s.release();
     if (a.readme) {
@@ -188,7 +219,12 @@ const generateCommand: CommandModule<object, GenArgs> = {
     const tok = await loadHfTokenizer(dir, s.facts.eosTokenId, s.vocabSize);
     const prompts = a.prompt.flatMap((p) => Array.from({ length: a.n }, () => p));
     const ids = prompts.map((p) => encodeX(tok, p));
-    const r = await sample(s, ids, { maxNewTokens: a['max-new-tokens'], temperature: a.temperature, rng: new Rng(a.seed), keepHidden: false });
+    const r = await sample(s, ids, {
+      maxNewTokens: a['max-new-tokens'],
+      temperature: a.temperature,
+      rng: new Rng(a.seed),
+      keepHidden: false,
+    });
     prompts.forEach((p, b) => {
       const row = Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b]));
       let lp = 0;

@@ -7,7 +7,7 @@
  * final hidden state h [N×d] and base logits [N×V] — into policy logits, so an update never
  * reruns the LM (docs/design.md §4).
  */
-import { tf } from '../core/backend.js';
+import type { tf } from '../core/backend.js';
 import type { PolicyHook } from '../lm/sampler.js';
 import type { LmSession } from '../lm/session.js';
 import type { ScoredRow } from './score.js';

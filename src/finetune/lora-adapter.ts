@@ -29,7 +29,12 @@ export class LoraPolicyAdapter implements PolicyAdapter {
   ) {}
 
   /** Adapters for `dir` (the frozen weights read from its ONNX file) and the branched sampling session. */
-  static async create(dir: string, frozen: LmSession, cfg: { rank: number; alpha: number; targets: string[] | null; trainFlow: boolean; seed: number; threads: number }, head: LmHead): Promise<LoraPolicyAdapter> {
+  static async create(
+    dir: string,
+    frozen: LmSession,
+    cfg: { rank: number; alpha: number; targets: string[] | null; trainFlow: boolean; seed: number; threads: number },
+    head: LmHead,
+  ): Promise<LoraPolicyAdapter> {
     const lora = new LoraAdapter(frozen.facts, { rank: cfg.rank, alpha: cfg.alpha, targets: cfg.targets }, cfg.seed);
     const base = loadFrozenGpt(dir);
     if (base.sha256 !== frozen.modelHash) throw new UsageError(`${dir}: model file changed while opening it`);
@@ -54,7 +59,13 @@ export class LoraPolicyAdapter implements PolicyAdapter {
   /** Needs the rows: the adapted model's logits depend on the whole prefix, not on the frozen hidden state. */
   logits(_hidden: T2, _base: T2, rows?: ScoredRow[]): T2 {
     if (!rows) throw new Error('LoRA logits need the scored rows (their tokens)');
-    return loraNodeLogits(this.base, this.lora, rows.map((r) => r.tokens.x), rows.map((r) => r.tokens.z), rows.map((r) => r.nodes));
+    return loraNodeLogits(
+      this.base,
+      this.lora,
+      rows.map((r) => r.tokens.x),
+      rows.map((r) => r.tokens.z),
+      rows.map((r) => r.nodes),
+    );
   }
 
   logitsSync(): Float32Array {

@@ -128,7 +128,11 @@ export class LoraAdapter {
     return manifest;
   }
 
-  static load(dir: string, facts: Pick<ModelFacts, 'modelType' | 'nLayer' | 'nEmbd'>, expect?: { sha256?: string }): { adapter: LoraAdapter; manifest: LoraManifest } {
+  static load(
+    dir: string,
+    facts: Pick<ModelFacts, 'modelType' | 'nLayer' | 'nEmbd'>,
+    expect?: { sha256?: string },
+  ): { adapter: LoraAdapter; manifest: LoraManifest } {
     const mf = path.join(dir, 'adapter.json');
     if (!existsSync(mf)) throw new UsageError(`${dir}: missing adapter.json`);
     let m: LoraManifest;
@@ -139,7 +143,9 @@ export class LoraAdapter {
     }
     if (m.format !== 'flowtune-lora') throw new UsageError(`${mf}: not a flowtune LoRA manifest`);
     if (expect?.sha256 && expect.sha256 !== m.baseModelSha256)
-      throw new UsageError(`${dir}: adapter was trained on base model ${m.baseModel} (sha256 ${m.baseModelSha256.slice(0, 12)}…), not this one`);
+      throw new UsageError(
+        `${dir}: adapter was trained on base model ${m.baseModel} (sha256 ${m.baseModelSha256.slice(0, 12)}…), not this one`,
+      );
     const adapter = new LoraAdapter(facts, { rank: m.rank, alpha: m.alpha, targets: m.targets }, 0);
     const { tensors } = loadSafetensors(path.join(dir, 'adapter.safetensors'));
     const f = new Map<string, LoraFactors>();
@@ -147,7 +153,8 @@ export class LoraAdapter {
       const take = (k: string, shape: number[]) => {
         const t = tensors.get(k);
         if (!t) throw new UsageError(`${dir}/adapter.safetensors: missing tensor ${k}`);
-        if (t.shape.join('x') !== shape.join('x')) throw new UsageError(`${dir}/adapter.safetensors: ${k} has shape ${t.shape}, expected ${shape}`);
+        if (t.shape.join('x') !== shape.join('x'))
+          throw new UsageError(`${dir}/adapter.safetensors: ${k} has shape ${t.shape}, expected ${shape}`);
         return t.data;
       };
       f.set(mod.name, { a: take(`${mod.name}.A`, [mod.inDim, m.rank]), b: take(`${mod.name}.B`, [m.rank, mod.outDim]) });
@@ -173,18 +180,31 @@ export function loadFrozenGpt(dir: string): FrozenGpt {
   if (facts.modelType !== 'gpt2') throw new UsageError(`${dir}: the tfjs forward supports model_type gpt2 only (got ${facts.modelType})`);
   const config = configFromFacts(facts);
   const { bytes, model } = readOnnx(dir);
-  const w = readGptWeights(model, paramShapes(config).map(([n]) => n));
+  const w = readGptWeights(
+    model,
+    paramShapes(config).map(([n]) => n),
+  );
   return { config, params: toTfParams(config, w), sha256: sha256(bytes) };
 }
 
 /** logits [B·S, V] and hidden [B·S, d] of the adapted model (call inside tf.tidy / a gradient closure). */
-export function loraForward(base: FrozenGpt, adapter: LoraAdapter | null, batch: number, seqLen: number, ids: ArrayLike<number>, mask?: ArrayLike<number>) {
+export function loraForward(
+  base: FrozenGpt,
+  adapter: LoraAdapter | null,
+  batch: number,
+  seqLen: number,
+  ids: ArrayLike<number>,
+  mask?: ArrayLike<number>,
+) {
   return referenceForward(base.config, base.params, { batch, seqLen, ids, mask }, adapter?.tfParams());
 }
 
 /** An ORT session over the model folder with low-rank branches, fed with the adapter's current factors. */
 export async function openLoraSession(dir: string, adapter: LoraAdapter, opts: { threads?: number } = {}): Promise<LmSession> {
-  const s = await LmSession.open(dir, { threads: opts.threads, transform: (m) => addLoraBranches(m, adapter.modules, adapter.scale, adapter.config.rank) });
+  const s = await LmSession.open(dir, {
+    threads: opts.threads,
+    transform: (m) => addLoraBranches(m, adapter.modules, adapter.scale, adapter.config.rank),
+  });
   adapter.feedsInto(s);
   return s;
 }

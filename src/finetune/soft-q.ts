@@ -97,7 +97,8 @@ export class TokenSoftQ {
   /** Soft value at the root, τ·LSE(Q(s0, ·)/τ) + shift: the soft-RL estimate of log Z (eq. (M)), averaged over rows. */
   valueAtRoot(rows: ScoredRow[]): number {
     const { d, V, tau } = this;
-    const h = new Float32Array(rows.length * d), base = new Float32Array(rows.length * V);
+    const h = new Float32Array(rows.length * d),
+      base = new Float32Array(rows.length * V);
     rows.forEach((r, b) => {
       h.set(r.hidden.subarray(0, d), b * d);
       base.set(r.baseLogits.subarray(0, V), b * V);

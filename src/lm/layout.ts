@@ -54,7 +54,7 @@ export function hashModelFiles(graph: Uint8Array, extFiles: string[]): string {
   for (const f of extFiles) {
     const fd = openSync(f, 'r');
     try {
-      for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+      for (let n: number; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
     } finally {
       closeSync(fd);
     }
@@ -90,7 +90,9 @@ export function stageSurgeredModel(m: ModelProto, graphFile: string, extFiles: s
   try {
     writeFileSync(file, bytes);
   } catch (err) {
-    throw new UsageError(`${graphFile}: cannot stage the graph with last_hidden_state next to its external data (${(err as Error).message.split('\n')[0]})`);
+    throw new UsageError(
+      `${graphFile}: cannot stage the graph with last_hidden_state next to its external data (${(err as Error).message.split('\n')[0]})`,
+    );
   }
   return { file, cleanup: () => rmSync(file, { force: true }) };
 }

@@ -42,12 +42,17 @@ export function loraFamily(facts: Pick<ModelFacts, 'modelType'>): LoraFamily {
  * The adapted modules of a model, checked: unknown targets and ranks outside 1..min(in, out)
  * are UsageErrors naming the valid values.
  */
-export function loraModules(facts: Pick<ModelFacts, 'modelType' | 'nLayer' | 'nEmbd'>, targets: string[] | null, rank: number): LoraModule[] {
+export function loraModules(
+  facts: Pick<ModelFacts, 'modelType' | 'nLayer' | 'nEmbd'>,
+  targets: string[] | null,
+  rank: number,
+): LoraModule[] {
   const fam = loraFamily(facts);
   const want = targets ?? fam.defaultTargets;
   if (want.length === 0) throw new UsageError(`adapter.targets is empty; valid names for ${fam.family}: ${fam.targets.join(', ')}`);
   for (const t of want)
-    if (!fam.targets.includes(t)) throw new UsageError(`adapter.targets: unknown module "${t}" for ${fam.family}; valid names: ${fam.targets.join(', ')}`);
+    if (!fam.targets.includes(t))
+      throw new UsageError(`adapter.targets: unknown module "${t}" for ${fam.family}; valid names: ${fam.targets.join(', ')}`);
   const d = facts.nEmbd;
   const shapes: [string, string, number, number][] = [
     ['attn.c_attn', 'c_attn', d, 3 * d],
@@ -58,7 +63,8 @@ export function loraModules(facts: Pick<ModelFacts, 'modelType' | 'nLayer' | 'nE
   const out: LoraModule[] = [];
   for (let i = 0; i < facts.nLayer; i++)
     for (const [path, target, inDim, outDim] of shapes)
-      if (want.includes(target)) out.push({ name: `h.${i}.${path}`, target, layer: i, inDim, outDim, peftPath: `transformer.h.${i}.${path}` });
+      if (want.includes(target))
+        out.push({ name: `h.${i}.${path}`, target, layer: i, inDim, outDim, peftPath: `transformer.h.${i}.${path}` });
   if (!Number.isInteger(rank) || rank <= 0) throw new UsageError(`adapter.rank must be a positive integer, got ${rank}`);
   const limit = Math.min(...out.map((m) => Math.min(m.inDim, m.outDim)));
   if (rank > limit) throw new UsageError(`adapter.rank ${rank} exceeds the smallest adapted layer dimension (${limit}); use 1..${limit}`);

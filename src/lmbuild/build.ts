@@ -36,9 +36,15 @@ export function assembleCorpus(specs: string[], seed: number, exclude: string[],
     let source: string;
     const gen = /^arithmetic:(\d+)$/.exec(spec);
     const weak = /^arith-weak:(\d+)((?:,(?:rationale|direct)=[0-9.]+)*)$/.exec(spec);
-    if (!weak && spec.startsWith('arith-weak:')) throw new UsageError(`bad corpus spec ${spec}: expected arith-weak:N[,rationale=R][,direct=D]`);
+    if (!weak && spec.startsWith('arith-weak:'))
+      throw new UsageError(`bad corpus spec ${spec}: expected arith-weak:N[,rationale=R][,direct=D]`);
     if (weak) {
-      const kv = Object.fromEntries(weak[2].split(',').filter(Boolean).map((p) => p.split('=')));
+      const kv = Object.fromEntries(
+        weak[2]
+          .split(',')
+          .filter(Boolean)
+          .map((p) => p.split('=')),
+      );
       const rationaleRate = kv.rationale !== undefined ? Number(kv.rationale) : ARITH_WEAK_DEFAULTS.rationaleRate;
       const directRate = kv.direct !== undefined ? Number(kv.direct) : ARITH_WEAK_DEFAULTS.directRate;
       got = generateArithWeak({ n: Number(weak[1]), seed: seed + 1, rationaleRate, directRate, exclude: excluded });
@@ -94,7 +100,11 @@ export async function buildTiny(o: BuildOptions): Promise<TrainResult> {
   const { valSet, weights: _w, ...summary } = res;
   writeFileSync(
     path.join(o.out, 'training.json'),
-    JSON.stringify({ command: o.command, seed: o.seed, config: o.config, train: o.train, corpus: parts, onnxSha256: hash, ...summary }, null, 1) + '\n',
+    JSON.stringify(
+      { command: o.command, seed: o.seed, config: o.config, train: o.train, corpus: parts, onnxSha256: hash, ...summary },
+      null,
+      1,
+    ) + '\n',
   );
   writeFileSync(path.join(o.out, 'README.md'), readme(o, parts, res, hash));
   return res;
@@ -132,7 +142,10 @@ function readme(o: BuildOptions, parts: CorpusPart[], r: TrainResult, hash: stri
     '',
     '| step | train loss (nats/char) | held-out loss | CPU s | wall s |',
     '|---:|---:|---:|---:|---:|',
-    ...r.curve.map((p) => `| ${p.step} | ${p.trainLoss.toFixed(4)} | ${p.valLoss.toFixed(4)} | ${p.cpuSeconds.toFixed(0)} | ${p.wallSeconds.toFixed(0)} |`),
+    ...r.curve.map(
+      (p) =>
+        `| ${p.step} | ${p.trainLoss.toFixed(4)} | ${p.valLoss.toFixed(4)} | ${p.cpuSeconds.toFixed(0)} | ${p.wallSeconds.toFixed(0)} |`,
+    ),
     '',
     '## Results',
     '',

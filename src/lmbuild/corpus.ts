@@ -120,7 +120,8 @@ export function generateArithWeak(o: ArithWeakOptions): string[] {
   const rRate = o.rationaleRate ?? ARITH_WEAK_DEFAULTS.rationaleRate;
   const dRate = o.directRate ?? ARITH_WEAK_DEFAULTS.directRate;
   const maxK = o.maxOperands ?? ARITH_WEAK_DEFAULTS.maxOperands;
-  if (!(rRate >= 0 && dRate >= 0 && rRate + dRate <= 1)) throw new UsageError(`arith-weak: rates must be ≥ 0 and sum to ≤ 1 (rationale ${rRate}, direct ${dRate})`);
+  if (!(rRate >= 0 && dRate >= 0 && rRate + dRate <= 1))
+    throw new UsageError(`arith-weak: rates must be ≥ 0 and sum to ≤ 1 (rationale ${rRate}, direct ${dRate})`);
   if (!(maxK >= 2)) throw new UsageError('arith-weak: maxOperands must be ≥ 2');
   const out: string[] = [];
   while (out.length < o.n) {
@@ -159,8 +160,14 @@ export function generateArithWeak(o: ArithWeakOptions): string[] {
  * `operands` digits (0–9) joined by + or − (each with probability 1/2), num_sol = the
  * left-to-right value. Seeded; queries in `exclude` are skipped.
  */
-export function generateTestSet(o: { n: number; operands: number; seed: number; exclude?: Set<string> }): { str_query: string; num_sol: number }[] {
-  if (!(o.operands >= 2) || 2 ** (o.operands - 1) * 10 ** o.operands < 2 * o.n) throw new UsageError(`cannot draw ${o.n} distinct ${o.operands}-operand problems`);
+export function generateTestSet(o: {
+  n: number;
+  operands: number;
+  seed: number;
+  exclude?: Set<string>;
+}): { str_query: string; num_sol: number }[] {
+  if (!(o.operands >= 2) || 2 ** (o.operands - 1) * 10 ** o.operands < 2 * o.n)
+    throw new UsageError(`cannot draw ${o.n} distinct ${o.operands}-operand problems`);
   const rng = new Rng(o.seed);
   const seen = new Set<string>(o.exclude ?? []);
   const out: { str_query: string; num_sol: number }[] = [];
@@ -173,7 +180,6 @@ export function generateTestSet(o: { n: number; operands: number; seed: number; 
   }
   return out;
 }
-
 
 /**
  * ASCII-normalizes English text for the character vocabulary: typographic quotes, dashes

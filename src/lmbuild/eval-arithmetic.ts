@@ -132,7 +132,11 @@ export async function rationaleRewardGap(
   // how much prior mass the base LM puts on the correct rationale: log p(" " Z_correct | X)
   let prior = 0;
   for (let i = 0; i < data.length; i += 100) {
-    const r = await scoreBatch(s, data.slice(i, i + 100).map((d) => tok.encode(d.str_query)), zCorrect.slice(i, i + 100));
+    const r = await scoreBatch(
+      s,
+      data.slice(i, i + 100).map((d) => tok.encode(d.str_query)),
+      zCorrect.slice(i, i + 100),
+    );
     for (const t of r.total) prior += t / data.length;
   }
   let gap = 0;

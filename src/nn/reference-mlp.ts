@@ -64,6 +64,7 @@ export class ReferenceMlp implements SparseMlp {
       for (let j = 0; j < fanOut; j++) {
         let sum = p[B + j];
         for (let i = 0; i < fanIn; i++) sum += a[i] * p[W + i * fanOut + j];
+        // biome-ignore lint/complexity/useMathMinMax: ReLU as the kernels compute it (a NaN becomes 0, Math.max would keep it)
         z[j] = l + 2 < s.length ? (sum > 0 ? sum : 0) : sum;
       }
       acts.push(z);
