@@ -1,5 +1,5 @@
 /**
- * LoRA vs the LoRA-style head (issue 11): sampling tokens/s at batch 16 (prompt 32, 32 new
+ * LoRA vs the LoRA-style head: sampling tokens/s at batch 16 (prompt 32, 32 new
  * tokens, EOS never chosen), training-step time (TB on the exact-posterior setup of
  * configs/posterior-check.yaml: sample 16 Z, score with the frozen LM, one optimizer step)
  * and peak RSS, each variant in its own process so peak RSS is its own. Wall and CPU time

@@ -66,7 +66,7 @@ test('LoRA: a run restored from a checkpoint ends on exactly the numbers (and ad
 
 /**
  * Measured: TV 0.66 → 0.059 by 300–500 steps, then a plateau (SubTB 0.057; rank 4 or 16 the
- * same), so the issue's 0.05 is not reached here; log Z lands within 0.07. This checks the
+ * same), so the 0.05 target is not reached here; log Z lands within 0.07. This checks the
  * LoRA path moves the policy most of the way and keeps log Z exact (README "Adapters").
  */
 test('LoRA (TB) moves the policy to the exact posterior p(Z | X, Y) at CI size (TV < 0.08, log Z within 0.1)', async () => {

@@ -227,7 +227,7 @@ function operandCounts(parts: EvalPart[]): Record<string, [number, number]> {
 /**
  * Arithmetic: `<test set> distinct correct Z` after each `<test set> distinct Z`, the mean over
  * items of the number of distinct rationales with the right answer among the K samples, over
- * K (the issue's "more distinct correct rationales": diversity that is not noise).
+ * K (diversity that is not noise: more distinct correct rationales).
  */
 function withDistinctCorrect(metrics: Record<string, number | null>, parts: EvalPart[]): Record<string, number | null> {
   const out: Record<string, number | null> = {};

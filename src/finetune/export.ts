@@ -1,5 +1,5 @@
 /**
- * Exporting a LoRA run (issue 11):
+ * Exporting a LoRA run:
  *  - merged: the base model folder with W ← W + (alpha/r)·A·B folded into the ONNX
  *    initializers of every adapted MatMul (same graph, inputs and outputs, so transformers.js
  *    and onnxruntime load it as they load the base), tokenizer/config files copied, and a

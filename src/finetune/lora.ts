@@ -1,5 +1,5 @@
 /**
- * LoRA adapters inside the transformer (issue 11): for every adapted linear layer
+ * LoRA adapters inside the transformer: for every adapted linear layer
  * (src/lm/lora-spec.ts) the output gains (alpha/rank)·(x·A)·B with A [in, r], B [r, out].
  * A starts Kaiming-uniform as PEFT's (bound 1/sqrt(in), i.e. kaiming_uniform_ with a = √5)
  * and B = 0, so the untrained policy is exactly the base model. A and B are the only trainable
