@@ -14,7 +14,7 @@ import type { PolicyHook } from '../lm/sampler.js';
 import type { BaseModelId, PolicyAdapter } from './adapter.js';
 import { LmHead } from './head.js';
 import type { ScoredRow } from './score.js';
-import { type FrozenGpt, LoraAdapter, loadFrozenGpt, loraNodeLogits, openLoraSession } from './lora.js';
+import { type FrozenModel, LoraAdapter, loadFrozenModel, loraNodeLogits, openLoraSession } from './lora.js';
 
 type T2 = tf.Tensor2D;
 
@@ -23,7 +23,7 @@ export class LoraPolicyAdapter implements PolicyAdapter {
     readonly lora: LoraAdapter,
     /** the flow part (log F / log Z(X)) of a whitened head; its policy part is unused */
     readonly head: LmHead,
-    readonly base: FrozenGpt,
+    readonly base: FrozenModel,
     readonly session: LmSession,
     private readonly trainFlow: boolean,
   ) {}
@@ -31,7 +31,7 @@ export class LoraPolicyAdapter implements PolicyAdapter {
   /** Adapters for `dir` (the frozen weights read from its ONNX file) and the branched sampling session. */
   static async create(dir: string, frozen: LmSession, cfg: { rank: number; alpha: number; targets: string[] | null; trainFlow: boolean; seed: number; threads: number }, head: LmHead): Promise<LoraPolicyAdapter> {
     const lora = new LoraAdapter(frozen.facts, { rank: cfg.rank, alpha: cfg.alpha, targets: cfg.targets }, cfg.seed);
-    const base = loadFrozenGpt(dir);
+    const base = loadFrozenModel(dir);
     if (base.sha256 !== frozen.modelHash) throw new UsageError(`${dir}: model file changed while opening it`);
     return new LoraPolicyAdapter(lora, head, base, await openLoraSession(dir, lora, { threads: cfg.threads }), cfg.trainFlow);
   }
@@ -40,7 +40,7 @@ export class LoraPolicyAdapter implements PolicyAdapter {
   static async load(dir: string, modelDir: string, frozen: LmSession, threads = 1): Promise<LoraPolicyAdapter> {
     const { head } = LmHead.load(dir, { sha256: frozen.modelHash, vocabSize: frozen.vocabSize });
     const { adapter } = LoraAdapter.load(dir, frozen.facts, { sha256: frozen.modelHash });
-    return new LoraPolicyAdapter(adapter, head, loadFrozenGpt(modelDir), await openLoraSession(modelDir, adapter, { threads }), false);
+    return new LoraPolicyAdapter(adapter, head, loadFrozenModel(modelDir), await openLoraSession(modelDir, adapter, { threads }), false);
   }
 
   policyVariables(): tf.Variable[] {
