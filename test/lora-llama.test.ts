@@ -74,7 +74,9 @@ test('LLaMA LoRA targets: PEFT defaults q_proj, v_proj; shapes per module (GQA k
     ['up_proj', 32, 64],
     ['down_proj', 64, 32],
   ]);
-  assert.throws(() => loraModules(facts, ['c_attn'], 4), (e: Error) => e instanceof UsageError && /valid names: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj/.test(e.message));
+  assert.throws(() => loraModules(facts, ['c_attn'], 4), (e: Error) => e instanceof UsageError && /valid names: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head/.test(e.message));
+  const head = loraModules(facts, ['lm_head'], 4);
+  assert.deepEqual(head.map((x) => [x.name, x.inDim, x.outDim, x.peftPath]), [['lm_head', 32, facts.vocabSize, 'lm_head']]);
   assert.throws(() => loraModules(facts, ALL, 17), (e: Error) => e instanceof UsageError && /1\.\.16/.test(e.message));
 });
 
@@ -91,7 +93,9 @@ for (const [label, over] of [
     const V = facts.vocabSize;
     const base = loadFrozenModel(dir);
     assert.equal(base.family, 'llama');
-    const ad = new LoraAdapter(facts, { rank: 4, alpha: 8, targets: ALL }, 1);
+    const targets = 'tieWordEmbeddings' in over ? ALL : [...ALL, 'lm_head'];
+    if ('tieWordEmbeddings' in over) assert.throws(() => loraModules(facts, [...ALL, 'lm_head'], 4), (e: Error) => e instanceof UsageError && /tied/.test(e.message));
+    const ad = new LoraAdapter(facts, { rank: 4, alpha: 8, targets }, 1);
     const rng = new Rng(5);
     const p = packLeft([23, 9, 16].map((n) => Array.from({ length: n }, () => rng.int(V - 2))), facts.padTokenId);
     const rows = realRows(p.mask);

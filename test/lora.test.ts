@@ -102,7 +102,7 @@ for (const dir of MODELS) {
     const base = loadFrozenModel(dir);
     const facts = readConfig(dir);
     const V = facts.vocabSize;
-    const ad = new LoraAdapter(facts, { rank: 4, alpha: 8, targets: ['c_attn', 'c_proj', 'c_fc'] }, 2);
+    const ad = new LoraAdapter(facts, { rank: 4, alpha: 8, targets: ['c_attn', 'c_proj', 'c_fc', 'lm_head'] }, 2);
     ad.setFactors(randomFactors(ad, 7, 0.3));
     const s = await openLoraSession(dir, ad);
     const plain = await LmSession.open(dir);

@@ -91,5 +91,7 @@ export function llamaTfForward(c: LlamaConfig, p: TfParams, inp: RefInput, lora?
     x = tf.add(x, lin(act, l, 'down_proj')) as T2;
   }
   const hidden = rms(x, 'model.norm.weight');
-  return { hidden, logits: matMul2(hidden, P('lm_head.weight') as T2) };
+  const logits = matMul2(hidden, P('lm_head.weight') as T2);
+  const f = lora?.get('lm_head');
+  return { hidden, logits: f ? (tf.add(logits, matMul2(tf.mul(matMul2(hidden, f.a), f.scale) as T2, f.b)) as T2) : logits };
 }
