@@ -5,10 +5,12 @@
  * state; sampling runs on the ONNX session with low-rank branches (samplingSession), fed with
  * the current factors whenever `policy()` snapshots the weights. log Z / log F stays the
  * head's flow part on the frozen hidden state (trained alongside when adapter.trainFlow).
- * Soft Q-learning (targets from stored states, a cloned target network) is not supported.
+ * Soft Q-learning (SoftDQN, M-DQN) stores each transition's token prefix (prefixLogits) and
+ * takes its targets from a clone: a second set of factors over the same frozen weights, with
+ * no sampling session of its own.
  */
 import { UsageError } from '../core/errors.js';
-import type { tf } from '../core/backend.js';
+import { tf } from '../core/backend.js';
 import type { LmSession } from '../lm/session.js';
 import type { PolicyHook } from '../lm/sampler.js';
 import type { BaseModelId, PolicyAdapter } from './adapter.js';
@@ -24,9 +26,14 @@ export class LoraPolicyAdapter implements PolicyAdapter {
     /** the flow part (log F / log Z(X)) of a whitened head; its policy part is unused */
     readonly head: LmHead,
     readonly base: FrozenModel,
-    readonly session: LmSession,
+    /** the branched sampling session; null for a soft-Q target clone, which never samples */
+    private readonly session: LmSession | null,
     private readonly trainFlow: boolean,
-  ) {}
+  ) {
+    this.prefixWidth = base.config.nCtx;
+  }
+
+  readonly prefixWidth: number;
 
   /** Adapters for `dir` (the frozen weights read from its ONNX file) and the branched sampling session. */
   static async create(dir: string, frozen: LmSession, cfg: { rank: number; alpha: number; targets: string[] | null; trainFlow: boolean; seed: number; threads: number }, head: LmHead): Promise<LoraPolicyAdapter> {
@@ -57,8 +64,13 @@ export class LoraPolicyAdapter implements PolicyAdapter {
     return loraNodeLogits(this.base, this.lora, rows.map((r) => r.tokens.x), rows.map((r) => r.tokens.z), rows.map((r) => r.nodes));
   }
 
+  /** Logits after each prefix: node 0 of a row whose X is the whole prefix (read at its last token). */
+  prefixLogits(prefixes: number[][]): T2 {
+    return loraNodeLogits(this.base, this.lora, prefixes, prefixes.map(() => []), prefixes.map(() => [0]));
+  }
+
   logitsSync(): Float32Array {
-    throw new UsageError('adapter.kind lora trains tb and subtb; soft Q-learning still needs adapter.kind head');
+    throw new Error('LoRA logits depend on the token prefix: use prefixLogits');
   }
 
   logFlow(hidden: T2): tf.Tensor1D {
@@ -71,20 +83,29 @@ export class LoraPolicyAdapter implements PolicyAdapter {
 
   /** Feeds the current factors to the sampling session; the session's own logits are the policy. */
   policy(): PolicyHook {
-    this.lora.feedsInto(this.session);
+    this.lora.feedsInto(this.samplingSession());
     return (step) => step.logits;
   }
 
   samplingSession(): LmSession {
+    if (!this.session) throw new Error('a LoRA target clone has no sampling session');
     return this.session;
   }
 
-  clone(): PolicyAdapter {
-    throw new UsageError('adapter.kind lora trains tb and subtb; soft Q-learning still needs adapter.kind head');
+  /** The same factors (and flow head) over the same frozen weights, without a sampling session. */
+  clone(): LoraPolicyAdapter {
+    const lora = new LoraAdapter(this.lora.facts, this.lora.config, 0);
+    lora.setFactors(this.lora.factors());
+    return new LoraPolicyAdapter(lora, this.head.clone(), this.base, null, false);
   }
 
-  polyakFrom(): void {
-    throw new UsageError('adapter.kind lora trains tb and subtb; soft Q-learning still needs adapter.kind head');
+  /** factors ← (1 − τ)·factors + τ·source's factors. */
+  polyakFrom(source: PolicyAdapter, tau: number): void {
+    if (!(source instanceof LoraPolicyAdapter)) throw new Error('polyakFrom: source is not a LoRA adapter');
+    for (const [n, v] of this.lora.vars) {
+      const src = source.lora.vars.get(n)!;
+      for (const [t, s] of [[v.a, src.a], [v.b, src.b]] as const) tf.tidy(() => t.assign(tau === 1 ? s : tf.add(tf.mul(t, 1 - tau), tf.mul(s, tau))));
+    }
   }
 
   /** head.json/.safetensors (flow part, whitening) and adapter.json/.safetensors side by side. */
@@ -95,10 +116,10 @@ export class LoraPolicyAdapter implements PolicyAdapter {
 
   restore(dir: string, expect: { sha256: string; vocabSize: number }): void {
     this.head.restore(dir, expect);
-    const { adapter } = LoraAdapter.load(dir, this.session.facts, { sha256: expect.sha256 });
+    const { adapter } = LoraAdapter.load(dir, this.lora.facts, { sha256: expect.sha256 });
     this.lora.setFactors(adapter.factors());
     adapter.dispose();
-    this.lora.feedsInto(this.session);
+    if (this.session) this.lora.feedsInto(this.session);
   }
 
   dispose(): void {

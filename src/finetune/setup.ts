@@ -63,7 +63,6 @@ async function createAdapter(cfg: TrainConfig, dir: string, session: LmSession, 
   head.fitWhitening(whiteningStates);
   if (cfg.adapter.kind === 'head') return head;
   // adapter.kind lora: LoRA inside the network; the head keeps only its log-flow part
-  if (cfg.objective === 'softdqn' || cfg.objective === 'mdqn') throw new UsageError(`adapter.kind lora trains tb and subtb; ${cfg.objective} still needs adapter.kind head`);
   const a = cfg.adapter;
   return LoraPolicyAdapter.create(dir, session, { rank: a.rank, alpha: a.alpha, targets: a.targets, trainFlow: a.trainFlow, seed: cfg.seed, threads: cfg.train.threads }, head);
 }
