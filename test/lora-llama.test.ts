@@ -3,7 +3,7 @@
  * tied head) on tiny random models built by the LLaMA writer: the tfjs forward from the ONNX
  * initializers against the ONNX session (B = 0), the ONNX graph with low-rank branches against
  * the tfjs forward for random A, B (full pass, KV cache, left padding), PEFT's default targets
- * and key names, and the merged weights.
+ * and key names, the merged weights, and a TB run against the exact posterior (600 steps).
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,12 +19,16 @@ import { decodeModel } from '../src/lm/onnx-graph.js';
 import { writeTempLlama, type TempLlama } from '../src/lmbuild/fixtures.js';
 import { LoraAdapter, loadFrozenModel, loraForward, openLoraSession } from '../src/finetune/lora.js';
 import { mergedOnnx, peftTensors } from '../src/finetune/export.js';
+import { LmTrainer } from '../src/finetune/trainer.js';
+import { exactPosterior } from '../src/finetune/posterior.js';
+import { validate } from '../src/finetune/config-loader.js';
+import { trainConfigSchema } from '../src/finetune/schema.js';
 
 const ALL = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const temps: TempLlama[] = [];
 after(() => temps.forEach((m) => m.cleanup()));
-const make = (seed: number, over: object = {}) => {
-  const m = writeTempLlama(seed, { over });
+const make = (seed: number, over: object = {}, opts: { bos?: boolean; std?: number } = {}) => {
+  const m = writeTempLlama(seed, { ...opts, over });
   temps.push(m);
   return m;
 };
@@ -167,4 +171,34 @@ test('LLaMA PEFT export: key names base_model.model.model.layers.{i}.self_attn.q
     }
   assert.ok(worst < 1e-6, `merged k_proj differs by ${worst}`);
   ad.dispose();
+});
+
+test('LoRA TB on a tiny LLaMA (every linear layer + lm_head) fits the exact posterior at CI size (TV < 0.05, log Z within 0.1)', async () => {
+  const m = make(16, {}, { bos: true, std: 0.15 });
+  const cfg = validate(
+    {
+      objective: 'tb',
+      seed: 0,
+      model: m.dir,
+      task: { kind: 'pairs', pairs: [{ x: 'Question: 3 + 9 = ? Answer:', y: '. The answer is 12.' }] },
+      z: { maxLength: 4, allowed: [' 3', ' +', ' 9', ' ='] },
+      reward: { prior: 'allowed', likelihoodWeight: 4 },
+      adapter: { kind: 'lora', rank: 4, alpha: 8, targets: [...ALL, 'lm_head'] },
+      optim: { lr: 0.01 },
+      exploration: { epsilon: { start: 0.1, end: 0, horizon: 300 } },
+      train: { steps: 600, batchSize: 16, logEvery: 5, checkpointEvery: 20 },
+    },
+    trainConfigSchema,
+    'test',
+  );
+  const t = await LmTrainer.create(cfg);
+  const before = await exactPosterior(t);
+  let logZ = NaN;
+  for (let i = 0; i < 600; i++) logZ = (await t.trainStep()).logZ;
+  const r = await exactPosterior(t);
+  console.log(`LoRA llama TB CI posterior: TV ${before.tv.toFixed(4)} → ${r.tv.toFixed(4)}, log Z ${logZ.toFixed(3)} vs exact ${r.logZTrue.toFixed(3)}`);
+  assert.ok(before.tv > 0.3, `the untrained policy is far from the posterior (TV ${before.tv})`);
+  assert.ok(Math.abs(r.policyMass - 1) < 1e-4);
+  assert.ok(r.tv < 0.05, `TV ${r.tv}`);
+  assert.ok(Math.abs(logZ - r.logZTrue) < 0.1, `log Z ${logZ} vs exact ${r.logZTrue}`);
 });
