@@ -5,7 +5,8 @@
  * and B = 0, so the untrained policy is exactly the base model. A and B are the only trainable
  * tensors; the frozen weights are read from the model's own ONNX initializers (no second
  * weight file). The same factors drive three consumers that must agree:
- *   - the differentiable tfjs forward (lmbuild/reference.ts with LoraParams) for training;
+ *   - the differentiable tfjs forward (lmbuild/reference.ts, lmbuild/llama-tf.ts for the LLaMA
+ *     family, with LoraParams) for training;
  *   - the ONNX session with low-rank branches (lm/lora-graph.ts) for KV-cached sampling;
  *   - export: merged initializers W + s·A·B, or a PEFT adapter (export.ts).
  */
