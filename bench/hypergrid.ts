@@ -18,7 +18,12 @@ const REFERENCE: Record<string, { itPerSec: number; l1: number } | undefined> = 
   mdqn: { itPerSec: 22.4, l1: 9.2e-5 },
 };
 
-const flags = benchFlags('npm run bench:hypergrid -- [--iterations N --engine fused|tfjs --algos tb,mdqn --seed S]', { iterations: '2000', engine: 'fused', seed: '0', algos: 'tb,db,subtb,softdqn,mdqn' });
+const flags = benchFlags('npm run bench:hypergrid -- [--iterations N --engine fused|tfjs --algos tb,mdqn --seed S]', {
+  iterations: '2000',
+  engine: 'fused',
+  seed: '0',
+  algos: 'tb,db,subtb,softdqn,mdqn',
+});
 const { iterations, engine, seed } = flags;
 const algos = flags.algos.split(',');
 const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
@@ -28,7 +33,28 @@ console.log('algo     it/s   traj/s  it/CPU-s  ×ref(wall)  ×ref(CPU)  tvExact 
 for (const algo of algos) {
   const out = execFileSync(
     process.execPath,
-    [cli, 'bench', 'hypergrid', '--algo', algo, '--ndim', '4', '--height', '8', '--batch', '16', '--iterations', iterations, '--engine', engine, '--seed', seed, '--eval-every', iterations, '--json'],
+    [
+      cli,
+      'bench',
+      'hypergrid',
+      '--algo',
+      algo,
+      '--ndim',
+      '4',
+      '--height',
+      '8',
+      '--batch',
+      '16',
+      '--iterations',
+      iterations,
+      '--engine',
+      engine,
+      '--seed',
+      seed,
+      '--eval-every',
+      iterations,
+      '--json',
+    ],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
   );
   const s = JSON.parse(out.trim().split('\n').pop()!) as BenchSummary;

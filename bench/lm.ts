@@ -16,7 +16,11 @@ import { sample } from '../src/lm/sampler.js';
 import { naivePrefixRewards, prefixRewards, scoreBatch } from '../src/lm/scorer.js';
 import { LmHead, headConfig } from '../src/finetune/head.js';
 
-const flags = benchFlags('node dist/bench/lm.js [--model models/arith-char] [--threads 1] [--json]', { model: 'models/arith-char', threads: '1' }, ['json']);
+const flags = benchFlags(
+  'node dist/bench/lm.js [--model models/arith-char] [--threads 1] [--json]',
+  { model: 'models/arith-char', threads: '1' },
+  ['json'],
+);
 const json = flags.json === true;
 
 async function timed<T>(f: () => Promise<T>, reps = 5): Promise<{ wall: number; cpu: number; value: T }> {
@@ -49,7 +53,10 @@ async function main() {
   const ids = (n: number) => Array.from({ length: n }, () => 3 + rng.int(V - 3));
   const results: Record<string, number | string> = { model: dir, threads: Number(flags.threads) };
 
-  for (const [B, S] of [[16, 64], [64, 32]]) {
+  for (const [B, S] of [
+    [16, 64],
+    [64, 32],
+  ]) {
     const inp = ids(B * S);
     const t = await timed(() => s.forward({ batch: B, inputIds: inp, attentionMask: new Array(B * S).fill(1) }));
     results[`forward_${B}x${S}_tok_s`] = Math.round((B * S) / t.wall);

@@ -51,7 +51,8 @@ async function child(spec: string, kind: 'head' | 'lora'): Promise<Record<string
   const facts = readConfig(dir);
   const out: Record<string, number | string> = { model: spec, adapter: kind };
   // sampling
-  const B = 16, T = 32;
+  const B = 16,
+    T = 32;
   const rng = new Rng(1);
   const prompts = Array.from({ length: B }, () => Array.from({ length: 32 }, () => 3 + rng.int(facts.vocabSize - 3)));
   let s: LmSession;
@@ -61,11 +62,17 @@ async function child(spec: string, kind: 'head' | 'lora'): Promise<Record<string
     s = await openLoraSession(dir, ad);
   } else {
     s = await LmSession.open(dir);
-    const head = new LmHead(headConfig({ kind: 'mlp', rank: 8, alpha: 16, width: 256, hiddenSize: facts.nEmbd, vocabSize: facts.vocabSize }), 1);
+    const head = new LmHead(
+      headConfig({ kind: 'mlp', rank: 8, alpha: 16, width: 256, hiddenSize: facts.nEmbd, vocabSize: facts.vocabSize }),
+      1,
+    );
     policy = head.policy();
   }
   const reps = Number(arg('--reps', '4'));
-  const t = await timed(() => sample(s, prompts, { maxNewTokens: T, minNewTokens: T, rng: new Rng(2), policy, keepHidden: kind === 'head' }), reps);
+  const t = await timed(
+    () => sample(s, prompts, { maxNewTokens: T, minNewTokens: T, rng: new Rng(2), policy, keepHidden: kind === 'head' }),
+    reps,
+  );
   out.sample_tok_s = Math.round((B * T) / t.wall);
   out.sample_tok_cpu_s = Math.round((B * T) / t.cpu);
   await s.release();

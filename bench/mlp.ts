@@ -16,7 +16,12 @@ import { FusedMlp } from '../src/nn/fused-mlp.js';
 import { TfjsMlp } from '../src/nn/tfjs-mlp.js';
 
 // --iters: by default 400 for the fused kernel, 60 for tfjs
-const flags = benchFlags('node dist/bench/mlp.js [--rows 240] [--iters N] [--engines fused,tfjs] [--lr 1e-6]', { rows: '240', iters: '', engines: 'fused,tfjs', lr: '1e-6' });
+const flags = benchFlags('node dist/bench/mlp.js [--rows 240] [--iters N] [--engines fused,tfjs] [--lr 1e-6]', {
+  rows: '240',
+  iters: '',
+  engines: 'fused,tfjs',
+  lr: '1e-6',
+});
 const arg = (name: 'iters', def: string) => flags[name] || def;
 const rows = Number(flags.rows);
 const engines = flags.engines.split(',');
@@ -99,7 +104,9 @@ async function main(): Promise<void> {
     net.dispose();
   }
   const fmt = (x: number): string => x.toFixed(3).padStart(8);
-  console.log(`MLP ${spec.inputDim}→${spec.hidden.join('→')}→${spec.outputDim}, ${rows} rows, nnz ${spec.nnz}${backend ? `, tfjs backend ${backend}` : ''}`);
+  console.log(
+    `MLP ${spec.inputDim}→${spec.hidden.join('→')}→${spec.outputDim}, ${rows} rows, nnz ${spec.nnz}${backend ? `, tfjs backend ${backend}` : ''}`,
+  );
   console.log(`median ms per call (wall / cpu)${['forward', 'backward', 'adam', 'total'].map((s) => s.padStart(19)).join('')}`);
   for (const [engine, r] of Object.entries(results)) {
     const cols = (['forward', 'backward', 'adam'] as Phase[]).map((p) => r[p]);
@@ -109,7 +116,9 @@ async function main(): Promise<void> {
   if (results.fused && results.tfjs) {
     const ratio = (['forward', 'backward', 'adam'] as Phase[]).map((p) => results.tfjs[p].cpu / results.fused[p].cpu);
     const tot = (e: string): number => (['forward', 'backward', 'adam'] as Phase[]).reduce((s, p) => s + results[e][p].cpu, 0);
-    console.log(`tfjs / fused (cpu)${' '.repeat(10)}${[...ratio, tot('tfjs') / tot('fused')].map((x) => `${x.toFixed(1)}×`.padStart(19)).join('')}`);
+    console.log(
+      `tfjs / fused (cpu)${' '.repeat(10)}${[...ratio, tot('tfjs') / tot('fused')].map((x) => `${x.toFixed(1)}×`.padStart(19)).join('')}`,
+    );
   }
 }
 

@@ -12,7 +12,13 @@ import { join } from 'node:path';
 import type { MoleculeSummary } from '../src/benchmarks/molecules.js';
 import { benchFlags } from './flags.js';
 
-const flags = benchFlags('npm run bench:molecules -- [--iterations N --betas 4,8 --algos tb,mdqn --seed S --out DIR]', { iterations: '5000', seed: '0', betas: '4,8', algos: 'tb,db,subtb,softdqn,mdqn', out: '' });
+const flags = benchFlags('npm run bench:molecules -- [--iterations N --betas 4,8 --algos tb,mdqn --seed S --out DIR]', {
+  iterations: '5000',
+  seed: '0',
+  betas: '4,8',
+  algos: 'tb,db,subtb,softdqn,mdqn',
+  out: '',
+});
 const { iterations, seed, out } = flags;
 const betas = flags.betas.split(',');
 const algos = flags.algos.split(',');
@@ -24,12 +30,34 @@ console.log('|---|---|---|---|---|---|---|');
 for (const beta of betas) {
   for (const algo of algos) {
     const extra = out ? ['--out', join(out, `molecules-b${beta}-${algo}`)] : [];
-    const text = execFileSync(process.execPath, [cli, 'bench', 'molecules', '--reward', 'descriptor', '--algo', algo, '--beta', beta, '--iterations', iterations, '--seed', seed, '--json', ...extra], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      maxBuffer: 1 << 26,
-    });
+    const text = execFileSync(
+      process.execPath,
+      [
+        cli,
+        'bench',
+        'molecules',
+        '--reward',
+        'descriptor',
+        '--algo',
+        algo,
+        '--beta',
+        beta,
+        '--iterations',
+        iterations,
+        '--seed',
+        seed,
+        '--json',
+        ...extra,
+      ],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+        maxBuffer: 1 << 26,
+      },
+    );
     const s = JSON.parse(text.trim().split('\n').pop()!) as MoleculeSummary;
-    console.log(`| ${beta} | ${algo} | ${s.rewardEvaluations} | ${s.modes} | ${s.pearson.toFixed(3)} | ${s.uniqueMolecules} | ${s.seconds.toFixed(0)} |`);
+    console.log(
+      `| ${beta} | ${algo} | ${s.rewardEvaluations} | ${s.modes} | ${s.pearson.toFixed(3)} | ${s.uniqueMolecules} | ${s.seconds.toFixed(0)} |`,
+    );
   }
 }

@@ -32,7 +32,10 @@ function findRuns(dir: string, depth: number): string[] {
   } catch {
     return [];
   }
-  return names.map((n) => join(dir, n)).filter((p) => statSync(p).isDirectory()).flatMap((p) => findRuns(p, depth - 1));
+  return names
+    .map((n) => join(dir, n))
+    .filter((p) => statSync(p).isDirectory())
+    .flatMap((p) => findRuns(p, depth - 1));
 }
 
 const byFamily = new Map<Family, RunData[]>();

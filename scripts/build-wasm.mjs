@@ -8,5 +8,7 @@ const asc = require.resolve('assemblyscript/bin/asc.js');
 mkdirSync('dist/wasm', { recursive: true });
 for (const f of readdirSync('asm').filter((f) => f.endsWith('.ts'))) {
   const out = `dist/wasm/${f.replace(/\.ts$/, '.wasm')}`;
-  execFileSync(process.execPath, [asc, `asm/${f}`, '-o', out, '-O3', '--enable', 'simd', '--runtime', 'stub', '--noAssert'], { stdio: 'inherit' });
+  execFileSync(process.execPath, [asc, `asm/${f}`, '-o', out, '-O3', '--enable', 'simd', '--runtime', 'stub', '--noAssert'], {
+    stdio: 'inherit',
+  });
 }

@@ -15,7 +15,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../src/core/errors.js';
 import { writeFileAtomic } from '../src/core/io.js';
-import { configKey, iterationsFor, parseReproduceArgs, planRuns, PAPER_BATCH, PAPER_ITERATIONS, type Family, type PlannedRun, type ReproduceArgs } from '../src/benchmarks/reproduce.js';
+import {
+  configKey,
+  iterationsFor,
+  parseReproduceArgs,
+  planRuns,
+  PAPER_BATCH,
+  PAPER_ITERATIONS,
+  type Family,
+  type PlannedRun,
+  type ReproduceArgs,
+} from '../src/benchmarks/reproduce.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(root, 'bin', 'flowtune.js');
@@ -48,12 +58,15 @@ if (existsSync(cfgFile)) {
   } catch {
     fail(`${cfgFile} is not a reproduce configuration; choose another --out`);
   }
-  if (prev !== configKey(config)) fail(`${out} holds runs of another configuration (${cfgFile}); choose another --out or repeat its options`);
+  if (prev !== configKey(config))
+    fail(`${out} holds runs of another configuration (${cfgFile}); choose another --out or repeat its options`);
 } else writeFileAtomic(cfgFile, JSON.stringify(config, null, 2) + '\n');
 
 const runs = planRuns(config, seeds);
 const todo = runs.filter((r) => !existsSync(join(out, r.id, 'summary.json')));
-process.stderr.write(`reproduce: ${runs.length} runs (${runs.length - todo.length} already finished), ${jobs} at a time, budget ${JSON.stringify(config.budget)} of the paper's iterations\n`);
+process.stderr.write(
+  `reproduce: ${runs.length} runs (${runs.length - todo.length} already finished), ${jobs} at a time, budget ${JSON.stringify(config.budget)} of the paper's iterations\n`,
+);
 
 function runOne(r: PlannedRun): Promise<void> {
   const dir = join(out, r.id);
@@ -91,7 +104,9 @@ await Promise.all(
 const wall = (Date.now() - t0) / 1000;
 // wall time summed over the invocations that ran something (a resumed reproduction adds up)
 const timingFile = join(out, 'timing.json');
-const timing: { invocations: { finished: string; wallSeconds: number; runs: number }[] } = existsSync(timingFile) ? JSON.parse(readFileSync(timingFile, 'utf8')) : { invocations: [] };
+const timing: { invocations: { finished: string; wallSeconds: number; runs: number }[] } = existsSync(timingFile)
+  ? JSON.parse(readFileSync(timingFile, 'utf8'))
+  : { invocations: [] };
 if (todo.length > 0) {
   timing.invocations.push({ finished: new Date().toISOString(), wallSeconds: Math.round(wall), runs: todo.length - errors.length });
   writeFileAtomic(timingFile, JSON.stringify(timing, null, 2) + '\n');
@@ -132,7 +147,10 @@ function aggregate(family: Family): Agg[] {
   return settings.map((setting) => {
     const rs = runs.filter((r) => r.setting === setting);
     const curves = rs.map((r) =>
-      readFileSync(join(out, r.id, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>),
+      readFileSync(join(out, r.id, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, number>),
     );
     const sums = rs.map((r) => {
       const s = JSON.parse(readFileSync(join(out, r.id, 'summary.json'), 'utf8')) as Record<string, number>;
@@ -143,7 +161,14 @@ function aggregate(family: Family): Agg[] {
     const { x, y } = CURVE[family];
     const pts = Array.from({ length: n }, (_, i) => meanStd(curves.map((c) => c[i][y])));
     const finals = Object.fromEntries(FINALS[family].map((k) => [k, meanStd(sums.map((s) => s[k]))]));
-    return { setting, seeds: rs.length, x: curves[0].slice(0, n).map((p) => p[x]), mean: pts.map((p) => p.mean), std: pts.map((p) => p.std), finals };
+    return {
+      setting,
+      seeds: rs.length,
+      x: curves[0].slice(0, n).map((p) => p[x]),
+      mean: pts.map((p) => p.mean),
+      std: pts.map((p) => p.std),
+      finals,
+    };
   });
 }
 
@@ -151,19 +176,29 @@ const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'
 
 /** Panels of mean ± std curves (one panel per group of settings), as a standalone SVG. */
 function svg(title: string, yLabel: string, panels: { name: string; series: Agg[] }[]): string {
-  const PW = 360, PH = 240, M = { l: 55, r: 10, t: 40, b: 45 };
-  const W = panels.length * (PW + M.l + M.r), H = PH + M.t + M.b + 20 * Math.ceil(Math.max(...panels.map((p) => p.series.length)) / 2);
+  const PW = 360,
+    PH = 240,
+    M = { l: 55, r: 10, t: 40, b: 45 };
+  const W = panels.length * (PW + M.l + M.r),
+    H = PH + M.t + M.b + 20 * Math.ceil(Math.max(...panels.map((p) => p.series.length)) / 2);
   const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   let body = `<text x="10" y="18" font-size="14" font-weight="bold">${esc(title)}</text>`;
   panels.forEach((p, pi) => {
-    const ox = pi * (PW + M.l + M.r) + M.l, oy = M.t;
-    const xs = p.series.flatMap((s) => s.x), ys = p.series.flatMap((s) => s.mean.map((m, i) => [m - s.std[i], m + s.std[i]]).flat());
-    const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1), y0 = Math.min(0, ...ys), y1 = Math.max(...ys, y0 + 1);
-    const X = (v: number) => ox + ((v - x0) / (x1 - x0)) * PW, Y = (v: number) => oy + PH - ((v - y0) / (y1 - y0)) * PH;
+    const ox = pi * (PW + M.l + M.r) + M.l,
+      oy = M.t;
+    const xs = p.series.flatMap((s) => s.x),
+      ys = p.series.flatMap((s) => s.mean.map((m, i) => [m - s.std[i], m + s.std[i]]).flat());
+    const x0 = Math.min(...xs),
+      x1 = Math.max(...xs, x0 + 1),
+      y0 = Math.min(0, ...ys),
+      y1 = Math.max(...ys, y0 + 1);
+    const X = (v: number) => ox + ((v - x0) / (x1 - x0)) * PW,
+      Y = (v: number) => oy + PH - ((v - y0) / (y1 - y0)) * PH;
     body += `<text x="${ox}" y="${oy - 8}" font-size="12">${esc(p.name)}</text>`;
     body += `<rect x="${ox}" y="${oy}" width="${PW}" height="${PH}" fill="none" stroke="#999"/>`;
     for (let t = 0; t <= 4; t++) {
-      const yv = y0 + ((y1 - y0) * t) / 4, xv = x0 + ((x1 - x0) * t) / 4;
+      const yv = y0 + ((y1 - y0) * t) / 4,
+        xv = x0 + ((x1 - x0) * t) / 4;
       body += `<text x="${ox - 4}" y="${Y(yv) + 4}" font-size="10" text-anchor="end">${+yv.toPrecision(3)}</text>`;
       body += `<text x="${X(xv)}" y="${oy + PH + 14}" font-size="10" text-anchor="middle">${+xv.toPrecision(3)}</text>`;
     }
@@ -175,7 +210,8 @@ function svg(title: string, yLabel: string, panels: { name: string; series: Agg[
       const lo = s.x.map((x, i) => `${X(x).toFixed(1)},${Y(s.mean[i] - s.std[i]).toFixed(1)}`).reverse();
       body += `<polygon points="${[...up, ...lo].join(' ')}" fill="${c}" fill-opacity="0.15" stroke="none"/>`;
       body += `<polyline points="${s.x.map((x, i) => `${X(x).toFixed(1)},${Y(s.mean[i]).toFixed(1)}`).join(' ')}" fill="none" stroke="${c}" stroke-width="1.8"/>`;
-      const lx = ox + (si % 2) * (PW / 2), ly = oy + PH + 48 + 16 * Math.floor(si / 2);
+      const lx = ox + (si % 2) * (PW / 2),
+        ly = oy + PH + 48 + 16 * Math.floor(si / 2);
       body += `<rect x="${lx}" y="${ly - 8}" width="12" height="3" fill="${c}"/><text x="${lx + 16}" y="${ly - 3}" font-size="10">${esc(s.setting.split('/').pop()!)}</text>`;
     });
   });
@@ -202,7 +238,8 @@ for (const f of config.families) {
   writeFileAtomic(join(out, file), svg(title, CURVE[f].label, panels));
   md += `#### ${f} (${it} of the paper's ${PAPER_ITERATIONS[f]} iterations × ${PAPER_BATCH[f]})${reduced ? ' — reduced budget' : ''}\n\n![${f}](figures/${file})\n\n`;
   md += `| setting | ${FINALS[f].join(' | ')} |\n|${' --- |'.repeat(FINALS[f].length + 1)}\n`;
-  for (const a of aggs) md += `| ${a.setting} | ${FINALS[f].map((k) => fmt(a.finals[k], k.startsWith('it') || k === 'peakRssMB' || k.startsWith('modes') ? 1 : 4)).join(' | ')} |\n`;
+  for (const a of aggs)
+    md += `| ${a.setting} | ${FINALS[f].map((k) => fmt(a.finals[k], k.startsWith('it') || k === 'peakRssMB' || k.startsWith('modes') ? 1 : 4)).join(' | ')} |\n`;
   md += '\n';
 }
 md += `<!-- reproduce:end -->`;
@@ -213,4 +250,6 @@ if (args.docs) {
   const re = /<!-- reproduce:begin[\s\S]*?<!-- reproduce:end -->/;
   writeFileSync(docFile, re.test(doc) ? doc.replace(re, md) : doc + `\n## Reproduction (npm run reproduce)\n\n${md}\n`);
 }
-process.stderr.write(`reproduce: finished in ${(wall / 60).toFixed(1)} min; tables in ${join(out, 'results.md')}${args.docs ? ' and docs/benchmarks.md, figures in docs/figures' : ''}\n`);
+process.stderr.write(
+  `reproduce: finished in ${(wall / 60).toFixed(1)} min; tables in ${join(out, 'results.md')}${args.docs ? ' and docs/benchmarks.md, figures in docs/figures' : ''}\n`,
+);

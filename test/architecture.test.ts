@@ -8,7 +8,24 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const LAYERS = ['core', 'text', 'report', 'nn', 'lm', 'lmbuild', 'gfn', 'metrics', 'softrl', 'envs', 'mcmc', 'benchmarks', 'finetune', 'tasks', 'baselines', 'cli'];
+const LAYERS = [
+  'core',
+  'text',
+  'report',
+  'nn',
+  'lm',
+  'lmbuild',
+  'gfn',
+  'metrics',
+  'softrl',
+  'envs',
+  'mcmc',
+  'benchmarks',
+  'finetune',
+  'tasks',
+  'baselines',
+  'cli',
+];
 
 // dist/test/architecture.test.js → repository root
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

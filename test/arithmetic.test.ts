@@ -1,7 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { answerText, calculatorCompletion, fullItem, loadArithmetic, makeQuery, parseAnswer, parseQuery, rationale } from '../src/text/arithmetic.js';
+import {
+  answerText,
+  calculatorCompletion,
+  fullItem,
+  loadArithmetic,
+  makeQuery,
+  parseAnswer,
+  parseQuery,
+  rationale,
+} from '../src/text/arithmetic.js';
 import { UsageError } from '../src/core/errors.js';
 
 // Every expected value below is worked by hand (or read from the data files), never by a
@@ -26,7 +35,11 @@ test('calculator: +, −, ×, negative operands and multi-digit results, worked 
   for (const [text, want] of cases) assert.equal(calculatorCompletion(text), want, `calculator result of "${text}"`);
   // only the trailing "a op b =" is completed
   assert.equal(calculatorCompletion(' 6 - 0 = 6, 6 + 4 ='), ' 10', 'calculator result of the last step');
-  assert.equal(calculatorCompletion('Question: 7 + 5 + 9 = ? Answer: 7 + 5 = 12, 12 + 9 ='), ' 21', 'calculator result after a two-digit value');
+  assert.equal(
+    calculatorCompletion('Question: 7 + 5 + 9 = ? Answer: 7 + 5 = 12, 12 + 9 ='),
+    ' 21',
+    'calculator result after a two-digit value',
+  );
   for (const open of ['6 - 0 = 6', '6 -', '', '6 - 0 = ', 'a + b ='])
     assert.equal(calculatorCompletion(open), null, `no calculator completion for ${JSON.stringify(open)}`);
 });

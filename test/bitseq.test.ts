@@ -15,7 +15,8 @@ const tiny = { n: 8, k: 2, nModes: 3, beta: 1, seed: 7 };
 
 /** log Σ_x R(x) over all 2^n strings, straight from the definition (bit loops, no env code). */
 function bruteLogZ(env: Bitseq): number {
-  const n = env.n, M = env.config.nModes;
+  const n = env.n,
+    M = env.config.nModes;
   let z = 0;
   for (let x = 0; x < 2 ** n; x++) {
     let best = Infinity;
@@ -54,7 +55,8 @@ test('bitseq DAG: parents = filled slots, L! trajectories per object, Z matches 
   paths[0] = 1;
   for (let s = 0; s < dag.numStates; s++)
     for (let a = 0; a < dag.nActions; a++) if (dag.child[s * dag.nActions + a] >= 0) paths[dag.child[s * dag.nActions + a]] += paths[s];
-  for (let s = 0; s < dag.numStates; s++) if (dag.mask[s * dag.nActions + dag.exitAction]) assert.equal(paths[s], 24, `trajectories into object ${s}`);
+  for (let s = 0; s < dag.numStates; s++)
+    if (dag.mask[s * dag.nActions + dag.exitAction]) assert.equal(paths[s], 24, `trajectories into object ${s}`);
 });
 
 test('bitseq modes, distances and test set follow docs/design.md §5', () => {
@@ -99,7 +101,18 @@ test('log P̂_θ from sampled backward orders matches the exact terminal probabi
   net.dispose();
 });
 
-const small = { ...BITSEQ_BENCH_DEFAULTS, n: 32, k: 4, nModes: 4, beta: 1, modeRadius: 4, hidden: [64, 64], evalEvery: 50, orders: 10, testModes: 4 };
+const small = {
+  ...BITSEQ_BENCH_DEFAULTS,
+  n: 32,
+  k: 4,
+  nModes: 4,
+  beta: 1,
+  modeRadius: 4,
+  hidden: [64, 64],
+  evalEvery: 50,
+  orders: 10,
+  testModes: 4,
+};
 
 test('a short TB run on a small bitseq finds modes and ranks the test set; same seed, same numbers', async () => {
   const a = await runBitseqBench({ ...small, algo: 'tb', iterations: 800 });
@@ -142,7 +155,19 @@ test('M-DQN (α = ½, τ = 2) learns the tiny bitseq: exact TV of softmax(Q/τ) 
   const env = new Bitseq(tiny);
   const dag = buildDag(env);
   const target = targetDistribution(dag);
-  const t = await buildTrainer(env, { ...BITSEQ_BENCH_DEFAULTS, algo: 'mdqn', munchausenAlpha: 0.5, hidden: [64, 64], replayBatch: 64, learningStarts: 16, iterations: 3000 }, new Rng(1));
+  const t = await buildTrainer(
+    env,
+    {
+      ...BITSEQ_BENCH_DEFAULTS,
+      algo: 'mdqn',
+      munchausenAlpha: 0.5,
+      hidden: [64, 64],
+      replayBatch: 64,
+      learningStarts: 16,
+      iterations: 3000,
+    },
+    new Rng(1),
+  );
   assert.equal(t.temperature, 2);
   const tv0 = totalVariation(terminalDistribution(dag, policyOnDag(env, t.net, dag, t.temperature)), target);
   for (let i = 0; i < 3000; i++) t.step();

@@ -14,7 +14,10 @@ test('checkpoints: files and a sha256 manifest, latest names the newest, older o
   const run = mkdtempSync(join(tmpdir(), 'ft-ckpt-'));
   try {
     assert.equal(hasCheckpoint(run), false);
-    assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /no checkpoint/.test(e.message));
+    assert.throws(
+      () => loadLatestCheckpoint(run),
+      (e: Error) => e instanceof UsageError && /no checkpoint/.test(e.message),
+    );
     const rng = new Rng(3);
     for (const step of [5, 10, 15]) {
       rng.uniform();
@@ -45,11 +48,20 @@ test('checkpoints: files and a sha256 manifest, latest names the newest, older o
     assert.deepEqual(readdirSync(join(run, 'checkpoints')).sort(), ['latest', 'step-00000020']);
     // a corrupt file or a missing one is a readable UsageError
     writeFileSync(join(run, 'checkpoints', 'step-00000020', 'a'), 'y');
-    assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /corrupt \(sha256 mismatch\)/.test(e.message));
+    assert.throws(
+      () => loadLatestCheckpoint(run),
+      (e: Error) => e instanceof UsageError && /corrupt \(sha256 mismatch\)/.test(e.message),
+    );
     rmSync(join(run, 'checkpoints', 'step-00000020', 'a'));
-    assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /step-00000020 is unusable: a is missing/.test(e.message));
+    assert.throws(
+      () => loadLatestCheckpoint(run),
+      (e: Error) => e instanceof UsageError && /step-00000020 is unusable: a is missing/.test(e.message),
+    );
     rmSync(join(run, 'checkpoints', 'step-00000020', 'manifest.json'));
-    assert.throws(() => loadLatestCheckpoint(run), (e: Error) => e instanceof UsageError && /no readable manifest/.test(e.message));
+    assert.throws(
+      () => loadLatestCheckpoint(run),
+      (e: Error) => e instanceof UsageError && /no readable manifest/.test(e.message),
+    );
     assert.ok(!existsSync(join(run, 'checkpoints', `latest.tmp-${process.pid}`)));
   } finally {
     rmSync(run, { recursive: true, force: true });

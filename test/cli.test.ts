@@ -38,20 +38,64 @@ test('verify theorem --json reports the exact identities', () => {
 
 test('bench hypergrid --json --out writes metrics.jsonl and refuses to overwrite a run', () => {
   const out = join(mkdtempSync(join(tmpdir(), 'ft-')), 'run');
-  const r = run('bench', 'hypergrid', '--algo', 'tb', '--ndim', '2', '--height', '4', '--iterations', '30', '--eval-every', '10', '--hidden', '32,32', '--out', out, '--json');
+  const r = run(
+    'bench',
+    'hypergrid',
+    '--algo',
+    'tb',
+    '--ndim',
+    '2',
+    '--height',
+    '4',
+    '--iterations',
+    '30',
+    '--eval-every',
+    '10',
+    '--hidden',
+    '32,32',
+    '--out',
+    out,
+    '--json',
+  );
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
-  for (const k of ['algo', 'ndim', 'height', 'iterations', 'trajectories', 'seconds', 'trajPerSec', 'tvExact', 'l1Empirical', 'kl', 'logZ', 'logZTrue']) assert.ok(k in j, k);
+  for (const k of [
+    'algo',
+    'ndim',
+    'height',
+    'iterations',
+    'trajectories',
+    'seconds',
+    'trajPerSec',
+    'tvExact',
+    'l1Empirical',
+    'kl',
+    'logZ',
+    'logZTrue',
+  ])
+    assert.ok(k in j, k);
   assert.equal(j.trajectories, 30 * 16);
-  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(lines.map((l) => l.iteration), [10, 20, 30]);
+  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    lines.map((l) => l.iteration),
+    [10, 20, 30],
+  );
   assert.ok(existsSync(join(out, 'summary.json')));
   const before = readFileSync(join(out, 'metrics.jsonl'), 'utf8');
-  assertUsageError(run('bench', 'hypergrid', '--algo', 'tb', '--ndim', '2', '--height', '4', '--iterations', '5', '--out', out), /already exists/);
+  assertUsageError(
+    run('bench', 'hypergrid', '--algo', 'tb', '--ndim', '2', '--height', '4', '--iterations', '5', '--out', out),
+    /already exists/,
+  );
   assert.equal(readFileSync(join(out, 'metrics.jsonl'), 'utf8'), before, 'earlier run untouched');
   const file = join(out, 'not-a-dir');
   writeFileSync(file, 'x');
-  assertUsageError(run('bench', 'hypergrid', '--algo', 'tb', '--iterations', '5', '--out', join(file, 'sub')), /cannot create folder .*is a file, not a folder \(ENOTDIR\)/);
+  assertUsageError(
+    run('bench', 'hypergrid', '--algo', 'tb', '--iterations', '5', '--out', join(file, 'sub')),
+    /cannot create folder .*is a file, not a folder \(ENOTDIR\)/,
+  );
 });
 
 test('info --json names the backend', () => {
@@ -66,7 +110,22 @@ test('flags are named as typed, bounds as numbers, and no "NaN" where a value is
   assertUsageError(run('bench', 'bitseq', '--algo', 'tb', '--beta', '0'), /^flowtune: --beta must be a number > 0 \(got 0\)$/);
   assertUsageError(run('bench', 'molecules', '--algo', 'tb', '--beta', '-1'), /^flowtune: --beta must be a number > 0 \(got -1\)$/);
   // before the first evaluation there is no exact TV: the first progress line shows "–"
-  const r = run('bench', 'hypergrid', '--algo', 'subtb', '--ndim', '2', '--height', '4', '--iterations', '20', '--eval-every', '10', '--hidden', '16,16');
+  const r = run(
+    'bench',
+    'hypergrid',
+    '--algo',
+    'subtb',
+    '--ndim',
+    '2',
+    '--height',
+    '4',
+    '--iterations',
+    '20',
+    '--eval-every',
+    '10',
+    '--hidden',
+    '16,16',
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr.split('\n')[0], /^hypergrid subtb 1\/20 loss \d+\.\d{4} \| tv –$/);
   assert.doesNotMatch(r.stderr + r.stdout, /NaN/);

@@ -54,7 +54,8 @@ test('aggregation over seeds and the paired test of the best GFlowNet row, by ha
     { name: 'sft', kind: 'sft', label: 'sft', decode: 'sample' },
     { name: 'ppo', kind: 'ppo', label: 'ppo', decode: 'sample' },
   ];
-  const T = true, F = false;
+  const T = true,
+    F = false;
   const cells = [
     cellOf('gfn-a', 0, [T, T, F, F], 0.5),
     cellOf('gfn-a', 1, [T, F, F, F], 0.25),
@@ -131,7 +132,8 @@ const compareConfig = {
 };
 writeFileSync(cmpCfg, YAML.stringify(compareConfig));
 
-const strip = (rows: Record<string, unknown>[]) => rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== 'train s' && k !== 'eval s')));
+const strip = (rows: Record<string, unknown>[]) =>
+  rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== 'train s' && k !== 'eval s')));
 
 test('flowtune compare over seeds: per-seed folders, mean ± sd, paired tests, operand plot; resume redoes nothing finished; bad input exits 2', async () => {
   const out = join(work, 'cmp');
@@ -147,13 +149,25 @@ test('flowtune compare over seeds: per-seed folders, mean ± sd, paired tests, o
   for (const row of cmp.rows) {
     const seeds = readdirSync(join(out, 'methods', row.method));
     const accs = seeds.map((s) => {
-      const items = readFileSync(join(out, 'methods', row.method, s, 'eval-test_5op.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const items = readFileSync(join(out, 'methods', row.method, s, 'eval-test_5op.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       assert.equal(items.length, 3);
       return items.filter((it: { voteCorrect: boolean }) => it.voteCorrect).length / 3;
     });
     const dc = seeds.map((s) => {
-      const items = readFileSync(join(out, 'methods', row.method, s, 'eval-test_3op.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-      return items.reduce((t: number, it: { answer: number; samples: { z: string; answer: number | null }[] }) => t + new Set(it.samples.filter((x) => x.answer === it.answer).map((x) => x.z)).size / 2, 0) / 3;
+      const items = readFileSync(join(out, 'methods', row.method, s, 'eval-test_3op.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      return (
+        items.reduce(
+          (t: number, it: { answer: number; samples: { z: string; answer: number | null }[] }) =>
+            t + new Set(it.samples.filter((x) => x.answer === it.answer).map((x) => x.z)).size / 2,
+          0,
+        ) / 3
+      );
     });
     assert.ok(Math.abs(row['test_3op distinct correct Z'] - dc.reduce((s, v) => s + v, 0) / dc.length) < 1e-12);
     const m = accs.reduce((s, v) => s + v, 0) / accs.length;
@@ -162,7 +176,10 @@ test('flowtune compare over seeds: per-seed folders, mean ± sd, paired tests, o
     else assert.equal(row['test_5op vote acc sd'], null);
   }
   // paired tests: the only GFlowNet row against sft and ppo, on both test sets
-  assert.deepEqual(cmp.paired.map((t: { testSet: string; gfn: string; against: string }) => `${t.testSet}:${t.gfn}:${t.against}`), ['test_3op:gfn-tb:sft', 'test_3op:gfn-tb:ppo', 'test_5op:gfn-tb:sft', 'test_5op:gfn-tb:ppo']);
+  assert.deepEqual(
+    cmp.paired.map((t: { testSet: string; gfn: string; against: string }) => `${t.testSet}:${t.gfn}:${t.against}`),
+    ['test_3op:gfn-tb:sft', 'test_3op:gfn-tb:ppo', 'test_5op:gfn-tb:sft', 'test_5op:gfn-tb:ppo'],
+  );
   for (const t of cmp.paired) assert.equal(t.wins + t.losses + t.ties, 3);
   assert.deepEqual([...new Set(cmp.accuracyByOperands.map((p: { operands: number }) => p.operands))], [3, 5]);
   const csv = readFileSync(join(out, 'comparison.csv'), 'utf8').trim().split('\n');
@@ -222,7 +239,10 @@ test('flowtune compare over seeds: per-seed folders, mean ± sd, paired tests, o
   assert.match(fin.stderr, /\[sft\] finished in an earlier run/);
   assert.equal(statSync(firstDone).mtimeMs, doneAt);
   const finRows = JSON.parse(fin.stdout.trim().split('\n').pop()!).rows;
-  assert.deepEqual(finRows.map((x: { method: string; seeds: number }) => `${x.method}:${x.seeds}`), ['base-greedy:1', 'base-T1:1', 'sft:1', 'ppo:1', 'gfn-tb:1']);
+  assert.deepEqual(
+    finRows.map((x: { method: string; seeds: number }) => `${x.method}:${x.seeds}`),
+    ['base-greedy:1', 'base-T1:1', 'sft:1', 'ppo:1', 'gfn-tb:1'],
+  );
   // seed 0 of the two-seed run is the same computation: the same numbers
   for (const m of ['sft', 'ppo', 'gfn-tb']) {
     const a = JSON.parse(readFileSync(join(real, 'methods', m, 'seed-0', 'result.json'), 'utf8')).metrics;
@@ -260,7 +280,8 @@ test('configs/compare-arithmetic-ood.yaml: the protocol of issue 12, and 5-opera
   assert.deepEqual(c.eval.data, ['data/arithmetic/test_3op.json', 'data/arithmetic/test_4op.json', 'data/arithmetic/test_5op.json']);
   assert.equal(c.eval.limit, undefined, 'all 500 items of each test set');
   const kinds = c.methods.map((m) => (m.kind === 'gfn' ? `gfn-${m.objective}` : m.kind === 'base' ? `base-${m.decode}` : m.kind));
-  for (const k of ['base-sample', 'base-greedy', 'sft', 'reinforce', 'ppo', 'gfn-tb', 'gfn-subtb', 'gfn-mdqn']) assert.ok(kinds.includes(k), k);
+  for (const k of ['base-sample', 'base-greedy', 'sft', 'reinforce', 'ppo', 'gfn-tb', 'gfn-subtb', 'gfn-mdqn'])
+    assert.ok(kinds.includes(k), k);
   for (const m of c.methods) {
     const cfg = readTrainConfig(c.train, [...c.set, ...m.set, ...(m.objective ? [`objective=${m.objective}`] : [])]);
     assert.equal(cfg.model, 'models/arith-weak');
@@ -275,7 +296,15 @@ test('configs/compare-arithmetic-ood.yaml: the protocol of issue 12, and 5-opera
       const xs = [0, 0, 0, 0, 0];
       for (let n = 0; n < 1e5; n++) {
         for (let i = 0, v = n; i < 5; i++, v = Math.floor(v / 10)) xs[i] = v % 10;
-        for (let o = 0; o < 16; o++) longest = Math.max(longest, 1 + rationale(xs, [0, 1, 2, 3].map((i) => ops[(o >> i) & 1])).text.length);
+        for (let o = 0; o < 16; o++)
+          longest = Math.max(
+            longest,
+            1 +
+              rationale(
+                xs,
+                [0, 1, 2, 3].map((i) => ops[(o >> i) & 1]),
+              ).text.length,
+          );
       }
       assert.equal(longest, 55);
       // training items: X ≤ 35 characters (4 operands), Y = ". The answer is -27." ≤ 20; the trainer adds 8

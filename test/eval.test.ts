@@ -50,7 +50,15 @@ async function enumerate(session: LmSession, x: number[], c: ZConstraints) {
     if (p.length < c.maxLength) for (const id of c.allowedIds!) grow([...p, id]);
   };
   grow([]);
-  const rows = await scoreRows(session, zs.map(() => x), zs, zs.map(() => tok.encode('.')), c, { prior: 'lm', likelihoodWeight: 1, temperature: 1 }, { prefix: false });
+  const rows = await scoreRows(
+    session,
+    zs.map(() => x),
+    zs,
+    zs.map(() => tok.encode('.')),
+    c,
+    { prior: 'lm', likelihoodWeight: 1, temperature: 1 },
+    { prefix: false },
+  );
   const lp = sequenceLogProbs(rows, { d: session.hiddenSize, V: session.vocabSize, stop: c.stopId }, (_h, base) => base, 1);
   return { zs, lp, rows };
 }
@@ -66,7 +74,10 @@ test('beam search: exhaustive width returns every Z in order of exact log P; wid
     const { zs, lp } = await enumerate(session, x, c);
     assert.ok(Math.abs(logSumExp(lp)) < 1e-4, 'the enumeration holds all the mass');
     const order = zs.map((z, k) => ({ z: z.tokens.join(','), lp: lp[k] })).sort((a, b) => b.lp - a.lp);
-    assert.deepEqual(beams[i].map((z) => z.tokens.join(',')), order.map((o) => o.z));
+    assert.deepEqual(
+      beams[i].map((z) => z.tokens.join(',')),
+      order.map((o) => o.z),
+    );
   }
   const wide = { ...c, maxLength: 6, allowedIds: tok.encode('abcde ') };
   const greedy = await decodeZ({ ...dec, constraints: wide }, prompts, 2, { kind: 'greedy' }, new Rng(0));
@@ -82,7 +93,12 @@ test('arithmetic eval: greedy with the calculator matches the independent greedy
   const session = await LmSession.open('models/arith-char');
   const c = defaultConstraints('arithmetic', tok);
   const file = 'data/arithmetic/test_3op.json';
-  const mine = await evalArithmeticFile({ session, tok, constraints: c }, file, { samples: 3, decode: { kind: 'sample', temperature: 1 }, seed: 1, limit: 6 });
+  const mine = await evalArithmeticFile({ session, tok, constraints: c }, file, {
+    samples: 3,
+    decode: { kind: 'sample', temperature: 1 },
+    seed: 1,
+    limit: 6,
+  });
   const ref = await evalArithmetic(session, tok, file, { calculator: true, limit: 6 });
   mine.items.forEach((it, i) => assert.equal(it.greedy.z + it.greedy.y, ref.examples[i].output));
   assert.equal(mine.summary.greedyAccuracy, ref.accuracy);
@@ -98,7 +114,11 @@ test('arithmetic eval: greedy with the calculator matches the independent greedy
       assert.equal(Number(c), want, `item ${i}: calculator step "${a} ${op} ${b} =" in ${JSON.stringify(text)}`);
     }
     const m = /The answer is (-?\d+)\./.exec(text);
-    assert.equal(m ? Number(m[1]) : null, gold[i].num_sol, `item ${i} (${gold[i].str_query}): greedy answer vs num_sol in ${JSON.stringify(text)}`);
+    assert.equal(
+      m ? Number(m[1]) : null,
+      gold[i].num_sol,
+      `item ${i} (${gold[i].str_query}): greedy answer vs num_sol in ${JSON.stringify(text)}`,
+    );
     assert.equal(it.answer, gold[i].num_sol);
   });
   assert.equal(mine.summary.greedyAccuracy, 1, 'greedy accuracy vs num_sol');
@@ -107,7 +127,12 @@ test('arithmetic eval: greedy with the calculator matches the independent greedy
     assert.equal(it.vote, majorityVote(it.samples.map((s) => s.answer)));
     assert.equal(it.voteCorrect, it.vote === it.answer);
   }
-  const again = await evalArithmeticFile({ session, tok, constraints: c }, file, { samples: 3, decode: { kind: 'sample', temperature: 1 }, seed: 1, limit: 6 });
+  const again = await evalArithmeticFile({ session, tok, constraints: c }, file, {
+    samples: 3,
+    decode: { kind: 'sample', temperature: 1 },
+    seed: 1,
+    limit: 6,
+  });
   assert.deepEqual(again.items, mine.items, 'same seed, same samples');
 });
 
@@ -138,8 +163,21 @@ async function policyOverAll(t: FineTuneSetup) {
     if (p.length < 4) for (const id of t.constraints.allowedIds!) grow([...p, id]);
   };
   grow([]);
-  const rows = await scoreRows(t.session, zs.map(() => ex.xIds), zs, zs.map(() => ex.yIds), t.constraints, t.rewardSpec(), { prefix: false });
-  const lp = sequenceLogProbs(rows, { d: t.session.hiddenSize, V: t.session.vocabSize, stop: t.constraints.stopId }, (h, b) => t.adapter.logits(h, b), 1);
+  const rows = await scoreRows(
+    t.session,
+    zs.map(() => ex.xIds),
+    zs,
+    zs.map(() => ex.yIds),
+    t.constraints,
+    t.rewardSpec(),
+    { prefix: false },
+  );
+  const lp = sequenceLogProbs(
+    rows,
+    { d: t.session.hiddenSize, V: t.session.vocabSize, stop: t.constraints.stopId },
+    (h, b) => t.adapter.logits(h, b),
+    1,
+  );
   const logR = rows.map((r) => r.logR);
   const lz = logSumExp(Float64Array.from(logR));
   return { zs, policy: Array.from(lp, Math.exp), posterior: logR.map((l) => Math.exp(l - lz)), logR };
@@ -147,7 +185,17 @@ async function policyOverAll(t: FineTuneSetup) {
 
 test('SFT raises the probability of the gold rationale; REINFORCE on log R collapses onto argmax R', async () => {
   // the second pair's gold Z (5 tokens) is longer than z.maxLength (4): SFT leaves it out
-  const sftT = await FineTuneSetup.create(pairsConfig({ task: { kind: 'pairs', pairs: [{ x: 'The cat', y: ' sat.', z: 'cab' }, { x: 'A dog', y: ' ran.', z: 'abcda' }] } }));
+  const sftT = await FineTuneSetup.create(
+    pairsConfig({
+      task: {
+        kind: 'pairs',
+        pairs: [
+          { x: 'The cat', y: ' sat.', z: 'cab' },
+          { x: 'A dog', y: ' ran.', z: 'abcda' },
+        ],
+      },
+    }),
+  );
   const gold = tok.encode('cab').join(',');
   const before = await policyOverAll(sftT);
   const gi = before.zs.findIndex((z) => z.tokens.join(',') === gold);
@@ -178,7 +226,11 @@ test('flowtune compare (infill) → comparison.csv/json; eval infill is seeded; 
   const sentences = join(work, 'sentences.txt');
   const words = 'the of and to a in is it that was for on are with as be at by this have from or one had'.split(' ');
   const rng = new Rng(9);
-  writeFileSync(sentences, Array.from({ length: 12 }, () => Array.from({ length: 7 + rng.int(4) }, () => words[rng.int(words.length)]).join(' ')).join('\n') + '\n');
+  writeFileSync(
+    sentences,
+    Array.from({ length: 12 }, () => Array.from({ length: 7 + rng.int(4) }, () => words[rng.int(words.length)]).join(' ')).join('\n') +
+      '\n',
+  );
   const trainCfg = join(work, 'infill.yaml');
   writeFileSync(
     trainCfg,
@@ -212,27 +264,42 @@ test('flowtune compare (infill) → comparison.csv/json; eval infill is seeded; 
   const r = run('compare', '--config', cmpCfg, '--out', out, '--quiet', '--json');
   assert.equal(r.status, 0, r.stderr);
   const cmp = JSON.parse(r.stdout.trim().split('\n').pop()!);
-  assert.deepEqual(cmp.rows.map((x: { method: string }) => x.method), ['base-T1', 'base-greedy', 'sft', 'reinforce', 'gfn-tb']);
+  assert.deepEqual(
+    cmp.rows.map((x: { method: string }) => x.method),
+    ['base-T1', 'base-greedy', 'sft', 'reinforce', 'gfn-tb'],
+  );
   const csv = readFileSync(join(out, 'comparison.csv'), 'utf8').trim().split('\n');
   assert.equal(csv[0], cmp.columns.join(','));
   assert.equal(csv.length, 6);
   assert.deepEqual(JSON.parse(readFileSync(join(out, 'comparison.json'), 'utf8')).rows, cmp.rows);
   // BLEU-4 of a row recomputed from its per-item file
   for (const row of cmp.rows) {
-    const items = readFileSync(join(out, 'methods', row.method, 'seed-0', 'eval-infill.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const items = readFileSync(join(out, 'methods', row.method, 'seed-0', 'eval-infill.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(items.length, 3);
     assert.equal(items[0].index, 8, 'held-out items start after the 8 training items');
-    const b = items.reduce((s: number, it: { reference: string; samples: { z: string }[] }) => s + it.samples.reduce((t, x) => t + bleu(x.z, [it.reference]), 0) / it.samples.length, 0) / items.length;
+    const b =
+      items.reduce(
+        (s: number, it: { reference: string; samples: { z: string }[] }) =>
+          s + it.samples.reduce((t, x) => t + bleu(x.z, [it.reference]), 0) / it.samples.length,
+        0,
+      ) / items.length;
     assert.ok(Math.abs(b - row['BLEU-4']) < 1e-12, `${row.method}: BLEU ${row['BLEU-4']} vs recomputed ${b}`);
   }
-  const greedyItems = readFileSync(join(out, 'methods', 'base-greedy', 'seed-0', 'eval-infill.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const greedyItems = readFileSync(join(out, 'methods', 'base-greedy', 'seed-0', 'eval-infill.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   for (const it of greedyItems) assert.equal(new Set(it.samples.map((s: { z: string }) => s.z)).size, 1);
   assert.ok(existsSync(join(out, 'methods', 'sft', 'seed-0', 'baseline.json')));
 
   const e1 = run('eval', 'infill', '--run', join(out, 'methods', 'gfn-tb', 'seed-0'), '--samples', '2', '--seed', '4', '--json');
   const e2 = run('eval', 'infill', '--run', join(out, 'methods', 'gfn-tb', 'seed-0'), '--samples', '2', '--seed', '4', '--json');
   assert.equal(e1.status, 0, e1.stderr);
-  const j1 = JSON.parse(e1.stdout.trim().split('\n').pop()!), j2 = JSON.parse(e2.stdout.trim().split('\n').pop()!);
+  const j1 = JSON.parse(e1.stdout.trim().split('\n').pop()!),
+    j2 = JSON.parse(e2.stdout.trim().split('\n').pop()!);
   delete j1.parts[0].seconds;
   delete j2.parts[0].seconds;
   assert.deepEqual(j1, j2);
@@ -263,9 +330,26 @@ test('subj: configs hold subjPairs of the shipped files; eval subj predicts from
     assert.deepEqual(cfg.task.pairs, subjPairs(`data/subj/train.${n}.jsonl`, 80));
   }
   const out = join(work, 'subj.jsonl');
-  const r = run('eval', 'subj', '--base', model.dir, '--data', 'data/subj/train.10.jsonl', '--samples', '3', '--max-chars', '40', '--out', out, '--json');
+  const r = run(
+    'eval',
+    'subj',
+    '--base',
+    model.dir,
+    '--data',
+    'data/subj/train.10.jsonl',
+    '--samples',
+    '3',
+    '--max-chars',
+    '40',
+    '--out',
+    out,
+    '--json',
+  );
   assert.equal(r.status, 0, r.stderr);
-  const items = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const items = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(items.length, 10);
   let correct = 0;
   for (const it of items) {
@@ -280,7 +364,12 @@ test('subj: configs hold subjPairs of the shipped files; eval subj predicts from
 });
 
 test('free arithmetic: gold rationales get their results written in as actions (the data leaves "a op b =" open)', () => {
-  const base = { objective: 'tb', seed: 0, model: model.dir, task: { kind: 'arithmetic', train: ['data/arithmetic/train_50.json'], limit: 1 } };
+  const base = {
+    objective: 'tb',
+    seed: 0,
+    model: model.dir,
+    task: { kind: 'arithmetic', train: ['data/arithmetic/train_50.json'], limit: 1 },
+  };
   const free = loadExamples(validate({ ...base, z: { tool: 'none', stop: '.' } }, trainConfigSchema, 'test'), tok)[0];
   // train_50[0]: 6 - 0 - 4 - 8, rationale "6 - 0 =, 6 - 4 =, 2 - 8 ="
   assert.equal(tok.decode(free.gold!.tokens), ' 6 - 0 = 6, 6 - 4 = 2, 2 - 8 = -6');

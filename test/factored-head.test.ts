@@ -4,7 +4,10 @@ import assert from 'node:assert/strict';
 import { FactoredHeadMlp, innerSpec } from '../src/nn/factored-head.js';
 import { ReferenceMlp } from '../src/nn/reference-mlp.js';
 
-const L = 3, W = 4, r = 2, pass = 2;
+const L = 3,
+  W = 4,
+  r = 2,
+  pass = 2;
 const outer = { inputDim: 12, nnz: 3, hidden: [5], outputDim: L * W + pass };
 const shape = { slots: L, words: W, rank: r };
 const make = () => new FactoredHeadMlp(outer, ReferenceMlp.create(innerSpec(outer, shape), 3), shape, 3);
@@ -46,12 +49,14 @@ test('gradients of Σ c·out equal central finite differences (inner weights and
   const out = new Float32Array(2 * outer.outputDim);
   const row0 = net.forward(idx, 2, out, true);
   net.backward(row0, 2, c);
-  const g = net.getGrads(), p0 = net.getParams();
+  const g = net.getGrads(),
+    p0 = net.getParams();
   assert.equal(g.length, net.numParams);
   const h = 1e-2;
   let checked = 0;
   for (let k = 0; k < p0.length; k += 3) {
-    const pp = Float32Array.from(p0), pm = Float32Array.from(p0);
+    const pp = Float32Array.from(p0),
+      pm = Float32Array.from(p0);
     pp[k] += h;
     pm[k] -= h;
     const fd = (f(pp) - f(pm)) / (2 * h);

@@ -94,12 +94,25 @@ before(() => {
 
 // Every point of a checkpoint write (docs: src/finetune/checkpoint.ts), the first checkpoint
 // (a run with none yet), and the run's final files: killed there, resumed, nothing lost.
-const KILLS = ['checkpoint-files:2', 'checkpoint-files:4', 'checkpoint-manifest:4', 'checkpoint-renamed:4', 'checkpoint-latest:4', 'checkpoint-pruned:6', 'final-files:8', 'report:8'];
+const KILLS = [
+  'checkpoint-files:2',
+  'checkpoint-files:4',
+  'checkpoint-manifest:4',
+  'checkpoint-renamed:4',
+  'checkpoint-latest:4',
+  'checkpoint-pruned:6',
+  'final-files:8',
+  'report:8',
+];
 /** The CLI as a child process, without blocking (the kill cases run two at a time). */
-function runAsync(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+function runAsync(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const c = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...env } });
-    let stdout = '', stderr = '';
+    let stdout = '',
+      stderr = '';
     c.stdout.on('data', (d) => (stdout += d));
     c.stderr.on('data', (d) => (stderr += d));
     c.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
@@ -127,13 +140,18 @@ test('kill -9 at every phase of a checkpoint write, then --resume: nothing lost'
 test('--resume of a finished run changes nothing; a config given with --resume must match (train.steps may grow)', () => {
   const dir = join(work, 'finished');
   cpSync(ref, dir, { recursive: true });
-  const before = Object.fromEntries(['metrics.jsonl', 'summary.json', 'samples.jsonl', 'report.html'].map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
+  const before = Object.fromEntries(
+    ['metrics.jsonl', 'summary.json', 'samples.jsonl', 'report.html'].map((f) => [f, readFileSync(join(dir, f), 'utf8')]),
+  );
   const r = run(['train', '--resume', '--out', dir]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /is complete \(step 8 of 8\); nothing to do/);
   for (const [f, text] of Object.entries(before)) assert.equal(readFileSync(join(dir, f), 'utf8'), text, `${f} untouched`);
   assertUsageError(run(['train', '--resume', '--out', dir, '--set', 'seed=5']), /differs from the run's .*config\.yaml in seed/);
-  assertUsageError(run(['train', '--resume', '--out', dir, '--config', cfgFile, '--set', 'objective=tb', '--set', 'optim.lr=0.1']), /in objective, optim\.lr/);
+  assertUsageError(
+    run(['train', '--resume', '--out', dir, '--config', cfgFile, '--set', 'objective=tb', '--set', 'optim.lr=0.1']),
+    /in objective, optim\.lr/,
+  );
   assertUsageError(run(['train', '--resume', '--out', dir, '--set', 'train.steps=4']), /train\.steps 4 is below the run's 8/);
   // the same config, given again, is accepted
   assert.equal(run(['train', '--resume', '--out', dir, '--config', cfgFile]).status, 0);
@@ -142,7 +160,10 @@ test('--resume of a finished run changes nothing; a config given with --resume m
   assert.equal(ext.status, 0, ext.stderr);
   assert.match(ext.stderr, /extending .* from 8 to 10 steps/);
   const m = metrics(dir);
-  assert.deepEqual(m.map((l) => l.step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(
+    m.map((l) => l.step),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+  );
   assert.deepEqual(m.slice(0, STEPS), metrics(ref), 'the first 8 steps are kept as they were');
   assert.equal(YAML.parse(readFileSync(join(dir, 'config.yaml'), 'utf8')).train.steps, 10);
 });
@@ -151,7 +172,13 @@ test('a second writer on a run folder exits 2 naming the holder; a stale lock is
   const dir = join(work, 'concurrent');
   const longCfg = join(work, 'long.yaml');
   // long enough to still be running (and holding the lock) however slow the machine is; stopped with SIGTERM below
-  writeFileSync(longCfg, YAML.stringify({ ...YAML.parse(readFileSync(cfgFile, 'utf8')), train: { steps: 1_000_000, batchSize: 4, logEvery: 1, checkpointEvery: 1000 } }));
+  writeFileSync(
+    longCfg,
+    YAML.stringify({
+      ...YAML.parse(readFileSync(cfgFile, 'utf8')),
+      train: { steps: 1_000_000, batchSize: 4, logEvery: 1, checkpointEvery: 1000 },
+    }),
+  );
   const first = spawn(process.execPath, [cli, 'train', '--config', longCfg, '--out', dir], { stdio: 'ignore' });
   const exited = new Promise<number | null>((res) => first.on('exit', (code) => res(code)));
   const lock = join(dir, '.flowtune.lock');
@@ -167,24 +194,37 @@ test('a second writer on a run folder exits 2 naming the holder; a stale lock is
   first.kill('SIGTERM');
   assert.equal(await exited, 143, 'SIGTERM: exit 128 + 15, after releasing the lock');
   const steps = metrics(dir).map((l) => l.step);
-  assert.deepEqual(steps, Array.from({ length: steps.length }, (_, i) => i + 1), 'one writer: one line per step, in order');
+  assert.deepEqual(
+    steps,
+    Array.from({ length: steps.length }, (_, i) => i + 1),
+    'one writer: one line per step, in order',
+  );
   assert.equal(YAML.parse(readFileSync(join(dir, 'config.yaml'), 'utf8')).seed, 0);
   assert.ok(!existsSync(lock), 'the lock is released at exit');
 
   // two writers started at the same moment on a fresh folder: exactly one of them runs
   const both = join(work, 'both');
-  const [x, y] = await Promise.all([runAsync(['train', '--config', cfgFile, '--out', both]), runAsync(['train', '--config', cfgFile, '--out', both, '--set', 'seed=1'])]);
+  const [x, y] = await Promise.all([
+    runAsync(['train', '--config', cfgFile, '--out', both]),
+    runAsync(['train', '--config', cfgFile, '--out', both, '--set', 'seed=1']),
+  ]);
   assert.deepEqual([x.status, y.status].sort(), [0, 2], x.stderr + y.stderr);
   const [winner, loser] = x.status === 0 ? [x, y] : [y, x];
   assert.match(loser.stderr.trim(), /^flowtune: .*(in use by another flowtune process|already holds a run)[^\n]*$/);
-  assert.deepEqual(metrics(both).map((l) => l.step), Array.from({ length: STEPS }, (_, i) => i + 1));
+  assert.deepEqual(
+    metrics(both).map((l) => l.step),
+    Array.from({ length: STEPS }, (_, i) => i + 1),
+  );
   assert.equal(YAML.parse(readFileSync(join(both, 'config.yaml'), 'utf8')).seed, winner === x ? 0 : 1);
 
   // a lock left by a process that is gone (kill -9) is taken over, said in one line
   const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
   const stale = join(work, 'stale');
   mkdirSync(stale);
-  writeFileSync(join(stale, '.flowtune.lock'), JSON.stringify({ pid: Number(gone.stdout), host: hostname(), procStart: null, since: '2026-01-01T00:00:00Z', command: 'train' }));
+  writeFileSync(
+    join(stale, '.flowtune.lock'),
+    JSON.stringify({ pid: Number(gone.stdout), host: hostname(), procStart: null, since: '2026-01-01T00:00:00Z', command: 'train' }),
+  );
   const r = run(['train', '--config', cfgFile, '--out', stale]);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr.split('\n').filter((l) => /taking over the lock of pid \d+ .*no longer running/.test(l)).length, 1, r.stderr);
@@ -192,7 +232,10 @@ test('a second writer on a run folder exits 2 naming the holder; a stale lock is
   // a lock held on another host cannot be checked: refused, with the way out named
   const remote = join(work, 'remote');
   mkdirSync(remote);
-  writeFileSync(join(remote, '.flowtune.lock'), JSON.stringify({ pid: 1, host: 'elsewhere', procStart: null, since: '2026-01-01T00:00:00Z', command: 'train' }));
+  writeFileSync(
+    join(remote, '.flowtune.lock'),
+    JSON.stringify({ pid: 1, host: 'elsewhere', procStart: null, since: '2026-01-01T00:00:00Z', command: 'train' }),
+  );
   assertUsageError(run(['train', '--config', cfgFile, '--out', remote]), /pid 1 on elsewhere.*delete .*\.flowtune\.lock/);
 });
 
@@ -205,14 +248,18 @@ test('corrupt files: the newest intact checkpoint is named and used; torn metric
   appendFileSync(join(dir, 'metrics.jsonl'), '{"step": 9, "lo'); // torn line
   const r = run(['train', '--resume', '--out', dir]);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /step-00000006 is unusable: state\.json is corrupt \(sha256 mismatch\); using .*step-00000004 \(step 4\), the newest intact checkpoint/);
+  assert.match(
+    r.stderr,
+    /step-00000006 is unusable: state\.json is corrupt \(sha256 mismatch\); using .*step-00000004 \(step 4\), the newest intact checkpoint/,
+  );
   assert.match(r.stderr, /resuming .* at step 4 of 8/);
   assertSameAsReference(dir);
 
   // every checkpoint unusable: said, and the run starts over (what they held is lost either way)
   const all = join(work, 'all-corrupt');
   cpSync(join(work, 'kill-checkpoint-latest-4'), all, { recursive: true });
-  for (const d of readdirSync(join(all, 'checkpoints')).filter((n) => n.startsWith('step-'))) rmSync(join(all, 'checkpoints', d, 'manifest.json'));
+  for (const d of readdirSync(join(all, 'checkpoints')).filter((n) => n.startsWith('step-')))
+    rmSync(join(all, 'checkpoints', d, 'manifest.json'));
   rmSync(join(all, 'summary.json'));
   const a = run(['train', '--resume', '--out', all]);
   assert.equal(a.status, 0, a.stderr);
@@ -230,7 +277,10 @@ test('corrupt files: the newest intact checkpoint is named and used; torn metric
 test('text inputs are strict UTF-8: the bad file and line are named', () => {
   const bad = join(work, 'bad.yaml');
   writeFileSync(bad, Buffer.concat([Buffer.from('objective: tb\nseed: 0\n# caf'), Buffer.from([0xe9]), Buffer.from('\n')]));
-  assertUsageError(run(['train', '--config', bad, '--out', join(work, 'bad-run')]), /bad\.yaml: line 3, column 6 is not valid UTF-8 \(byte 0xe9\)/);
+  assertUsageError(
+    run(['train', '--config', bad, '--out', join(work, 'bad-run')]),
+    /bad\.yaml: line 3, column 6 is not valid UTF-8 \(byte 0xe9\)/,
+  );
   assert.ok(!existsSync(join(work, 'bad-run')), 'a failed validation leaves no --out folder');
   const file = join(work, 'lines.txt');
   // valid 2-, 3- and 4-byte sequences, then an overlong encoding of "/" (0xc0 0xaf) on line 3
@@ -250,9 +300,18 @@ test('sizes are checked before anything is allocated', () => {
   assert.doesNotThrow(() => checkMemory('x', 1e9, 2e9));
   // sizes far beyond any machine's memory (petabytes), so the refusal holds everywhere
   const t0 = Date.now();
-  assertUsageError(run(['bench', 'hypergrid', '--algo', 'tb', '--batch', '100000000000']), /--batch 100000000000 .*needs at least [\d.]+ [GT]B, more than the .* of memory available/);
-  assertUsageError(run(['bench', 'hypergrid', '--algo', 'mh', '--ndim', '2', '--batch', '100000000000000']), /--batch 100000000000000 chains needs at least/);
-  assertUsageError(run(['train', '--config', cfgFile, '--set', 'train.batchSize=1000000000000', '--out', join(work, 'huge')]), /train\.batchSize 1000000000000 × vocabulary 98 needs at least/);
+  assertUsageError(
+    run(['bench', 'hypergrid', '--algo', 'tb', '--batch', '100000000000']),
+    /--batch 100000000000 .*needs at least [\d.]+ [GT]B, more than the .* of memory available/,
+  );
+  assertUsageError(
+    run(['bench', 'hypergrid', '--algo', 'mh', '--ndim', '2', '--batch', '100000000000000']),
+    /--batch 100000000000000 chains needs at least/,
+  );
+  assertUsageError(
+    run(['train', '--config', cfgFile, '--set', 'train.batchSize=1000000000000', '--out', join(work, 'huge')]),
+    /train\.batchSize 1000000000000 × vocabulary 98 needs at least/,
+  );
   assert.ok(!existsSync(join(work, 'huge')), 'and leaves no --out folder');
   assert.ok(Date.now() - t0 < 60_000, 'refused at once, not after allocating');
 });
@@ -290,8 +349,14 @@ test('a read-only file system: one line naming the path (EROFS), no folder creat
   const mnt = join(work, 'ro');
   const why = mountTmpfs(mnt, 'size=1m,ro');
   if (why) return t.skip(why);
-  assertUsageError(run(['train', '--config', cfgFile, '--out', join(mnt, 'run')]), /cannot create folder .*ro\/run: read-only file system \(EROFS\)/);
-  assertUsageError(run(['bench', 'hypergrid', '--algo', 'tb', '--iterations', '5', '--out', join(mnt, 'b')]), /read-only file system \(EROFS\)/);
+  assertUsageError(
+    run(['train', '--config', cfgFile, '--out', join(mnt, 'run')]),
+    /cannot create folder .*ro\/run: read-only file system \(EROFS\)/,
+  );
+  assertUsageError(
+    run(['bench', 'hypergrid', '--algo', 'tb', '--iterations', '5', '--out', join(mnt, 'b')]),
+    /read-only file system \(EROFS\)/,
+  );
   assertUsageError(run(['report', '--run', ref, '--out', join(mnt, 'r.html')]), /cannot write .*r\.html: read-only file system \(EROFS\)/);
   // a run folder on a file system remounted read-only: --resume says so and changes nothing
   const rw = join(work, 'rw');

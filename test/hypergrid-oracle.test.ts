@@ -7,8 +7,7 @@ import { verifyTheorem } from '../src/softrl/theorem.js';
 import { Rng } from '../src/core/rng.js';
 import { logSumExp } from '../src/core/math.js';
 
-const Z = (ndim: number, height: number, reward: 'standard' | 'hard' = 'standard') =>
-  Math.exp(hypergridLogZ({ ndim, height, reward }));
+const Z = (ndim: number, height: number, reward: 'standard' | 'hard' = 'standard') => Math.exp(hypergridLogZ({ ndim, height, reward }));
 
 test('partition functions match the published constants (docs/design.md §5)', () => {
   assert.ok(Math.abs(Z(3, 8) - 48.512) < 1e-9);
@@ -19,7 +18,11 @@ test('partition functions match the published constants (docs/design.md §5)', (
 });
 
 test('closed form, brute-force sum of rewards and the flow recursion agree', () => {
-  for (const [ndim, height, reward] of [[3, 8, 'standard'], [4, 8, 'standard'], [2, 20, 'hard']] as const) {
+  for (const [ndim, height, reward] of [
+    [3, 8, 'standard'],
+    [4, 8, 'standard'],
+    [2, 20, 'hard'],
+  ] as const) {
     const env = new Hypergrid({ ndim, height, reward });
     const dag = buildDag(env);
     const bruteLogZ = logSumExp(dag.logR);
@@ -70,7 +73,11 @@ test('forward DP equals explicit enumeration of all trajectories (random policy,
   };
   walk(0, 1);
   const dp = terminalDistribution(dag, logPi);
-  for (let s = 0; s < dag.numStates; s++) assert.ok(Math.abs(dp[s] - byPaths[s]) < 1e-14, `terminal probability P_T(x${s}): forward DP ${dp[s]} vs path enumeration ${byPaths[s]}`);
+  for (let s = 0; s < dag.numStates; s++)
+    assert.ok(
+      Math.abs(dp[s] - byPaths[s]) < 1e-14,
+      `terminal probability P_T(x${s}): forward DP ${dp[s]} vs path enumeration ${byPaths[s]}`,
+    );
   assert.ok(Math.abs(dp.reduce((x, y) => x + y, 0) - 1) < 1e-12, 'terminal probabilities P_T sum to 1');
 });
 
@@ -83,7 +90,8 @@ test('soft value iteration from V ≡ 0 and the flow oracle are computed indepen
   assert.ok(Math.abs(full.V[0] - flowOracle(dag).logZ) < 1e-12);
   const pT = terminalDistribution(dag, flowOracle(dag).logPF);
   const target = targetDistribution(dag);
-  for (let s = 0; s < dag.numStates; s++) assert.ok(Math.abs(pT[s] - target[s]) < 1e-12, `terminal probability P_T(x${s}) of P_F* ${pT[s]} vs R/Z ${target[s]}`);
+  for (let s = 0; s < dag.numStates; s++)
+    assert.ok(Math.abs(pT[s] - target[s]) < 1e-12, `terminal probability P_T(x${s}) of P_F* ${pT[s]} vs R/Z ${target[s]}`);
 });
 
 test('hypergrid env: masks, steps, reward shape, bad sizes', () => {

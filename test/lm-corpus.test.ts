@@ -20,13 +20,17 @@ test('arithmetic corpus: format of data/arithmetic, correct rationales, seeded, 
   assert.equal(makeQuery([6, 0, 4, 8], ['-', '-', '-']), 'Question: 6 - 0 - 4 - 8 = ? Answer:');
   assert.deepEqual(parseQuery('Question: 6 - 0 - 4 - 8 = ? Answer:'), { operands: [6, 0, 4, 8], ops: ['-', '-', '-'] });
   assert.equal(rationale([6, 0, 4, 8], ['-', '-', '-']).text, '6 - 0 = 6, 6 - 4 = 2, 2 - 8 = -6');
-  assert.equal(fullItem('Question: 6 - 0 - 4 - 8 = ? Answer:', '6 - 0 = 6, 6 - 4 = 2, 2 - 8 = -6', -6), 'Question: 6 - 0 - 4 - 8 = ? Answer: 6 - 0 = 6, 6 - 4 = 2, 2 - 8 = -6. The answer is -6.');
+  assert.equal(
+    fullItem('Question: 6 - 0 - 4 - 8 = ? Answer:', '6 - 0 = 6, 6 - 4 = 2, 2 - 8 = -6', -6),
+    'Question: 6 - 0 - 4 - 8 = ? Answer: 6 - 0 = 6, 6 - 4 = 2, 2 - 8 = -6. The answer is -6.',
+  );
   assert.equal(answerText(-6), '. The answer is -6.');
   const exclude = new Set(['Question: 1 + 2 = ? Answer:']);
   const items = generateArithmetic({ n: 4000, seed: 9, exclude });
   assert.deepEqual(items, generateArithmetic({ n: 4000, seed: 9, exclude }));
   assert.notDeepEqual(items.slice(0, 50), generateArithmetic({ n: 50, seed: 10 }));
-  let direct = 0, wrong = 0;
+  let direct = 0,
+    wrong = 0;
   for (const it of items) {
     const m = /^(Question: (.*) = \? Answer:)( (.*))?\. The answer is (-?\d+)\.$/.exec(it);
     assert.ok(m, it);

@@ -15,7 +15,8 @@ import { writeTempModel } from '../src/lmbuild/fixtures.js';
 
 test('whitening of identical states falls back to a scaled identity instead of blowing up', async () => {
   await selectBackend();
-  const d = 8, N = 64;
+  const d = 8,
+    N = 64;
   const one = Float32Array.from({ length: d }, (_, i) => 0.5 + i);
   const h = new Float32Array(N * d);
   for (let n = 0; n < N; n++) h.set(one, n * d);
@@ -33,16 +34,40 @@ test('whitening of identical states falls back to a scaled identity instead of b
 test('posterior check sanity: TV outside [0, 1] or a mass ≠ 1 is an error (exit code 3)', () => {
   checkSanity(0.3, 1 + 1e-5, 1);
   checkSanity(0, 1, 1);
-  for (const [tv, pm, qm] of [[1.499, 1, 1], [-0.2, 1, 1], [0.1, 1.7, 1], [0.1, 1, 0.5], [NaN, 1, 1], [0.1, NaN, 1]]) {
-    assert.throws(() => checkSanity(tv, pm, qm), (e: Error) => e instanceof PosteriorCheckError && (e as PosteriorCheckError).exitCode === 3);
+  for (const [tv, pm, qm] of [
+    [1.499, 1, 1],
+    [-0.2, 1, 1],
+    [0.1, 1.7, 1],
+    [0.1, 1, 0.5],
+    [NaN, 1, 1],
+    [0.1, NaN, 1],
+  ]) {
+    assert.throws(
+      () => checkSanity(tv, pm, qm),
+      (e: Error) => e instanceof PosteriorCheckError && (e as PosteriorCheckError).exitCode === 3,
+    );
   }
 });
 
 test('ids that may enter Z: below the tokenizer size, not special', () => {
-  const json = { model: { vocab: { a: 0, b: 1, c: 2, d: 3 } }, added_tokens: [{ id: 4, content: '<s>', special: true }, { id: 5, content: 'word', special: false }] };
+  const json = {
+    model: { vocab: { a: 0, b: 1, c: 2, d: 3 } },
+    added_tokens: [
+      { id: 4, content: '<s>', special: true },
+      { id: 5, content: 'word', special: false },
+    ],
+  };
   const f = tokenizerJsonFacts(json);
   assert.deepEqual(f, { size: 6, specialIds: [4] });
-  const tok = { vocabSize: 8, eosTokenId: 4, padTokenId: 4, tokenizerSize: f.size, specialIds: f.specialIds, encode: () => [], decode: () => '' };
+  const tok = {
+    vocabSize: 8,
+    eosTokenId: 4,
+    padTokenId: 4,
+    tokenizerSize: f.size,
+    specialIds: f.specialIds,
+    encode: () => [],
+    decode: () => '',
+  };
   // vocab_size 8 padded beyond the tokenizer's 6 ids: 6 and 7 never enter Z, nor the special 4
   assert.deepEqual(samplableIds(tok, 8), [0, 1, 2, 3, 5]);
 });
@@ -51,9 +76,20 @@ test('a tokenizer with more ids than the model is a mismatch: one-line UsageErro
   const m = writeTempModel(81);
   try {
     const tj = new CharTokenizer().tokenizerJson() as any;
-    tj.added_tokens.push({ id: 120, content: '<extra>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    tj.added_tokens.push({
+      id: 120,
+      content: '<extra>',
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    });
     writeFileSync(path.join(m.dir, 'tokenizer.json'), JSON.stringify(tj));
-    await assert.rejects(loadHfTokenizer(m.dir, 0, 98), (e: Error) => e instanceof UsageError && /121 ids but the model's vocab_size is 98/.test(e.message));
+    await assert.rejects(
+      loadHfTokenizer(m.dir, 0, 98),
+      (e: Error) => e instanceof UsageError && /121 ids but the model's vocab_size is 98/.test(e.message),
+    );
   } finally {
     m.cleanup();
   }

@@ -26,33 +26,45 @@ test('custom-gradient ops match tfjs autodiff of the plain ops', async () => {
   const bb = tf.tensor1d(randn(rng, 5));
   const up = tf.tensor2d(randn(rng, 6 * 4), [6, 4]);
   const up5 = tf.tensor2d(randn(rng, 6 * 5), [6, 5]);
-  const close = (a: tf.Tensor[], c: tf.Tensor[]) => a.forEach((t, i) => {
-    const d = tf.max(tf.abs(tf.sub(t, c[i]))).dataSync()[0];
-    assert.ok(d < 1e-4, `grad ${i} differs by ${d}`);
-  });
-  close(tf.grads((x0, w0, b0) => tf.sum(tf.mul(linear(x0 as tf.Tensor2D, w0 as tf.Tensor2D, b0 as tf.Tensor1D), up)))([x, w, b]),
-        tf.grads((x0, w0, b0) => tf.sum(tf.mul(tf.add(tf.matMul(x0 as tf.Tensor2D, w0 as tf.Tensor2D), b0), up)))([x, w, b]));
-  close(tf.grads((x0, w0) => tf.sum(tf.mul(matMul2(x0 as tf.Tensor2D, w0 as tf.Tensor2D), up)))([x, w]),
-        tf.grads((x0, w0) => tf.sum(tf.mul(tf.matMul(x0 as tf.Tensor2D, w0 as tf.Tensor2D), up)))([x, w]));
-  close(tf.grads((x0, b0) => tf.sum(tf.mul(addRowBias(x0 as tf.Tensor2D, b0 as tf.Tensor1D), up5)))([x, bb]),
-        tf.grads((x0, b0) => tf.sum(tf.mul(tf.add(x0, b0), up5)))([x, bb]));
+  const close = (a: tf.Tensor[], c: tf.Tensor[]) =>
+    a.forEach((t, i) => {
+      const d = tf.max(tf.abs(tf.sub(t, c[i]))).dataSync()[0];
+      assert.ok(d < 1e-4, `grad ${i} differs by ${d}`);
+    });
+  close(
+    tf.grads((x0, w0, b0) => tf.sum(tf.mul(linear(x0 as tf.Tensor2D, w0 as tf.Tensor2D, b0 as tf.Tensor1D), up)))([x, w, b]),
+    tf.grads((x0, w0, b0) => tf.sum(tf.mul(tf.add(tf.matMul(x0 as tf.Tensor2D, w0 as tf.Tensor2D), b0), up)))([x, w, b]),
+  );
+  close(
+    tf.grads((x0, w0) => tf.sum(tf.mul(matMul2(x0 as tf.Tensor2D, w0 as tf.Tensor2D), up)))([x, w]),
+    tf.grads((x0, w0) => tf.sum(tf.mul(tf.matMul(x0 as tf.Tensor2D, w0 as tf.Tensor2D), up)))([x, w]),
+  );
+  close(
+    tf.grads((x0, b0) => tf.sum(tf.mul(addRowBias(x0 as tf.Tensor2D, b0 as tf.Tensor1D), up5)))([x, bb]),
+    tf.grads((x0, b0) => tf.sum(tf.mul(tf.add(x0, b0), up5)))([x, bb]),
+  );
   const plainLn = (x0: tf.Tensor, g0: tf.Tensor, b0: tf.Tensor) => {
     const { mean, variance } = tf.moments(x0, 1, true);
     return tf.add(tf.mul(tf.div(tf.sub(x0, mean), tf.sqrt(tf.add(variance, 1e-5))), g0), b0);
   };
   close([layerNorm(x, g, bb, 1e-5)], [plainLn(x, g, bb)]);
-  close(tf.grads((x0, g0, b0) => tf.sum(tf.mul(layerNorm(x0 as tf.Tensor2D, g0 as tf.Tensor1D, b0 as tf.Tensor1D, 1e-5), up5)))([x, g, bb]),
-        tf.grads((x0, g0, b0) => tf.sum(tf.mul(plainLn(x0, g0, b0), up5)))([x, g, bb]));
+  close(
+    tf.grads((x0, g0, b0) => tf.sum(tf.mul(layerNorm(x0 as tf.Tensor2D, g0 as tf.Tensor1D, b0 as tf.Tensor1D, 1e-5), up5)))([x, g, bb]),
+    tf.grads((x0, g0, b0) => tf.sum(tf.mul(plainLn(x0, g0, b0), up5)))([x, g, bb]),
+  );
   const a3 = tf.tensor3d(randn(rng, 2 * 3 * 4), [2, 3, 4]);
   const b3 = tf.tensor3d(randn(rng, 2 * 4 * 5), [2, 4, 5]);
   const u3 = tf.tensor3d(randn(rng, 2 * 3 * 5), [2, 3, 5]);
-  close(tf.grads((p, q) => tf.sum(tf.mul(bmm(p as tf.Tensor3D, q as tf.Tensor3D), u3)))([a3, b3]),
-        tf.grads((p, q) => tf.sum(tf.mul(tf.matMul(p as tf.Tensor3D, q as tf.Tensor3D), u3)))([a3, b3]));
+  close(
+    tf.grads((p, q) => tf.sum(tf.mul(bmm(p as tf.Tensor3D, q as tf.Tensor3D), u3)))([a3, b3]),
+    tf.grads((p, q) => tf.sum(tf.mul(tf.matMul(p as tf.Tensor3D, q as tf.Tensor3D), u3)))([a3, b3]),
+  );
 });
 
 test('whitening gives identity covariance on correlated states', async () => {
   await selectBackend();
-  const d = 6, N = 4000;
+  const d = 6,
+    N = 4000;
   const rng = new Rng(4);
   const mix = randn(rng, d * d);
   const h = new Float32Array(N * d);
@@ -99,7 +111,19 @@ test('with B = 0 the head reproduces the base distribution exactly; training B m
       // One gradient step on "make token 42 likely": B gets a non-zero gradient and the logits move.
       const opt = tf.train.adam(0.05);
       const target = tf.oneHot(tf.fill([n], 42, 'int32') as tf.Tensor1D, 98);
-      opt.minimize(() => tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(head.logits(tf.tensor2d(probe.hidden!, [n, 32]), tf.tensor2d(probe.baseLogits!, [n, 98]))), target), 1))) as tf.Scalar, false, head.trainableVariables(false));
+      opt.minimize(
+        () =>
+          tf.neg(
+            tf.mean(
+              tf.sum(
+                tf.mul(tf.logSoftmax(head.logits(tf.tensor2d(probe.hidden!, [n, 32]), tf.tensor2d(probe.baseLogits!, [n, 98]))), target),
+                1,
+              ),
+            ),
+          ) as tf.Scalar,
+        false,
+        head.trainableVariables(false),
+      );
       const moved = head.logitsSync(probe.hidden!, probe.baseLogits!, n);
       let diff = 0;
       for (let i = 0; i < moved.length; i++) diff = Math.max(diff, Math.abs(moved[i] - probe.baseLogits![i]));
@@ -137,7 +161,10 @@ test('head save/load round trip (safetensors + manifest) and refusal of a foreig
     assert.equal(man.baseModel, 'models/arith-char');
     const { head: loaded } = LmHead.load(dir, { sha256: 'ab'.repeat(32), vocabSize: 11 });
     assert.deepEqual(loaded.logitsSync(h, base, 7), before);
-    assert.deepEqual(tf.tidy(() => loaded.logFlow(tf.tensor2d(h, [7, 16])).dataSync()), flowBefore);
+    assert.deepEqual(
+      tf.tidy(() => loaded.logFlow(tf.tensor2d(h, [7, 16])).dataSync()),
+      flowBefore,
+    );
     assert.ok(loaded.isWhitened);
     assert.throws(() => LmHead.load(dir, { sha256: 'cd'.repeat(32) }), UsageError);
     assert.throws(() => LmHead.load(dir, { vocabSize: 12 }), UsageError);

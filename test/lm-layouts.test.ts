@@ -57,7 +57,8 @@ for (const positions of ['absolute', 'position_ids'] as const) {
     const m = writeTempModel(72, {}, { positions }, 3);
     try {
       const s = await LmSession.open(m.dir);
-      const V = m.config.vocabSize, d = m.config.nEmbd;
+      const V = m.config.vocabSize,
+        d = m.config.nEmbd;
       // the graph really is position-sensitive: shifting a row by one pad changes its logits a lot
       if (positions === 'absolute') {
         const shifted = await s.forward({ batch: 1, inputIds: [7, ...prompts[2]], attentionMask: [1, 1, 1, 1] });
@@ -75,14 +76,24 @@ for (const positions of ['absolute', 'position_ids'] as const) {
           const pos = prompts[b].length - 1 + t;
           const base = r.baseLogits!.subarray((b * r.steps + t) * V, (b * r.steps + t + 1) * V);
           assert.ok(maxDiff(base, a.logits.subarray(pos * V, (pos + 1) * V)) < TOL, `row ${b} step ${t} logits`);
-          assert.ok(maxDiff(r.hidden!.subarray((b * r.steps + t) * d, (b * r.steps + t + 1) * d), a.hidden.subarray(pos * d, (pos + 1) * d)) < TOL);
+          assert.ok(
+            maxDiff(r.hidden!.subarray((b * r.steps + t) * d, (b * r.steps + t + 1) * d), a.hidden.subarray(pos * d, (pos + 1) * d)) < TOL,
+          );
         }
       }
       const greedy = await sample(s, prompts, { maxNewTokens: 8, temperature: 0, eosTokenId: 1, keepHidden: false });
       for (let b = 0; b < prompts.length; b++) {
         const one = await sample(s, [prompts[b]], { maxNewTokens: 8, temperature: 0, eosTokenId: 1, keepHidden: false });
-        assert.deepEqual(Array.from(greedy.tokens.subarray(b * greedy.steps, b * greedy.steps + greedy.lengths[b])), Array.from(one.tokens.subarray(0, one.lengths[0])));
-        assert.ok(maxDiff(greedy.logProbs.subarray(b * greedy.steps, b * greedy.steps + greedy.lengths[b]), one.logProbs.subarray(0, one.lengths[0])) < TOL);
+        assert.deepEqual(
+          Array.from(greedy.tokens.subarray(b * greedy.steps, b * greedy.steps + greedy.lengths[b])),
+          Array.from(one.tokens.subarray(0, one.lengths[0])),
+        );
+        assert.ok(
+          maxDiff(
+            greedy.logProbs.subarray(b * greedy.steps, b * greedy.steps + greedy.lengths[b]),
+            one.logProbs.subarray(0, one.lengths[0]),
+          ) < TOL,
+        );
       }
       // scorer: batched (padded) vs one row at a time
       const ys = [[4, 9, 11], [20], [3, 3, 50, 7]];
@@ -148,7 +159,10 @@ test('weights in onnx/model.onnx_data: loads from the file path, surgery keeps t
     await a.release();
     await b.release();
     rmSync(dataFile);
-    await assert.rejects(LmSession.open(ext.dir), (e: Error) => e instanceof UsageError && e.message.includes('model.onnx_data') && e.message.includes('missing'));
+    await assert.rejects(
+      LmSession.open(ext.dir),
+      (e: Error) => e instanceof UsageError && e.message.includes('model.onnx_data') && e.message.includes('missing'),
+    );
     const cli = spawnSync(process.execPath, [path.resolve('bin/flowtune.js'), 'model', 'inspect', ext.dir], { encoding: 'utf8' });
     assert.equal(cli.status, 2);
     assert.match(cli.stderr, /model\.onnx_data/);
@@ -187,7 +201,9 @@ test('absolute positions: TB on a GPT-2 layout without position_ids fits the exa
     let logZ = NaN;
     for (let i = 0; i < 300; i++) logZ = (await t.trainStep()).logZ;
     const r = await exactPosterior(t);
-    console.log(`# gpt2 absolute positions: TV ${before.tv.toFixed(4)} → ${r.tv.toFixed(4)}, log Z ${logZ.toFixed(4)} vs exact ${r.logZTrue.toFixed(4)}`);
+    console.log(
+      `# gpt2 absolute positions: TV ${before.tv.toFixed(4)} → ${r.tv.toFixed(4)}, log Z ${logZ.toFixed(4)} vs exact ${r.logZTrue.toFixed(4)}`,
+    );
     assert.ok(Math.abs(r.policyMass - 1) < 1e-4);
     assert.ok(r.tv < 0.05, `TV ${r.tv}`);
     assert.ok(Math.abs(logZ - r.logZTrue) < 0.1, `log Z ${logZ} vs exact ${r.logZTrue}`);

@@ -74,13 +74,18 @@ test('llama: padded batches (sampler, scorer, prefix rewards, statesOf) equal si
     const ref = llamaReferenceForward(m.config, m.weights, seq);
     for (let t = 0; t < r.lengths[b]; t++) {
       const pos = prompts[b].length - 1 + t;
-      assert.ok(maxDiff(r.baseLogits!.subarray((b * r.steps + t) * V, (b * r.steps + t + 1) * V), ref.logits.subarray(pos * V, (pos + 1) * V)) < TOL, `row ${b} step ${t}`);
+      assert.ok(
+        maxDiff(r.baseLogits!.subarray((b * r.steps + t) * V, (b * r.steps + t + 1) * V), ref.logits.subarray(pos * V, (pos + 1) * V)) <
+          TOL,
+        `row ${b} step ${t}`,
+      );
     }
   }
   const ys = ['.', ' 12.', ' The answer'].map((t) => tok.encode(t));
   const zs = [tok.encode(' = 12'), [], tok.encode(' unreported')];
   const batched = await scoreBatch(s, prompts, ys);
-  for (let b = 0; b < prompts.length; b++) assert.ok(Math.abs(batched.total[b] - (await scoreBatch(s, [prompts[b]], [ys[b]])).total[0]) < TOL);
+  for (let b = 0; b < prompts.length; b++)
+    assert.ok(Math.abs(batched.total[b] - (await scoreBatch(s, [prompts[b]], [ys[b]])).total[0]) < TOL);
   const pr = await prefixRewards(s, prompts, zs, ys);
   const naive = await naivePrefixRewards(s, prompts, zs, ys);
   for (let b = 0; b < prompts.length; b++) assert.ok(maxDiff(pr.rewards[b], naive[b]) < TOL, `prefix rewards row ${b}`);
@@ -88,7 +93,8 @@ test('llama: padded batches (sampler, scorer, prefix rewards, statesOf) equal si
   for (let b = 0; b < prompts.length; b++) {
     const ref = llamaReferenceForward(m.config, m.weights, [...prompts[b], ...zs[b]]);
     for (let t = 0; t <= zs[b].length; t++) {
-      const pos = prompts[b].length - 1 + t, row = st.offsets[b] + t;
+      const pos = prompts[b].length - 1 + t,
+        row = st.offsets[b] + t;
       assert.ok(maxDiff(st.logits.subarray(row * V, (row + 1) * V), ref.logits.subarray(pos * V, (pos + 1) * V)) < TOL);
     }
   }
@@ -109,7 +115,11 @@ async function hfGreedy(dir: string, prompts: string[], maxNew: number, extra: R
     const enc = tok(p);
     const n = enc.input_ids.dims[1];
     const gen: any = await model.generate({ ...enc, max_new_tokens: maxNew, do_sample: false });
-    out.push(Array.from(gen.data as BigInt64Array).slice(n).map(Number));
+    out.push(
+      Array.from(gen.data as BigInt64Array)
+        .slice(n)
+        .map(Number),
+    );
   }
   await model.dispose();
   return out;
@@ -119,7 +129,11 @@ async function ourGreedy(dir: string, prompts: string[], maxNew: number): Promis
   const s = await LmSession.open(dir);
   const tok = await loadHfTokenizer(dir, s.facts.eosTokenId, s.vocabSize);
   // one left-padded batch; BOS in front as transformers.js's tokenizer puts it
-  const r = await sample(s, prompts.map((p) => encodeX(tok, p)), { maxNewTokens: maxNew, temperature: 0, keepHidden: false });
+  const r = await sample(
+    s,
+    prompts.map((p) => encodeX(tok, p)),
+    { maxNewTokens: maxNew, temperature: 0, keepHidden: false },
+  );
   await s.release();
   return prompts.map((_, b) => Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b])));
 }
@@ -151,7 +165,10 @@ test('BOS as the tokenizer adds it (auto), or as the config says; special and pa
   assert.deepEqual(encodeX(off, 'The'), off.encode('The'));
   const b = await loadHfTokenizer(noBos.dir, noBos.config.eosTokenId, noBos.config.vocabSize);
   assert.equal(b.bosTokenId, null);
-  const forced = await loadHfTokenizer(noBos.dir, noBos.config.eosTokenId, noBos.config.vocabSize, { bos: true, configBosId: noBos.config.bosTokenId });
+  const forced = await loadHfTokenizer(noBos.dir, noBos.config.eosTokenId, noBos.config.vocabSize, {
+    bos: true,
+    configBosId: noBos.config.bosTokenId,
+  });
   assert.equal(encodeX(forced, 'The')[0], noBos.config.bosTokenId);
   // vocab_size padded by 6 beyond the tokenizer's ids: Z may use neither those nor the specials
   const cfg = validate({ objective: 'tb', seed: 0, model: withBos.dir, task: { kind: 'pairs' } }, trainConfigSchema, 'test');
@@ -217,7 +234,9 @@ for (const [label, opts] of [
     let logZ = NaN;
     for (let i = 0; i < 300; i++) logZ = (await t.trainStep()).logZ;
     const r = await exactPosterior(t);
-    console.log(`# ${label}: TV ${before.tv.toFixed(4)} → ${r.tv.toFixed(4)}, log Z ${logZ.toFixed(4)} vs exact ${r.logZTrue.toFixed(4)}, KL(post‖prior) ${before.klPosteriorPrior.toFixed(3)}`);
+    console.log(
+      `# ${label}: TV ${before.tv.toFixed(4)} → ${r.tv.toFixed(4)}, log Z ${logZ.toFixed(4)} vs exact ${r.logZTrue.toFixed(4)}, KL(post‖prior) ${before.klPosteriorPrior.toFixed(3)}`,
+    );
     assert.equal(r.sequences, 1 + 4 + 16 + 64 + 256);
     assert.ok(Math.abs(r.policyMass - 1) < 1e-4);
     assert.ok(r.tv < 0.05, `TV ${r.tv}`);
@@ -241,11 +260,18 @@ test('model inspect: family, query vs KV heads, parameters (tied once), position
   assert.equal(info.tokenizerVocab, m.tokenizer.vocabSize);
   assert.equal(info.specialTokens, 2);
   // embed (tied: once) + per layer 2 norms, q/k/v/o, gate/up/down + final norm, by hand
-  const c = m.config, d = c.nEmbd, kv = c.nKvHead * c.headDim, q = c.nHead * c.headDim, f = c.intermediateSize;
+  const c = m.config,
+    d = c.nEmbd,
+    kv = c.nKvHead * c.headDim,
+    q = c.nHead * c.headDim,
+    f = c.intermediateSize;
   const byHand = c.vocabSize * d + c.nLayer * (2 * d + d * q + 2 * d * kv + q * d + 3 * d * f) + d;
   assert.equal(llamaParamCount(c), byHand);
   assert.equal(info.parameters, byHand);
-  assert.deepEqual(info.files.slice(0, 2), [path.join('onnx', 'decoder_model_merged.onnx'), path.join('onnx', 'decoder_model_merged.onnx_data')]);
+  assert.deepEqual(info.files.slice(0, 2), [
+    path.join('onnx', 'decoder_model_merged.onnx'),
+    path.join('onnx', 'decoder_model_merged.onnx_data'),
+  ]);
   const run = () => spawnSync(process.execPath, [bin, 'model', 'inspect', m.dir], { encoding: 'utf8' });
   const ok = run();
   assert.equal(ok.status, 0, ok.stderr);
@@ -289,7 +315,11 @@ test('dtype fp16: model_fp16.onnx with float16 weights, KV cache and logits; tra
   const naive = await naivePrefixRewards(s16, prompts, zs, ys);
   for (let r = 0; r < 2; r++) assert.ok(maxDiff(pr.rewards[r], naive[r]) < 0.02, `row ${r}: ${maxDiff(pr.rewards[r], naive[r])}`);
   const prompts2 = ['Question: 3 + 9 = ? Answer:', 'The quick'];
-  const r = await sample(s16, prompts2.map((p) => tok.encode(p)), { maxNewTokens: 12, temperature: 0, keepHidden: false });
+  const r = await sample(
+    s16,
+    prompts2.map((p) => tok.encode(p)),
+    { maxNewTokens: 12, temperature: 0, keepHidden: false },
+  );
   const ours = prompts2.map((_, i) => Array.from(r.tokens.subarray(i * r.steps, i * r.steps + r.lengths[i])));
   const theirs = await hfGreedy(m.dir, prompts2, 12, { dtype: 'fp16' });
   assert.deepEqual(ours, theirs);
@@ -304,7 +334,10 @@ test('a hub id resolves offline from the transformers.js cache folder; not cache
   const cacheDir = path.dirname(path.dirname(m.dir)); // <tmp>/flowtune-llama-XXX/model → cache <tmp>, id flowtune-llama-XXX/model
   const id = path.relative(cacheDir, m.dir);
   assert.equal(await resolveModelDir(id, { cacheDir, allowRemote: false }), path.join(cacheDir, id));
-  await assert.rejects(resolveModelDir('someorg/not-cached', { cacheDir, allowRemote: false }), (e: Error) => e instanceof UsageError && e.message.includes(path.join(cacheDir, 'someorg/not-cached')));
+  await assert.rejects(
+    resolveModelDir('someorg/not-cached', { cacheDir, allowRemote: false }),
+    (e: Error) => e instanceof UsageError && e.message.includes(path.join(cacheDir, 'someorg/not-cached')),
+  );
 });
 
 test('z.allowed / z.stop entries that are not one token of this tokenizer: one line suggesting the BPE form', async () => {
@@ -313,8 +346,17 @@ test('z.allowed / z.stop entries that are not one token of this tokenizer: one l
   const tok = await loadHfTokenizer(m.dir, m.config.eosTokenId, m.config.vocabSize);
   assert.equal(tok.encode(' answer').length, 1);
   assert.ok(tok.encode('answer').length > 1);
-  const cfg = validate({ objective: 'tb', seed: 0, model: m.dir, task: { kind: 'pairs' }, z: { allowed: [' =', 'answer'] } }, trainConfigSchema, 'test');
-  assert.throws(() => zConstraints(cfg, tok), (e: Error) => e instanceof UsageError && /z\.allowed: "answer" is \d+ tokens of this model's tokenizer, not one \(this tokenizer has " answer" as one token\)/.test(e.message));
+  const cfg = validate(
+    { objective: 'tb', seed: 0, model: m.dir, task: { kind: 'pairs' }, z: { allowed: [' =', 'answer'] } },
+    trainConfigSchema,
+    'test',
+  );
+  assert.throws(
+    () => zConstraints(cfg, tok),
+    (e: Error) =>
+      e instanceof UsageError &&
+      /z\.allowed: "answer" is \d+ tokens of this model's tokenizer, not one \(this tokenizer has " answer" as one token\)/.test(e.message),
+  );
 });
 
 test('dtype q8: model_quantized.onnx with an int8 LM head (DynamicQuantizeLinear → MatMulInteger): surgery finds the hidden state', async () => {

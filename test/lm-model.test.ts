@@ -50,8 +50,10 @@ test('model inspect reports the architecture, and bad folders give one line with
     assert.equal(info.tokenizerVocab, 98);
     assert.equal(info.contextLength, 80);
     // wte + wpe + lm_head + ln_f + 3 blocks of (2 LN + attn + proj + mlp)
-    const d = 48, V = 98;
-    const expected = V * d + 80 * d + d * V + 2 * d + 3 * (4 * d + (3 * d * d + 3 * d) + (d * d + d) + (4 * d * d + 4 * d) + (4 * d * d + d));
+    const d = 48,
+      V = 98;
+    const expected =
+      V * d + 80 * d + d * V + 2 * d + 3 * (4 * d + (3 * d * d + 3 * d) + (d * d + d) + (4 * d * d + 4 * d) + (4 * d * d + d));
     assert.equal(info.parameters, expected);
     assert.equal(info.kvCache, true);
     assert.equal(info.hiddenStates, 'output');
@@ -87,7 +89,10 @@ test('model names: local folders resolve to themselves; hub ids are refused offl
   const m = writeTempModel(33);
   try {
     assert.equal(await resolveModelDir(m.dir), m.dir);
-    await assert.rejects(resolveModelDir('no-such-org/no-such-model-xyz', { allowRemote: false }), (e: Error) => e instanceof UsageError && /FLOWTUNE_ALLOW_REMOTE/.test(e.message));
+    await assert.rejects(
+      resolveModelDir('no-such-org/no-such-model-xyz', { allowRemote: false }),
+      (e: Error) => e instanceof UsageError && /FLOWTUNE_ALLOW_REMOTE/.test(e.message),
+    );
     await assert.rejects(resolveModelDir('./definitely/not/here'), UsageError);
   } finally {
     m.cleanup();

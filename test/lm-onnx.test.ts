@@ -22,7 +22,8 @@ test('ONNX export equals the tfjs reference forward (logits and hidden states)',
   const m = writeTempModel(11);
   try {
     const s = await LmSession.open(m.dir);
-    const B = 3, S = 12;
+    const B = 3,
+      S = 12;
     const ids = randomIds(new Rng(1), B * S, m.config.vocabSize);
     const out = await s.forward({ batch: B, inputIds: ids, attentionMask: new Array(B * S).fill(1) });
     const ref = tf.tidy(() => {
@@ -47,7 +48,9 @@ test('KV-cache stepping equals the full forward', async () => {
   const m = writeTempModel(12);
   try {
     const s = await LmSession.open(m.dir);
-    const B = 2, S = 10, V = m.config.vocabSize;
+    const B = 2,
+      S = 10,
+      V = m.config.vocabSize;
     const ids = randomIds(new Rng(2), B * S, V);
     const full = await s.forward({ batch: B, inputIds: ids, attentionMask: new Array(B * S).fill(1) });
     // Prompt of 4 tokens, then one token at a time, then a 2-token chunk.
@@ -87,12 +90,19 @@ test('left padding does not change the logits of the real tokens (ONNX and tfjs)
     const both = await s.forward({ batch: 2, inputIds: padded, attentionMask: mask });
     const rowB = both.logits.subarray((9 + 4) * V, 18 * V);
     assert.ok(maxAbsDiff(rowB, alone.logits) < 1e-4);
-    const ref = tf.tidy(() => referenceForward(m.config, toTfParams(m.config, m.weights), { batch: 2, seqLen: 9, ids: padded, mask }).logits.dataSync().slice());
+    const ref = tf.tidy(() =>
+      referenceForward(m.config, toTfParams(m.config, m.weights), { batch: 2, seqLen: 9, ids: padded, mask }).logits.dataSync().slice(),
+    );
     assert.ok(maxAbsDiff(ref.subarray((9 + 4) * V), rowB) < 1e-4);
     // Continuing the padded batch with the cache still matches the unpadded row.
     const next = [7, 9];
     const aloneNext = await s.forward({ batch: 1, inputIds: [9], attentionMask: new Array(6).fill(1), past: alone.present });
-    const bothNext = await s.forward({ batch: 2, inputIds: next, attentionMask: [...mask.slice(0, 9), 1, ...mask.slice(9), 1], past: both.present });
+    const bothNext = await s.forward({
+      batch: 2,
+      inputIds: next,
+      attentionMask: [...mask.slice(0, 9), 1, ...mask.slice(9), 1],
+      past: both.present,
+    });
     assert.ok(maxAbsDiff(bothNext.logits.subarray(V), aloneNext.logits) < 1e-4);
     await s.release();
   } finally {

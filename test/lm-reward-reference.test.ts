@@ -17,7 +17,11 @@ import type { ZConstraints, ZSample } from '../src/finetune/rollout.js';
  */
 class Reference {
   private cache = new Map<string, Float64Array>();
-  private constructor(private readonly s: ort.InferenceSession, private readonly heads: number, private readonly headDim: number) {}
+  private constructor(
+    private readonly s: ort.InferenceSession,
+    private readonly heads: number,
+    private readonly headDim: number,
+  ) {}
 
   static async open(dir: string): Promise<Reference> {
     const cfg = JSON.parse(readFileSync(`${dir}/config.json`, 'utf8'));
@@ -37,8 +41,14 @@ class Reference {
       attention_mask: new ort.Tensor('int64', new BigInt64Array(T).fill(1n), [1, T]),
     };
     for (const name of this.s.inputNames) {
-      if (name === 'position_ids') feeds[name] = new ort.Tensor('int64', BigInt64Array.from({ length: T }, (_, i) => BigInt(i)), [1, T]);
-      if (name.startsWith('past_key_values.')) feeds[name] = new ort.Tensor('float32', new Float32Array(0), [1, this.heads, 0, this.headDim]);
+      if (name === 'position_ids')
+        feeds[name] = new ort.Tensor(
+          'int64',
+          BigInt64Array.from({ length: T }, (_, i) => BigInt(i)),
+          [1, T],
+        );
+      if (name.startsWith('past_key_values.'))
+        feeds[name] = new ort.Tensor('float32', new Float32Array(0), [1, this.heads, 0, this.headDim]);
     }
     const out = await this.s.run(feeds);
     const logits = out.logits.data as Float32Array;
@@ -109,9 +119,17 @@ function zOf(text: string, toolSpans: string[] = []): ZSample {
 async function check(model: string, rows: { x: string; z: ZSample; y: string }[], c: ZConstraints, spec: RewardSpec) {
   const session = await LmSession.open(model);
   const ref = await Reference.open(model);
-  const xs = rows.map((r) => enc(r.x)), ys = rows.map((r) => enc(r.y)), zs = rows.map((r) => r.z);
+  const xs = rows.map((r) => enc(r.x)),
+    ys = rows.map((r) => enc(r.y)),
+    zs = rows.map((r) => r.z);
   const got = await scoreRows(session, xs, zs, ys, c, spec, { prefix: true, chunk: 2 });
-  const pr = await prefixRewards(session, xs, zs.map((z) => z.tokens), ys, { chunk: 3 });
+  const pr = await prefixRewards(
+    session,
+    xs,
+    zs.map((z) => z.tokens),
+    ys,
+    { chunk: 3 },
+  );
   const tol = 2e-4; // float32 logits, different summation orders
   for (let b = 0; b < rows.length; b++) {
     const z = zs[b].tokens;
@@ -126,10 +144,15 @@ async function check(model: string, rows: { x: string; z: ZSample; y: string }[]
     const nodes = [...Array.from(zs[b].isAction.keys()).filter((j) => zs[b].isAction[j]), m];
     assert.deepEqual(got[b].nodes, nodes, `${what}: decision nodes`);
     got[b].nodes.forEach((j, k) =>
-      near(got[b].prefixLogR![k], (r.priorPrefix[j] + r.stop[j] + spec.likelihoodWeight * r.lik[j]) / spec.temperature, `prefix reward log R(z_1..${j} ⊤)`),
+      near(
+        got[b].prefixLogR![k],
+        (r.priorPrefix[j] + r.stop[j] + spec.likelihoodWeight * r.lik[j]) / spec.temperature,
+        `prefix reward log R(z_1..${j} ⊤)`,
+      ),
     );
     for (let j = 0; j <= m; j++) near(pr.rewards[b][j], r.lik[j], `prefix likelihood log p(Y | X z_1..${j})`);
-    for (let j = 0; j < m; j++) near(pr.zLogProbs[b][j], (await ref.next([...xs[b], ...z.slice(0, j)]))[z[j]], `prior term log p(z_${j + 1} | X z_1..${j})`);
+    for (let j = 0; j < m; j++)
+      near(pr.zLogProbs[b][j], (await ref.next([...xs[b], ...z.slice(0, j)]))[z[j]], `prior term log p(z_${j + 1} | X z_1..${j})`);
     // the check must have teeth: the prefix rewards differ along Z and from the full reward
     if (m > 1) assert.ok(Math.abs(r.lik[0] - r.lik[m]) > 0.05, `${what}: likelihood should change along Z`);
   }
@@ -151,7 +174,13 @@ test('arithmetic reward on models/arith-char equals the token-by-token ONNX refe
 });
 
 test('infill reward on models/english-char equals the token-by-token ONNX reference (allowed prior with its stop term, and LM prior)', async () => {
-  const c: ZConstraints = { minLength: 0, maxLength: 24, allowedIds: enc('abcdefghijklmnopqrstuvwxyz '), tool: 'none', stopId: tok.eosTokenId };
+  const c: ZConstraints = {
+    minLength: 0,
+    maxLength: 24,
+    allowedIds: enc('abcdefghijklmnopqrstuvwxyz '),
+    tool: 'none',
+    stopId: tok.eosTokenId,
+  };
   const rows = [
     { x: 'the cat sat on', z: zOf(' the mat and'), y: ' slept.' },
     { x: 'she went', z: zOf(' home'), y: ' early.' },

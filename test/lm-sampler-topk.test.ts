@@ -25,7 +25,8 @@ function truncated(logits: Float32Array, off: number, V: number, T: number, topK
   };
   let probs = norm(keep);
   if (topP) {
-    let c = 0, n = 0;
+    let c = 0,
+      n = 0;
     while (c < topP) c += probs[n++].p; // smallest prefix with mass ≥ p
     keep = keep.slice(0, n);
     probs = norm(keep);
@@ -54,18 +55,31 @@ test('top-k and top-p sampling draw from the exact truncated, renormalized distr
     ]) {
       const want = truncated(base.logits, last, V, o.temperature, o.topK, o.topP);
       const support = [...want.keys()].filter((v) => want[v] > 0);
-      assert.ok(support.length >= 3 && support.length < V / 2, `${JSON.stringify(o)}: a support of ${support.length} tokens tests the truncation`);
-      const r = await sample(s, Array.from({ length: N }, () => prompt), { maxNewTokens: 1, keepHidden: false, rng: new Rng(7), ...o });
+      assert.ok(
+        support.length >= 3 && support.length < V / 2,
+        `${JSON.stringify(o)}: a support of ${support.length} tokens tests the truncation`,
+      );
+      const r = await sample(
+        s,
+        Array.from({ length: N }, () => prompt),
+        { maxNewTokens: 1, keepHidden: false, rng: new Rng(7), ...o },
+      );
       const counts = new Float64Array(V);
       for (let b = 0; b < N; b++) {
         const t = r.tokens[b];
         assert.ok(want[t] > 0, `${JSON.stringify(o)}: token ${t} is outside the top-k / top-p set`);
-        assert.ok(Math.abs(r.logProbs[b] - Math.log(want[t])) < 1e-4, `${JSON.stringify(o)}: log-prob of token ${t}: ${r.logProbs[b]} vs exact ${Math.log(want[t])}`);
+        assert.ok(
+          Math.abs(r.logProbs[b] - Math.log(want[t])) < 1e-4,
+          `${JSON.stringify(o)}: log-prob of token ${t}: ${r.logProbs[b]} vs exact ${Math.log(want[t])}`,
+        );
         counts[t]++;
       }
       const chi2 = support.reduce((acc, v) => acc + (counts[v] - N * want[v]) ** 2 / (N * want[v]), 0);
       const crit = chi2Crit(support.length - 1);
-      assert.ok(chi2 < crit, `${JSON.stringify(o)}: χ² ${chi2.toFixed(2)} ≥ ${crit.toFixed(2)} (df ${support.length - 1}) — sampled frequencies differ from the truncated distribution`);
+      assert.ok(
+        chi2 < crit,
+        `${JSON.stringify(o)}: χ² ${chi2.toFixed(2)} ≥ ${crit.toFixed(2)} (df ${support.length - 1}) — sampled frequencies differ from the truncated distribution`,
+      );
     }
     await s.release();
   } finally {

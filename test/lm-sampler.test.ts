@@ -64,7 +64,10 @@ test('sampled log-probs equal the tempered log-softmax recomputed by full forwar
         const out = await s.forward({ batch: 1, inputIds: ctx, attentionMask: new Array(ctx.length).fill(1) });
         const tok = r.tokens[b * r.steps + t];
         const lp = logSoftmax(out.logits, (ctx.length - 1) * V, V, 0.7)[tok];
-        assert.ok(Math.abs(lp - r.logProbs[b * r.steps + t]) < 1e-4, `tempered (T = 0.7) log-prob of row ${b} step ${t}: full-forward ${lp} vs sampler ${r.logProbs[b * r.steps + t]}`);
+        assert.ok(
+          Math.abs(lp - r.logProbs[b * r.steps + t]) < 1e-4,
+          `tempered (T = 0.7) log-prob of row ${b} step ${t}: full-forward ${lp} vs sampler ${r.logProbs[b * r.steps + t]}`,
+        );
         ctx.push(tok);
       }
       assert.deepEqual(seqs[b], Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b] - (r.stopped[b] ? 1 : 0))));
@@ -109,14 +112,22 @@ test('prefix rewards against the shared KV cache equal one full forward per pref
   const m = writeTempModel(24, {}, {}, 3);
   try {
     const s = await LmSession.open(m.dir);
-    const x = [[5, 17, 22], [33, 4], [61, 2, 8, 9, 10, 11]];
+    const x = [
+      [5, 17, 22],
+      [33, 4],
+      [61, 2, 8, 9, 10, 11],
+    ];
     const z = [[40, 41, 42, 43], [], [7, 7]];
     const y = [[50, 51, 52], [60], [70, 71]];
     const fast = await prefixRewards(s, x, z, y, { chunk: 3 });
     const naive = await naivePrefixRewards(s, x, z, y);
     for (let b = 0; b < x.length; b++) {
       assert.equal(fast.rewards[b].length, z[b].length + 1);
-      for (let t = 0; t <= z[b].length; t++) assert.ok(Math.abs(fast.rewards[b][t] - naive[b][t]) < 1e-4, `prefix reward log p(Y | X z_1..${t}) of row ${b}: KV-cache ${fast.rewards[b][t]} vs full forward ${naive[b][t]}`);
+      for (let t = 0; t <= z[b].length; t++)
+        assert.ok(
+          Math.abs(fast.rewards[b][t] - naive[b][t]) < 1e-4,
+          `prefix reward log p(Y | X z_1..${t}) of row ${b}: KV-cache ${fast.rewards[b][t]} vs full forward ${naive[b][t]}`,
+        );
       // the rewards must actually differ between prefixes for the check to mean anything
       if (z[b].length > 1) assert.ok(Math.abs(fast.rewards[b][0] - fast.rewards[b][z[b].length]) > 1e-2);
       // the prior terms: log p(z_{t+1} | X z_1..t)
@@ -141,12 +152,25 @@ test('a model exported without KV cache samples and scores the same (full-recomp
     const rb = await sample(sb, prompts, { ...opts, rng: new Rng(3) });
     assert.deepEqual(rb.tokens, ra.tokens);
     for (let i = 0; i < ra.logProbs.length; i++) assert.ok(Math.abs(ra.logProbs[i] - rb.logProbs[i]) < 1e-4);
-    const x = [[5, 17, 22], [33, 4]];
+    const x = [
+      [5, 17, 22],
+      [33, 4],
+    ];
     const z = [[40, 41], [7]];
-    const y = [[50, 51], [60, 61, 62]];
+    const y = [
+      [50, 51],
+      [60, 61, 62],
+    ];
     const fa = await prefixRewards(sa, x, z, y);
     const fb = await prefixRewards(sb, x, z, y);
-    fa.rewards.forEach((r, i) => r.forEach((v, t) => assert.ok(Math.abs(v - fb.rewards[i][t]) < 1e-4, `prefix reward log p(Y | X z_1..${t}) of row ${i}: KV cache ${v} vs no-cache export ${fb.rewards[i][t]}`)));
+    fa.rewards.forEach((r, i) =>
+      r.forEach((v, t) =>
+        assert.ok(
+          Math.abs(v - fb.rewards[i][t]) < 1e-4,
+          `prefix reward log p(Y | X z_1..${t}) of row ${i}: KV cache ${v} vs no-cache export ${fb.rewards[i][t]}`,
+        ),
+      ),
+    );
     fa.zLogProbs.forEach((r, i) => r.forEach((v, t) => assert.ok(Math.abs(v - fb.zLogProbs[i][t]) < 1e-4)));
     await sa.release();
     await sb.release();
@@ -163,12 +187,17 @@ test('statesOf recomputes the hidden states and base logits the sampler recorded
     const r = await sample(s, prompts, { maxNewTokens: 7, rng: new Rng(4), keepLogits: true, forceEosAtMax: true });
     const z = sequences(r, 0);
     const st = await statesOf(s, prompts, z);
-    assert.equal(st.rows, z.reduce((a, zi) => a + zi.length + 1, 0));
+    assert.equal(
+      st.rows,
+      z.reduce((a, zi) => a + zi.length + 1, 0),
+    );
     for (let b = 0; b < prompts.length; b++) {
       assert.equal(r.lengths[b], z[b].length + 1); // every row ends with EOS: states s_0..s_|z|
       for (let t = 0; t <= z[b].length; t++) {
-        for (let i = 0; i < 32; i++) assert.ok(Math.abs(st.hidden[(st.offsets[b] + t) * 32 + i] - r.hidden![(b * r.steps + t) * 32 + i]) < 1e-4);
-        for (let v = 0; v < 98; v++) assert.ok(Math.abs(st.logits[(st.offsets[b] + t) * 98 + v] - r.baseLogits![(b * r.steps + t) * 98 + v]) < 1e-4);
+        for (let i = 0; i < 32; i++)
+          assert.ok(Math.abs(st.hidden[(st.offsets[b] + t) * 32 + i] - r.hidden![(b * r.steps + t) * 32 + i]) < 1e-4);
+        for (let v = 0; v < 98; v++)
+          assert.ok(Math.abs(st.logits[(st.offsets[b] + t) * 98 + v] - r.baseLogits![(b * r.steps + t) * 98 + v]) < 1e-4);
       }
     }
     await s.release();

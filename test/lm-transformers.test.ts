@@ -20,7 +20,11 @@ async function hfGreedy(dir: string, prompts: string[], maxNew: number): Promise
     const enc = tok(p);
     const n = enc.input_ids.dims[1];
     const gen: any = await model.generate({ ...enc, max_new_tokens: maxNew, do_sample: false });
-    out.push(Array.from(gen.data as BigInt64Array).slice(n).map(Number));
+    out.push(
+      Array.from(gen.data as BigInt64Array)
+        .slice(n)
+        .map(Number),
+    );
   }
   await model.dispose();
   return out;
@@ -30,7 +34,11 @@ async function ourGreedy(dir: string, prompts: string[], maxNew: number): Promis
   const s = await LmSession.open(dir);
   const tok = new CharTokenizer();
   // one left-padded batch: padding must not change greedy decoding either
-  const r = await sample(s, prompts.map((p) => tok.encode(p)), { maxNewTokens: maxNew, temperature: 0, keepHidden: false });
+  const r = await sample(
+    s,
+    prompts.map((p) => tok.encode(p)),
+    { maxNewTokens: maxNew, temperature: 0, keepHidden: false },
+  );
   await s.release();
   return prompts.map((_, b) => Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b])));
 }

@@ -29,7 +29,12 @@ const PROMPTS = ['Question: 7 + 5 - 2 = ? Answer:', 'Question: 3 - 1 = ? Answer:
 /** A run folder as `flowtune train` leaves it (config.yaml + a checkpoint with the adapter), with random non-zero factors. */
 function makeRun(root: string, modelDir: string, kind: 'lora' | 'head', seed = 3): { runDir: string; adapter: LoraAdapter } {
   const runDir = path.join(root, `run-${kind}`);
-  const cfg = readTrainConfig('configs/posterior-check.yaml', [`adapter.kind=${kind}`, `model=${modelDir}`, 'adapter.rank=4', 'adapter.alpha=8']);
+  const cfg = readTrainConfig('configs/posterior-check.yaml', [
+    `adapter.kind=${kind}`,
+    `model=${modelDir}`,
+    'adapter.rank=4',
+    'adapter.alpha=8',
+  ]);
   cfg.adapter.targets = ['c_attn', 'c_proj', 'c_fc'];
   const facts = readConfig(modelDir);
   const adapter = new LoraAdapter(facts, { rank: 4, alpha: 8, targets: cfg.adapter.targets }, seed);
@@ -71,7 +76,11 @@ async function hfGreedy(dir: string, prompts: string[], maxNew: number): Promise
     const enc = tok(p);
     const n = enc.input_ids.dims[1];
     const gen: any = await model.generate({ ...enc, max_new_tokens: maxNew, do_sample: false });
-    out.push(Array.from(gen.data as BigInt64Array).slice(n).map(Number));
+    out.push(
+      Array.from(gen.data as BigInt64Array)
+        .slice(n)
+        .map(Number),
+    );
   }
   await model.dispose();
   return out;
@@ -79,7 +88,11 @@ async function hfGreedy(dir: string, prompts: string[], maxNew: number): Promise
 
 async function ourGreedy(s: LmSession, prompts: string[], maxNew: number): Promise<number[][]> {
   const tok = new CharTokenizer();
-  const r = await sample(s, prompts.map((p) => tok.encode(p)), { maxNewTokens: maxNew, temperature: 0, keepHidden: false });
+  const r = await sample(
+    s,
+    prompts.map((p) => tok.encode(p)),
+    { maxNewTokens: maxNew, temperature: 0, keepHidden: false },
+  );
   return prompts.map((_, b) => Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b])));
 }
 
@@ -90,23 +103,38 @@ test('export: the merged model equals the LoRA policy (logits ≤ 1e-4) and tran
     const { runDir, adapter } = makeRun(root, MODEL, 'lora');
     const out = path.join(root, 'merged');
     const r = await exportMerged(runDir, out);
-    assert.deepEqual(r.files, ['README.md', 'config.json', 'generation_config.json', path.join('onnx', 'model.onnx'), 'tokenizer.json', 'tokenizer_config.json', 'training.json']);
+    assert.deepEqual(r.files, [
+      'README.md',
+      'config.json',
+      'generation_config.json',
+      path.join('onnx', 'model.onnx'),
+      'tokenizer.json',
+      'tokenizer_config.json',
+      'training.json',
+    ]);
     assert.match(readFileSync(path.join(out, 'README.md'), 'utf8'), new RegExp(readSha(MODEL)));
     const policy = await openLoraSession(MODEL, adapter);
     const merged = await LmSession.open(out);
     const base = await LmSession.open(MODEL);
     const tok = new CharTokenizer();
-    const p = packLeft(PROMPTS.map((x) => tok.encode(x)), 0);
+    const p = packLeft(
+      PROMPTS.map((x) => tok.encode(x)),
+      0,
+    );
     const a = await policy.forward({ batch: p.batch, inputIds: p.ids, attentionMask: p.mask });
     const m = await merged.forward({ batch: p.batch, inputIds: p.ids, attentionMask: p.mask });
     let diff = 0;
-    for (let i = 0; i < p.mask.length; i++) if (p.mask[i]) for (let v = 0; v < 98; v++) diff = Math.max(diff, Math.abs(a.logits[i * 98 + v] - m.logits[i * 98 + v]));
+    for (let i = 0; i < p.mask.length; i++)
+      if (p.mask[i]) for (let v = 0; v < 98; v++) diff = Math.max(diff, Math.abs(a.logits[i * 98 + v] - m.logits[i * 98 + v]));
     console.log(`merged vs LoRA-branched ONNX: max |Δlogit| ${diff.toExponential(2)}`);
     assert.ok(diff <= 1e-4, `merged logits differ by ${diff}`);
     const ours = await ourGreedy(policy, PROMPTS, 20);
     const hf = await hfGreedy(out, PROMPTS, 20);
     const baseGreedy = await ourGreedy(base, PROMPTS, 20);
-    assert.deepEqual(hf.map((r2, i) => r2.slice(0, ours[i].length)), ours);
+    assert.deepEqual(
+      hf.map((r2, i) => r2.slice(0, ours[i].length)),
+      ours,
+    );
     assert.notDeepEqual(ours, baseGreedy, 'the adapter must change greedy decoding, or the check proves nothing');
     // never overwrite
     await assert.rejects(exportMerged(runDir, out), (e: Error) => e instanceof UsageError && /already exists/.test(e.message));
@@ -135,10 +163,17 @@ test('export --peft: PEFT key names and shapes; (B_peft·A_peft)ᵀ·alpha/r is 
     assert.equal(cfg.fan_in_fan_out, true);
     const { tensors } = loadSafetensors(path.join(peft, 'adapter_model.safetensors'));
     const d = 64;
-    const expectShapes: Record<string, [number, number]> = { 'attn.c_attn': [d, 3 * d], 'attn.c_proj': [d, d], 'mlp.c_fc': [d, 4 * d], 'mlp.c_proj': [4 * d, d] };
+    const expectShapes: Record<string, [number, number]> = {
+      'attn.c_attn': [d, 3 * d],
+      'attn.c_proj': [d, d],
+      'mlp.c_fc': [d, 4 * d],
+      'mlp.c_proj': [4 * d, d],
+    };
     const keys = [...tensors.keys()].sort();
     const want: string[] = [];
-    for (let i = 0; i < 2; i++) for (const mod of Object.keys(expectShapes)) for (const ab of ['A', 'B']) want.push(`base_model.model.transformer.h.${i}.${mod}.lora_${ab}.weight`);
+    for (let i = 0; i < 2; i++)
+      for (const mod of Object.keys(expectShapes))
+        for (const ab of ['A', 'B']) want.push(`base_model.model.transformer.h.${i}.${mod}.lora_${ab}.weight`);
     assert.deepEqual(keys, want.sort());
     // the merged export's weight update, reconstructed from the PEFT tensors PEFT's way
     const merged = path.join(root, 'merged');
@@ -146,14 +181,16 @@ test('export --peft: PEFT key names and shapes; (B_peft·A_peft)ᵀ·alpha/r is 
     const names = paramShapes(configFromFacts(readConfig(MODEL))).map(([n]) => n);
     const w0 = readGptWeights(readOnnx(MODEL).model, names);
     const w1 = readGptWeights(readOnnx(merged).model, names);
-    let worst = 0, moved = 0;
+    let worst = 0,
+      moved = 0;
     for (let i = 0; i < 2; i++) {
       for (const [mod, [inD, outD]] of Object.entries(expectShapes)) {
         const A = tensors.get(`base_model.model.transformer.h.${i}.${mod}.lora_A.weight`)!;
         const B = tensors.get(`base_model.model.transformer.h.${i}.${mod}.lora_B.weight`)!;
         assert.deepEqual(A.shape, [4, inD]);
         assert.deepEqual(B.shape, [outD, 4]);
-        const before = w0.get(`h.${i}.${mod}.weight`)!.data, after = w1.get(`h.${i}.${mod}.weight`)!.data;
+        const before = w0.get(`h.${i}.${mod}.weight`)!.data,
+          after = w1.get(`h.${i}.${mod}.weight`)!.data;
         for (let o = 0; o < outD; o++)
           for (let k = 0; k < inD; k++) {
             let s = 0;
@@ -177,7 +214,10 @@ test('export refuses a head run, a changed base model and an existing folder (ex
   const root = mkdtempSync(path.join(os.tmpdir(), 'flowtune-export-bad-'));
   try {
     const head = makeRun(root, MODEL, 'head');
-    await assert.rejects(exportPeft(head.runDir, path.join(root, 'p')), (e: Error) => e instanceof UsageError && /adapter\.kind head/.test(e.message));
+    await assert.rejects(
+      exportPeft(head.runDir, path.join(root, 'p')),
+      (e: Error) => e instanceof UsageError && /adapter\.kind head/.test(e.message),
+    );
     await assert.rejects(exportMerged(head.runDir, path.join(root, 'm')), UsageError);
     assert.ok(!existsSync(path.join(root, 'p')) && !existsSync(path.join(root, 'm')));
     // a copy of the base model, trained on, then changed
@@ -190,7 +230,10 @@ test('export refuses a head run, a changed base model and an existing folder (ex
     data[0] += 1;
     Object.assign(t, floatTensor(t.name!, (t.dims ?? []).map(Number), data));
     writeFileSync(path.join(copy, 'onnx', 'model.onnx'), encodeModel(model));
-    await assert.rejects(exportMerged(run.runDir, path.join(root, 'm2')), (e: Error) => e instanceof UsageError && /not this one/.test(e.message));
+    await assert.rejects(
+      exportMerged(run.runDir, path.join(root, 'm2')),
+      (e: Error) => e instanceof UsageError && /not this one/.test(e.message),
+    );
     await assert.rejects(exportPeft(run.runDir, path.join(root, 'p2')), UsageError);
     head.adapter.dispose();
     run.adapter.dispose();

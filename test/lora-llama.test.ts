@@ -61,14 +61,19 @@ test('LLaMA LoRA targets: PEFT defaults q_proj, v_proj; shapes per module (GQA k
   const facts = readConfig(m.dir);
   assert.deepEqual(loraFamily(facts).defaultTargets, ['q_proj', 'v_proj']);
   assert.equal(loraFamily(facts).fanInFanOut, false);
-  assert.deepEqual(loraModules(facts, null, 4).map((x) => x.name), [
-    'model.layers.0.self_attn.q_proj',
-    'model.layers.0.self_attn.v_proj',
-    'model.layers.1.self_attn.q_proj',
-    'model.layers.1.self_attn.v_proj',
-  ]);
+  assert.deepEqual(
+    loraModules(facts, null, 4).map((x) => x.name),
+    [
+      'model.layers.0.self_attn.q_proj',
+      'model.layers.0.self_attn.v_proj',
+      'model.layers.1.self_attn.q_proj',
+      'model.layers.1.self_attn.v_proj',
+    ],
+  );
   // tiny config: d 32, 4 query heads and 2 KV heads of 8, intermediate 64
-  const l0 = loraModules(facts, ALL, 4).filter((x) => x.layer === 0).map((x) => [x.target, x.inDim, x.outDim]);
+  const l0 = loraModules(facts, ALL, 4)
+    .filter((x) => x.layer === 0)
+    .map((x) => [x.target, x.inDim, x.outDim]);
   assert.deepEqual(l0, [
     ['q_proj', 32, 32],
     ['k_proj', 32, 16],
@@ -78,10 +83,20 @@ test('LLaMA LoRA targets: PEFT defaults q_proj, v_proj; shapes per module (GQA k
     ['up_proj', 32, 64],
     ['down_proj', 64, 32],
   ]);
-  assert.throws(() => loraModules(facts, ['c_attn'], 4), (e: Error) => e instanceof UsageError && /valid names: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head/.test(e.message));
+  assert.throws(
+    () => loraModules(facts, ['c_attn'], 4),
+    (e: Error) =>
+      e instanceof UsageError && /valid names: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head/.test(e.message),
+  );
   const head = loraModules(facts, ['lm_head'], 4);
-  assert.deepEqual(head.map((x) => [x.name, x.inDim, x.outDim, x.peftPath]), [['lm_head', 32, facts.vocabSize, 'lm_head']]);
-  assert.throws(() => loraModules(facts, ALL, 17), (e: Error) => e instanceof UsageError && /1\.\.16/.test(e.message));
+  assert.deepEqual(
+    head.map((x) => [x.name, x.inDim, x.outDim, x.peftPath]),
+    [['lm_head', 32, facts.vocabSize, 'lm_head']],
+  );
+  assert.throws(
+    () => loraModules(facts, ALL, 17),
+    (e: Error) => e instanceof UsageError && /1\.\.16/.test(e.message),
+  );
 });
 
 for (const [label, over] of [
@@ -98,10 +113,17 @@ for (const [label, over] of [
     const base = loadFrozenModel(dir);
     assert.equal(base.family, 'llama');
     const targets = 'tieWordEmbeddings' in over ? ALL : [...ALL, 'lm_head'];
-    if ('tieWordEmbeddings' in over) assert.throws(() => loraModules(facts, [...ALL, 'lm_head'], 4), (e: Error) => e instanceof UsageError && /tied/.test(e.message));
+    if ('tieWordEmbeddings' in over)
+      assert.throws(
+        () => loraModules(facts, [...ALL, 'lm_head'], 4),
+        (e: Error) => e instanceof UsageError && /tied/.test(e.message),
+      );
     const ad = new LoraAdapter(facts, { rank: 4, alpha: 8, targets }, 1);
     const rng = new Rng(5);
-    const p = packLeft([23, 9, 16].map((n) => Array.from({ length: n }, () => rng.int(V - 2))), facts.padTokenId);
+    const p = packLeft(
+      [23, 9, 16].map((n) => Array.from({ length: n }, () => rng.int(V - 2))),
+      facts.padTokenId,
+    );
     const rows = realRows(p.mask);
     const plain = await LmSession.open(dir);
     const baseOut = await plain.forward({ batch: p.batch, inputIds: p.ids, attentionMask: p.mask });
@@ -115,7 +137,8 @@ for (const [label, over] of [
     const dFull = maxAbsDiffRows(full.logits, ref, rows, V);
     const moved = maxAbsDiffRows(full.logits, baseOut.logits, rows, V);
     // KV cache: the first 12 columns in one call, then one column at a time
-    const B = p.batch, S = p.len;
+    const B = p.batch,
+      S = p.len;
     const cols = (a: number, b: number) => Array.from({ length: B }, (_, r) => Array.from(p.ids.subarray(r * S + a, r * S + b))).flat();
     const mcols = (b: number) => Array.from({ length: B }, (_, r) => Array.from(p.mask.subarray(r * S, r * S + b))).flat();
     let out = await s.forward({ batch: B, inputIds: cols(0, 12), attentionMask: mcols(12) });
@@ -126,7 +149,9 @@ for (const [label, over] of [
       for (let r = 0; r < B; r++) stepped.set(out.logits.subarray(r * V, (r + 1) * V), (r * S + t) * V);
     }
     const dKv = maxAbsDiffRows(stepped, ref, rows, V);
-    console.log(`${label}: B=0 tfjs vs ONNX ${d0.toExponential(2)}; random A,B ONNX vs tfjs full ${dFull.toExponential(2)}, KV ${dKv.toExponential(2)}; adapter moves logits by ${moved.toFixed(2)}`);
+    console.log(
+      `${label}: B=0 tfjs vs ONNX ${d0.toExponential(2)}; random A,B ONNX vs tfjs full ${dFull.toExponential(2)}, KV ${dKv.toExponential(2)}; adapter moves logits by ${moved.toFixed(2)}`,
+    );
     assert.ok(d0 <= 1e-4, `B = 0: ${d0}`);
     assert.ok(moved > 0.5, `adapter changes logits by only ${moved}`);
     assert.ok(dFull <= 1e-4, `full pass differs by ${dFull}`);
@@ -196,7 +221,9 @@ test('LoRA TB on a tiny LLaMA (every linear layer + lm_head) fits the exact post
   let logZ = NaN;
   for (let i = 0; i < 600; i++) logZ = (await t.trainStep()).logZ;
   const r = await exactPosterior(t);
-  console.log(`LoRA llama TB CI posterior: TV ${before.tv.toFixed(4)} → ${r.tv.toFixed(4)}, log Z ${logZ.toFixed(3)} vs exact ${r.logZTrue.toFixed(3)}`);
+  console.log(
+    `LoRA llama TB CI posterior: TV ${before.tv.toFixed(4)} → ${r.tv.toFixed(4)}, log Z ${logZ.toFixed(3)} vs exact ${r.logZTrue.toFixed(3)}`,
+  );
   assert.ok(before.tv > 0.3, `the untrained policy is far from the posterior (TV ${before.tv})`);
   assert.ok(Math.abs(r.policyMass - 1) < 1e-4);
   assert.ok(r.tv < 0.05, `TV ${r.tv}`);

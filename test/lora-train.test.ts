@@ -57,7 +57,8 @@ test('LoRA: a run restored from a checkpoint ends on exactly the numbers (and ad
   assert.equal(b!.loss, a!.loss);
   assert.equal(b!.meanLogR, a!.meanLogR);
   assert.equal(b!.logZ, a!.logZ);
-  const fa = (full.adapter as LoraPolicyAdapter).lora.factors(), fb = (resumed.adapter as LoraPolicyAdapter).lora.factors();
+  const fa = (full.adapter as LoraPolicyAdapter).lora.factors(),
+    fb = (resumed.adapter as LoraPolicyAdapter).lora.factors();
   let moved = 0;
   for (const [n, f] of fa) {
     assert.deepEqual(fb.get(n)!.a, f.a);
@@ -82,7 +83,9 @@ for (const objective of ['tb', 'subtb', 'mdqn']) {
     let logZ = NaN;
     for (let i = 0; i < steps; i++) logZ = (await t.trainStep()).logZ;
     const r = await exactPosterior(t);
-    console.log(`LoRA ${objective} CI posterior: TV ${before.tv.toFixed(4)} → ${r.tv.toFixed(4)}, log Z ${logZ.toFixed(3)} vs exact ${r.logZTrue.toFixed(3)}`);
+    console.log(
+      `LoRA ${objective} CI posterior: TV ${before.tv.toFixed(4)} → ${r.tv.toFixed(4)}, log Z ${logZ.toFixed(3)} vs exact ${r.logZTrue.toFixed(3)}`,
+    );
     assert.ok(Math.abs(r.policyMass - 1) < 1e-4);
     assert.ok(before.tv > 0.5, `the untrained policy is far from the posterior (TV ${before.tv})`);
     assert.ok(r.tv < 0.05, `TV ${r.tv}`);
@@ -93,7 +96,12 @@ for (const objective of ['tb', 'subtb', 'mdqn']) {
 test('LoRA bad inputs: unknown target, rank ≤ 0 or above the layer → one line, exit 2', () => {
   const file = join(work, 'bad.yaml');
   writeFileSync(file, YAML.stringify(loraConfig('tb', 5)));
-  const run = (...sets: string[]) => spawnSync(process.execPath, [cli, 'train', '--config', file, '--out', join(work, `bad-${Math.random()}`), ...sets.flatMap((s) => ['--set', s])], { encoding: 'utf8' });
+  const run = (...sets: string[]) =>
+    spawnSync(
+      process.execPath,
+      [cli, 'train', '--config', file, '--out', join(work, `bad-${Math.random()}`), ...sets.flatMap((s) => ['--set', s])],
+      { encoding: 'utf8' },
+    );
   const expect = (r: ReturnType<typeof run>, re: RegExp) => {
     assert.equal(r.status, 2, r.stderr);
     const lines = r.stderr.trim().split('\n');
@@ -119,9 +127,27 @@ test('LoRA M-DQN: buffer states are token prefixes whose Q equals the node logit
   // after training B ≠ 0: the check below would hold trivially for the base model otherwise
   assert.ok([...ad.lora.factors().values()].some((f) => f.b.some((v) => v !== 0)));
   const exs = [t.examples[0], t.examples[0], t.examples[0]];
-  const zs = await sampleZ(t.samplingSession, t.tok, exs.map((e) => e.xIds), { constraints: t.constraints, temperature: 1, rng: new Rng(4) });
-  const rows = await scoreRows(t.session, exs.map((e) => e.xIds), zs, exs.map((e) => e.yIds), t.constraints, t.rewardSpec(), { prefix: false });
-  const viaRows = tf.tidy(() => ad.logits(tf.zeros([1, 1]) as tf.Tensor2D, tf.zeros([1, 1]) as tf.Tensor2D, rows).dataSync().slice());
+  const zs = await sampleZ(
+    t.samplingSession,
+    t.tok,
+    exs.map((e) => e.xIds),
+    { constraints: t.constraints, temperature: 1, rng: new Rng(4) },
+  );
+  const rows = await scoreRows(
+    t.session,
+    exs.map((e) => e.xIds),
+    zs,
+    exs.map((e) => e.yIds),
+    t.constraints,
+    t.rewardSpec(),
+    { prefix: false },
+  );
+  const viaRows = tf.tidy(() =>
+    ad
+      .logits(tf.zeros([1, 1]) as tf.Tensor2D, tf.zeros([1, 1]) as tf.Tensor2D, rows)
+      .dataSync()
+      .slice(),
+  );
   const prefixes = rows.flatMap((r) => r.nodes.map((j) => [...r.tokens.x, ...r.tokens.z.slice(0, j)]));
   const viaPrefix = tf.tidy(() => ad.prefixLogits(prefixes).dataSync().slice());
   assert.equal(viaPrefix.length, viaRows.length);
@@ -165,7 +191,10 @@ test('CLI: a LoRA run trains, samples greedily with --temperature 0 (same Z ever
   assert.equal(t.status, 0, t.stderr);
   const s = cliRun('sample', '--run', runDir, '--x', 'The cat', '--y', ' sat.', '-n', '3', '--temperature', '0', '--json');
   assert.equal(s.status, 0, s.stderr);
-  const rows = s.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const rows = s.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(rows.length, 3);
   assert.ok(rows.every((r) => r.z === rows[0].z && r.logPF === rows[0].logPF && r.logPF <= 0));
   const out = join(work, 'cli-merged');

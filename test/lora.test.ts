@@ -49,18 +49,30 @@ function randomFactors(adapter: LoraAdapter, seed: number, std: number): Map<str
 
 test('LoRA targets and rank are checked against the family (exit-2 errors naming the valid values)', () => {
   const facts = { modelType: 'gpt2', nLayer: 2, nEmbd: 64 };
-  assert.deepEqual(loraModules(facts, null, 8).map((m) => m.name), ['h.0.attn.c_attn', 'h.1.attn.c_attn']); // PEFT's gpt2 default
+  assert.deepEqual(
+    loraModules(facts, null, 8).map((m) => m.name),
+    ['h.0.attn.c_attn', 'h.1.attn.c_attn'],
+  ); // PEFT's gpt2 default
   const all = loraModules(facts, ['c_attn', 'c_proj', 'c_fc'], 8);
   assert.equal(all.length, 8); // c_proj is both attn.c_proj and mlp.c_proj, as PEFT's suffix match
-  assert.deepEqual(all.filter((m) => m.layer === 0).map((m) => [m.name, m.inDim, m.outDim]), [
-    ['h.0.attn.c_attn', 64, 192],
-    ['h.0.attn.c_proj', 64, 64],
-    ['h.0.mlp.c_fc', 64, 256],
-    ['h.0.mlp.c_proj', 256, 64],
-  ]);
-  assert.throws(() => loraModules(facts, ['q_proj'], 8), (e: Error) => e instanceof UsageError && /valid names: c_attn, c_proj, c_fc/.test(e.message));
+  assert.deepEqual(
+    all.filter((m) => m.layer === 0).map((m) => [m.name, m.inDim, m.outDim]),
+    [
+      ['h.0.attn.c_attn', 64, 192],
+      ['h.0.attn.c_proj', 64, 64],
+      ['h.0.mlp.c_fc', 64, 256],
+      ['h.0.mlp.c_proj', 256, 64],
+    ],
+  );
+  assert.throws(
+    () => loraModules(facts, ['q_proj'], 8),
+    (e: Error) => e instanceof UsageError && /valid names: c_attn, c_proj, c_fc/.test(e.message),
+  );
   assert.throws(() => loraModules(facts, null, 0), UsageError);
-  assert.throws(() => loraModules(facts, null, 65), (e: Error) => e instanceof UsageError && /1\.\.64/.test(e.message));
+  assert.throws(
+    () => loraModules(facts, null, 65),
+    (e: Error) => e instanceof UsageError && /1\.\.64/.test(e.message),
+  );
   assert.equal(loraModules(facts, null, 64).length, 2);
   assert.throws(() => loraModules({ ...facts, modelType: 'mistral' }, null, 8), UsageError);
 });
@@ -74,7 +86,7 @@ test('LoRA init: B = 0 and A Kaiming-uniform (|A| ≤ 1/sqrt(in), variance 1/(3�
     const bound = 1 / Math.sqrt(m.inDim);
     assert.ok(f.a.every((v) => Math.abs(v) <= bound));
     const varA = f.a.reduce((s, v) => s + v * v, 0) / f.a.length;
-    assert.ok(Math.abs(varA / (bound * bound / 3) - 1) < 0.15, `var ${varA}`);
+    assert.ok(Math.abs(varA / ((bound * bound) / 3) - 1) < 0.15, `var ${varA}`);
   }
   assert.equal(ad.scale, 2);
   ad.dispose();
@@ -115,7 +127,8 @@ for (const dir of MODELS) {
     const baseOut = await plain.forward({ batch: p.batch, inputIds: p.ids, attentionMask: p.mask });
     const moved = maxAbsDiff(full.logits, baseOut.logits, rows, V);
     // KV cache: the first 20 columns in one call, then one column at a time
-    const B = p.batch, S = p.len;
+    const B = p.batch,
+      S = p.len;
     const cols = (a: number, b: number) => Array.from({ length: B }, (_, r) => Array.from(p.ids.subarray(r * S + a, r * S + b))).flat();
     const mcols = (b: number) => Array.from({ length: B }, (_, r) => Array.from(p.mask.subarray(r * S, r * S + b))).flat();
     let out = await s.forward({ batch: B, inputIds: cols(0, 20), attentionMask: mcols(20) });
@@ -126,7 +139,9 @@ for (const dir of MODELS) {
       for (let r = 0; r < B; r++) stepped.set(out.logits.subarray(r * V, (r + 1) * V), (r * S + t) * V);
     }
     const dKv = maxAbsDiff(stepped, ref, rows, V);
-    console.log(`${dir}: random A,B ONNX vs tfjs max |Δlogit| full ${dFull.toExponential(2)}, KV ${dKv.toExponential(2)}; adapter moves logits by ${moved.toFixed(2)}`);
+    console.log(
+      `${dir}: random A,B ONNX vs tfjs max |Δlogit| full ${dFull.toExponential(2)}, KV ${dKv.toExponential(2)}; adapter moves logits by ${moved.toFixed(2)}`,
+    );
     assert.ok(moved > 0.5, `adapter changes logits by only ${moved}`);
     assert.ok(dFull <= 1e-4, `full pass differs by ${dFull}`);
     assert.ok(dKv <= 1e-4, `KV-cached pass differs by ${dKv}`);

@@ -70,7 +70,11 @@ test('every loss gradient equals central finite differences', () => {
   const h = 1e-6;
   for (const [name, f] of losses) {
     const g = f(b, logZ);
-    const fields: ['logPF' | 'logPB' | 'logF', Float64Array][] = [['logPF', g.dLogPF], ['logPB', g.dLogPB], ['logF', g.dLogF]];
+    const fields: ['logPF' | 'logPB' | 'logF', Float64Array][] = [
+      ['logPF', g.dLogPF],
+      ['logPB', g.dLogPB],
+      ['logF', g.dLogF],
+    ];
     for (const [field, grad] of fields) {
       const arr = b[field];
       for (let i = 0; i < arr.length; i++) {
@@ -161,12 +165,20 @@ test('a batch of two trajectories of different lengths: TB/DB/SubTB average as d
   assert.ok(Math.abs(db.loss - dbHand) < 1e-12, `DB loss of the batch ${db.loss} vs hand value ${dbHand} (mean over the 5 edges)`);
   for (const lambda of [0.9, 2]) {
     const a0 = (ln(4) ** 2 + ln(1 / 8) ** 2 + lambda * ln(0.5) ** 2) / (2 + lambda);
-    const a1 = (0 + ln(0.375) ** 2 + ln(16 / 3) ** 2 + lambda * (ln(0.375) ** 2 + ln(2) ** 2) + lambda ** 2 * ln(2) ** 2) / (3 + 2 * lambda + lambda ** 2);
+    const a1 =
+      (0 + ln(0.375) ** 2 + ln(16 / 3) ** 2 + lambda * (ln(0.375) ** 2 + ln(2) ** 2) + lambda ** 2 * ln(2) ** 2) /
+      (3 + 2 * lambda + lambda ** 2);
     const sub = subTrajectoryBalance(b, lambda);
-    assert.ok(Math.abs(sub.loss - (a0 + a1) / 2) < 1e-12, `SubTB loss of the batch at λ=${lambda}: ${sub.loss} vs hand value ${(a0 + a1) / 2}`);
+    assert.ok(
+      Math.abs(sub.loss - (a0 + a1) / 2) < 1e-12,
+      `SubTB loss of the batch at λ=${lambda}: ${sub.loss} vs hand value ${(a0 + a1) / 2}`,
+    );
   }
   // the terminal flow is R, known whatever the mask says at the last node
   b.flowMask = new Uint8Array([1, 1, 0, 0, 1, 1, 1, 0]);
   const masked = subTrajectoryBalance(b, 0.9);
-  assert.ok(Math.abs(masked.loss - subTrajectoryBalance({ ...b, flowMask: undefined } as TrajectoryBatch, 0.9).loss) < 1e-12, 'SubTB loss with the terminal node unmarked in the flow mask');
+  assert.ok(
+    Math.abs(masked.loss - subTrajectoryBalance({ ...b, flowMask: undefined } as TrajectoryBatch, 0.9).loss) < 1e-12,
+    'SubTB loss with the terminal node unmarked in the flow mask',
+  );
 });

@@ -21,13 +21,20 @@ function meanVar(x: Float64Array): { mean: number; variance: number } {
 
 // Ornstein–Uhlenbeck: dX = −X dt + √2 dW is the Langevin diffusion of N(0, 1), and
 // Law(X_t | X_0 = x0) = N(x0·e^{−t}, 1 − e^{−2t}). k steps of size h approximate t = kh.
-const X0 = 2, H = 0.01, K = 100, T = H * K, CHAINS = 20_000;
-const ouMean = X0 * Math.exp(-T), ouVar = 1 - Math.exp(-2 * T);
+const X0 = 2,
+  H = 0.01,
+  K = 100,
+  T = H * K,
+  CHAINS = 20_000;
+const ouMean = X0 * Math.exp(-T),
+  ouVar = 1 - Math.exp(-2 * T);
 // ULA on this target is the exact AR(1) x ← (1−h)x + √(2h)ξ, so its law after k steps is
 // N(x0(1−h)^k, (1 − (1−h)^{2k}) / (1 − h/2)): the step-size bias is known in closed form.
-const ulaMean = X0 * (1 - H) ** K, ulaVar = (1 - (1 - H) ** (2 * K)) / (1 - H / 2);
+const ulaMean = X0 * (1 - H) ** K,
+  ulaVar = (1 - (1 - H) ** (2 * K)) / (1 - H / 2);
 // Monte-Carlo standard errors of the sample mean and variance of CHAINS Gaussian draws.
-const seMean = Math.sqrt(ouVar / CHAINS), seVar = ouVar * Math.sqrt(2 / (CHAINS - 1));
+const seMean = Math.sqrt(ouVar / CHAINS),
+  seVar = ouVar * Math.sqrt(2 / (CHAINS - 1));
 
 test('ULA on Ornstein–Uhlenbeck: mean/variance at t match the discretized and the exact law', () => {
   const x = new Float64Array(CHAINS).fill(X0);
@@ -53,7 +60,10 @@ test('MALA on Ornstein–Uhlenbeck: mean/variance at t within step-size bias + M
 });
 
 test('standard Gaussian: MALA is exact at a large step, ULA has its closed-form bias 1/(1 − h/2)', () => {
-  const d = 5, C = 2000, h = 0.5, steps = 300;
+  const d = 5,
+    C = 2000,
+    h = 0.5,
+    steps = 300;
   const target = gaussianTarget(d);
   const n = d * C; // pooled coordinates (independent chains, independent coordinates)
   const se = (v: number) => v * Math.sqrt(2 / (n - 1));
@@ -136,7 +146,13 @@ test("MH chains' empirical distribution matches the exact marginal, and converge
   const { env, N, logR, target } = gridTarget();
   const kernel = new HypergridMhKernel(G.ndim, G.height, logR);
   const C = 1000;
-  const mh = new MetropolisHastings((s, n, o) => env.logReward(s, n, o), hypergridProposal(G.ndim, G.height), new Rng(5), env.initialStates(C), C);
+  const mh = new MetropolisHastings(
+    (s, n, o) => env.logReward(s, n, o),
+    hypergridProposal(G.ndim, G.height),
+    new Rng(5),
+    env.initialStates(C),
+    C,
+  );
   const marginal = new Float64Array(N);
   marginal[0] = 1;
   const hist = () => {
@@ -156,7 +172,13 @@ test("MH chains' empirical distribution matches the exact marginal, and converge
   const tvFinal = totalVariation(hist(), target);
   const bound = totalVariation(marginal, target) + 1.3 * multinomialTvBound(target, C);
   assert.ok(tvFinal < bound, `t=12000: TV(empirical, R/Z) ${tvFinal} vs ${bound}`);
-  assert.ok(totalVariation(hist(), new Float64Array(N).fill(0).map((_, k) => (k === 0 ? 1 : 0))) > 0.5, 'chains left s0');
+  assert.ok(
+    totalVariation(
+      hist(),
+      new Float64Array(N).fill(0).map((_, k) => (k === 0 ? 1 : 0)),
+    ) > 0.5,
+    'chains left s0',
+  );
   // every proposal that stays on the grid costs one reward evaluation, plus one per chain at start
   assert.ok(mh.rewardEvaluations > C && mh.rewardEvaluations <= C * 12_001);
 });
@@ -179,7 +201,11 @@ test('hypergrid mh bench: deterministic, exact TV decreasing, reward evaluations
 
 test('flowtune verify langevin: ULA matches its closed-form law at t = 1; bad flags exit 2', () => {
   const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
-  const r = spawnSync(process.execPath, [cli, 'verify', 'langevin', '--dim', '1', '--chains', '20000', '--step', '0.01', '--steps', '100', '--seed', '3', '--json'], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [cli, 'verify', 'langevin', '--dim', '1', '--chains', '20000', '--step', '0.01', '--steps', '100', '--seed', '3', '--json'],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
   // closed forms of the OU diffusion and of ULA's AR(1) from x0 = 3 (independent of the code)

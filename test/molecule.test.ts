@@ -33,7 +33,8 @@ test('naphthalene symmetry: α positions give one canonical molecule, β another
   };
   // SMILES atoms a1..a10 = c1 c c c2 c c c c c2 c1 (fusion atoms a4, a9) and sites on
   // a1 a2 a3 a5 a6 a7 a8 a10: α sites (next to a fusion atom) are a3 a5 a8 a10 = sites 2 3 6 7
-  const alpha = [2, 3, 6, 7].map(mono), beta = [0, 1, 4, 5].map(mono);
+  const alpha = [2, 3, 6, 7].map(mono),
+    beta = [0, 1, 4, 5].map(mono);
   assert.equal(new Set(alpha).size, 1);
   assert.equal(new Set(beta).size, 1);
   assert.notEqual(alpha[0], beta[0]);
@@ -51,14 +52,18 @@ test('descriptor-profile reward and popcount Tanimoto match direct computations'
     m.delete();
     return bytes;
   };
-  const a = fp('Oc1cccc2ccccc12'), b = fp('Nc1cccc2ccccc12');
+  const a = fp('Oc1cccc2ccccc12'),
+    b = fp('Nc1cccc2ccccc12');
   // Tanimoto from the unpacked bit sets
-  let inter = 0, union = 0;
-  for (let i = 0; i < a.length; i++) for (let t = 0; t < 8; t++) {
-    const x = (a[i] >> t) & 1, y = (b[i] >> t) & 1;
-    inter += x & y;
-    union += x | y;
-  }
+  let inter = 0,
+    union = 0;
+  for (let i = 0; i < a.length; i++)
+    for (let t = 0; t < 8; t++) {
+      const x = (a[i] >> t) & 1,
+        y = (b[i] >> t) & 1;
+      inter += x & y;
+      union += x | y;
+    }
   assert.ok(Math.abs(tanimoto(packFingerprint(a), packFingerprint(b)) - inter / union) < 1e-15);
   assert.equal(tanimoto(packFingerprint(a), packFingerprint(a)), 1);
   const modes = new TanimotoModes(0.5, 0.7);
@@ -69,7 +74,15 @@ test('descriptor-profile reward and popcount Tanimoto match direct computations'
 });
 
 test('a short TB run on molecules finds Tanimoto-separated modes; same seed, same numbers', async () => {
-  const o = { ...MOLECULE_BENCH_DEFAULTS, algo: 'tb' as const, iterations: 200, hidden: [128, 128], evalEvery: 50, testSize: 100, orders: 4 };
+  const o = {
+    ...MOLECULE_BENCH_DEFAULTS,
+    algo: 'tb' as const,
+    iterations: 200,
+    hidden: [128, 128],
+    evalEvery: 50,
+    testSize: 100,
+    orders: 4,
+  };
   const a = await runMoleculeBench(o);
   assert.ok(a.modes >= 1, `modes ${a.modes}`);
   assert.equal(a.invalid, 0);
@@ -88,7 +101,19 @@ test('M-DQN (α = ½, τ = 2) learns the 3 sites × 3 fragments molecule space: 
   const env = await MoleculeEnv.create({ beta: 2, sites: 3, fragments: 3 });
   const dag = buildDag(env);
   const target = targetDistribution(dag);
-  const t = await buildTrainer(env, { ...MOLECULE_BENCH_DEFAULTS, algo: 'mdqn', munchausenAlpha: 0.5, hidden: [64, 64], replayBatch: 64, learningStarts: 16, iterations: 1500 }, new Rng(1));
+  const t = await buildTrainer(
+    env,
+    {
+      ...MOLECULE_BENCH_DEFAULTS,
+      algo: 'mdqn',
+      munchausenAlpha: 0.5,
+      hidden: [64, 64],
+      replayBatch: 64,
+      learningStarts: 16,
+      iterations: 1500,
+    },
+    new Rng(1),
+  );
   for (let i = 0; i < 1500; i++) t.step();
   const tv = totalVariation(terminalDistribution(dag, policyOnDag(env, t.net, dag, t.temperature)), target);
   assert.ok(tv < 0.05, `M-DQN exact TV of the molecule sampler ${tv}`);

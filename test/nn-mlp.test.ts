@@ -303,7 +303,13 @@ describe('fused MLP specifics', () => {
     const target = FusedMlp.fromParams(spec, pa);
     const source = TfjsMlp.fromParams(spec, pb);
     target.polyakFrom(source, 0.25);
-    assertClose(target.getParams(), pa.map((x, i) => 0.75 * x + 0.25 * pb[i]), 0, 'tau 0.25', 1e-7);
+    assertClose(
+      target.getParams(),
+      pa.map((x, i) => 0.75 * x + 0.25 * pb[i]),
+      0,
+      'tau 0.25',
+      1e-7,
+    );
     target.polyakFrom(source, 1);
     assert.deepEqual(target.getParams(), pb);
     source.dispose();

@@ -26,7 +26,8 @@ test('clipped surrogate: hand-worked value and gradient on 2 samples (ε = 0.2)'
   const adv = [1, 1, -2, -2];
   const old = [Math.log(0.5), Math.log(0.5), Math.log(0.4), Math.log(0.3)];
   const lpNew = ratios.map((r, i) => old[i] + Math.log(r));
-  const oldT = tf.tensor1d(old), advT = tf.tensor1d(adv);
+  const oldT = tf.tensor1d(old),
+    advT = tf.tensor1d(adv);
   const f = (lp: tf.Tensor) => clippedSurrogate(lp as tf.Tensor1D, oldT, advT, 0.2, 2);
   const x = tf.tensor1d(lpNew);
   const value = f(x).dataSync()[0];
@@ -79,23 +80,43 @@ test('PPO at ratio 1 with β = 0 and one group has exactly the REINFORCE-with-ba
   const t = await FineTuneSetup.create(pairsConfig());
   // move the head off B = 0 so that every parameter gets a gradient
   const rng = new Rng(3);
-  for (const v of t.adapter.policyVariables()) v.assign(tf.tensor(Float32Array.from({ length: v.size }, () => 0.3 * rng.normal()), v.shape));
+  for (const v of t.adapter.policyVariables())
+    v.assign(
+      tf.tensor(
+        Float32Array.from({ length: v.size }, () => 0.3 * rng.normal()),
+        v.shape,
+      ),
+    );
   const ex = t.examples[0];
   const B = 6;
-  const zs = await sampleZ(t.session, t.tok, new Array(B).fill(ex.xIds), { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng });
-  const rows = await scoreRows(t.session, new Array(B).fill(ex.xIds), zs, new Array(B).fill(ex.yIds), t.constraints, t.rewardSpec(), { prefix: false });
+  const zs = await sampleZ(t.session, t.tok, new Array(B).fill(ex.xIds), {
+    constraints: t.constraints,
+    temperature: 1,
+    policy: t.adapter.policy(),
+    rng,
+  });
+  const rows = await scoreRows(t.session, new Array(B).fill(ex.xIds), zs, new Array(B).fill(ex.yIds), t.constraints, t.rewardSpec(), {
+    prefix: false,
+  });
   assert.ok(new Set(rows.map((r) => r.logR)).size > 1, 'the batch has distinct rewards');
   const nodes = stackNodes(rows, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
   const vars = t.adapter.policyVariables();
   try {
     const lp = nodeLogProbs(t.adapter, nodes);
-    const adv = spreadRows(groupAdvantages(rows.map((r) => r.logR), B), nodes);
+    const adv = spreadRows(
+      groupAdvantages(
+        rows.map((r) => r.logR),
+        B,
+      ),
+      nodes,
+    );
     const ppo = ppoGrads(t.adapter, nodes, lp.policy, adv, 0.2, vars);
     const rf = reinforceGrads(t.adapter, nodes, adv, vars);
     assert.equal(ppo.clipped, 0);
     let norm = 0;
     for (const v of vars) {
-      const a = ppo.grads.get(v)!.dataSync(), b = rf.grads.get(v)!.dataSync();
+      const a = ppo.grads.get(v)!.dataSync(),
+        b = rf.grads.get(v)!.dataSync();
       for (let i = 0; i < a.length; i++) {
         assert.ok(Math.abs(a[i] - b[i]) <= 1e-5 * (1 + Math.abs(b[i])), `${v.name}[${i}]: PPO ${a[i]} vs REINFORCE ${b[i]}`);
         norm += b[i] * b[i];
@@ -119,12 +140,21 @@ async function expectedLogR(t: FineTuneSetup): Promise<{ expLogR: number; kl: nu
     if (p.length < 4) for (const id of t.constraints.allowedIds!) grow([...p, id]);
   };
   grow([]);
-  const rows = await scoreRows(t.session, zs.map(() => ex.xIds), zs, zs.map(() => ex.yIds), t.constraints, t.rewardSpec(), { prefix: false });
+  const rows = await scoreRows(
+    t.session,
+    zs.map(() => ex.xIds),
+    zs,
+    zs.map(() => ex.yIds),
+    t.constraints,
+    t.rewardSpec(),
+    { prefix: false },
+  );
   const dims = { d: t.session.hiddenSize, V: t.session.vocabSize, stop: t.constraints.stopId };
   const lp = sequenceLogProbs(rows, dims, (h, b) => t.adapter.logits(h, b), 1);
   const lp0 = sequenceLogProbs(rows, dims, (_h, b) => b, 1);
   assert.ok(Math.abs(logSumExp(lp)) < 1e-3, 'the policy sums to 1 over every Z');
-  let expLogR = 0, kl = 0;
+  let expLogR = 0,
+    kl = 0;
   rows.forEach((r, k) => {
     expLogR += Math.exp(lp[k]) * r.logR;
     kl += Math.exp(lp[k]) * (lp[k] - lp0[k]);
@@ -146,6 +176,8 @@ test('PPO raises E_π[log R] over all 341 Z; a large KL coefficient keeps π clo
   for (let i = 0; i < 40; i++) await ppoKl.trainStep();
   const endKl = await expectedLogR(tied);
   assert.ok(endKl.kl < end.kl / 4, `KL(π ‖ π_0): β = 20 → ${endKl.kl}, β = 0 → ${end.kl}`);
-  tc.diagnostic(`E[log R] ${start.expLogR.toFixed(3)} → ${end.expLogR.toFixed(3)} (β = 0, KL ${end.kl.toFixed(3)}); β = 20: E[log R] ${endKl.expLogR.toFixed(3)}, KL ${endKl.kl.toFixed(4)}`);
+  tc.diagnostic(
+    `E[log R] ${start.expLogR.toFixed(3)} → ${end.expLogR.toFixed(3)} (β = 0, KL ${end.kl.toFixed(3)}); β = 20: E[log R] ${endKl.expLogR.toFixed(3)}, KL ${endKl.kl.toFixed(4)}`,
+  );
   assert.throws(() => new PpoBaseline(tied, { groupSize: 5 }), /must divide/);
 });

@@ -31,13 +31,15 @@ test('α = 0 is the uniform buffer; the ring overwrites the oldest slot', () => 
 });
 
 test('rng: same seed same stream, state round trip, uniform moments', () => {
-  const a = new Rng(42), b = new Rng(42);
+  const a = new Rng(42),
+    b = new Rng(42);
   for (let i = 0; i < 10; i++) assert.equal(a.nextU32(), b.nextU32());
   const saved = a.state();
   const x = a.uniform();
   assert.equal(Rng.fromState(saved).uniform(), x);
   const r = new Rng(1);
-  let s = 0, s2 = 0;
+  let s = 0,
+    s2 = 0;
   const n = 200_000;
   for (let i = 0; i < n; i++) {
     const u = r.uniform();
@@ -47,7 +49,8 @@ test('rng: same seed same stream, state round trip, uniform moments', () => {
   }
   assert.ok(Math.abs(s / n - 0.5) < 0.005);
   assert.ok(Math.abs(s2 / n - 1 / 3) < 0.005);
-  let g = 0, g2 = 0;
+  let g = 0,
+    g2 = 0;
   for (let i = 0; i < n; i++) {
     const z = r.normal();
     g += z;

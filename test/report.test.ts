@@ -47,14 +47,32 @@ function chromiumPath(): string {
     r = apt('install', '-y', 'chromium');
   }
   const now = found();
-  assert.ok(now, `apt-get install -y chromium failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}; ${how}`);
+  assert.ok(
+    now,
+    `apt-get install -y chromium failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}; ${how}`,
+  );
   return now;
 }
 
 const hg = join(work, 'hg');
 before(() => {
   // a real benchmark run at tiny size: 2-D H = 5 grid, 60 iterations, metrics every 10
-  const r = run('bench', 'hypergrid', '--algo', 'tb', '--ndim', '2', '--height', '5', '--iterations', '60', '--eval-every', '10', '--out', hg);
+  const r = run(
+    'bench',
+    'hypergrid',
+    '--algo',
+    'tb',
+    '--ndim',
+    '2',
+    '--height',
+    '5',
+    '--iterations',
+    '60',
+    '--eval-every',
+    '10',
+    '--out',
+    hg,
+  );
   assert.equal(r.status, 0, r.stderr);
 });
 
@@ -74,13 +92,17 @@ test('bench --out writes report.html with one plotted SVG per chart and nothing 
     // vega draws a line mark as one <path> with a non-empty d inside g.mark-line, points as g.mark-symbol
     const lines = [...svg.matchAll(/<g class="mark-line role-mark[^"]*"[^>]*>([\s\S]*?)<\/g>/g)];
     assert.ok(lines.length > 0, `${figures[i]}: a line mark`);
-    assert.ok(lines.every((g) => /<path[^>]* d="M[^"]+"/.test(g[1])), `${figures[i]}: the line has a drawn path`);
+    assert.ok(
+      lines.every((g) => /<path[^>]* d="M[^"]+"/.test(g[1])),
+      `${figures[i]}: the line has a drawn path`,
+    );
     assert.match(svg, /<g class="mark-symbol role-mark/, `${figures[i]}: point symbols`);
   }
   // the exact log Z from the oracle is drawn next to the learned one
   assert.match(charts[1], /exact log Z/);
   assert.match(charts[1], /learned log Z/);
-  for (const m of html.matchAll(/\s(?:src|href|xlink:href)\s*=\s*"([^"]*)"/gi)) assert.doesNotMatch(m[1], /^\s*(https?:)?\/\//i, `external reference ${m[1]}`);
+  for (const m of html.matchAll(/\s(?:src|href|xlink:href)\s*=\s*"([^"]*)"/gi))
+    assert.doesNotMatch(m[1], /^\s*(https?:)?\/\//i, `external reference ${m[1]}`);
   assert.doesNotMatch(html, /<script|<link\b|@import|url\(\s*['"]?https?:/i, 'no scripts, stylesheets or remote resources');
   // inline SVGs share one id namespace: vega's per-view clip ids must have been made unique
   const ids = [...html.matchAll(/\sid="([^"]+)"/g)].map((m) => m[1]);
@@ -126,7 +148,22 @@ test('flowtune report picks up samples.jsonl and comparison.csv, and survives to
 
 test('a folder of runs gets the comparison figure and the equal-cost table; bench survives a failing report', async () => {
   const fam = join(work, 'fam');
-  const mh = run('bench', 'hypergrid', '--algo', 'mh', '--ndim', '2', '--height', '5', '--iterations', '60', '--eval-every', '10', '--out', join(fam, 'mh'));
+  const mh = run(
+    'bench',
+    'hypergrid',
+    '--algo',
+    'mh',
+    '--ndim',
+    '2',
+    '--height',
+    '5',
+    '--iterations',
+    '60',
+    '--eval-every',
+    '10',
+    '--out',
+    join(fam, 'mh'),
+  );
   assert.equal(mh.status, 0, mh.stderr);
   // copy the tb run in as a sibling
   mkdirSync(join(fam, 'tb'));
@@ -147,7 +184,22 @@ test('a folder of runs gets the comparison figure and the equal-cost table; benc
   // report.html blocked by a folder: the run still succeeds, with a warning
   const blocked = join(work, 'blocked');
   mkdirSync(join(blocked, 'report.html'), { recursive: true });
-  const b = run('bench', 'hypergrid', '--algo', 'db', '--ndim', '2', '--height', '4', '--iterations', '5', '--eval-every', '5', '--out', blocked);
+  const b = run(
+    'bench',
+    'hypergrid',
+    '--algo',
+    'db',
+    '--ndim',
+    '2',
+    '--height',
+    '4',
+    '--iterations',
+    '5',
+    '--eval-every',
+    '5',
+    '--out',
+    blocked,
+  );
   assert.equal(b.status, 0, b.stderr);
   assert.match(b.stderr, /warning: could not write .*report\.html/);
   assert.ok(existsSync(join(blocked, 'summary.json')));
@@ -188,13 +240,34 @@ test('a folder mixing train and bench runs draws each kind or says what it skipp
   const mixed = join(work, 'mixed');
   mkdirSync(mixed);
   for (const name of ['tb', 'db']) {
-    const r = run('bench', 'hypergrid', '--algo', name, '--ndim', '2', '--height', '4', '--iterations', '20', '--eval-every', '10', '--out', join(mixed, name));
+    const r = run(
+      'bench',
+      'hypergrid',
+      '--algo',
+      name,
+      '--ndim',
+      '2',
+      '--height',
+      '4',
+      '--iterations',
+      '20',
+      '--eval-every',
+      '10',
+      '--out',
+      join(mixed, name),
+    );
     assert.equal(r.status, 0, r.stderr);
   }
   // two training runs, as `flowtune train` logs them (metrics by step)
-  for (const [name, loss] of [['train-a', 2], ['train-b', 3]] as const) {
+  for (const [name, loss] of [
+    ['train-a', 2],
+    ['train-b', 3],
+  ] as const) {
     mkdirSync(join(mixed, name));
-    writeFileSync(join(mixed, name, 'metrics.jsonl'), [1, 2, 3].map((step) => JSON.stringify({ step, loss: loss / step, meanLogR: -step, logZ: step })).join('\n') + '\n');
+    writeFileSync(
+      join(mixed, name, 'metrics.jsonl'),
+      [1, 2, 3].map((step) => JSON.stringify({ step, loss: loss / step, meanLogR: -step, logZ: step })).join('\n') + '\n',
+    );
     writeFileSync(join(mixed, name, 'summary.json'), JSON.stringify({ objective: name === 'train-a' ? 'tb' : 'subtb', steps: 3 }));
   }
   // and one whose metrics have no x axis at all
@@ -203,7 +276,10 @@ test('a folder mixing train and bench runs draws each kind or says what it skipp
   const rep = await buildReport(mixed);
   assert.deepEqual(rep.charts, ['hypergrid', 'runs-step'], 'one comparison figure per kind');
   assert.ok(rep.sections.includes('runs-comparison'));
-  assert.ok(rep.warnings.some((w) => /no comparison figure for odd: .*no x axis/.test(w)), rep.warnings.join('; '));
+  assert.ok(
+    rep.warnings.some((w) => /no comparison figure for odd: .*no x axis/.test(w)),
+    rep.warnings.join('; '),
+  );
   assert.doesNotMatch(rep.html, /holds no run data/);
   const stepSvg = svgs(rep.html)[1];
   assert.equal((stepSvg.match(/<g class="mark-line role-mark/g) ?? []).length, 3 * 2, '3 panels (mean log R, log Z, loss) × 2 runs');
@@ -226,7 +302,15 @@ test('headless Chromium renders every chart of report.html offline', async () =>
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });

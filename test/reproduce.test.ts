@@ -25,7 +25,16 @@ test('the full plan: hypergrid 2 rewards × (3 baselines × 2 P_B + M-DQN), bits
 });
 
 test('bad input is a UsageError', () => {
-  for (const argv of [['--family', 'foo'], ['--family', 'all', '--seeds', '1,x'], ['--family', 'all', '--seeds', '1,1'], ['--family', 'all', '--budget', '0'], ['--family', 'all', '--budget', 'bitseq=2'], ['--family', 'all', '--jobs', '0'], ['--seeds', '1'], ['--family', 'all', '--bogus', '1']])
+  for (const argv of [
+    ['--family', 'foo'],
+    ['--family', 'all', '--seeds', '1,x'],
+    ['--family', 'all', '--seeds', '1,1'],
+    ['--family', 'all', '--budget', '0'],
+    ['--family', 'all', '--budget', 'bitseq=2'],
+    ['--family', 'all', '--jobs', '0'],
+    ['--seeds', '1'],
+    ['--family', 'all', '--bogus', '1'],
+  ])
     assert.throws(() => parseReproduceArgs(argv), UsageError, argv.join(' '));
 });
 

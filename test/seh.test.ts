@@ -5,7 +5,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { loadBlocks, replayActions, forcedTerminal, numParents, removeBlock, addBlock, leafBlocks, SEH_DATA_DIR, type BlockState } from '../src/envs/seh-blocks.js';
+import {
+  loadBlocks,
+  replayActions,
+  forcedTerminal,
+  numParents,
+  removeBlock,
+  addBlock,
+  leafBlocks,
+  SEH_DATA_DIR,
+  type BlockState,
+} from '../src/envs/seh-blocks.js';
 import { SehChemistry, assemblySmiles, dropOneH, type AtomRow, type BondRow } from '../src/envs/seh-chem.js';
 import { SehProxy, sehLogReward } from '../src/envs/seh-proxy.js';
 
@@ -18,7 +28,10 @@ interface Ref extends BlockState {
   atoms: AtomRow[];
   bonds: BondRow[];
 }
-const refs: Ref[] = readFileSync(SEH_DATA_DIR + 'reference_molecules.jsonl', 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const refs: Ref[] = readFileSync(SEH_DATA_DIR + 'reference_molecules.jsonl', 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l));
 const lib = loadBlocks();
 
 test('reference file: 1150 molecules', () => assert.equal(refs.length, 1150));
@@ -32,7 +45,7 @@ test('block library: 105 blocks; the atom counts of a few blocks by hand', () =>
   assert.equal(lib.maxStems, 6 + 7 * 4);
 });
 
-test('replaying each molecule\'s actions gives its state exactly, and its parent count', () => {
+test("replaying each molecule's actions gives its state exactly, and its parent count", () => {
   for (const r of refs) {
     const s = replayActions(lib, r.actions);
     assert.deepEqual(s.blockidxs, r.blockidxs, r.smiles);
@@ -70,7 +83,8 @@ test('dropOneH: one explicit H fewer on bracket atoms only', () => {
 
 test('proxy from the reference atom/bond tables: every molecule within 1e-4, its reward within 1e-3 relative', () => {
   const proxy = new SehProxy();
-  let worst = 0, worstRel = 0;
+  let worst = 0,
+    worstRel = 0;
   for (const r of refs) {
     const p = proxy.score(r.atoms, r.bonds);
     worst = Math.max(worst, Math.abs(p - r.proxy_output));
@@ -80,7 +94,7 @@ test('proxy from the reference atom/bond tables: every molecule within 1e-4, its
   assert.ok(worstRel <= 1e-3, `max relative ΔR = ${worstRel}`);
 });
 
-test('RDKit assembly: canonical SMILES, atom and bond tables equal the reference (so the proxy input is the reference\'s)', async () => {
+test("RDKit assembly: canonical SMILES, atom and bond tables equal the reference (so the proxy input is the reference's)", async () => {
   const chem = await SehChemistry.create(lib);
   const sortBonds = (b: BondRow[]) => b.map(([i, j, t]) => [Math.min(i, j), Math.max(i, j), t]).sort((x, y) => x[0] - y[0] || x[1] - y[1]);
   for (const r of refs) {
@@ -101,7 +115,8 @@ test('SehEnv: random forward walks stay legal, rows round-trip, parents = backwa
   const { Rng } = await import('../src/core/rng.js');
   const env = await SehEnv.create(10);
   const rng = new Rng(7);
-  const mask = new Uint8Array(env.nActions), bmask = new Uint8Array(env.nBackActions);
+  const mask = new Uint8Array(env.nActions),
+    bmask = new Uint8Array(env.nBackActions);
   for (let walk = 0; walk < 40; walk++) {
     let row = env.initialStates(1);
     const flat: number[] = [];
@@ -121,11 +136,18 @@ test('SehEnv: random forward walks stay legal, rows round-trip, parents = backwa
     assert.equal(flat[flat.length - 1], 0, 'every walk ends with exit');
     // the original MDP ends a state with no stems or 8 blocks without a STOP; here exit is forced
     const forced = forcedTerminal(env.decode(row, 0));
-    if (forced) assert.deepEqual([...mask.keys()].filter((a) => mask[a]), [env.exitAction]);
+    if (forced)
+      assert.deepEqual(
+        [...mask.keys()].filter((a) => mask[a]),
+        [env.exitAction],
+      );
     const s = replayActions(lib, forced ? flat.slice(0, -1) : flat);
     assert.deepEqual(env.decode(row, 0), s);
     env.backwardMask(row, 1, bmask);
-    assert.equal(bmask.reduce((x, y) => x + y, 0), numParents(s));
+    assert.equal(
+      bmask.reduce((x, y) => x + y, 0),
+      numParents(s),
+    );
     const rt = new Int32Array(env.stateDim);
     env.encodeState(s, rt, 0);
     assert.deepEqual(rt, row);
@@ -140,9 +162,15 @@ test('flowtune molecules score --json: the reference proxy and reward for the fi
   const dir = mkdtempSync(path.join(tmpdir(), 'seh-'));
   const file = path.join(dir, 'in.jsonl');
   const pick = [0, 100, 500, 1000];
-  writeFileSync(file, pick.map((i) => JSON.stringify({ blockidxs: refs[i].blockidxs, jbonds: refs[i].jbonds, stems: refs[i].stems })).join('\n') + '\n');
+  writeFileSync(
+    file,
+    pick.map((i) => JSON.stringify({ blockidxs: refs[i].blockidxs, jbonds: refs[i].jbonds, stems: refs[i].stems })).join('\n') + '\n',
+  );
   const bin = path.join(SEH_DATA_DIR, '..', '..', 'bin', 'flowtune.js');
-  const out = execFileSync(process.execPath, [bin, 'molecules', 'score', '--input', file, '--json'], { encoding: 'utf8' }).trim().split('\n').map((l) => JSON.parse(l));
+  const out = execFileSync(process.execPath, [bin, 'molecules', 'score', '--input', file, '--json'], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(out.length, pick.length);
   pick.forEach((i, k) => {
     assert.equal(out[k].smiles, refs[i].smiles);
@@ -150,13 +178,17 @@ test('flowtune molecules score --json: the reference proxy and reward for the fi
     assert.ok(Math.abs(out[k].reward / refs[i].reward - 1) <= 1e-3);
   });
   writeFileSync(file, '{"blockidxs":[3,200],"jbonds":[[0,1,0,0]],"stems":[]}\n');
-  assert.throws(() => execFileSync(process.execPath, [bin, 'molecules', 'score', '--input', file], { stdio: 'pipe' }), (e: { status: number; stderr: Buffer }) => e.status === 2 && e.stderr.toString().trim().split('\n').length === 1);
+  assert.throws(
+    () => execFileSync(process.execPath, [bin, 'molecules', 'score', '--input', file], { stdio: 'pipe' }),
+    (e: { status: number; stderr: Buffer }) => e.status === 2 && e.stderr.toString().trim().split('\n').length === 1,
+  );
 });
 
 test('a short sEH run: same seed, same numbers; Pearson is a finite correlation', async () => {
   const { runSehBench, SEH_BENCH_DEFAULTS } = await import('../src/benchmarks/molecules-seh.js');
   const o = { ...SEH_BENCH_DEFAULTS, algo: 'tb' as const, iterations: 3, batch: 2, evalEvery: 3, testSize: 6, orders: 1, hidden: [32] };
-  const a = await runSehBench(o), b = await runSehBench(o);
+  const a = await runSehBench(o),
+    b = await runSehBench(o);
   assert.equal(a.rewardEvaluations, 6);
   assert.equal(a.pearson, b.pearson);
   assert.deepEqual(a.curve, b.curve);

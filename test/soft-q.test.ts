@@ -15,7 +15,8 @@ const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <
 
 test('masked log-sum-exp / log-softmax: hand-worked values', () => {
   // allowed entries log 1 and log 3 (the 100 is masked out): LSE = log 4
-  const x = [100, 0, Math.log(3)], mask = [0, 1, 1];
+  const x = [100, 0, Math.log(3)],
+    mask = [0, 1, 1];
   close(maskedLogSumExp(x, 0, 3, mask), Math.log(4));
   close(logSoftmaxAt(x, 0, 3, 2, mask), Math.log(3 / 4));
   const out = new Float64Array(3);
@@ -29,7 +30,9 @@ test('masked log-sum-exp / log-softmax: hand-worked values', () => {
 });
 
 test('Adam: the first step moves each weight by lr·sign(g) (bias-corrected, up to eps); AdamW decays', () => {
-  const p = new Float64Array([1, -2]), m = new Float64Array(2), v = new Float64Array(2);
+  const p = new Float64Array([1, -2]),
+    m = new Float64Array(2),
+    v = new Float64Array(2);
   adamStep(p, [0.5, -3], m, v, 1, 0.1, ADAM_DEFAULTS);
   close(p[0], 1 - 0.1 * (0.5 / (0.5 + 1e-8)));
   close(p[1], -2 + 0.1 * (3 / (3 + 1e-8)));
@@ -46,7 +49,8 @@ function tabular(target: number[][], mask: number[][]): SoftQModel & { dQ: numbe
   const model = {
     dQ: [] as number[],
     targetQ(s: Record<string, Int32Array | Float32Array | Uint8Array>, n: number): QRows {
-      const q = new Float64Array(n * 2), mk = new Uint8Array(n * 2);
+      const q = new Float64Array(n * 2),
+        mk = new Uint8Array(n * 2);
       for (let i = 0; i < n; i++) for (let a = 0; a < 2; a++) (q[i * 2 + a] = target[s.s[i]][a]), (mk[i * 2 + a] = mask[s.s[i]][a]);
       return { q, width: 2, mask: mk, A: 2 };
     },
@@ -67,7 +71,14 @@ test('soft-Q targets: y = r + τ·LSE(Q̄(s′)/τ) (none after exit) + α·clip
   b.rew.set([0.5, 2]);
   b.done.set([0, 1]);
   // state 1: both actions allowed, Q̄ = [0, log 3] → soft value (τ = 1) log 4
-  const q = [[Math.log(2), 0], [0, Math.log(3)]], mask = [[1, 0], [1, 1]];
+  const q = [
+      [Math.log(2), 0],
+      [0, Math.log(3)],
+    ],
+    mask = [
+      [1, 0],
+      [1, 1],
+    ];
   const soft = new SoftQLearner(tabular(q, mask), fields, { alpha: 0, l0: -100, huber: true, bufferSize: 4, perAlpha: 0, polyak: 1 });
   const y = soft.targets(b);
   close(y[0], 0.5 + Math.log(4));
@@ -83,7 +94,16 @@ test('soft-Q targets: y = r + τ·LSE(Q̄(s′)/τ) (none after exit) + α·clip
 
 test('soft-Q update: Huber gradient mean over the batch; the buffer keeps a done row’s old next state', () => {
   const fields = { s: { width: 1, type: 'i32' as const } };
-  const model = tabular([[0, 0], [0, 0]], [[1, 1], [1, 1]]);
+  const model = tabular(
+    [
+      [0, 0],
+      [0, 0],
+    ],
+    [
+      [1, 1],
+      [1, 1],
+    ],
+  );
   const learner = new SoftQLearner(model, fields, { alpha: 0, l0: -100, huber: true, bufferSize: 2, perAlpha: 0, polyak: 1 });
   const b = emptyTransitions(1, fields);
   b.rew[0] = 3; // exit with reward 3: y = 3, Q = 0, δ = −3 → Huber gradient −1

@@ -13,7 +13,8 @@ import { samplingTemperature as policyTemperature } from '../src/finetune/object
 // any learner (hypergrid MLP or LM head) built on them.
 
 const { exp, log } = Math;
-const close = (got: number, want: number, what: string, tol = 1e-12) => assert.ok(Math.abs(got - want) <= tol, `${what}: got ${got}, want ${want}`);
+const close = (got: number, want: number, what: string, tol = 1e-12) =>
+  assert.ok(Math.abs(got - want) <= tol, `${what}: got ${got}, want ${want}`);
 const all = (n: number) => new Uint8Array(n).fill(1);
 
 test('soft value τ·log Σ_a exp(Q(a)/τ) without a mask', () => {
@@ -89,7 +90,10 @@ const TRANSITIONS = [
   { s: 0, a: 1, r: 0, next: -1 },
   { s: 1, a: 0, r: log(3), next: -1 },
 ];
-const MASKS = [[1, 1], [1, 0]]; // s1 only exits
+const MASKS = [
+  [1, 1],
+  [1, 0],
+]; // s1 only exits
 
 /** Targets y = r + V(s') + Munchausen bonus for each transition, from the exported pieces. */
 function targets(Q: number[][], alpha: number, l0: number): number[] {
@@ -105,7 +109,10 @@ function targets(Q: number[][], alpha: number, l0: number): number[] {
 test('TD loss on a two-state MDP worked by hand', () => {
   // Q(s0) = [1, 0.5], Q(s1) = [0.2, —]. Targets: y(s0,a0) = 0 + V(s1) = 0.2, y(s0,a1) = 0,
   // y(s1,exit) = log 3. TD errors 0.8, 0.5, 0.2 − log 3 = −0.898612; mean ½δ² = (0.64 + 0.25 + 0.80750)/6 = 0.28292
-  const Q = [[1, 0.5], [0.2, -7]];
+  const Q = [
+    [1, 0.5],
+    [0.2, -7],
+  ];
   const y = targets(Q, 0, -100);
   close(y[0], 0.2, 'TD target y(s0, a0) = V(s1)');
   close(y[1], 0, 'TD target y(s0, a1)');
@@ -120,10 +127,16 @@ test('TD loss on a two-state MDP worked by hand', () => {
 
   // The fixed point: iterating Q ← y reaches Q(s0) = [log 3, 0], V(s0) = log Z = log 4,
   // where the TD loss is 0 and softmax(Q(s0)) = [¾, ¼] = R/Z.
-  let q = [[0, 0], [0, 0]];
+  let q = [
+    [0, 0],
+    [0, 0],
+  ];
   for (let k = 0; k < 10; k++) {
     const yk = targets(q, 0, -100);
-    q = [[yk[0], yk[1]], [yk[2], 0]];
+    q = [
+      [yk[0], yk[1]],
+      [yk[2], 0],
+    ];
   }
   close(q[0][0], log(3), 'fixed-point Q(s0, a0)', 1e-12);
   close(softValue(q[0], 0, MASKS[0], 0, 2, 1), log(4), 'fixed-point V(s0) = log Z');
@@ -136,10 +149,16 @@ test('Munchausen with τ = 1/(1 − α): the fixed-point policy softmax(Q/τ) is
   // up to a per-state constant: softmax(Q/τ) is the soft-optimal policy, π(a0|s0) = ¾.
   for (const alpha of [0.15, 0.5, 0.9]) {
     const tau = 1 / (1 - alpha);
-    let q = [[0, 0], [0, 0]];
+    let q = [
+      [0, 0],
+      [0, 0],
+    ];
     for (let k = 0; k < 2000; k++) {
       const y = targets(q, alpha, -1e9);
-      q = [[y[0], y[1]], [y[2], 0]];
+      q = [
+        [y[0], y[1]],
+        [y[2], 0],
+      ];
     }
     const p0 = 1 / (1 + exp((q[0][1] - q[0][0]) / tau));
     close(p0, 0.75, `M-DQN fixed-point policy π(a0|s0) with α = ${alpha}, τ = 1/(1 − α)`, 1e-9);
@@ -151,13 +170,30 @@ test('Munchausen with τ = 1/(1 − α): the fixed-point policy softmax(Q/τ) is
 
 test('the learners use τ = 1/(1 − α): hypergrid M-DQN and the LM policy temperature', async () => {
   const env = new Hypergrid({ ndim: 2, height: 3, reward: 'standard' });
-  for (const [algo, alpha, tau] of [['mdqn', 0.9, 10], ['mdqn', 0.15, 1 / 0.85], ['softdqn', 0.9, 1]] as const) {
-    const t = await buildTrainer(env, { ...REFERENCE_TRAINER_DEFAULTS, algo, munchausenAlpha: alpha, hidden: [8], bufferSize: 64, iterations: 1 }, new Rng(0));
+  for (const [algo, alpha, tau] of [
+    ['mdqn', 0.9, 10],
+    ['mdqn', 0.15, 1 / 0.85],
+    ['softdqn', 0.9, 1],
+  ] as const) {
+    const t = await buildTrainer(
+      env,
+      { ...REFERENCE_TRAINER_DEFAULTS, algo, munchausenAlpha: alpha, hidden: [8], bufferSize: 64, iterations: 1 },
+      new Rng(0),
+    );
     close(t.temperature, tau, `${algo} sampling temperature τ with α = ${alpha}`, 1e-12);
     t.dispose();
   }
-  for (const [objective, alpha, tau] of [['mdqn', 0.5, 2], ['mdqn', 0.75, 4], ['softdqn', 0.5, 1], ['tb', 0.5, 1]] as const) {
-    const cfg = validate({ objective, seed: 0, model: 'm', task: { kind: 'pairs' }, dqn: { munchausenAlpha: alpha } }, trainConfigSchema, 'test');
+  for (const [objective, alpha, tau] of [
+    ['mdqn', 0.5, 2],
+    ['mdqn', 0.75, 4],
+    ['softdqn', 0.5, 1],
+    ['tb', 0.5, 1],
+  ] as const) {
+    const cfg = validate(
+      { objective, seed: 0, model: 'm', task: { kind: 'pairs' }, dqn: { munchausenAlpha: alpha } },
+      trainConfigSchema,
+      'test',
+    );
     close(policyTemperature(cfg), tau, `LM ${objective} policy temperature τ with α = ${alpha}`);
   }
 });

@@ -52,7 +52,9 @@ test('gold rationales: calculator results are environment steps, not actions', (
   const tok = new CharTokenizer();
   const z = goldZ(' 6 - 0 =, 6 - 4 =', tok, true);
   assert.equal(tok.decode(z.tokens), ' 6 - 0 = 6, 6 - 4 = 2');
-  const tool = Array.from(z.isAction).map((a, i) => (a ? '' : tok.decode([z.tokens[i]]))).join('');
+  const tool = Array.from(z.isAction)
+    .map((a, i) => (a ? '' : tok.decode([z.tokens[i]])))
+    .join('');
   assert.equal(tool, ' 6 2');
 });
 
@@ -105,12 +107,26 @@ test('a killed run resumes and ends with the same numbers as an uninterrupted on
   assert.equal(b.loss, a.loss, 'final loss after resume vs uninterrupted run (RNG, optimizer, replay restored)');
   assert.equal(b.meanLogR, a.meanLogR, 'mean log R after resume vs uninterrupted run');
   assert.equal(b.logZ, a.logZ, 'log Z after resume vs uninterrupted run');
-  const strip = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => { const { seconds: _s, samplesPerSec: _p, ...rest } = JSON.parse(l); return rest; });
-  assert.deepEqual(strip(join(killed, 'metrics.jsonl')), strip(join(full, 'metrics.jsonl')), 'metrics.jsonl of the resumed run vs the uninterrupted one');
+  const strip = (f: string) =>
+    readFileSync(f, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const { seconds: _s, samplesPerSec: _p, ...rest } = JSON.parse(l);
+        return rest;
+      });
+  assert.deepEqual(
+    strip(join(killed, 'metrics.jsonl')),
+    strip(join(full, 'metrics.jsonl')),
+    'metrics.jsonl of the resumed run vs the uninterrupted one',
+  );
   // and sampling from the finished run works
   const s = run('sample', '--run', killed, '--x', 'The cat', '--y', ' sat.', '-n', '4', '--json');
   assert.equal(s.status, 0, s.stderr);
-  const rows = s.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const rows = s.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(rows.length, 4);
   for (const r of rows) {
     assert.match(r.z, /^[abcd]{0,4}$/);
@@ -130,11 +146,23 @@ test('bad inputs: one line, exit 2, an existing run untouched', () => {
   assertUsageError(run('train', '--config', writeConfig('nested', { optim: { lr: 'fast' } })), /optim\.lr/);
   assertUsageError(run('train', '--config', writeConfig('nomodel', { model: join(work, 'no-such-model') })), /no such model folder/);
   const longX = 'x'.repeat(200);
-  assertUsageError(run('train', '--config', writeConfig('longx', { task: { kind: 'pairs', pairs: [{ x: longX, y: 'y' }] } }), '--out', join(work, 'longx-run')), /context window/);
+  assertUsageError(
+    run(
+      'train',
+      '--config',
+      writeConfig('longx', { task: { kind: 'pairs', pairs: [{ x: longX, y: 'y' }] } }),
+      '--out',
+      join(work, 'longx-run'),
+    ),
+    /context window/,
+  );
   assertUsageError(run('train', '--config', writeConfig('setbad'), '--set', 'train.steps=many'), /train\.steps/);
   const file = join(work, 'plain-file');
   writeFileSync(file, 'x');
-  assertUsageError(run('train', '--config', writeConfig('unwritable'), '--out', join(file, 'run')), /cannot create folder .*is a file, not a folder \(ENOTDIR\)/);
+  assertUsageError(
+    run('train', '--config', writeConfig('unwritable'), '--out', join(file, 'run')),
+    /cannot create folder .*is a file, not a folder \(ENOTDIR\)/,
+  );
   // an existing run folder is never overwritten
   const existing = join(work, 'full');
   const before = readFileSync(join(existing, 'metrics.jsonl'), 'utf8');
@@ -145,13 +173,28 @@ test('bad inputs: one line, exit 2, an existing run untouched', () => {
     const ro = join(work, 'readonly');
     mkdirSync(ro);
     chmodSync(ro, 0o500);
-    assertUsageError(run('train', '--config', writeConfig('ro'), '--out', join(ro, 'run')), /cannot create folder .*permission denied \(EACCES\)/);
+    assertUsageError(
+      run('train', '--config', writeConfig('ro'), '--out', join(ro, 'run')),
+      /cannot create folder .*permission denied \(EACCES\)/,
+    );
   }
 });
 
 test('--set overrides any key and the resolved config is written into the run', () => {
   const out = join(work, 'override');
-  const r = run('train', '--config', writeConfig('override'), '--set', 'objective=tb', '--set', 'seed=3', '--set', 'train.steps=5', '--out', out);
+  const r = run(
+    'train',
+    '--config',
+    writeConfig('override'),
+    '--set',
+    'objective=tb',
+    '--set',
+    'seed=3',
+    '--set',
+    'train.steps=5',
+    '--out',
+    out,
+  );
   assert.equal(r.status, 0, r.stderr);
   const resolved = YAML.parse(readFileSync(join(out, 'config.yaml'), 'utf8'));
   assert.equal(resolved.objective, 'tb');
@@ -162,10 +205,17 @@ test('--set overrides any key and the resolved config is written into the run', 
 
 test('a diverging run stops naming the step, after saving the last good state', () => {
   const out = join(work, 'diverged');
-  const cfg = writeConfig('diverge', { objective: 'tb', optim: { lr: 1e30, clip: 1e30 }, train: { steps: 50, batchSize: 8, logEvery: 1, checkpointEvery: 1000 } });
+  const cfg = writeConfig('diverge', {
+    objective: 'tb',
+    optim: { lr: 1e30, clip: 1e30 },
+    train: { steps: 50, batchSize: 8, logEvery: 1, checkpointEvery: 1000 },
+  });
   const r = run('train', '--config', cfg, '--out', out);
   assert.equal(r.status, 3, r.stderr);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('flowtune:'));
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('flowtune:'));
   assert.equal(lines.length, 1, r.stderr);
   const m = /became (NaN|-?Infinity) at step (\d+); the last good state \(step (\d+)\) is saved/.exec(lines[0]);
   assert.ok(m, lines[0]);

@@ -149,7 +149,8 @@ export function pairedTests(methods: MethodInfo[], cells: CellResult[], rows: Ag
 export function addPairedColumns(rows: AggregateRow[], tests: PairedTest[]): string[] {
   const cols: string[] = [];
   for (const t of tests) {
-    const d = `${t.testSet} Δ best gfn`, p = `${t.testSet} sign p`;
+    const d = `${t.testSet} Δ best gfn`,
+      p = `${t.testSet} sign p`;
     if (!cols.includes(d)) cols.push(d, p);
     const row = rows.find((r) => r.method === t.against);
     if (row) {

@@ -45,7 +45,18 @@ import type { ArithItemResult } from '../tasks/arithmetic.js';
 import { loadBasePolicy, loadRunPolicy, type LoadedPolicy } from '../tasks/policy.js';
 import { trainMethod } from './methods.js';
 import { PPO_DEFAULTS } from './ppo.js';
-import { accuracyByOperands, addPairedColumns, aggregateRows, pairedTests, sdKey, type AggregateRow, type CellResult, type MethodInfo, type OperandPoint, type PairedTest } from './aggregate.js';
+import {
+  accuracyByOperands,
+  addPairedColumns,
+  aggregateRows,
+  pairedTests,
+  sdKey,
+  type AggregateRow,
+  type CellResult,
+  type MethodInfo,
+  type OperandPoint,
+  type PairedTest,
+} from './aggregate.js';
 
 const methodSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ - only'),
@@ -106,7 +117,17 @@ export interface Comparison {
   accuracyByOperands: OperandPoint[];
   /** every method × seed: its metrics and times (per-item results are in the cell folders) */
   cells: Omit<CellResult, 'correct'>[];
-  methods: { name: string; kind: string; objective: string | null; decode: string; seeds: number[]; trainSteps: number | null; trainSeconds: number | null; evalSeconds: number; seconds: number }[];
+  methods: {
+    name: string;
+    kind: string;
+    objective: string | null;
+    decode: string;
+    seeds: number[];
+    trainSteps: number | null;
+    trainSeconds: number | null;
+    evalSeconds: number;
+    seconds: number;
+  }[];
   /** wall time of this invocation */
   seconds: number;
   /** train + eval time of every cell, over all invocations (a resumed run adds its earlier cells) */
@@ -122,7 +143,8 @@ export function readCompareConfig(file: string, sets: string[], seeds?: number[]
     names.add(m.name);
     if (m.objective && m.kind !== 'gfn') throw new UsageError(`${file}: method ${m.name}: objective applies to kind gfn only`);
     if (m.ppo && m.kind !== 'ppo') throw new UsageError(`${file}: method ${m.name}: ppo settings apply to kind ppo only`);
-    if (m.klCoef !== undefined && m.kind !== 'ppo' && m.kind !== 'reinforce') throw new UsageError(`${file}: method ${m.name}: klCoef applies to kinds reinforce and ppo only`);
+    if (m.klCoef !== undefined && m.kind !== 'ppo' && m.kind !== 'reinforce')
+      throw new UsageError(`${file}: method ${m.name}: klCoef applies to kinds reinforce and ppo only`);
   }
   if (c.seeds && new Set(c.seeds).size !== c.seeds.length) throw new UsageError(`${file}: seeds ${c.seeds.join(', ')} repeat a seed`);
   return c;
@@ -131,7 +153,8 @@ export function readCompareConfig(file: string, sets: string[], seeds?: number[]
 /** `--seeds 0,1,2` → [0, 1, 2]. */
 export function parseSeeds(text: string): number[] {
   const seeds = text.split(',').map((s) => s.trim());
-  if (!seeds.length || seeds.some((s) => !/^\d+$/.test(s))) throw new UsageError(`--seeds expects non-negative integers separated by commas (got ${text})`);
+  if (!seeds.length || seeds.some((s) => !/^\d+$/.test(s)))
+    throw new UsageError(`--seeds expects non-negative integers separated by commas (got ${text})`);
   return seeds.map(Number);
 }
 
@@ -156,7 +179,8 @@ async function preflight(c: CompareConfig, cfgs: TrainConfig[]): Promise<void> {
   for (const model of new Set(cfgs.map((x) => x.model))) {
     // "models/arith-weak" also reads as a hub id (owner/name): a missing folder under an existing
     // local folder is a missing model folder, not something to fetch
-    if (!existsSync(model) && dirname(model) !== '.' && existsSync(dirname(model))) throw new UsageError(`model folder ${model} does not exist`);
+    if (!existsSync(model) && dirname(model) !== '.' && existsSync(dirname(model)))
+      throw new UsageError(`model folder ${model} does not exist`);
     await resolveModelDir(model);
   }
 }
@@ -172,10 +196,17 @@ function prepareOut(outDir: string, state: unknown, resume: boolean): void {
   const text = JSON.stringify(state, null, 2) + '\n';
   if (resume) {
     if (!existsSync(stateFile)) throw new UsageError(`${outDir} holds no comparison to resume (no compare-state.json)`);
-    if (readFileSync(stateFile, 'utf8') !== text) throw new UsageError(`${outDir} was started with other settings (configs or seeds differ); resume with the same config, --set and --seeds, or choose another --out`);
+    if (readFileSync(stateFile, 'utf8') !== text)
+      throw new UsageError(
+        `${outDir} was started with other settings (configs or seeds differ); resume with the same config, --set and --seeds, or choose another --out`,
+      );
     return;
   }
-  if (existsSync(join(outDir, 'comparison.json')) || existsSync(stateFile) || (existsSync(join(outDir, 'methods')) && readdirSync(join(outDir, 'methods')).length > 0))
+  if (
+    existsSync(join(outDir, 'comparison.json')) ||
+    existsSync(stateFile) ||
+    (existsSync(join(outDir, 'methods')) && readdirSync(join(outDir, 'methods')).length > 0)
+  )
     throw new UsageError(`${outDir} already holds a comparison; use --resume to continue it or choose another --out`);
   writeFileAtomic(stateFile, text);
 }
@@ -205,22 +236,42 @@ function withDistinctCorrect(metrics: Record<string, number | null>, parts: Eval
     const p = parts.find((q) => k === `${q.label} distinct Z`);
     if (!p) continue;
     const items = p.items as ArithItemResult[];
-    out[`${p.label} distinct correct Z`] = items.reduce((s, it) => s + new Set(it.samples.filter((x) => x.answer === it.answer).map((x) => x.z)).size / it.samples.length, 0) / items.length;
+    out[`${p.label} distinct correct Z`] =
+      items.reduce((s, it) => s + new Set(it.samples.filter((x) => x.answer === it.answer).map((x) => x.z)).size / it.samples.length, 0) /
+      items.length;
   }
   return out;
 }
 
-export async function runCompare(file: string, c: CompareConfig, outDir: string, o: { quiet?: boolean; log?: (s: string) => void; resume?: boolean } = {}): Promise<Comparison> {
+export async function runCompare(
+  file: string,
+  c: CompareConfig,
+  outDir: string,
+  o: { quiet?: boolean; log?: (s: string) => void; resume?: boolean } = {},
+): Promise<Comparison> {
   const t0 = performance.now();
   const log = o.log ?? (() => {});
   const seeds = c.seeds ?? [readTrainConfig(c.train, c.set).seed];
   // validate every method × seed training config before any work
-  const sets = (m: MethodConfig, seed: number) => [...c.set, ...m.set, ...(m.objective ? [`objective=${m.objective}`] : []), `seed=${seed}`];
+  const sets = (m: MethodConfig, seed: number) => [
+    ...c.set,
+    ...m.set,
+    ...(m.objective ? [`objective=${m.objective}`] : []),
+    `seed=${seed}`,
+  ];
   const cfgs = c.methods.map((m) => seeds.map((s) => readTrainConfig(c.train, sets(m, s))));
-  await preflight(c, cfgs.map((x) => x[0]));
+  await preflight(
+    c,
+    cfgs.map((x) => x[0]),
+  );
   prepareOut(outDir, { config: file, compare: c, seeds, train: cfgs }, o.resume ?? false);
 
-  const infos: MethodInfo[] = c.methods.map((m, i) => ({ name: m.name, kind: m.kind, label: m.kind === 'gfn' ? `gfn-${cfgs[i][0].objective}` : m.kind, decode: describeDecode(decodeOf(m)) }));
+  const infos: MethodInfo[] = c.methods.map((m, i) => ({
+    name: m.name,
+    kind: m.kind,
+    label: m.kind === 'gfn' ? `gfn-${cfgs[i][0].objective}` : m.kind,
+    decode: describeDecode(decodeOf(m)),
+  }));
   const cells: CellResult[] = [];
   const metricKeys = new Set<string>();
   for (const [i, m] of c.methods.entries()) {
@@ -241,7 +292,10 @@ export async function runCompare(file: string, c: CompareConfig, outDir: string,
         continue;
       }
       mkdirSync(dir, { recursive: true });
-      let runDir: string | null = null, trainSeconds: number | null = null, trainSteps: number | null = null, resumedFrom: number | null = null;
+      let runDir: string | null = null,
+        trainSeconds: number | null = null,
+        trainSteps: number | null = null,
+        resumedFrom: number | null = null;
       let policy: LoadedPolicy;
       if (m.kind === 'base') policy = base ??= await loadBasePolicy(cfg.model, c.task, cfg, cfg.train.threads);
       else {
@@ -286,7 +340,11 @@ export async function runCompare(file: string, c: CompareConfig, outDir: string,
       };
       writeFileAtomic(resultFile, JSON.stringify(result) + '\n');
       cells.push(result);
-      log(`[${tag}] ${Object.entries(metrics).map(([k, v]) => `${k} ${v === null ? '—' : v.toFixed(3)}`).join(', ')}`);
+      log(
+        `[${tag}] ${Object.entries(metrics)
+          .map(([k, v]) => `${k} ${v === null ? '—' : v.toFixed(3)}`)
+          .join(', ')}`,
+      );
     }
     if (base) await base.session.release();
   }
@@ -299,8 +357,19 @@ export async function runCompare(file: string, c: CompareConfig, outDir: string,
   const methods: Comparison['methods'] = c.methods.map((m, i) => {
     const cs = cells.filter((x) => x.method === m.name);
     const sum = (f: (x: CellResult) => number | null) => (cs.some((x) => f(x) !== null) ? cs.reduce((s, x) => s + (f(x) ?? 0), 0) : null);
-    const trainSeconds = sum((x) => x.trainSeconds), evalSeconds = sum((x) => x.evalSeconds) ?? 0;
-    return { name: m.name, kind: m.kind, objective: m.kind === 'gfn' ? cfgs[i][0].objective : null, decode: infos[i].decode, seeds: cs.map((x) => x.seed), trainSteps: cs[0]?.trainSteps ?? null, trainSeconds, evalSeconds, seconds: (trainSeconds ?? 0) + evalSeconds };
+    const trainSeconds = sum((x) => x.trainSeconds),
+      evalSeconds = sum((x) => x.evalSeconds) ?? 0;
+    return {
+      name: m.name,
+      kind: m.kind,
+      objective: m.kind === 'gfn' ? cfgs[i][0].objective : null,
+      decode: infos[i].decode,
+      seeds: cs.map((x) => x.seed),
+      trainSteps: cs[0]?.trainSteps ?? null,
+      trainSeconds,
+      evalSeconds,
+      seconds: (trainSeconds ?? 0) + evalSeconds,
+    };
   });
   const comparison: Comparison = {
     task: c.task,
@@ -329,7 +398,13 @@ export async function runCompare(file: string, c: CompareConfig, outDir: string,
 }
 
 const cell = (v: string | number | null | undefined, digits = 3) =>
-  v === null || v === undefined ? '' : typeof v !== 'number' ? v : v !== 0 && Math.abs(v) < 10 ** -digits ? v.toExponential(2) : v.toFixed(digits);
+  v === null || v === undefined
+    ? ''
+    : typeof v !== 'number'
+      ? v
+      : v !== 0 && Math.abs(v) < 10 ** -digits
+        ? v.toExponential(2)
+        : v.toFixed(digits);
 
 export function toCsv(c: Comparison): string {
   const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
@@ -356,7 +431,11 @@ export function formatTable(c: Comparison): string {
   const cells = c.rows.map((r) => cols.map((k) => (typeof r[k] === 'string' || k === 'seeds' ? String(r[k]) : fmt(r, k))));
   const width = cols.map((k, j) => Math.max(k.length, ...cells.map((r) => r[j].length)));
   const line = (xs: string[]) => '| ' + xs.map((x, j) => (j < 3 ? x.padEnd(width[j]) : x.padStart(width[j]))).join(' | ') + ' |';
-  return [line(cols), '|' + width.map((w, j) => (j < 3 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|', ...cells.map(line)].join('\n');
+  return [
+    line(cols),
+    '|' + width.map((w, j) => (j < 3 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|',
+    ...cells.map(line),
+  ].join('\n');
 }
 
 /** The paired tests as lines: best GFlowNet vs SFT / PPO per test set. */
@@ -366,11 +445,19 @@ export function formatPaired(c: Comparison): string {
     (t) =>
       `${t.testSet}: ${t.gfn} vs ${t.against}: Δ vote acc ${t.diff >= 0 ? '+' : ''}${t.diff.toFixed(3)}, items better ${t.wins} / worse ${t.losses} / tied ${t.ties} of ${t.items}, sign test p = ${t.p < 0.001 ? t.p.toExponential(1) : t.p.toFixed(3)}`,
   );
-  return ['paired test per item (majority-vote correctness averaged over seeds; exact two-sided sign test):', ...lines.map((l) => '  ' + l)].join('\n');
+  return [
+    'paired test per item (majority-vote correctness averaged over seeds; exact two-sided sign test):',
+    ...lines.map((l) => '  ' + l),
+  ].join('\n');
 }
 
 /** Wall times: the whole invocation and each method (train + eval, summed over its seeds). */
 export function formatTimes(c: Comparison): string {
-  const per = c.methods.map((m) => `${m.name} ${m.seconds.toFixed(0)} s${m.trainSeconds !== null ? ` (train ${m.trainSeconds.toFixed(0)} + eval ${m.evalSeconds.toFixed(0)})` : ''}`).join(', ');
+  const per = c.methods
+    .map(
+      (m) =>
+        `${m.name} ${m.seconds.toFixed(0)} s${m.trainSeconds !== null ? ` (train ${m.trainSeconds.toFixed(0)} + eval ${m.evalSeconds.toFixed(0)})` : ''}`,
+    )
+    .join(', ');
   return `wall time: ${c.seconds.toFixed(0)} s this run, ${c.cellSeconds.toFixed(0)} s in all cells; per method over ${c.seeds.length} seed(s): ${per}`;
 }

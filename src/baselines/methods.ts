@@ -93,8 +93,33 @@ export async function trainMethod(kind: MethodKind, cfg: TrainConfig, runDir: st
   return finish(runDir, kind, cfg, trainer.step, t0, last, from);
 }
 
-function finish(runDir: string, kind: MethodKind, cfg: TrainConfig, steps: number, t0: number, last: StepMetrics | null, resumedFrom: number): TrainedMethod {
+function finish(
+  runDir: string,
+  kind: MethodKind,
+  cfg: TrainConfig,
+  steps: number,
+  t0: number,
+  last: StepMetrics | null,
+  resumedFrom: number,
+): TrainedMethod {
   const seconds = (performance.now() - t0) / 1000;
-  writeFileAtomic(join(runDir, 'summary.json'), JSON.stringify({ run: runDir, method: kind, objective: kind === 'gfn' ? cfg.objective : null, seed: cfg.seed, steps, resumedFrom, loss: last?.loss ?? null, meanLogR: last?.meanLogR ?? null, seconds }, null, 2) + '\n');
+  writeFileAtomic(
+    join(runDir, 'summary.json'),
+    JSON.stringify(
+      {
+        run: runDir,
+        method: kind,
+        objective: kind === 'gfn' ? cfg.objective : null,
+        seed: cfg.seed,
+        steps,
+        resumedFrom,
+        loss: last?.loss ?? null,
+        meanLogR: last?.meanLogR ?? null,
+        seconds,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
   return { runDir, steps, seconds, last, resumedFrom };
 }

@@ -100,7 +100,9 @@ export function perRowSums(values: ArrayLike<number>, nodes: NodeTensors): numbe
 /** log π_θ(a_t | s_t) of the chosen action at every node (head), and under the base LM (no head). */
 export function nodeLogProbs(head: PolicyAdapter, nodes: NodeTensors): { policy: Float32Array; base: Float32Array } {
   const policy = tf.tidy(() => pick(nodeLogPolicy(head, nodes), nodes.chosen).dataSync() as Float32Array);
-  const base = tf.tidy(() => pick(tf.logSoftmax(tf.add(nodes.base, nodes.negMask)) as tf.Tensor2D, nodes.chosen).dataSync() as Float32Array);
+  const base = tf.tidy(
+    () => pick(tf.logSoftmax(tf.add(nodes.base, nodes.negMask)) as tf.Tensor2D, nodes.chosen).dataSync() as Float32Array,
+  );
   return { policy, base };
 }
 
@@ -121,8 +123,17 @@ export function klToBase(logp: tf.Tensor2D, nodes: NodeTensors, klCoef: number):
   return tf.mul(tf.sum(tf.mul(tf.exp(logp), tf.sub(logp, lp0))), klCoef / nodes.rows.length) as tf.Scalar;
 }
 
-export function ppoGrads(head: PolicyAdapter, nodes: NodeTensors, logpOld: Float32Array, adv: Float32Array, clip: number, vars: tf.Variable[], klCoef = 0): { loss: number; grads: Map<tf.Variable, tf.Tensor>; clipped: number } {
-  const old = tf.tensor1d(logpOld), a = tf.tensor1d(adv);
+export function ppoGrads(
+  head: PolicyAdapter,
+  nodes: NodeTensors,
+  logpOld: Float32Array,
+  adv: Float32Array,
+  clip: number,
+  vars: tf.Variable[],
+  klCoef = 0,
+): { loss: number; grads: Map<tf.Variable, tf.Tensor>; clipped: number } {
+  const old = tf.tensor1d(logpOld),
+    a = tf.tensor1d(adv);
   let clipped = 0;
   try {
     const { value, grads } = tf.variableGrads(() => {
@@ -151,15 +162,36 @@ export class PpoBaseline {
     this.o = { ...PPO_DEFAULTS, ...o };
     const B = trainer.cfg.train.batchSize;
     if (B % this.o.groupSize !== 0) throw new UsageError(`ppo.groupSize ${this.o.groupSize} must divide train.batchSize ${B}`);
-    if (this.o.minibatches > B / this.o.groupSize) throw new UsageError(`ppo.minibatches ${this.o.minibatches} exceeds the ${B / this.o.groupSize} groups of a batch (train.batchSize / ppo.groupSize)`);
+    if (this.o.minibatches > B / this.o.groupSize)
+      throw new UsageError(
+        `ppo.minibatches ${this.o.minibatches} exceeds the ${B / this.o.groupSize} groups of a batch (train.batchSize / ppo.groupSize)`,
+      );
   }
 
   async trainStep(): Promise<PpoStepMetrics> {
     const t0 = performance.now();
-    const t = this.trainer, cfg = t.cfg, B = cfg.train.batchSize, G = this.o.groupSize;
-    const exs = Array.from({ length: B / G }, () => t.examples[t.rng.int(t.examples.length)]).flatMap((e) => new Array(G).fill(e) as (typeof e)[]);
-    const zs = await sampleZ(t.session, t.tok, exs.map((e) => e.xIds), { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng: t.rng });
-    const rows = await scoreRows(t.session, exs.map((e) => e.xIds), zs, exs.map((e) => e.yIds), t.constraints, t.rewardSpec(), { prefix: false });
+    const t = this.trainer,
+      cfg = t.cfg,
+      B = cfg.train.batchSize,
+      G = this.o.groupSize;
+    const exs = Array.from({ length: B / G }, () => t.examples[t.rng.int(t.examples.length)]).flatMap(
+      (e) => new Array(G).fill(e) as (typeof e)[],
+    );
+    const zs = await sampleZ(
+      t.session,
+      t.tok,
+      exs.map((e) => e.xIds),
+      { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng: t.rng },
+    );
+    const rows = await scoreRows(
+      t.session,
+      exs.map((e) => e.xIds),
+      zs,
+      exs.map((e) => e.yIds),
+      t.constraints,
+      t.rewardSpec(),
+      { prefix: false },
+    );
     // π_old and π_0 at every node, once, before any update
     const all = stackNodes(rows, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
     let lp: { policy: Float32Array; base: Float32Array };
@@ -168,14 +200,22 @@ export class PpoBaseline {
     } finally {
       disposeNodes(all);
     }
-    const seqOld = perRowSums(lp.policy, all), seqBase = perRowSums(lp.base, all);
+    const seqOld = perRowSums(lp.policy, all),
+      seqBase = perRowSums(lp.base, all);
     const klBase = seqOld.map((v, b) => v - seqBase[b]);
-    const adv = groupAdvantages(rows.map((r) => r.logR), G);
+    const adv = groupAdvantages(
+      rows.map((r) => r.logR),
+      G,
+    );
     const nodeOld = rows.map((r, b) => lp.policy.subarray(all.first[b], all.first[b] + r.nodes.length));
 
     const vars = t.adapter.policyVariables();
     const scale = t.lrScale();
-    let lossSum = 0, updates = 0, clipped = 0, counted = 0, gradNorm = 0;
+    let lossSum = 0,
+      updates = 0,
+      clipped = 0,
+      counted = 0,
+      gradNorm = 0;
     for (let e = 0; e < this.o.epochs; e++) {
       // minibatches of whole groups: the advantages of a group sum to zero, so the tokens its
       // rationales share (a common prefix) get no net push within one update
@@ -190,10 +230,22 @@ export class PpoBaseline {
         try {
           const old = new Float32Array(nodes.N);
           idx.forEach((i, k) => old.set(nodeOld[i], nodes.first[k]));
-          const r = ppoGrads(t.adapter, nodes, old, spreadRows(idx.map((i) => adv[i]), nodes), this.o.clip, vars, this.o.klCoef);
+          const r = ppoGrads(
+            t.adapter,
+            nodes,
+            old,
+            spreadRows(
+              idx.map((i) => adv[i]),
+              nodes,
+            ),
+            this.o.clip,
+            vars,
+            this.o.klCoef,
+          );
           if (Number.isFinite(r.loss)) gradNorm = t.optim.step(r.grads, scale, cfg.optim.clip);
           tf.dispose([...r.grads.values()]);
-          if (!Number.isFinite(r.loss) || !Number.isFinite(gradNorm)) throw new Error(`PPO diverged at step ${t.step + 1} (loss ${r.loss}, gradient norm ${gradNorm})`);
+          if (!Number.isFinite(r.loss) || !Number.isFinite(gradNorm))
+            throw new Error(`PPO diverged at step ${t.step + 1} (loss ${r.loss}, gradient norm ${gradNorm})`);
           lossSum += r.loss;
           updates++;
           clipped += r.clipped;

@@ -17,10 +17,18 @@ import { disposeNodes, nodeLogPolicy, pick, stackNodes, type NodeTensors } from 
 import type { PolicyAdapter } from '../finetune/adapter.js';
 
 /** −(1/B) Σ_b A_b Σ_t log π(a_t | s_t) and its gradient (adv: A of each node's sequence). */
-export function reinforceGrads(adapter: PolicyAdapter, nodes: NodeTensors, adv: Float32Array, vars: tf.Variable[]): { loss: number; grads: Map<tf.Variable, tf.Tensor> } {
+export function reinforceGrads(
+  adapter: PolicyAdapter,
+  nodes: NodeTensors,
+  adv: Float32Array,
+  vars: tf.Variable[],
+): { loss: number; grads: Map<tf.Variable, tf.Tensor> } {
   const a = tf.tensor1d(adv);
   try {
-    const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(tf.mul(pick(nodeLogPolicy(adapter, nodes), nodes.chosen), a)), nodes.rows.length)) as tf.Scalar, vars);
+    const { value, grads } = tf.variableGrads(
+      () => tf.neg(tf.div(tf.sum(tf.mul(pick(nodeLogPolicy(adapter, nodes), nodes.chosen), a)), nodes.rows.length)) as tf.Scalar,
+      vars,
+    );
     const loss = value.dataSync()[0];
     value.dispose();
     return { loss, grads: new Map(vars.map((v) => [v, grads[v.name]])) };
@@ -37,10 +45,25 @@ export class ReinforceBaseline {
 
   async trainStep(): Promise<StepMetrics> {
     const t0 = performance.now();
-    const t = this.trainer, cfg = t.cfg, B = cfg.train.batchSize;
+    const t = this.trainer,
+      cfg = t.cfg,
+      B = cfg.train.batchSize;
     const exs = Array.from({ length: B }, () => t.examples[t.rng.int(t.examples.length)]);
-    const zs = await sampleZ(t.samplingSession, t.tok, exs.map((e) => e.xIds), { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng: t.rng });
-    const rows = await scoreRows(t.session, exs.map((e) => e.xIds), zs, exs.map((e) => e.yIds), t.constraints, t.rewardSpec(), { prefix: false });
+    const zs = await sampleZ(
+      t.samplingSession,
+      t.tok,
+      exs.map((e) => e.xIds),
+      { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng: t.rng },
+    );
+    const rows = await scoreRows(
+      t.session,
+      exs.map((e) => e.xIds),
+      zs,
+      exs.map((e) => e.yIds),
+      t.constraints,
+      t.rewardSpec(),
+      { prefix: false },
+    );
     const nodes = stackNodes(rows, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
     const vars = t.adapter.policyVariables();
     const perRow = (lp: Float32Array | Int32Array | Uint8Array) =>
@@ -69,6 +92,15 @@ export class ReinforceBaseline {
     }
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) throw new Error(`REINFORCE diverged at step ${t.step + 1}`);
     t.step++;
-    return { step: t.step, loss, meanLogR: rows.reduce((s, r) => s + r.logR, 0) / B, logZ: NaN, gradNorm, rewardTemperature: t.rewardSpec().temperature, samples: B, seconds: (performance.now() - t0) / 1000 };
+    return {
+      step: t.step,
+      loss,
+      meanLogR: rows.reduce((s, r) => s + r.logR, 0) / B,
+      logZ: NaN,
+      gradNorm,
+      rewardTemperature: t.rewardSpec().temperature,
+      samples: B,
+      seconds: (performance.now() - t0) / 1000,
+    };
   }
 }

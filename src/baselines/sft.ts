@@ -23,17 +23,31 @@ export class SftBaseline {
 
   static async create(trainer: FineTuneSetup): Promise<SftBaseline> {
     const gold = trainer.examples.filter((e) => e.gold);
-    if (gold.length === 0) throw new UsageError('supervised fine-tuning needs examples with gold rationales (e.g. task.train files with str_rationale)');
+    if (gold.length === 0)
+      throw new UsageError('supervised fine-tuning needs examples with gold rationales (e.g. task.train files with str_rationale)');
     const rows: ScoredRow[] = [];
     for (let i = 0; i < gold.length; i += 64) {
       const part = gold.slice(i, i + 64);
-      rows.push(...(await scoreRows(trainer.session, part.map((e) => e.xIds), part.map((e) => e.gold as ZSample), part.map((e) => e.yIds), trainer.constraints, trainer.rewardSpec(), { prefix: false })));
+      rows.push(
+        ...(await scoreRows(
+          trainer.session,
+          part.map((e) => e.xIds),
+          part.map((e) => e.gold as ZSample),
+          part.map((e) => e.yIds),
+          trainer.constraints,
+          trainer.rewardSpec(),
+          { prefix: false },
+        )),
+      );
     }
     // a gold Z the policy cannot produce (longer than z.maxLength, a token outside z.allowed)
     // has a masked action: its log-likelihood is −1e9, so it is left out
     const V = trainer.session.vocabSize;
     const feasible = rows.filter((r) => r.actions.every((a, i) => r.mask[i * V + a] === 1));
-    if (feasible.length === 0) throw new UsageError(`none of the ${rows.length} gold rationales fits the Z constraints (z.maxLength ${trainer.constraints.maxLength}, z.allowed)`);
+    if (feasible.length === 0)
+      throw new UsageError(
+        `none of the ${rows.length} gold rationales fits the Z constraints (z.maxLength ${trainer.constraints.maxLength}, z.allowed)`,
+      );
     return new SftBaseline(trainer, feasible, rows.length - feasible.length);
   }
 
@@ -43,13 +57,18 @@ export class SftBaseline {
 
   async trainStep(): Promise<StepMetrics> {
     const t0 = performance.now();
-    const t = this.trainer, cfg = t.cfg, B = cfg.train.batchSize;
+    const t = this.trainer,
+      cfg = t.cfg,
+      B = cfg.train.batchSize;
     const batch = Array.from({ length: B }, () => this.rows[t.rng.int(this.rows.length)]);
     const nodes = stackNodes(batch, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
     const vars = t.adapter.policyVariables();
     let loss: number, gradNorm: number;
     try {
-      const { value, grads } = tf.variableGrads(() => tf.neg(tf.div(tf.sum(pick(nodeLogPolicy(t.adapter, nodes), nodes.chosen)), B)) as tf.Scalar, vars);
+      const { value, grads } = tf.variableGrads(
+        () => tf.neg(tf.div(tf.sum(pick(nodeLogPolicy(t.adapter, nodes), nodes.chosen)), B)) as tf.Scalar,
+        vars,
+      );
       loss = value.dataSync()[0];
       value.dispose();
       const g = new Map(vars.map((v) => [v, grads[v.name]]));
@@ -60,6 +79,15 @@ export class SftBaseline {
     }
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) throw new Error(`SFT diverged at step ${t.step + 1}`);
     t.step++;
-    return { step: t.step, loss, meanLogR: batch.reduce((s, r) => s + r.logR, 0) / B, logZ: NaN, gradNorm, rewardTemperature: t.rewardSpec().temperature, samples: B, seconds: (performance.now() - t0) / 1000 };
+    return {
+      step: t.step,
+      loss,
+      meanLogR: batch.reduce((s, r) => s + r.logR, 0) / B,
+      logZ: NaN,
+      gradNorm,
+      rewardTemperature: t.rewardSpec().temperature,
+      samples: B,
+      seconds: (performance.now() - t0) / 1000,
+    };
   }
 }

@@ -45,7 +45,10 @@ export interface PairedItems {
 /** Sign test on paired per-item scores (e.g. majority-vote correctness averaged over seeds). */
 export function pairedSignTest(a: readonly number[], b: readonly number[]): PairedItems {
   if (a.length !== b.length) throw new Error(`paired test on ${a.length} vs ${b.length} items`);
-  let wins = 0, losses = 0, ties = 0, d = 0;
+  let wins = 0,
+    losses = 0,
+    ties = 0,
+    d = 0;
   for (let i = 0; i < a.length; i++) {
     d += a[i] - b[i];
     // scores are averages of 0/1 over the same number of seeds: compare with a tolerance

@@ -1,5 +1,12 @@
 import { Bitseq, bitseqTestSet, type BitseqConfig } from '../envs/bitseq.js';
-import { ALGOS, type BenchProgress, buildTrainer, REFERENCE_TRAINER_DEFAULTS, type BuiltTrainer, type TrainerOptions } from './build-trainer.js';
+import {
+  ALGOS,
+  type BenchProgress,
+  buildTrainer,
+  REFERENCE_TRAINER_DEFAULTS,
+  type BuiltTrainer,
+  type TrainerOptions,
+} from './build-trainer.js';
 import type { Engine } from '../nn/factory.js';
 import { estimateLogProb } from '../metrics/logprob.js';
 import { spearman } from '../metrics/correlation.js';
@@ -83,7 +90,11 @@ export interface BitseqSummary {
  * reports modes found over training — a mode is found once any sample lies within
  * `modeRadius` of it — and, at the end, Spearman(log R, log P̂_θ) on the test set.
  */
-export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: BitseqMetrics) => void, progress?: BenchProgress): Promise<BitseqSummary> {
+export async function runBitseqBench(
+  o: BitseqBenchOptions,
+  onMetrics?: (m: BitseqMetrics) => void,
+  progress?: BenchProgress,
+): Promise<BitseqSummary> {
   const env = new Bitseq({ n: o.n, k: o.k, nModes: o.nModes, beta: o.beta, seed: o.seed });
   const rng = new Rng(o.seed + 1_000_003);
   const found = new Uint8Array(o.nModes);
@@ -122,7 +133,8 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
 
   const curve: BitseqSummary['curve'] = [];
   let evals = o.algo === 'mh' ? o.batch : 0;
-  let logRSum = 0, logRN = 0;
+  let logRSum = 0,
+    logRN = 0;
   const timing = runBenchLoop(o.iterations, o.evalEvery, step, {
     before: (i) => progress?.onIteration?.(i),
     observe: (r) => {
@@ -148,7 +160,17 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
     const logR = new Float64Array(testSize);
     env.logReward(xs, testSize, logR);
     progress?.onPhase?.(`estimating log P̂ on ${testSize} test objects × ${o.orders} backward orders`);
-    const logP = estimateLogProb(env, trainer.net, xs, testSize, o.orders, new Rng(o.seed + 3_000_017), trainer.temperature, undefined, progress?.onEval);
+    const logP = estimateLogProb(
+      env,
+      trainer.net,
+      xs,
+      testSize,
+      o.orders,
+      new Rng(o.seed + 3_000_017),
+      trainer.temperature,
+      undefined,
+      progress?.onEval,
+    );
     rho = spearman(logR, logP);
     trainer.dispose();
   }
@@ -182,7 +204,8 @@ export async function runBitseqBench(o: BitseqBenchOptions, onMetrics?: (m: Bits
 
 /** Flip one uniformly chosen bit of a complete string: q(x'|x) = 1/n both ways (symmetric). */
 export function bitFlipProposal(env: Bitseq): SymmetricProposal {
-  const L = env.slots, k = env.config.k;
+  const L = env.slots,
+    k = env.config.k;
   return {
     stateDim: L,
     propose(states, count, out, valid, rng) {

@@ -114,7 +114,8 @@ async function makeNet(env: Env, o: TrainerOptions, seed: number): Promise<Spars
   if ((o.head ?? 'dense') === 'dense') return createNet(o.engine, spec, seed);
   usage(env instanceof SlotFillingEnv, `--head factored needs a slot-filling env (bit sequences), not ${env.name}`);
   // SlotFillingEnv.encode: slot j of a row is index j·(W + 1) + value + 1, so open ⇔ j·(W + 1)
-  const L = env.slots, W1 = env.values + 1;
+  const L = env.slots,
+    W1 = env.values + 1;
   const slotOpen = (idx: Int32Array, i: number, j: number) => idx[i * L + j] === j * W1;
   const shape = { slots: env.slots, words: env.values, rank: o.headRank ?? 8, slotOpen };
   usage(Number.isInteger(shape.rank) && shape.rank >= 1, `head rank must be an integer ≥ 1 (got ${shape.rank})`);
@@ -122,7 +123,10 @@ async function makeNet(env: Env, o: TrainerOptions, seed: number): Promise<Spars
 }
 
 export async function buildTrainer(env: Env, o: TrainerOptions, rng: Rng): Promise<BuiltTrainer> {
-  checkMemory(`--batch ${o.batch} (trajectories of up to ${env.maxSteps} states, network ${o.hidden.join('×')})`, rolloutBytes(env, o.batch, o.hidden));
+  checkMemory(
+    `--batch ${o.batch} (trajectories of up to ${env.maxSteps} states, network ${o.hidden.join('×')})`,
+    rolloutBytes(env, o.batch, o.hidden),
+  );
   const net = await makeNet(env, o, o.seed);
   const explore = { epsilon: o.epsilon, temperature: 1 };
   if (o.algo === 'softdqn' || o.algo === 'mdqn') {
@@ -173,4 +177,3 @@ function forwardS0(env: Env, net: SparseMlp): Float32Array {
   net.forward(idx, 1, out, false);
   return out;
 }
-

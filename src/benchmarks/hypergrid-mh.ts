@@ -45,7 +45,9 @@ export type MhMetricsRecord = MetricsRecord & { rewardEvaluations: number; accep
  */
 export function runHypergridMh(o: HypergridMhOptions, onMetrics?: (m: MhMetricsRecord) => void): MhBenchSummary {
   const env = new Hypergrid({ ndim: o.ndim, height: o.height, reward: o.reward });
-  const D = o.ndim, H = o.height, N = H ** D;
+  const D = o.ndim,
+    H = o.height,
+    N = H ** D;
   // every state by index k = Σ x_d·H^d (the kernel's order)
   const all = new Int32Array(N * D);
   for (let k = 0; k < N; k++) for (let d = 0, kk = k; d < D; d++, kk = Math.floor(kk / H)) all[k * D + d] = kk % H;
@@ -58,7 +60,13 @@ export function runHypergridMh(o: HypergridMhOptions, onMetrics?: (m: MhMetricsR
   marginal[0] = 1;
 
   const rng = new Rng(o.seed);
-  const mh = new MetropolisHastings((s, n, out) => env.logReward(s, n, out), hypergridProposal(D, H), rng, env.initialStates(o.chains), o.chains);
+  const mh = new MetropolisHastings(
+    (s, n, out) => env.logReward(s, n, out),
+    hypergridProposal(D, H),
+    rng,
+    env.initialStates(o.chains),
+    o.chains,
+  );
   const tracker = new EmpiricalTracker(N);
   const indexOf = (s: Int32Array, i: number) => {
     let k = 0;

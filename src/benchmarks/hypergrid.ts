@@ -91,7 +91,15 @@ export async function runHypergridBench(o: HypergridBenchOptions, hooks: BenchHo
     },
     record: onMetrics
       ? (it, loss, trainSeconds) =>
-          onMetrics({ iteration: it, trajectories: it * o.batch, loss, tvExact: evaluate().tv, l1Empirical: tracker.meanAbsError(target), logZ: logZOf() ?? NaN, trainSeconds })
+          onMetrics({
+            iteration: it,
+            trajectories: it * o.batch,
+            loss,
+            tvExact: evaluate().tv,
+            l1Empirical: tracker.meanAbsError(target),
+            logZ: logZOf() ?? NaN,
+            trainSeconds,
+          })
       : undefined,
   });
   const { pT, tv } = evaluate();

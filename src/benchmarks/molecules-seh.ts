@@ -116,7 +116,10 @@ export async function runSehBench(o: SehBenchOptions, onMetrics?: (m: SehMetrics
   const t = await buildTrainer(env, { ...o, learnedPB: false }, rng);
   const cands: Candidate[] = [];
   const curve: SehSummary['curve'] = [];
-  let evals = 0, pSum = 0, pN = 0, pMax = -Infinity;
+  let evals = 0,
+    pSum = 0,
+    pN = 0,
+    pMax = -Infinity;
   let modes: Candidate[] = [];
   const { seconds, cpuSeconds } = runBenchLoop(o.iterations, o.evalEvery, () => t.step(), {
     observe: (r) => {
@@ -132,7 +135,16 @@ export async function runSehBench(o: SehBenchOptions, onMetrics?: (m: SehMetrics
     record: (it, loss, trainSeconds) => {
       modes = greedyModes(cands, o.maxSimilarity);
       curve.push({ rewardEvaluations: evals, modes: modes.length });
-      onMetrics?.({ iteration: it, rewardEvaluations: evals, modes: modes.length, candidates: cands.length, meanProxy: pSum / pN, maxProxy: pMax, loss, trainSeconds });
+      onMetrics?.({
+        iteration: it,
+        rewardEvaluations: evals,
+        modes: modes.length,
+        candidates: cands.length,
+        meanProxy: pSum / pN,
+        maxProxy: pMax,
+        loss,
+        trainSeconds,
+      });
       pSum = pN = 0;
     },
   });

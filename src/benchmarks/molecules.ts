@@ -92,14 +92,20 @@ export function moleculeTestSet(env: MoleculeEnv, count: number, rng: Rng): Int3
  * Tanimoto-separated modes (greedy, similarity < 0.7 on Morgan r=2 2048-bit fingerprints)
  * among samples with r ≥ threshold over training, and Pearson(log R, log P̂_θ) at the end.
  */
-export async function runMoleculeBench(o: MoleculeBenchOptions, onMetrics?: (m: MoleculeMetrics) => void, progress?: BenchProgress): Promise<MoleculeSummary> {
+export async function runMoleculeBench(
+  o: MoleculeBenchOptions,
+  onMetrics?: (m: MoleculeMetrics) => void,
+  progress?: BenchProgress,
+): Promise<MoleculeSummary> {
   progress?.onPhase?.('building the fragment DAG and loading RDKit');
   const env = await MoleculeEnv.create({ beta: o.beta, sites: o.sites, fragments: o.fragments });
   const rng = new Rng(o.seed + 1_000_003);
   const t = await buildTrainer(env, o, rng);
   const modes = new TanimotoModes(o.rewardThreshold, o.maxSimilarity);
   const curve: MoleculeSummary['curve'] = [];
-  let evals = 0, logRSum = 0, logRN = 0;
+  let evals = 0,
+    logRSum = 0,
+    logRN = 0;
   const { seconds, cpuSeconds } = runBenchLoop(o.iterations, o.evalEvery, () => t.step(), {
     before: (i) => progress?.onIteration?.(i),
     observe: (r) => {
@@ -124,7 +130,17 @@ export async function runMoleculeBench(o: MoleculeBenchOptions, onMetrics?: (m: 
   const logR = new Float64Array(o.testSize);
   env.logReward(xs, o.testSize, logR);
   progress?.onPhase?.(`estimating log P̂ on ${o.testSize} test objects × ${o.orders} backward orders`);
-  const logP = estimateLogProb(env, t.net, xs, o.testSize, o.orders, new Rng(o.seed + 3_000_017), t.temperature, undefined, progress?.onEval);
+  const logP = estimateLogProb(
+    env,
+    t.net,
+    xs,
+    o.testSize,
+    o.orders,
+    new Rng(o.seed + 3_000_017),
+    t.temperature,
+    undefined,
+    progress?.onEval,
+  );
   const rho = pearson(logR, logP);
   t.dispose();
   return {
@@ -148,7 +164,10 @@ export async function runMoleculeBench(o: MoleculeBenchOptions, onMetrics?: (m: 
     orders: o.orders,
     uniqueMolecules,
     invalid: env.invalidCount,
-    topModes: [...modes.modes].sort((a, b) => b.reward - a.reward).slice(0, 5).map((m) => ({ smiles: m.key, reward: m.reward })),
+    topModes: [...modes.modes]
+      .sort((a, b) => b.reward - a.reward)
+      .slice(0, 5)
+      .map((m) => ({ smiles: m.key, reward: m.reward })),
     curve,
     evalSeconds: (performance.now() - e0) / 1000,
     peakRssMB: peakRssMB(),

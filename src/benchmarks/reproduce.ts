@@ -53,7 +53,10 @@ const ALL_ALGOS = ['tb', 'db', 'subtb', 'mdqn'];
 
 function list(name: string, v: string | undefined, def: string[]): string[] {
   if (v === undefined) return def;
-  const items = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const items = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   usage(items.length > 0, `--${name} must be a comma-separated list`);
   return items;
 }
@@ -69,7 +72,22 @@ function ints(name: string, v: string | undefined, def: number[], ok: (n: number
 
 /** Parses `--family F --seeds 0,1,2 --jobs 2 --budget B [--out DIR] [filters]`; bad input → UsageError. */
 export function parseReproduceArgs(argv: string[]): ReproduceArgs {
-  const known = new Set(['points', 'family', 'seeds', 'jobs', 'budget', 'out', 'algos', 'ks', 'betas', 'rewards', 'bitseq-test-modes', 'mol-test-size', 'orders', 'no-docs']);
+  const known = new Set([
+    'points',
+    'family',
+    'seeds',
+    'jobs',
+    'budget',
+    'out',
+    'algos',
+    'ks',
+    'betas',
+    'rewards',
+    'bitseq-test-modes',
+    'mol-test-size',
+    'orders',
+    'no-docs',
+  ]);
   const a: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const t = argv[i];
@@ -84,10 +102,13 @@ export function parseReproduceArgs(argv: string[]): ReproduceArgs {
     a[key] = argv[++i];
   }
   usage(a.family !== undefined, '--family is required: hypergrid|bitseq|molecules|all');
-  const families: Family[] = a.family === 'all' ? [...FAMILIES] : list('family', a.family, []).map((f) => {
-    if (!(FAMILIES as readonly string[]).includes(f)) throw new UsageError(`unknown family ${f} (hypergrid|bitseq|molecules|all)`);
-    return f as Family;
-  });
+  const families: Family[] =
+    a.family === 'all'
+      ? [...FAMILIES]
+      : list('family', a.family, []).map((f) => {
+          if (!(FAMILIES as readonly string[]).includes(f)) throw new UsageError(`unknown family ${f} (hypergrid|bitseq|molecules|all)`);
+          return f as Family;
+        });
   const budget = parseBudget(a.budget);
   const algos = list('algos', a.algos, ALL_ALGOS);
   for (const x of algos) usage(ALL_ALGOS.includes(x), `unknown algo ${x} (${ALL_ALGOS.join('|')})`);
@@ -137,7 +158,8 @@ export function parseBudget(v: string | undefined): Record<Family, number> {
   return out;
 }
 
-export const iterationsFor = (f: Family, budget: Record<Family, number>): number => Math.max(1, Math.round(PAPER_ITERATIONS[f] * budget[f]));
+export const iterationsFor = (f: Family, budget: Record<Family, number>): number =>
+  Math.max(1, Math.round(PAPER_ITERATIONS[f] * budget[f]));
 
 /** Every run of the plan, in a fixed order (family, setting, seed). */
 export function planRuns(c: ReproduceConfig, seeds: number[]): PlannedRun[] {
@@ -151,7 +173,20 @@ export function planRuns(c: ReproduceConfig, seeds: number[]): PlannedRun[] {
         setting,
         seed,
         id: `${setting}/seed-${seed}`,
-        args: ['bench', family, ...args, '--iterations', String(it), '--batch', String(PAPER_BATCH[family]), '--eval-every', String(evalEvery), '--seed', String(seed), '--json'],
+        args: [
+          'bench',
+          family,
+          ...args,
+          '--iterations',
+          String(it),
+          '--batch',
+          String(PAPER_BATCH[family]),
+          '--eval-every',
+          String(evalEvery),
+          '--seed',
+          String(seed),
+          '--json',
+        ],
       });
   };
   for (const f of c.families) {
@@ -166,11 +201,31 @@ export function planRuns(c: ReproduceConfig, seeds: number[]): PlannedRun[] {
     if (f === 'bitseq')
       for (const k of c.ks)
         for (const algo of c.algos)
-          add(f, `bitseq/k${k}/${algo}`, ['--algo', algo, '--k', String(k), '--test-modes', String(c.bitseqTestModes), '--orders', String(c.orders)]);
+          add(f, `bitseq/k${k}/${algo}`, [
+            '--algo',
+            algo,
+            '--k',
+            String(k),
+            '--test-modes',
+            String(c.bitseqTestModes),
+            '--orders',
+            String(c.orders),
+          ]);
     if (f === 'molecules')
       for (const b of c.betas)
         for (const algo of c.algos)
-          add(f, `molecules/b${b}/${algo}`, ['--algo', algo, '--reward', 'seh', '--beta', String(b), '--test-size', String(c.molTestSize), '--orders', String(c.orders)]);
+          add(f, `molecules/b${b}/${algo}`, [
+            '--algo',
+            algo,
+            '--reward',
+            'seh',
+            '--beta',
+            String(b),
+            '--test-size',
+            String(c.molTestSize),
+            '--orders',
+            String(c.orders),
+          ]);
   }
   return runs;
 }

@@ -21,11 +21,20 @@ export interface LoopHooks<R> {
   record?(iteration: number, meanLoss: number, trainSeconds: number): void;
 }
 
-export function runBenchLoop<R extends { loss: number }>(iterations: number, evalEvery: number, step: () => R, hooks: LoopHooks<R>): LoopTiming {
-  let trainMs = 0, cpuMicros = 0, lossSum = 0, lossN = 0;
+export function runBenchLoop<R extends { loss: number }>(
+  iterations: number,
+  evalEvery: number,
+  step: () => R,
+  hooks: LoopHooks<R>,
+): LoopTiming {
+  let trainMs = 0,
+    cpuMicros = 0,
+    lossSum = 0,
+    lossN = 0;
   for (let it = 1; it <= iterations; it++) {
     hooks.before?.(it - 1);
-    const t0 = performance.now(), c0 = process.cpuUsage();
+    const t0 = performance.now(),
+      c0 = process.cpuUsage();
     const r = step();
     const c = process.cpuUsage(c0);
     cpuMicros += c.user + c.system;

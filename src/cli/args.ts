@@ -7,7 +7,9 @@ export const flag = (name: string) => (name.length === 1 ? `-${name}` : `--${nam
 export function intArg(name: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(v);
   if (typeof v === 'boolean' || !Number.isInteger(n) || n < min || n > max) {
-    throw new UsageError(`${flag(name)} must be an integer${max < Number.MAX_SAFE_INTEGER ? ` in [${min}, ${max}]` : ` ≥ ${min}`} (got ${String(v)})`);
+    throw new UsageError(
+      `${flag(name)} must be an integer${max < Number.MAX_SAFE_INTEGER ? ` in [${min}, ${max}]` : ` ≥ ${min}`} (got ${String(v)})`,
+    );
   }
   return n;
 }
@@ -17,7 +19,9 @@ export function numArg(name: string, v: unknown, min = -Infinity, max = Infinity
   const n = Number(v);
   if (typeof v === 'boolean' || v === '' || !Number.isFinite(n) || n < min || (opts.exclusiveMin && n === min) || n > max) {
     const lo = Number.isFinite(min) ? ` ${opts.exclusiveMin ? '>' : '≥'} ${min}` : '';
-    throw new UsageError(`${flag(name)} must be a number${lo}${Number.isFinite(max) ? `${lo ? ' and' : ''} ≤ ${max}` : ''} (got ${String(v)})`);
+    throw new UsageError(
+      `${flag(name)} must be a number${lo}${Number.isFinite(max) ? `${lo ? ' and' : ''} ≤ ${max}` : ''} (got ${String(v)})`,
+    );
   }
   return n;
 }

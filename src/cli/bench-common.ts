@@ -8,7 +8,9 @@ import { acquireRunLock } from '../core/lock.js';
 import { writeReportSafe } from '../report/index.js';
 
 /** The training flags every MLP benchmark takes (hypergrid, bitseq, molecules). */
-export type TrainingFlags = Pick<TrainerOptions, 'iterations' | 'batch' | 'seed' | 'engine' | 'hidden' | 'lr' | 'epsilon'> & { evalEvery: number };
+export type TrainingFlags = Pick<TrainerOptions, 'iterations' | 'batch' | 'seed' | 'engine' | 'hidden' | 'lr' | 'epsilon'> & {
+  evalEvery: number;
+};
 
 export function trainingOptions(y: Argv, d: TrainingFlags, help: { batch: string; seed?: string; evalEvery: string }): Argv {
   return y
@@ -44,7 +46,11 @@ export function parseTrainingOptions(a: Record<string, unknown>): TrainingFlags 
 export class BenchOutput {
   readonly progress: Progress;
 
-  constructor(private readonly out: string | undefined, total: number, label: string) {
+  constructor(
+    private readonly out: string | undefined,
+    total: number,
+    label: string,
+  ) {
     if (out) {
       // one writer per folder: a second bench on the same --out stops here, before reading it
       ensureWritableDir(out);

@@ -22,7 +22,11 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
   builder: (y: Argv) =>
     trainingOptions(
       y
-        .option('algo', { type: 'string', demandOption: true, describe: `objective: ${ALGOS.join('|')}, or mh (Metropolis–Hastings baseline)` })
+        .option('algo', {
+          type: 'string',
+          demandOption: true,
+          describe: `objective: ${ALGOS.join('|')}, or mh (Metropolis–Hastings baseline)`,
+        })
         .option('ndim', { type: 'string', default: String(D.ndim), describe: 'dimensions D' })
         .option('height', { type: 'string', default: String(D.height), describe: 'height H (≥ 2)' })
         .option('reward', { type: 'string', default: D.reward, describe: 'standard|hard' })
@@ -41,7 +45,8 @@ const hypergrid: CommandModule<object, Record<string, unknown>> = {
       ...parseTrainingOptions(a),
     };
     const states = opts.height ** opts.ndim;
-    if (states > 5_000_000) throw new UsageError(`a ${opts.height}^${opts.ndim} grid is too large for the exact oracle (limit 5,000,000 states)`);
+    if (states > 5_000_000)
+      throw new UsageError(`a ${opts.height}^${opts.ndim} grid is too large for the exact oracle (limit 5,000,000 states)`);
     // the oracle holds every state (coordinates, reward, target and policy probabilities, DAG edges)
     checkMemory(`a ${opts.height}^${opts.ndim} grid`, states * (4 * opts.ndim + 8 * 4 + 4 * (opts.ndim + 1)));
     if (opts.algo === 'mh') checkMemory(`--batch ${opts.batch} chains`, opts.batch * (4 * opts.ndim * 2 + 8 * 2));
@@ -104,7 +109,11 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
   builder: (y: Argv) =>
     trainingOptions(
       y
-        .option('algo', { type: 'string', demandOption: true, describe: `${BITSEQ_ALGOS.join('|')} (mh: Metropolis–Hastings with single bit flips)` })
+        .option('algo', {
+          type: 'string',
+          demandOption: true,
+          describe: `${BITSEQ_ALGOS.join('|')} (mh: Metropolis–Hastings with single bit flips)`,
+        })
         .option('k', { type: 'string', default: String(B.k), describe: 'word length k (2, 4, 6, 8, 10 divide n = 120)' })
         .option('n', { type: 'string', default: String(B.n), describe: 'sequence length (a multiple of 8 and of k)' })
         .option('modes', { type: 'string', default: String(B.nModes), describe: 'number of modes' })
@@ -112,10 +121,18 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
         .option('orders', { type: 'string', default: String(B.orders), describe: 'M backward orders per test string for log P̂' })
         .option('test-modes', { type: 'string', describe: 'build the test set from the first K modes only (default: all)' })
         .option('mode-radius', { type: 'string', default: String(B.modeRadius), describe: 'Hamming radius for a mode to count as found' })
-        .option('head', { type: 'string', describe: 'policy output head: dense (one unit per slot × word) | factored (position logit + rank-r query per slot × learned word embeddings); default factored for k ≥ 10 (2^k ≥ 1024 words), dense below' })
+        .option('head', {
+          type: 'string',
+          describe:
+            'policy output head: dense (one unit per slot × word) | factored (position logit + rank-r query per slot × learned word embeddings); default factored for k ≥ 10 (2^k ≥ 1024 words), dense below',
+        })
         .option('head-rank', { type: 'string', default: '8', describe: 'rank r of the factored head' }),
       B,
-      { batch: 'trajectories per iteration (mh: chains)', seed: 'seeds modes, test set, network and sampling', evalEvery: 'mode-curve point every K iterations' },
+      {
+        batch: 'trajectories per iteration (mh: chains)',
+        seed: 'seeds modes, test set, network and sampling',
+        evalEvery: 'mode-curve point every K iterations',
+      },
     ),
   handler: async (a) => {
     const nModes = intArg('modes', a.modes, 1, 100_000);
@@ -143,7 +160,11 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
         io.progress.update(m.iteration, status);
         io.metrics(m);
       },
-      { onIteration: (done) => io.progress.update(done, status), onPhase: (what) => io.progress.phase(what), onEval: (done, total) => io.progress.phase(`log P̂ ${done}/${total} objects`, false) },
+      {
+        onIteration: (done) => io.progress.update(done, status),
+        onPhase: (what) => io.progress.phase(what),
+        onEval: (done, total) => io.progress.phase(`log P̂ ${done}/${total} objects`, false),
+      },
     );
     await io.finish(s);
     console.log(
@@ -161,19 +182,36 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
 const MB = MOLECULE_BENCH_DEFAULTS;
 const molecules: CommandModule<object, Record<string, unknown>> = {
   command: 'molecules',
-  describe: 'train one objective on a molecule DAG: --reward seh is the paper\'s block-molecule sEH task; --reward descriptor the naphthalene fragment DAG with an RDKit descriptor-profile reward. Tanimoto-separated modes, Pearson(log R, log P̂)',
+  describe:
+    "train one objective on a molecule DAG: --reward seh is the paper's block-molecule sEH task; --reward descriptor the naphthalene fragment DAG with an RDKit descriptor-profile reward. Tanimoto-separated modes, Pearson(log R, log P̂)",
   builder: (y: Argv) =>
     trainingOptions(
       y
         .option('algo', { type: 'string', demandOption: true, describe: MOLECULE_ALGOS.join('|') })
-        .option('reward', { type: 'string', default: 'seh', describe: 'seh (105-block MDP, pretrained sEH proxy, R = (max(proxy, 0.1)/8)^β) | descriptor (naphthalene decorations, R = r^β)' })
-        .option('beta', { type: 'string', describe: `reward exponent (default ${SEH_BENCH_DEFAULTS.beta} for seh, ${MB.beta} for descriptor)` })
-        .option('threshold', { type: 'string', describe: `mode threshold: seh proxy ≥ ${SEH_BENCH_DEFAULTS.proxyThreshold}; descriptor r(x) ≥ ${MB.rewardThreshold} (r ∈ (0, 1])` })
-        .option('test-size', { type: 'string', describe: `test molecules (seh: the first K of the benchmark's 950, default 950; descriptor: random decorations, default ${MB.testSize})` })
+        .option('reward', {
+          type: 'string',
+          default: 'seh',
+          describe: 'seh (105-block MDP, pretrained sEH proxy, R = (max(proxy, 0.1)/8)^β) | descriptor (naphthalene decorations, R = r^β)',
+        })
+        .option('beta', {
+          type: 'string',
+          describe: `reward exponent (default ${SEH_BENCH_DEFAULTS.beta} for seh, ${MB.beta} for descriptor)`,
+        })
+        .option('threshold', {
+          type: 'string',
+          describe: `mode threshold: seh proxy ≥ ${SEH_BENCH_DEFAULTS.proxyThreshold}; descriptor r(x) ≥ ${MB.rewardThreshold} (r ∈ (0, 1])`,
+        })
+        .option('test-size', {
+          type: 'string',
+          describe: `test molecules (seh: the first K of the benchmark's 950, default 950; descriptor: random decorations, default ${MB.testSize})`,
+        })
         .option('orders', { type: 'string', default: String(MB.orders), describe: 'M backward orders per test molecule for log P̂' }),
       MB,
       { batch: 'trajectories per iteration', evalEvery: 'mode-curve point every K iterations' },
-    ).option('epsilon', { type: 'string', describe: `ε-uniform exploration (default ${SEH_BENCH_DEFAULTS.epsilon} for seh, the original random_action_prob; ${MB.epsilon} for descriptor)` }),
+    ).option('epsilon', {
+      type: 'string',
+      describe: `ε-uniform exploration (default ${SEH_BENCH_DEFAULTS.epsilon} for seh, the original random_action_prob; ${MB.epsilon} for descriptor)`,
+    }),
   handler: async (a) => {
     const reward = choiceArg('reward', a.reward, ['seh', 'descriptor'] as const);
     a.epsilon ??= String(reward === 'seh' ? SEH_BENCH_DEFAULTS.epsilon : MB.epsilon);
@@ -196,7 +234,11 @@ const molecules: CommandModule<object, Record<string, unknown>> = {
         io.progress.update(m.iteration, status);
         io.metrics(m);
       },
-      { onIteration: (done) => io.progress.update(done, status), onPhase: (what) => io.progress.phase(what), onEval: (done, total) => io.progress.phase(`log P̂ ${done}/${total} objects`, false) },
+      {
+        onIteration: (done) => io.progress.update(done, status),
+        onPhase: (what) => io.progress.phase(what),
+        onEval: (done, total) => io.progress.phase(`log P̂ ${done}/${total} objects`, false),
+      },
     );
     await io.finish(s);
     console.log(
@@ -242,6 +284,7 @@ async function runSehCommand(a: Record<string, unknown>): Promise<void> {
 export const benchCommand: CommandModule = {
   command: 'bench <benchmark>',
   describe: 'run a benchmark (hypergrid, bitseq, molecules)',
-  builder: (y: Argv) => y.command(hypergrid).command(bitseq).command(molecules).demandCommand(1, 'name a benchmark: hypergrid, bitseq, molecules'),
+  builder: (y: Argv) =>
+    y.command(hypergrid).command(bitseq).command(molecules).demandCommand(1, 'name a benchmark: hypergrid, bitseq, molecules'),
   handler: () => {},
 };

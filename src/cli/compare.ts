@@ -12,7 +12,12 @@ export const compareCommand: CommandModule<object, Record<string, unknown>> = {
       .option('set', { type: 'string', array: true, default: [], describe: 'override a key of the comparison config (e.g. eval.limit=20)' })
       .option('seeds', { type: 'string', describe: 'comma-separated seeds, e.g. 0,1,2 (overrides the config key seeds)' })
       .option('out', { type: 'string', describe: 'output folder (default runs/<config name>)' })
-      .option('resume', { type: 'boolean', default: false, describe: 'continue a killed comparison in --out: finished method × seed cells are read back, a cut-off training continues from its checkpoint' })
+      .option('resume', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'continue a killed comparison in --out: finished method × seed cells are read back, a cut-off training continues from its checkpoint',
+      })
       .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' })
       .option('json', { type: 'boolean', default: false, describe: 'last stdout line is the comparison as JSON' }),
   handler: async (a) => {
@@ -22,8 +27,14 @@ export const compareCommand: CommandModule<object, Record<string, unknown>> = {
     const c = readCompareConfig(file, (a.set as string[]) ?? [], seeds);
     const out = (a.out as string | undefined) ?? join('runs', basename(file).replace(/\.ya?ml$/, ''));
     const quiet = a.quiet as boolean;
-    const cmp = await runCompare(file, c, out, { quiet, resume: a.resume as boolean, log: quiet ? undefined : (s) => process.stderr.write(s + '\n') });
-    console.log(`${c.task}: ${c.eval.samples} samples per item, ${cmp.rows.length} methods × seeds ${cmp.seeds.join(', ')} (mean ± sd over seeds)`);
+    const cmp = await runCompare(file, c, out, {
+      quiet,
+      resume: a.resume as boolean,
+      log: quiet ? undefined : (s) => process.stderr.write(s + '\n'),
+    });
+    console.log(
+      `${c.task}: ${c.eval.samples} samples per item, ${cmp.rows.length} methods × seeds ${cmp.seeds.join(', ')} (mean ± sd over seeds)`,
+    );
     console.log(formatTable(cmp));
     const paired = formatPaired(cmp);
     if (paired) console.log(paired);

@@ -33,9 +33,13 @@ export const demoCommand: CommandModule<object, { steps: number; iterations: num
   handler: async (a) => {
     console.log('flowtune — fine-tune a language model to sample latent reasoning Z from p(Z | X, Y) as a GFlowNet\n');
     const cfg = { ndim: 4, height: 8, reward: 'standard' as const };
-    console.log(`1. Exact check on a ${cfg.height}^${cfg.ndim} hypergrid: soft value iteration on the MDP of docs/design.md (M) vs the flow recursion`);
+    console.log(
+      `1. Exact check on a ${cfg.height}^${cfg.ndim} hypergrid: soft value iteration on the MDP of docs/design.md (M) vs the flow recursion`,
+    );
     const r = verifyTheorem(new Hypergrid(cfg), { policies: 3, seed: 0 });
-    console.log(`   log Z = ${r.logZFlow.toFixed(6)}; max |V* − log F| = ${r.maxAbsVMinusLogF.toExponential(1)}; softmax(Q*) samples R/Z (TV ${r.tvSoftOptimal.toExponential(1)});`);
+    console.log(
+      `   log Z = ${r.logZFlow.toFixed(6)}; max |V* − log F| = ${r.maxAbsVMinusLogF.toExponential(1)}; softmax(Q*) samples R/Z (TV ${r.tvSoftOptimal.toExponential(1)});`,
+    );
     console.log(`   V^π(s0) = log Z − KL(q^π ‖ P_B) holds to ${r.valueIdentityMaxError.toExponential(1)} for random policies\n`);
     if (existsSync('models/arith-char/onnx/model.onnx')) await languageModelDemo(a.steps);
     else await hypergridDemo(a.iterations);
@@ -54,34 +58,63 @@ async function languageModelDemo(steps: number): Promise<void> {
   console.log(`   The reward R(Z) = p_LM(X Z Y): rationales that make the known answer likely are sampled more often.`);
   const trainer = await LmTrainer.create(cfg);
   const last = await runTraining(trainer, runDir, { label: '   train tb' });
-  console.log(`   done: loss ${last?.loss.toFixed(3)}, mean log R ${last?.meanLogR.toFixed(2)}, learned log Z(X) ${last?.logZ.toFixed(2)}\n`);
+  console.log(
+    `   done: loss ${last?.loss.toFixed(3)}, mean log R ${last?.meanLogR.toFixed(2)}, learned log Z(X) ${last?.logZ.toFixed(2)}\n`,
+  );
 
   console.log('3. Rationales sampled from the fine-tuned policy for held-out questions (then the base LM writes the answer):');
   const questions = ['Question: 7 + 2 - 5 = ? Answer:', 'Question: 3 - 8 + 6 = ? Answer:'];
   for (const q of questions) {
     const x = encodeX(trainer.tok, q);
-    const zs = await sampleZ(trainer.session, trainer.tok, [x, x, x], { constraints: trainer.constraints, temperature: 1, policy: trainer.adapter.policy(), rng: trainer.rng });
-    const answers = await sample(trainer.session, zs.map((z) => [...x, ...z.tokens]), { maxNewTokens: 24, temperature: 0, stopTokenIds: trainer.tok.encode('\n'), keepHidden: false });
+    const zs = await sampleZ(trainer.session, trainer.tok, [x, x, x], {
+      constraints: trainer.constraints,
+      temperature: 1,
+      policy: trainer.adapter.policy(),
+      rng: trainer.rng,
+    });
+    const answers = await sample(
+      trainer.session,
+      zs.map((z) => [...x, ...z.tokens]),
+      { maxNewTokens: 24, temperature: 0, stopTokenIds: trainer.tok.encode('\n'), keepHidden: false },
+    );
     console.log(`   ${q}`);
     zs.forEach((z, i) => {
-      const y = trainer.tok.decode(Array.from(answers.tokens.subarray(i * answers.steps, i * answers.steps + answers.lengths[i])), true).trim();
+      const y = trainer.tok
+        .decode(Array.from(answers.tokens.subarray(i * answers.steps, i * answers.steps + answers.lengths[i])), true)
+        .trim();
       console.log(`     Z: ${JSON.stringify(trainer.tok.decode(z.tokens))}   →  ${y}`);
     });
   }
   console.log('\n4. A short evaluation on held-out questions (first 20 of data/arithmetic/test_3op.json, 5 samples each, majority vote):');
   const base: Decoder = { session: trainer.session, tok: trainer.tok, constraints: trainer.constraints };
   const tuned: Decoder = { ...base, hook: trainer.adapter.policy() };
-  for (const [name, dec] of [['base LM (no head)', base], ['fine-tuned (TB)  ', tuned]] as const) {
-    const { summary: s } = await evalArithmeticFile(dec, 'data/arithmetic/test_3op.json', { samples: 5, decode: { kind: 'sample', temperature: 1 }, seed: 0, limit: 20 });
-    console.log(`   ${name}  accuracy ${(100 * s.majorityAccuracy).toFixed(0)}% (single sample ${(100 * s.sampleAccuracy).toFixed(0)}%), distinct rationales ${s.distinctZ.toFixed(2)}`);
+  for (const [name, dec] of [
+    ['base LM (no head)', base],
+    ['fine-tuned (TB)  ', tuned],
+  ] as const) {
+    const { summary: s } = await evalArithmeticFile(dec, 'data/arithmetic/test_3op.json', {
+      samples: 5,
+      decode: { kind: 'sample', temperature: 1 },
+      seed: 0,
+      limit: 20,
+    });
+    console.log(
+      `   ${name}  accuracy ${(100 * s.majorityAccuracy).toFixed(0)}% (single sample ${(100 * s.sampleAccuracy).toFixed(0)}%), distinct rationales ${s.distinctZ.toFixed(2)}`,
+    );
   }
   console.log('   (the shipped model is already near-perfect with the calculator; docs/results.md compares every method)');
-  console.log(`\n   Next: npx flowtune train --config configs/arithmetic-tiny.yaml (300 steps), npx flowtune sample --run ${runDir} --x "${questions[0]}" -n 8,`);
-  console.log('         npx flowtune verify posterior --config configs/posterior-check.yaml (exact TV to the posterior), npx flowtune --help');
+  console.log(
+    `\n   Next: npx flowtune train --config configs/arithmetic-tiny.yaml (300 steps), npx flowtune sample --run ${runDir} --x "${questions[0]}" -n 8,`,
+  );
+  console.log(
+    '         npx flowtune verify posterior --config configs/posterior-check.yaml (exact TV to the posterior), npx flowtune --help',
+  );
 }
 
 async function hypergridDemo(iterations: number): Promise<void> {
-  console.log(`2. (models/arith-char not found) Training samplers for R on the same grid (${iterations} iterations × 16 trajectories each):`);
+  console.log(
+    `2. (models/arith-char not found) Training samplers for R on the same grid (${iterations} iterations × 16 trajectories each):`,
+  );
   for (const algo of ['tb', 'mdqn'] as Algo[]) {
     const progress = new Progress(iterations, `   ${algo}`);
     const s = await runHypergridBench(
@@ -90,6 +123,8 @@ async function hypergridDemo(iterations: number): Promise<void> {
     );
     progress.stop();
     const name = algo === 'tb' ? 'Trajectory balance (GFlowNet)' : 'Munchausen-DQN (soft RL)     ';
-    console.log(`   ${name}  exact TV to R/Z ${s.tvExact.toFixed(3)}  log Z ${s.logZ?.toFixed(3)} (true ${s.logZTrue.toFixed(3)})  ${s.itPerSec.toFixed(0)} it/s`);
+    console.log(
+      `   ${name}  exact TV to R/Z ${s.tvExact.toFixed(3)}  log Z ${s.logZ?.toFixed(3)} (true ${s.logZTrue.toFixed(3)})  ${s.itPerSec.toFixed(0)} it/s`,
+    );
   }
 }

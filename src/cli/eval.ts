@@ -27,12 +27,17 @@ export const evalCommand: CommandModule<object, Record<string, unknown>> = {
       .option('run', { type: 'string', describe: 'run folder (runs/NAME) whose latest head is evaluated' })
       .option('base', { type: 'string', describe: 'evaluate this base model folder with no head (the base-LM baseline)' })
       .option('config', { type: 'string', describe: 'with --base: take the Z constraints (and split seed) from this training config' })
-      .option('data', { type: 'string', array: true, default: [], describe: 'test file(s); infill: the sentence file (default: the run\'s)' })
+      .option('data', {
+        type: 'string',
+        array: true,
+        default: [],
+        describe: "test file(s); infill: the sentence file (default: the run's)",
+      })
       .option('samples', { type: 'string', default: '10', describe: 'Z samples per item (majority vote, diversity)' })
       .option('decode', { type: 'string', default: 'sample', describe: 'sample | greedy | beam (beam width = --samples)' })
       .option('temperature', { type: 'string', default: '1', describe: 'sampling temperature on the policy (decode sample)' })
       .option('limit', { type: 'string', describe: 'arithmetic/subj: first N items per file; infill: N held-out items (default 50)' })
-      .option('offset', { type: 'string', describe: 'infill: first held-out item (default: the run\'s task.limit)' })
+      .option('offset', { type: 'string', describe: "infill: first held-out item (default: the run's task.limit)" })
       .option('max-chars', { type: 'string', default: '80', describe: 'subj: sentences cut at a word boundary to this length' })
       .option('seed', { type: 'string', default: '0' })
       .option('out', { type: 'string', describe: 'per-item JSONL (default RUN/eval/<task>-<file>.jsonl, or runs/eval-base/…)' })
@@ -64,7 +69,12 @@ export const evalCommand: CommandModule<object, Record<string, unknown>> = {
     const outDir = a.run ? join(a.run as string, 'eval') : join('runs', 'eval-base');
     const written: string[] = [];
     for (const p of parts) {
-      const file = a.out && parts.length === 1 ? (a.out as string) : a.out ? (a.out as string).replace(/(\.jsonl)?$/, `-${p.label}.jsonl`) : join(outDir, `${task}-${p.label}.jsonl`);
+      const file =
+        a.out && parts.length === 1
+          ? (a.out as string)
+          : a.out
+            ? (a.out as string).replace(/(\.jsonl)?$/, `-${p.label}.jsonl`)
+            : join(outDir, `${task}-${p.label}.jsonl`);
       if (existsSync(file)) checkOverwritable(file, p.items[0]);
       ensureDir(dirname(file));
       writeFileAtomic(file, p.items.map((it) => JSON.stringify(it)).join('\n') + '\n');
@@ -72,7 +82,16 @@ export const evalCommand: CommandModule<object, Record<string, unknown>> = {
       console.log(formatSummary(task, p));
     }
     console.log(`${policy.label}${policy.step !== null ? ` (step ${policy.step})` : ''}; per-item results: ${written.join(', ')}`);
-    if (a.json) console.log(JSON.stringify({ task, policy: policy.label, step: policy.step, parts: parts.map((p) => ({ label: p.label, ...p.summary })), files: written }));
+    if (a.json)
+      console.log(
+        JSON.stringify({
+          task,
+          policy: policy.label,
+          step: policy.step,
+          parts: parts.map((p) => ({ label: p.label, ...p.summary })),
+          files: written,
+        }),
+      );
   },
 };
 
@@ -81,14 +100,25 @@ export const evalCommand: CommandModule<object, Record<string, unknown>> = {
  * keys as this evaluation's items). Anything else — a run's metrics.jsonl, a user's file —
  * is never overwritten.
  */
-const RUN_FILES = new Set(['metrics.jsonl', 'samples.jsonl', 'summary.json', 'config.yaml', 'report.html', 'comparison.json', 'comparison.csv']);
+const RUN_FILES = new Set([
+  'metrics.jsonl',
+  'samples.jsonl',
+  'summary.json',
+  'config.yaml',
+  'report.html',
+  'comparison.json',
+  'comparison.csv',
+]);
 
 function checkOverwritable(file: string, item: unknown): void {
-  const refuse = (why: string) => new UsageError(`${file} exists and ${why}; eval does not overwrite files it did not write (choose another --out)`);
+  const refuse = (why: string) =>
+    new UsageError(`${file} exists and ${why}; eval does not overwrite files it did not write (choose another --out)`);
   if (statSync(file).isDirectory()) throw refuse('is a folder');
   if (RUN_FILES.has(basename(file))) throw refuse('is a run file');
   if (statSync(file).size > 1e9) throw refuse('is too large to be a per-item file');
-  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim());
+  const lines = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim());
   const keys = (v: unknown) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? Object.keys(v).sort().join(',') : null);
   let shape: string | null = null;
   for (const l of lines) {

@@ -9,12 +9,19 @@ export const exportCommand: CommandModule<object, Record<string, unknown>> = {
     y
       .option('run', { type: 'string', demandOption: true, describe: 'run folder trained with adapter.kind lora' })
       .option('out', { type: 'string', demandOption: true, describe: 'new folder (never overwritten)' })
-      .option('peft', { type: 'boolean', default: false, describe: 'write adapter_config.json + adapter_model.safetensors for Hugging Face PEFT' })
+      .option('peft', {
+        type: 'boolean',
+        default: false,
+        describe: 'write adapter_config.json + adapter_model.safetensors for Hugging Face PEFT',
+      })
       .option('json', { type: 'boolean', default: false }),
   handler: async (a) => {
     await selectBackend();
     const r = a.peft ? await exportPeft(a.run as string, a.out as string) : await exportMerged(a.run as string, a.out as string);
     if (a.json) console.log(JSON.stringify(r));
-    else console.log(`${a.peft ? 'PEFT adapter' : 'merged model'} of ${a.run} (step ${r.step}, base ${r.baseModel} sha256 ${r.baseSha256.slice(0, 12)}…) → ${r.out}: ${r.files.join(', ')}`);
+    else
+      console.log(
+        `${a.peft ? 'PEFT adapter' : 'merged model'} of ${a.run} (step ${r.step}, base ${r.baseModel} sha256 ${r.baseSha256.slice(0, 12)}…) → ${r.out}: ${r.files.join(', ')}`,
+      );
   },
 };

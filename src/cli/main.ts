@@ -16,7 +16,20 @@ import { exportCommand } from './export.js';
 import { moleculesCommand } from './molecules.js';
 
 /** Every subcommand lives in its own file and is registered here. */
-const commands: CommandModule<any, any>[] = [infoCommand, modelCommand, benchCommand, verifyCommand, demoCommand, trainCommand, sampleCommand, reportCommand, evalCommand, compareCommand, exportCommand, moleculesCommand];
+const commands: CommandModule<any, any>[] = [
+  infoCommand,
+  modelCommand,
+  benchCommand,
+  verifyCommand,
+  demoCommand,
+  trainCommand,
+  sampleCommand,
+  reportCommand,
+  evalCommand,
+  compareCommand,
+  exportCommand,
+  moleculesCommand,
+];
 
 export function buildCli(argv: string[]): Argv {
   let cli = yargs(argv)
@@ -47,7 +60,9 @@ export function exitWithError(err: unknown): never {
   // a full disk, a read-only or unwritable path is the user's environment: one line naming the path, exit 2
   const ioProblem = !(e instanceof UsageError) && isEnvIoError(e);
   const usageError = e instanceof UsageError || e?.name === 'YError' || ioProblem;
-  const msg = ioProblem ? ioErrorLine(syscallVerb((e as NodeJS.ErrnoException).syscall), (e as NodeJS.ErrnoException).path, e as NodeJS.ErrnoException) : (e?.message ?? String(err)).split('\n')[0];
+  const msg = ioProblem
+    ? ioErrorLine(syscallVerb((e as NodeJS.ErrnoException).syscall), (e as NodeJS.ErrnoException).path, e as NodeJS.ErrnoException)
+    : (e?.message ?? String(err)).split('\n')[0];
   process.stderr.write(`flowtune: ${usageError ? '' : 'error: '}${msg}\n`);
   if (process.env.FLOWTUNE_DEBUG && e?.stack) process.stderr.write(e.stack + '\n');
   // a failed command leaves no lock and no empty folder it created behind
@@ -58,6 +73,7 @@ export function exitWithError(err: unknown): never {
 
 function syscallVerb(syscall: string | undefined): string {
   if (!syscall) return 'access';
-  if (/^(open|write|rename|mkdir|unlink|rmdir|link|copyfile|ftruncate|fsync|close)/.test(syscall)) return syscall.startsWith('open') ? 'open' : 'write';
+  if (/^(open|write|rename|mkdir|unlink|rmdir|link|copyfile|ftruncate|fsync|close)/.test(syscall))
+    return syscall.startsWith('open') ? 'open' : 'write';
   return syscall.startsWith('read') || syscall === 'scandir' || syscall === 'stat' ? 'read' : syscall;
 }

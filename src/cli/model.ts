@@ -37,7 +37,12 @@ const buildTinyCommand: CommandModule<object, BuildArgs> = {
       .option('corpus', { type: 'string', array: true, demandOption: true, describe: 'arithmetic:N | FILE(.txt|.jsonl)[@N], repeatable' })
       .option('out', { type: 'string', demandOption: true, describe: 'output model folder' })
       .option('seed', { type: 'number', default: 1 })
-      .option('exclude', { type: 'string', array: true, default: [], describe: 'arithmetic JSON files whose queries are never generated (test sets)' })
+      .option('exclude', {
+        type: 'string',
+        array: true,
+        default: [],
+        describe: 'arithmetic JSON files whose queries are never generated (test sets)',
+      })
       .option('steps', { type: 'number', default: 2000 })
       .option('batch', { type: 'number', default: 32 })
       .option('lr', { type: 'number', default: 3e-3 })
@@ -53,13 +58,27 @@ const buildTinyCommand: CommandModule<object, BuildArgs> = {
       if (!Number.isInteger(a[k]) || a[k] < 0) throw new UsageError(`--${k} must be a non-negative integer`);
     if (!(a.lr > 0)) throw new UsageError('--lr must be positive');
     const vocabSize = new CharTokenizer().vocabSize;
-    const command = `flowtune model build-tiny ${a.corpus.map((c) => `--corpus ${c}`).join(' ')} ${a.exclude.map((c) => `--exclude ${c}`).join(' ')} --out ${a.out} --seed ${a.seed} --steps ${a.steps} --batch ${a.batch} --lr ${a.lr} --layers ${a.layers} --embd ${a.embd} --heads ${a.heads} --ctx ${a.ctx}`.replace(/ +/g, ' ');
+    const command =
+      `flowtune model build-tiny ${a.corpus.map((c) => `--corpus ${c}`).join(' ')} ${a.exclude.map((c) => `--exclude ${c}`).join(' ')} --out ${a.out} --seed ${a.seed} --steps ${a.steps} --batch ${a.batch} --lr ${a.lr} --layers ${a.layers} --embd ${a.embd} --heads ${a.heads} --ctx ${a.ctx}`.replace(
+        / +/g,
+        ' ',
+      );
     await buildTiny({
       out: a.out,
       corpus: a.corpus,
       exclude: a.exclude,
       seed: a.seed,
-      config: { vocabSize, nLayer: a.layers, nHead: a.heads, nEmbd: a.embd, nCtx: a.ctx, lnEps: 1e-5, bosTokenId: 0, eosTokenId: 0, padTokenId: 0 },
+      config: {
+        vocabSize,
+        nLayer: a.layers,
+        nHead: a.heads,
+        nEmbd: a.embd,
+        nCtx: a.ctx,
+        lnEps: 1e-5,
+        bosTokenId: 0,
+        eosTokenId: 0,
+        padTokenId: 0,
+      },
       train: { steps: a.steps, batch: a.batch, lr: a.lr, warmup: a.warmup, clip: 1.0, evalEvery: a['eval-every'], valItems: a.val },
       command,
       log: (l) => console.log(l),
@@ -69,12 +88,17 @@ const buildTinyCommand: CommandModule<object, BuildArgs> = {
 
 const inspectCommand: CommandModule<object, { dir: string; json: boolean; dtype: string }> = {
   command: 'inspect <dir>',
-  describe: 'print family, attention/KV heads, vocabulary vs tokenizer, context, position handling, parameters, inputs/outputs, files read (DIR: folder or cached hub id)',
+  describe:
+    'print family, attention/KV heads, vocabulary vs tokenizer, context, position handling, parameters, inputs/outputs, files read (DIR: folder or cached hub id)',
   builder: (y) =>
     y
       .positional('dir', { type: 'string', demandOption: true })
       .option('json', { type: 'boolean', default: false })
-      .option('dtype', { type: 'string', default: 'fp32', describe: 'weights file as transformers.js dtype: fp32 (model.onnx), fp16, q8 (model_quantized.onnx), ...' }) as unknown as Argv<{
+      .option('dtype', {
+        type: 'string',
+        default: 'fp32',
+        describe: 'weights file as transformers.js dtype: fp32 (model.onnx), fp16, q8 (model_quantized.onnx), ...',
+      }) as unknown as Argv<{
       dir: string;
       json: boolean;
       dtype: string;
@@ -100,7 +124,11 @@ const evalArithCommand: CommandModule<object, EvalArgs> = {
       .positional('dir', { type: 'string', demandOption: true })
       .option('data', { type: 'string', array: true, demandOption: true, describe: 'arithmetic JSON files (test_3op.json ...)' })
       .option('limit', { type: 'number', describe: 'first N problems per file' })
-      .option('readme', { type: 'boolean', default: false, describe: "write the results into DIR/README.md's evaluation section" }) as unknown as Argv<EvalArgs>,
+      .option('readme', {
+        type: 'boolean',
+        default: false,
+        describe: "write the results into DIR/README.md's evaluation section",
+      }) as unknown as Argv<EvalArgs>,
   handler: async (a) => {
     const s = await LmSession.open(a.dir, { needHidden: false });
     const tok = await loadHfTokenizer(a.dir, s.facts.eosTokenId, s.vocabSize);
@@ -112,7 +140,9 @@ const evalArithCommand: CommandModule<object, EvalArgs> = {
       const gap = await rationaleRewardGap(s, tok, f, Math.min(200, free.n), 1);
       const line = `| ${path.basename(f)} | ${free.n} | ${(100 * free.accuracy).toFixed(1)}% | ${(100 * calc.accuracy).toFixed(1)}% | ${gap.meanGap.toFixed(2)} nats (${(100 * gap.fracPrefersCorrect).toFixed(0)}% of ${gap.n}) |`;
       rows.push(line);
-      console.log(`${path.basename(f)}: n=${free.n} free ${(100 * free.accuracy).toFixed(1)}%  calculator ${(100 * calc.accuracy).toFixed(1)}%  reward gap ${gap.meanGap.toFixed(2)} nats, correct preferred in ${(100 * gap.fracPrefersCorrect).toFixed(0)}%`);
+      console.log(
+        `${path.basename(f)}: n=${free.n} free ${(100 * free.accuracy).toFixed(1)}%  calculator ${(100 * calc.accuracy).toFixed(1)}%  reward gap ${gap.meanGap.toFixed(2)} nats, correct preferred in ${(100 * gap.fracPrefersCorrect).toFixed(0)}%`,
+      );
       console.log(`  e.g. ${free.examples[0].query}${free.examples[0].output}`);
     }
     await s.release();
@@ -174,7 +204,12 @@ const generateCommand: CommandModule<object, GenArgs> = {
     const tok = await loadHfTokenizer(dir, s.facts.eosTokenId, s.vocabSize);
     const prompts = a.prompt.flatMap((p) => Array.from({ length: a.n }, () => p));
     const ids = prompts.map((p) => encodeX(tok, p));
-    const r = await sample(s, ids, { maxNewTokens: a['max-new-tokens'], temperature: a.temperature, rng: new Rng(a.seed), keepHidden: false });
+    const r = await sample(s, ids, {
+      maxNewTokens: a['max-new-tokens'],
+      temperature: a.temperature,
+      rng: new Rng(a.seed),
+      keepHidden: false,
+    });
     prompts.forEach((p, b) => {
       const row = Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b]));
       let lp = 0;

@@ -9,7 +9,8 @@ import type { BlockState } from '../envs/seh-blocks.js';
 /** One block state per line → its canonical SMILES, sEH proxy score and reward R = (max(proxy, 0.1)/8)^β. */
 const score: CommandModule<object, Record<string, unknown>> = {
   command: 'score',
-  describe: 'score block states with the sEH proxy: one JSON object per line with blockidxs, jbonds, stems (as in data/seh/reference_molecules.jsonl)',
+  describe:
+    'score block states with the sEH proxy: one JSON object per line with blockidxs, jbonds, stems (as in data/seh/reference_molecules.jsonl)',
   builder: (y: Argv) =>
     y
       .option('input', { type: 'string', demandOption: true, describe: 'JSONL file of block states' })
@@ -24,7 +25,10 @@ const score: CommandModule<object, Record<string, unknown>> = {
     } catch {
       throw new UsageError(`${file}: cannot read`);
     }
-    const lines = text.split('\n').map((l, i) => [l.trim(), i + 1] as const).filter(([l]) => l !== '');
+    const lines = text
+      .split('\n')
+      .map((l, i) => [l.trim(), i + 1] as const)
+      .filter(([l]) => l !== '');
     usage(lines.length > 0, `${file}: no block states`);
     const states = lines.map(([l, n]) => {
       let o: Partial<BlockState>;
@@ -33,7 +37,10 @@ const score: CommandModule<object, Record<string, unknown>> = {
       } catch {
         throw new UsageError(`${file}:${n}: not valid JSON`);
       }
-      usage(o && Array.isArray(o.blockidxs) && Array.isArray(o.jbonds) && Array.isArray(o.stems ?? []), `${file}:${n}: needs arrays blockidxs, jbonds and stems`);
+      usage(
+        o && Array.isArray(o.blockidxs) && Array.isArray(o.jbonds) && Array.isArray(o.stems ?? []),
+        `${file}:${n}: needs arrays blockidxs, jbonds and stems`,
+      );
       return { s: { blockidxs: o.blockidxs!, jbonds: o.jbonds!, stems: o.stems ?? [] } as BlockState, n };
     });
     const scorer = await SehScorer.create();

@@ -45,17 +45,29 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
         : LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize }).head;
     const c = zConstraints(cfg, tok);
     const xIds = encodeX(tok, a.x as string);
-    for (const [name, text] of [['-x', a.x], ['-y', a.y]] as const) {
+    for (const [name, text] of [
+      ['-x', a.x],
+      ['-y', a.y],
+    ] as const) {
       const bad = typeof text === 'string' ? unencodableChars(tok, text) : [];
-      if (bad.length) process.stderr.write(`flowtune: warning: ${name} has characters the model's tokenizer cannot encode (sampled as if they were unknown): ${describeChars(bad)}\n`);
+      if (bad.length)
+        process.stderr.write(
+          `flowtune: warning: ${name} has characters the model's tokenizer cannot encode (sampled as if they were unknown): ${describeChars(bad)}\n`,
+        );
     }
     if (xIds.length === 0) throw new UsageError('--x is empty');
     const need = xIds.length + c.maxLength + 40;
-    if (need > session.facts.nCtx) throw new UsageError(`--x is ${xIds.length} tokens: with Z and Y that exceeds the model's context window of ${session.facts.nCtx}`);
+    if (need > session.facts.nCtx)
+      throw new UsageError(`--x is ${xIds.length} tokens: with Z and Y that exceeds the model's context window of ${session.facts.nCtx}`);
     const tau = runTemperature(runDir, cfg);
     const hook = temperedPolicy(head, tau);
     const rng = new Rng(intArg('seed', a.seed, 0));
-    const zs = await sampleZ(head.samplingSession?.() ?? session, tok, Array.from({ length: n }, () => xIds), { constraints: c, temperature, policy: hook, rng });
+    const zs = await sampleZ(
+      head.samplingSession?.() ?? session,
+      tok,
+      Array.from({ length: n }, () => xIds),
+      { constraints: c, temperature, policy: hook, rng },
+    );
 
     let ys: number[][];
     let continuations: string[] | null = null;
@@ -63,16 +75,37 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
     else {
       // the base model's own continuation after X Z (greedy, up to a newline or EOS)
       const newline = textTrigger(tok, '\n', () => true); // whatever token carries the newline
-      const r = await sample(session, zs.map((z) => [...xIds, ...z.tokens]), { maxNewTokens: 40, temperature: 0, stopWhen: (_b, gen) => newline(gen), rng, keepHidden: false });
+      const r = await sample(
+        session,
+        zs.map((z) => [...xIds, ...z.tokens]),
+        { maxNewTokens: 40, temperature: 0, stopWhen: (_b, gen) => newline(gen), rng, keepHidden: false },
+      );
       continuations = zs.map((_, i) => {
         const ids = Array.from(r.tokens.subarray(i * r.steps, i * r.steps + r.lengths[i]));
         return tok.decode(ids, true).replace(/\n[\s\S]*$/, '');
       });
       ys = continuations.map((s) => tok.encode(s.length > 0 ? s : '\n'));
     }
-    const reward = { prior: cfg.reward.prior, likelihoodWeight: cfg.reward.likelihoodWeight, temperature: scheduleAt(cfg.reward.temperature, cfg.train.steps) };
-    const rows = await scoreRows(session, zs.map(() => xIds), zs, ys, c, reward, { prefix: false });
-    const logPF = sequenceLogProbs(rows, { d: session.hiddenSize, V: session.vocabSize, stop: c.stopId }, (h, b, chunk) => head.logits(h, b, chunk), tau);
+    const reward = {
+      prior: cfg.reward.prior,
+      likelihoodWeight: cfg.reward.likelihoodWeight,
+      temperature: scheduleAt(cfg.reward.temperature, cfg.train.steps),
+    };
+    const rows = await scoreRows(
+      session,
+      zs.map(() => xIds),
+      zs,
+      ys,
+      c,
+      reward,
+      { prefix: false },
+    );
+    const logPF = sequenceLogProbs(
+      rows,
+      { d: session.hiddenSize, V: session.vocabSize, stop: c.stopId },
+      (h, b, chunk) => head.logits(h, b, chunk),
+      tau,
+    );
     const out = zs.map((z, i) => ({
       z: tok.decode(z.tokens),
       logPF: logPF[i],
@@ -80,7 +113,9 @@ export const sampleCommand: CommandModule<object, Record<string, unknown>> = {
     }));
     if (a.json) for (const o of out) console.log(JSON.stringify(o));
     else {
-      console.log(`X: ${JSON.stringify(a.x)}${a.y !== undefined ? `   Y: ${JSON.stringify(a.y)}` : ''}   (${n} samples, run ${runDir}, step ${ck.step})`);
+      console.log(
+        `X: ${JSON.stringify(a.x)}${a.y !== undefined ? `   Y: ${JSON.stringify(a.y)}` : ''}   (${n} samples, run ${runDir}, step ${ck.step})`,
+      );
       for (const o of out) {
         const score = 'logPZYgivenX' in o ? `log p(Z Y | X) ${o.logPZYgivenX!.toFixed(2)}` : `Y: ${JSON.stringify(o.y)}`;
         console.log(`  log P_F ${o.logPF.toFixed(2).padStart(7)}  ${score}  Z: ${JSON.stringify(o.z)}`);

@@ -22,7 +22,11 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
       .option('config', { type: 'string', describe: 'YAML config (configs/*.yaml)' })
       .option('set', { type: 'string', array: true, default: [], describe: 'override a key: --set a.b=value (repeatable)' })
       .option('out', { type: 'string', describe: 'run folder (default runs/<config name>)' })
-      .option('resume', { type: 'boolean', default: false, describe: 'continue the run in --out from its newest intact checkpoint (from step 0 if it has none)' })
+      .option('resume', {
+        type: 'boolean',
+        default: false,
+        describe: 'continue the run in --out from its newest intact checkpoint (from step 0 if it has none)',
+      })
       .option('json', { type: 'boolean', default: false, describe: 'last stdout line is one JSON summary' }),
   handler: async (a) => {
     const sets = (a.set as string[]) ?? [];
@@ -82,7 +86,9 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
     killPoint('report', trainer.step);
     await writeReportSafe(runDir);
     const summary = last ? summaryOf(runDir, cfg, trainer.step, last, t0) : null;
-    console.log(`trained ${cfg.objective} for ${trainer.step} steps → ${runDir} (loss ${summary?.loss?.toFixed(4)}, mean log R ${summary?.meanLogR?.toFixed(3)}, log Z ${summary?.logZ === null ? '–' : summary?.logZ?.toFixed(3)})`);
+    console.log(
+      `trained ${cfg.objective} for ${trainer.step} steps → ${runDir} (loss ${summary?.loss?.toFixed(4)}, mean log R ${summary?.meanLogR?.toFixed(3)}, log Z ${summary?.logZ === null ? '–' : summary?.logZ?.toFixed(3)})`,
+    );
     console.log(`sample from it: npx flowtune sample --run ${runDir} --x "..." -n 8`);
     if (a.json) console.log(JSON.stringify(summary));
   },
@@ -90,7 +96,8 @@ export const trainCommand: CommandModule<object, Record<string, unknown>> = {
 
 function sweep(runDir: string): void {
   const removed = sweepTempFiles(runDir, ['checkpoints']);
-  if (removed.length) note(`removed ${removed.length} temporary file(s) left by an interrupted write: ${removed.map((p) => basename(p)).join(', ')}`);
+  if (removed.length)
+    note(`removed ${removed.length} temporary file(s) left by an interrupted write: ${removed.map((p) => basename(p)).join(', ')}`);
 }
 
 /**
@@ -107,9 +114,16 @@ function resumeConfig(runDir: string, configFile: string | undefined, sets: stri
   const given = readTrainConfig(configFile ?? file, sets);
   if (!own) return given;
   const diff = configDifferences(own, given).filter((k) => k !== 'train.steps');
-  if (diff.length) throw new UsageError(`--resume: the given config differs from the run's ${file} in ${diff.join(', ')}; a resumed run keeps its config (only train.steps may be raised)`);
-  if (given.train.steps < own.train.steps) throw new UsageError(`--resume: train.steps ${given.train.steps} is below the run's ${own.train.steps}; it can only be raised`);
-  if (given.train.steps > own.train.steps) note(`extending ${runDir} from ${own.train.steps} to ${given.train.steps} steps (schedules over train.steps stretch for the remaining steps)`);
+  if (diff.length)
+    throw new UsageError(
+      `--resume: the given config differs from the run's ${file} in ${diff.join(', ')}; a resumed run keeps its config (only train.steps may be raised)`,
+    );
+  if (given.train.steps < own.train.steps)
+    throw new UsageError(`--resume: train.steps ${given.train.steps} is below the run's ${own.train.steps}; it can only be raised`);
+  if (given.train.steps > own.train.steps)
+    note(
+      `extending ${runDir} from ${own.train.steps} to ${given.train.steps} steps (schedules over train.steps stretch for the remaining steps)`,
+    );
   return given;
 }
 
@@ -143,13 +157,23 @@ async function finishedRun(runDir: string, cfg: TrainConfig, ck: Checkpoint, jso
   if (!existsSync(summaryFile)) {
     const m = lastMetrics(runDir);
     if (m && m.step === ck.step) {
-      const summary = { run: runDir, objective: cfg.objective, seed: cfg.seed, steps: ck.step, loss: m.loss ?? null, meanLogR: m.meanLogR ?? null, logZ: m.logZ ?? null };
+      const summary = {
+        run: runDir,
+        objective: cfg.objective,
+        seed: cfg.seed,
+        steps: ck.step,
+        loss: m.loss ?? null,
+        meanLogR: m.meanLogR ?? null,
+        logZ: m.logZ ?? null,
+      };
       writeFileAtomic(summaryFile, JSON.stringify(summary, null, 2) + '\n');
       note(`summary.json was missing; rebuilt it from the last line of metrics.jsonl`);
     }
   }
   if (!existsSync(join(runDir, 'report.html'))) await writeReportSafe(runDir);
-  console.log(`${runDir} is complete (step ${ck.step} of ${cfg.train.steps}); nothing to do. To train further: --resume --set train.steps=N`);
+  console.log(
+    `${runDir} is complete (step ${ck.step} of ${cfg.train.steps}); nothing to do. To train further: --resume --set train.steps=N`,
+  );
   if (json && existsSync(summaryFile)) console.log(JSON.stringify(JSON.parse(readFileSync(summaryFile, 'utf8'))));
 }
 
@@ -161,5 +185,8 @@ async function finishedRun(runDir: string, cfg: TrainConfig, ck: Checkpoint, jso
 function checkLmMemory(trainer: LmTrainer): void {
   const { cfg, session } = trainer;
   const perNode = 5 * session.vocabSize + 4 * session.hiddenSize;
-  checkMemory(`train.batchSize ${cfg.train.batchSize} × vocabulary ${session.vocabSize}`, cfg.train.batchSize * (cfg.z.minLength + 1) * perNode);
+  checkMemory(
+    `train.batchSize ${cfg.train.batchSize} × vocabulary ${session.vocabSize}`,
+    cfg.train.batchSize * (cfg.z.minLength + 1) * perNode,
+  );
 }

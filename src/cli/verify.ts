@@ -22,7 +22,8 @@ const theorem: CommandModule<object, Record<string, unknown>> = {
       height: intArg('height', a.height, 2, 1000),
       reward: choiceArg('reward', a.reward, ['standard', 'hard'] as const),
     };
-    if (cfg.height ** cfg.ndim > 2_000_000) throw new UsageError(`a ${cfg.height}^${cfg.ndim} grid is too large to enumerate here (limit 2,000,000 states)`);
+    if (cfg.height ** cfg.ndim > 2_000_000)
+      throw new UsageError(`a ${cfg.height}^${cfg.ndim} grid is too large to enumerate here (limit 2,000,000 states)`);
     const t0 = performance.now();
     const r = verifyTheorem(new Hypergrid(cfg), { policies: intArg('policies', a.policies, 1), seed: intArg('seed', a.seed, 0) });
     const report = { ...cfg, logZTrue: hypergridLogZ(cfg), ...r, seconds: (performance.now() - t0) / 1000 };
@@ -128,6 +129,7 @@ const langevin: CommandModule<object, Record<string, unknown>> = {
 export const verifyCommand: CommandModule = {
   command: 'verify <check>',
   describe: 'exact checks (theorem, posterior, langevin)',
-  builder: (y: Argv) => y.command(theorem).command(posterior).command(langevin).demandCommand(1, 'name a check: theorem, posterior or langevin'),
+  builder: (y: Argv) =>
+    y.command(theorem).command(posterior).command(langevin).demandCommand(1, 'name a check: theorem, posterior or langevin'),
   handler: () => {},
 };

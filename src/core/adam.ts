@@ -33,7 +33,8 @@ export function adamStep(
   gScale = 1,
 ): void {
   const { beta1: b1, beta2: b2, eps, weightDecay: wd, decoupled } = o;
-  const c1 = 1 - b1 ** t, c2 = 1 - b2 ** t;
+  const c1 = 1 - b1 ** t,
+    c2 = 1 - b2 ** t;
   for (let i = 0; i < p.length; i++) {
     let gi = g[i] * gScale;
     if (wd > 0 && !decoupled) gi += wd * p[i];

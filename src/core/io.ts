@@ -1,4 +1,17 @@
-import { accessSync, constants, existsSync, mkdirSync, writeFileSync, appendFileSync, renameSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  writeFileSync,
+  appendFileSync,
+  renameSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  rmdirSync,
+  statSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { UsageError, ioError } from './errors.js';
@@ -21,7 +34,8 @@ export function ensureDir(dir: string): void {
     if (up === p) break;
     p = up;
   }
-  if (existsSync(p) && !statSync(p).isDirectory()) throw new UsageError(`cannot create folder ${dir}: ${p} is a file, not a folder (ENOTDIR)`);
+  if (existsSync(p) && !statSync(p).isDirectory())
+    throw new UsageError(`cannot create folder ${dir}: ${p} is a file, not a folder (ENOTDIR)`);
   for (const m of missing) {
     try {
       mkdirSync(m);
@@ -141,12 +155,15 @@ export function readTextFile(file: string): string {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     const at = firstInvalidUtf8(bytes);
-    let line = 1, col = 1;
+    let line = 1,
+      col = 1;
     for (let i = 0; i < at; i++) {
-      if (bytes[i] === 0x0a) (line++, (col = 1));
+      if (bytes[i] === 0x0a) line++, (col = 1);
       else if ((bytes[i] & 0xc0) !== 0x80) col++;
     }
-    throw new UsageError(`${file}: line ${line}, column ${col} is not valid UTF-8 (byte 0x${bytes[at].toString(16).padStart(2, '0')}); save the file as UTF-8`);
+    throw new UsageError(
+      `${file}: line ${line}, column ${col} is not valid UTF-8 (byte 0x${bytes[at].toString(16).padStart(2, '0')}); save the file as UTF-8`,
+    );
   }
 }
 
@@ -179,7 +196,10 @@ export class Progress {
   private lastLine = 0;
   private value = 0;
 
-  constructor(private readonly total: number, private readonly label: string) {
+  constructor(
+    private readonly total: number,
+    private readonly label: string,
+  ) {
     if (process.stderr.isTTY) {
       this.bar = new cliProgress.SingleBar(
         {

@@ -54,7 +54,13 @@ function holderAlive(h: LockInfo): boolean {
 export function acquireRunLock(dir: string, notice: (line: string) => void = (l) => process.stderr.write(`flowtune: ${l}\n`)): void {
   const file = join(dir, LOCK_FILE);
   if (held.has(file)) return;
-  const me: LockInfo = { pid: process.pid, host: hostname(), procStart: procStart(process.pid), since: new Date().toISOString(), command: process.argv.slice(2).join(' ') };
+  const me: LockInfo = {
+    pid: process.pid,
+    host: hostname(),
+    procStart: procStart(process.pid),
+    since: new Date().toISOString(),
+    command: process.argv.slice(2).join(' '),
+  };
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     writeFileSync(tmp, JSON.stringify(me) + '\n');
@@ -71,8 +77,10 @@ export function acquireRunLock(dir: string, notice: (line: string) => void = (l)
       }
       const h = readLock(file);
       const who = h ? `pid ${h.pid} on ${h.host}, since ${h.since}${h.command ? `: flowtune ${h.command}` : ''}` : 'an unreadable lock';
-      if (h && h.host !== me.host) throw new UsageError(`${dir} is in use by another flowtune process (${who}); if that process is gone, delete ${file}`);
-      if (h && holderAlive(h)) throw new UsageError(`${dir} is in use by another flowtune process (${who}); wait for it to finish or choose another --out`);
+      if (h && h.host !== me.host)
+        throw new UsageError(`${dir} is in use by another flowtune process (${who}); if that process is gone, delete ${file}`);
+      if (h && holderAlive(h))
+        throw new UsageError(`${dir} is in use by another flowtune process (${who}); wait for it to finish or choose another --out`);
       if (attempt > 0) throw new UsageError(`${dir} is in use by another flowtune process that just took it over; try again`);
       // Stale: move it aside under our own name, and only discard it if it is still the
       // stale one we judged (another process may have replaced it meanwhile).
@@ -90,7 +98,9 @@ export function acquireRunLock(dir: string, notice: (line: string) => void = (l)
           // someone else holds it now; either way it is not ours
         }
         rmSync(aside, { force: true });
-        throw new UsageError(`${dir} is in use by another flowtune process (pid ${moved.pid} on ${moved.host}); wait for it to finish or choose another --out`);
+        throw new UsageError(
+          `${dir} is in use by another flowtune process (pid ${moved.pid} on ${moved.host}); wait for it to finish or choose another --out`,
+        );
       }
       rmSync(aside, { force: true });
       notice(`${dir}: taking over the lock of ${who}, which is no longer running`);

@@ -42,7 +42,15 @@ export function logSoftmaxAt(x: ArrayLike<number>, off: number, n: number, k: nu
  * Masked log-softmax of one row: out[outOff + i] = x[off + i] − LSE over the allowed entries,
  * −∞ where mask[moff + i] = 0. Returns the normalizer LSE.
  */
-export function maskedLogSoftmax(x: ArrayLike<number>, off: number, n: number, mask: ArrayLike<number>, moff: number, out: Float64Array | Float32Array, outOff = 0): number {
+export function maskedLogSoftmax(
+  x: ArrayLike<number>,
+  off: number,
+  n: number,
+  mask: ArrayLike<number>,
+  moff: number,
+  out: Float64Array | Float32Array,
+  outOff = 0,
+): number {
   const lse = maskedLogSumExp(x, off, n, mask, moff);
   for (let i = 0; i < n; i++) out[outOff + i] = mask[moff + i] ? x[off + i] - lse : -Infinity;
   return lse;

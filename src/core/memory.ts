@@ -41,6 +41,8 @@ export function formatBytes(n: number): string {
  */
 export function checkMemory(what: string, bytes: number, available = availableMemoryBytes()): void {
   if (!Number.isFinite(bytes) || bytes > available) {
-    throw new UsageError(`${what} needs at least ${Number.isFinite(bytes) ? formatBytes(bytes) : 'unbounded memory'}, more than the ${formatBytes(available)} of memory available`);
+    throw new UsageError(
+      `${what} needs at least ${Number.isFinite(bytes) ? formatBytes(bytes) : 'unbounded memory'}, more than the ${formatBytes(available)} of memory available`,
+    );
   }
 }

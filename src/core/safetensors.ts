@@ -36,7 +36,10 @@ export function encodeSafetensors(tensors: Map<string, NamedArray>, metadata: Re
   return out;
 }
 
-export function decodeSafetensors(bytes: Uint8Array, file = 'safetensors'): { tensors: Map<string, NamedArray>; metadata: Record<string, string> } {
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  file = 'safetensors',
+): { tensors: Map<string, NamedArray>; metadata: Record<string, string> } {
   if (bytes.length < 8) throw new UsageError(`${file}: too short to be safetensors`);
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
   if (8 + n > bytes.length) throw new UsageError(`${file}: header length ${n} exceeds the file`);

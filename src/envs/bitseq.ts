@@ -86,7 +86,8 @@ export class Bitseq extends SlotFillingEnv {
 
   /** Bits of complete state i (MSB first within each word). */
   bitsOf(states: Int32Array, i: number, out: Uint8Array): void {
-    const L = this.slots, k = this.config.k;
+    const L = this.slots,
+      k = this.config.k;
     for (let j = 0; j < L; j++) {
       const w = states[i * L + j];
       if (w < 0) throw new Error('bitsOf needs a complete string');
@@ -96,7 +97,9 @@ export class Bitseq extends SlotFillingEnv {
 
   /** The complete state spelling `bits` [count × n]. */
   statesFromBits(bits: Uint8Array, count: number): Int32Array {
-    const L = this.slots, k = this.config.k, n = this.config.n;
+    const L = this.slots,
+      k = this.config.k,
+      n = this.config.n;
     const s = new Int32Array(count * L);
     for (let i = 0; i < count; i++) {
       for (let j = 0; j < L; j++) {
@@ -109,7 +112,8 @@ export class Bitseq extends SlotFillingEnv {
   }
 
   private packState(states: Int32Array, i: number, packed: Uint32Array): boolean {
-    const L = this.slots, k = this.config.k;
+    const L = this.slots,
+      k = this.config.k;
     packed.fill(0);
     for (let j = 0; j < L; j++) {
       const w = states[i * L + j];
@@ -123,7 +127,8 @@ export class Bitseq extends SlotFillingEnv {
   }
 
   private nearest(packed: Uint32Array): { distance: number; mode: number } {
-    let best = Infinity, mode = -1;
+    let best = Infinity,
+      mode = -1;
     for (let m = 0; m < this.config.nModes; m++) {
       const d = hamming(packed, this.modePacked, m * this.n32, this.n32);
       if (d < best) {
@@ -155,7 +160,7 @@ function pack(bits: Uint8Array, out: Uint32Array, off: number): void {
 function popcount(x: number): number {
   x -= (x >>> 1) & 0x55555555;
   x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }
 
 function hamming(a: Uint32Array, b: Uint32Array, off: number, n: number): number {

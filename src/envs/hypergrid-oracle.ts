@@ -7,7 +7,8 @@ import { REWARD_CONSTANTS, type HypergridConfig } from './hypergrid.js';
  */
 export function hypergridLogZ({ ndim, height, reward }: HypergridConfig): number {
   const [r0, r1, r2] = REWARD_CONSTANTS[reward];
-  let c1 = 0, c2 = 0;
+  let c1 = 0,
+    c2 = 0;
   for (let x = 0; x < height; x++) {
     const ax = Math.abs(x / (height - 1) - 0.5);
     if (ax > 0.25) c1++;

@@ -58,7 +58,9 @@ export class Hypergrid implements EnumerableEnv {
   }
 
   forwardMask(states: Int32Array, n: number, out: Uint8Array): void {
-    const D = this.ndim, A = this.nActions, top = this.height - 1;
+    const D = this.ndim,
+      A = this.nActions,
+      top = this.height - 1;
     for (let i = 0; i < n; i++) {
       for (let d = 0; d < D; d++) out[i * A + d] = states[i * D + d] < top ? 1 : 0;
       out[i * A + D] = 1;
@@ -101,10 +103,12 @@ export class Hypergrid implements EnumerableEnv {
 
   /** log R of docs/design.md §5: R0 + R1·∏[0.25 < |x/(H−1) − 0.5|] + R2·∏[0.3 < |x/(H−1) − 0.5| < 0.4]. */
   logReward(states: Int32Array, n: number, out: Float64Array): void {
-    const D = this.ndim, top = this.height - 1;
+    const D = this.ndim,
+      top = this.height - 1;
     const [r0, r1, r2] = this.r;
     for (let i = 0; i < n; i++) {
-      let outer = 1, ring = 1;
+      let outer = 1,
+        ring = 1;
       for (let d = 0; d < D; d++) {
         const ax = Math.abs(states[i * D + d] / top - 0.5);
         if (!(ax > 0.25)) outer = 0;
@@ -115,7 +119,8 @@ export class Hypergrid implements EnumerableEnv {
   }
 
   encode(states: Int32Array, n: number, out: Int32Array): void {
-    const D = this.ndim, H = this.height;
+    const D = this.ndim,
+      H = this.height;
     for (let i = 0; i < n * D; i++) out[i] = (i % D) * H + states[i];
   }
 
@@ -125,7 +130,9 @@ export class Hypergrid implements EnumerableEnv {
 
   /** Sorted by coordinate sum (a topological order), ties by index. */
   allStates(): Int32Array {
-    const D = this.ndim, H = this.height, N = this.numStates();
+    const D = this.ndim,
+      H = this.height,
+      N = this.numStates();
     const order = Array.from({ length: N }, (_, k) => k);
     const sum = (k: number) => {
       let s = 0;

@@ -32,8 +32,24 @@ export function loadRDKit(): Promise<RDKitModule> {
  * substituent use ring-closure label 9, which the scaffold never holds open.
  */
 export const FRAGMENTS = [
-  'C', 'CC', 'O', 'OC', 'N', 'N(C)C', 'F', 'Cl', 'Br', 'C(=O)O', 'C(=O)N', 'C#N',
-  'S(=O)(=O)N', 'c9ccccc9', 'C9CCNCC9', 'C(F)(F)F', 'OC(=O)C', 'NC(=O)C',
+  'C',
+  'CC',
+  'O',
+  'OC',
+  'N',
+  'N(C)C',
+  'F',
+  'Cl',
+  'Br',
+  'C(=O)O',
+  'C(=O)N',
+  'C#N',
+  'S(=O)(=O)N',
+  'c9ccccc9',
+  'C9CCNCC9',
+  'C(F)(F)F',
+  'OC(=O)C',
+  'NC(=O)C',
 ] as const;
 
 /** Naphthalene's eight C–H positions in SMILES order: 1, 2, 3, 4 | 5, 6, 7, 8 (IUPAC 1,2,3,4,5,6,7,8 up to symmetry). */
@@ -107,7 +123,10 @@ export class MoleculeEnv extends SlotFillingEnv {
   ) {
     const { sites, fragments, beta } = config;
     usage(Number.isInteger(sites) && sites >= 1 && sites <= SITES, `sites must be an integer in [1, ${SITES}] (got ${sites})`);
-    usage(Number.isInteger(fragments) && fragments >= 1 && fragments <= FRAGMENTS.length, `fragments must be in [1, ${FRAGMENTS.length}] (got ${fragments})`);
+    usage(
+      Number.isInteger(fragments) && fragments >= 1 && fragments <= FRAGMENTS.length,
+      `fragments must be in [1, ${FRAGMENTS.length}] (got ${fragments})`,
+    );
     usage(Number.isFinite(beta) && beta > 0, `beta must be a positive number (got ${beta})`);
     // one slot per substitution site, a fragment per slot; exit is always allowed
     super(sites, fragments, false, 1_000_000);
@@ -116,7 +135,6 @@ export class MoleculeEnv extends SlotFillingEnv {
   static async create(config: MoleculeConfig): Promise<MoleculeEnv> {
     return new MoleculeEnv(config, await loadRDKit());
   }
-
 
   /** SMILES of state i (not canonical): naphthalene c1ccc2ccccc2c1 with substituents as branches. */
   smilesOf(states: Int32Array, i: number): string {

@@ -61,7 +61,8 @@ export function loadBlocks(file = SEH_DATA_DIR + 'blocks_PDB_105.json'): BlockLi
   } catch {
     throw new UsageError(`${file}: cannot read the block library`);
   }
-  const smiles: string[] = [], r: number[][] = [];
+  const smiles: string[] = [],
+    r: number[][] = [];
   for (let k = 0; k < NUM_BLOCKS; k++) {
     smiles.push(d.block_smi[String(k)]);
     r.push(d.block_r[String(k)]);
@@ -86,7 +87,11 @@ export interface BlockState {
 export const emptyState = (): BlockState => ({ blockidxs: [], jbonds: [], stems: [] });
 
 export function cloneState(s: BlockState): BlockState {
-  return { blockidxs: [...s.blockidxs], jbonds: s.jbonds.map((j) => [...j] as BlockState['jbonds'][0]), stems: s.stems.map((x) => [...x] as [number, number]) };
+  return {
+    blockidxs: [...s.blockidxs],
+    jbonds: s.jbonds.map((j) => [...j] as BlockState['jbonds'][0]),
+    stems: s.stems.map((x) => [...x] as [number, number]),
+  };
 }
 
 /**
@@ -160,7 +165,8 @@ export function translateBlock(lib: BlockLibrary, block: number, atom: number): 
 }
 
 /** Whether a state reached by adding blocks is terminal without a STOP (no stems, or 8 blocks). */
-export const forcedTerminal = (s: BlockState): boolean => s.blockidxs.length > 0 && (s.stems.length === 0 || s.blockidxs.length >= MAX_BLOCKS);
+export const forcedTerminal = (s: BlockState): boolean =>
+  s.blockidxs.length > 0 && (s.stems.length === 0 || s.blockidxs.length >= MAX_BLOCKS);
 
 /**
  * Replays flat policy actions of the original code (0 = STOP, else 1 + stem·105 + block);
@@ -177,7 +183,8 @@ export function replayActions(lib: BlockLibrary, actions: number[]): BlockState 
       done = true;
       continue;
     }
-    const block = (a - 1) % NUM_BLOCKS, stem = Math.floor((a - 1) / NUM_BLOCKS);
+    const block = (a - 1) % NUM_BLOCKS,
+      stem = Math.floor((a - 1) / NUM_BLOCKS);
     if (s.blockidxs.length > 0 && stem >= s.stems.length) throw new Error(`stem ${stem} out of range`);
     if (s.blockidxs.length === 0 && stem !== 0) throw new Error('the empty state has one stem row');
     s = addBlock(lib, s, block, stem);

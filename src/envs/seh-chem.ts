@@ -59,7 +59,10 @@ export function assemblySmiles(lib: BlockLibrary, s: BlockState): string {
   });
   s.jbonds.forEach(([A, B, a, b], j) => {
     const label = `-%${10 + j}`;
-    for (const [k, atom] of [[A, a], [B, b]]) {
+    for (const [k, atom] of [
+      [A, a],
+      [B, b],
+    ]) {
       const p = parts[k];
       p.suffix.set(atom, (p.suffix.get(atom) ?? '') + label);
       p.dropH.set(atom, (p.dropH.get(atom) ?? 0) + 1);
@@ -67,7 +70,8 @@ export function assemblySmiles(lib: BlockLibrary, s: BlockState): string {
   });
   return parts
     .map((p) => {
-      let out = '', last = 0;
+      let out = '',
+        last = 0;
       p.spans.forEach(([st, en], i) => {
         let tok = p.smi.slice(st, en);
         for (let d = p.dropH.get(i) ?? 0; d > 0; d--) tok = dropOneH(tok);
@@ -96,7 +100,10 @@ export class SehChemistry {
   private readonly atomQ: Record<keyof typeof ATOM_QUERIES, QMol>;
   private readonly bondQ: QMol[];
 
-  private constructor(private readonly rd: RD, readonly lib: BlockLibrary) {
+  private constructor(
+    private readonly rd: RD,
+    readonly lib: BlockLibrary,
+  ) {
     const q = (s: string) => {
       const m = rd.get_qmol(s);
       if (!m) throw new Error(`RDKit rejected the SMARTS ${s}`);
@@ -111,7 +118,9 @@ export class SehChemistry {
   }
 
   private matches(mol: Mol, q: QMol): number[][] {
-    const r = JSON.parse(mol.get_substruct_matches(q, JSON.stringify({ maxMatches: 100000 }))) as { atoms: number[] }[] | Record<string, never>;
+    const r = JSON.parse(mol.get_substruct_matches(q, JSON.stringify({ maxMatches: 100000 }))) as
+      | { atoms: number[] }[]
+      | Record<string, never>;
     return Array.isArray(r) ? r.map((m) => m.atoms) : [];
   }
 
@@ -132,7 +141,10 @@ export class SehChemistry {
         for (const [i] of this.matches(mol, q)) f[i] = 1;
         return f;
       };
-      const arom = flag(this.atomQ.aromatic), sp = flag(this.atomQ.sp), sp2 = flag(this.atomQ.sp2), sp3 = flag(this.atomQ.sp3);
+      const arom = flag(this.atomQ.aromatic),
+        sp = flag(this.atomQ.sp),
+        sp2 = flag(this.atomQ.sp2),
+        sp3 = flag(this.atomQ.sp3);
       const hs = [flag(this.atomQ.h1), flag(this.atomQ.h2), flag(this.atomQ.h3), flag(this.atomQ.h4)];
       const slices = slicesOf(this.lib, s);
       const stem = new Uint8Array(zs.length);

@@ -2,8 +2,16 @@ import type { Env } from '../gfn/env.js';
 import type { BackwardMappable } from '../metrics/logprob.js';
 import { usage } from '../core/errors.js';
 import {
-  addBlock, forcedTerminal, leafBlocks, loadBlocks, removeBlock, MAX_BLOCKS, MIN_BLOCKS, NUM_BLOCKS,
-  type BlockLibrary, type BlockState,
+  addBlock,
+  forcedTerminal,
+  leafBlocks,
+  loadBlocks,
+  removeBlock,
+  MAX_BLOCKS,
+  MIN_BLOCKS,
+  NUM_BLOCKS,
+  type BlockLibrary,
+  type BlockState,
 } from './seh-blocks.js';
 import { SehChemistry } from './seh-chem.js';
 import { SehProxy, sehLogReward } from './seh-proxy.js';
@@ -21,7 +29,11 @@ export class SehScorer {
   /** Distinct states scored (cache misses). */
   calls = 0;
 
-  private constructor(readonly lib: BlockLibrary, private readonly chem: SehChemistry, private readonly proxy: SehProxy) {}
+  private constructor(
+    readonly lib: BlockLibrary,
+    private readonly chem: SehChemistry,
+    private readonly proxy: SehProxy,
+  ) {}
 
   static async create(): Promise<SehScorer> {
     const lib = loadBlocks();
@@ -32,11 +44,18 @@ export class SehScorer {
   validate(s: BlockState, where: string): void {
     const n = s.blockidxs.length;
     usage(n >= 1 && n <= MAX_BLOCKS, `${where}: blockidxs must hold 1 to ${MAX_BLOCKS} blocks`);
-    for (const b of s.blockidxs) usage(Number.isInteger(b) && b >= 0 && b < NUM_BLOCKS, `${where}: block index ${b} is not in 0..${NUM_BLOCKS - 1}`);
+    for (const b of s.blockidxs)
+      usage(Number.isInteger(b) && b >= 0 && b < NUM_BLOCKS, `${where}: block index ${b} is not in 0..${NUM_BLOCKS - 1}`);
     usage(s.jbonds.length === n - 1, `${where}: ${n} blocks need ${n - 1} jbonds (got ${s.jbonds.length})`);
-    const atomOk = (b: number, a: number) => Number.isInteger(b) && b >= 0 && b < n && Number.isInteger(a) && a >= 0 && a < this.lib.atoms[s.blockidxs[b]];
-    for (const j of s.jbonds) usage(Array.isArray(j) && j.length === 4 && atomOk(j[0], j[2]) && atomOk(j[1], j[3]) && j[0] !== j[1], `${where}: bad jbond ${JSON.stringify(j)}`);
-    for (const st of s.stems) usage(Array.isArray(st) && st.length === 2 && atomOk(st[0], st[1]), `${where}: bad stem ${JSON.stringify(st)}`);
+    const atomOk = (b: number, a: number) =>
+      Number.isInteger(b) && b >= 0 && b < n && Number.isInteger(a) && a >= 0 && a < this.lib.atoms[s.blockidxs[b]];
+    for (const j of s.jbonds)
+      usage(
+        Array.isArray(j) && j.length === 4 && atomOk(j[0], j[2]) && atomOk(j[1], j[3]) && j[0] !== j[1],
+        `${where}: bad jbond ${JSON.stringify(j)}`,
+      );
+    for (const st of s.stems)
+      usage(Array.isArray(st) && st.length === 2 && atomOk(st[0], st[1]), `${where}: bad stem ${JSON.stringify(st)}`);
   }
 
   score(s: BlockState): SehScore {
@@ -78,7 +97,10 @@ export class SehEnv implements Env, BackwardMappable {
   private static readonly J0 = 3 + MAX_BLOCKS;
   private readonly S0: number;
 
-  constructor(readonly scorer: SehScorer, readonly beta: number) {
+  constructor(
+    readonly scorer: SehScorer,
+    readonly beta: number,
+  ) {
     usage(Number.isFinite(beta) && beta > 0, `beta must be a positive number (got ${beta})`);
     const lib = scorer.lib;
     this.S = lib.maxStems;
@@ -101,7 +123,9 @@ export class SehEnv implements Env, BackwardMappable {
 
   decode(states: Int32Array, i: number): BlockState {
     const r = states.subarray(i * this.stateDim, (i + 1) * this.stateDim);
-    const nb = r[0], nj = r[1], ns = r[2];
+    const nb = r[0],
+      nj = r[1],
+      ns = r[2];
     const s: BlockState = { blockidxs: [], jbonds: [], stems: [] };
     for (let k = 0; k < nb; k++) s.blockidxs.push(r[3 + k]);
     for (let k = 0; k < nj; k++) {
@@ -131,10 +155,12 @@ export class SehEnv implements Env, BackwardMappable {
   }
 
   forwardMask(states: Int32Array, n: number, out: Uint8Array): void {
-    const A = this.nActions, D = this.stateDim;
+    const A = this.nActions,
+      D = this.stateDim;
     out.fill(0, 0, n * A);
     for (let i = 0; i < n; i++) {
-      const nb = states[i * D], ns = states[i * D + 2];
+      const nb = states[i * D],
+        ns = states[i * D + 2];
       if (nb === 0) {
         out.fill(1, i * A, i * A + NUM_BLOCKS); // the empty state has one stem row
         continue;
@@ -192,11 +218,15 @@ export class SehEnv implements Env, BackwardMappable {
   }
 
   encode(states: Int32Array, n: number, out: Int32Array): void {
-    const D = this.stateDim, K = this.nnz, P = this.posAtoms, MA = this.lib.maxAtomsPerBlock;
+    const D = this.stateDim,
+      K = this.nnz,
+      P = this.posAtoms,
+      MA = this.lib.maxAtomsPerBlock;
     const blockW = MAX_BLOCKS * (NUM_BLOCKS + 1);
     const slot = (b: number, a: number) => (b < 0 ? 0 : 1 + b * MA + a);
     for (let i = 0; i < n; i++) {
-      const r = states.subarray(i * D, (i + 1) * D), o = out.subarray(i * K, (i + 1) * K);
+      const r = states.subarray(i * D, (i + 1) * D),
+        o = out.subarray(i * K, (i + 1) * K);
       let k = 0;
       for (let b = 0; b < MAX_BLOCKS; b++) o[k++] = b * (NUM_BLOCKS + 1) + (r[3 + b] + 1);
       let base = blockW;

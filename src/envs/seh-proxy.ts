@@ -13,7 +13,8 @@ import type { AtomRow, BondRow } from './seh-chem.js';
 const DIM = 64;
 const NUM_FEAT = 71;
 const TYPE_IDX: Record<number, number> = { 1: 0, 6: 1, 7: 2, 8: 3, 9: 4 };
-const R_MIN = 0.1, REWARD_NORM = 8;
+const R_MIN = 0.1,
+  REWARD_NORM = 8;
 
 const lrelu = (z: number) => (z >= 0 ? z : 0.01 * z);
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
@@ -22,7 +23,10 @@ const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 export const sehLogReward = (proxy: number, beta: number): number => beta * Math.log(Math.max(proxy, R_MIN) / REWARD_NORM);
 
 /** The 71 node features (chem.mpnn_feat with the benchmark's options) and directed edges. */
-export function graphFromTables(atoms: AtomRow[], bonds: BondRow[]): { x: Float64Array; n: number; src: Int32Array; dst: Int32Array; type: Int32Array } {
+export function graphFromTables(
+  atoms: AtomRow[],
+  bonds: BondRow[],
+): { x: Float64Array; n: number; src: Int32Array; dst: Int32Array; type: Int32Array } {
   // the empty state: one all-zero node flagged as stem, one self-loop with a zero attribute (type −1)
   if (atoms.length === 0) {
     const x = new Float64Array(NUM_FEAT);
@@ -48,7 +52,13 @@ export function graphFromTables(atoms: AtomRow[], bonds: BondRow[]): { x: Float6
   const edges: [number, number, number][] = [];
   for (const [i, j, t] of bonds) edges.push([i, j, t], [j, i, t]);
   edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]); // coalesce order (only changes summation order)
-  return { x, n, src: Int32Array.from(edges, (e) => e[0]), dst: Int32Array.from(edges, (e) => e[1]), type: Int32Array.from(edges, (e) => e[2]) };
+  return {
+    x,
+    n,
+    src: Int32Array.from(edges, (e) => e[0]),
+    dst: Int32Array.from(edges, (e) => e[1]),
+    type: Int32Array.from(edges, (e) => e[2]),
+  };
 }
 
 export class SehProxy {
@@ -59,11 +69,20 @@ export class SehProxy {
 
   constructor(file = SEH_DATA_DIR + 'seh_proxy.safetensors') {
     this.w = loadSafetensors(file).tensors;
-    for (const k of ['mpnn.lin0.weight', 'mpnn.conv.nn.2.weight', 'mpnn.conv.lin.weight', 'mpnn.gru.weight_ih_l0', 'mpnn.set2set.lstm.weight_ih_l0', 'mpnn.lin3.weight'])
+    for (const k of [
+      'mpnn.lin0.weight',
+      'mpnn.conv.nn.2.weight',
+      'mpnn.conv.lin.weight',
+      'mpnn.gru.weight_ih_l0',
+      'mpnn.set2set.lstm.weight_ih_l0',
+      'mpnn.lin3.weight',
+    ])
       if (!this.w.has(k)) throw new UsageError(`${file}: missing tensor ${k}`);
     // the edge network depends only on the bond type, so Θ_e takes 5 values: compute them once
-    const W0 = this.t('mpnn.conv.nn.0.weight'), b0 = this.t('mpnn.conv.nn.0.bias');
-    const W2 = this.t('mpnn.conv.nn.2.weight'), b2 = this.t('mpnn.conv.nn.2.bias');
+    const W0 = this.t('mpnn.conv.nn.0.weight'),
+      b0 = this.t('mpnn.conv.nn.0.bias');
+    const W2 = this.t('mpnn.conv.nn.2.weight'),
+      b2 = this.t('mpnn.conv.nn.2.bias');
     this.theta = [0, 1, 2, 3, -1].map((type) => {
       const hid = new Float64Array(128);
       for (let o = 0; o < 128; o++) hid[o] = lrelu((type >= 0 ? W0[o * 4 + type] : 0) + b0[o]);
@@ -103,13 +122,17 @@ export class SehProxy {
   /** The proxy score of a molecule given its atom and bond tables (assembly atom order). */
   score(atoms: AtomRow[], bonds: BondRow[]): number {
     const g = graphFromTables(atoms, bonds);
-    const N = g.n, E = g.src.length;
+    const N = g.n,
+      E = g.src.length;
     let h = this.linear(g.x, N, NUM_FEAT, this.t('mpnn.lin0.weight'), this.t('mpnn.lin0.bias'), DIM).map(lrelu);
     const deg = new Float64Array(N);
     for (let e = 0; e < E; e++) deg[g.dst[e]]++;
-    const root = this.t('mpnn.conv.lin.weight'), bconv = this.t('mpnn.conv.bias');
-    const Wih = this.t('mpnn.gru.weight_ih_l0'), Whh = this.t('mpnn.gru.weight_hh_l0');
-    const bih = this.t('mpnn.gru.bias_ih_l0'), bhh = this.t('mpnn.gru.bias_hh_l0');
+    const root = this.t('mpnn.conv.lin.weight'),
+      bconv = this.t('mpnn.conv.bias');
+    const Wih = this.t('mpnn.gru.weight_ih_l0'),
+      Whh = this.t('mpnn.gru.weight_hh_l0');
+    const bih = this.t('mpnn.gru.bias_ih_l0'),
+      bhh = this.t('mpnn.gru.bias_hh_l0');
     for (let step = 0; step < 12; step++) {
       // NNConv, mean aggregation: c_v = mean_{u→v} h_u·Θ_e + h_v·W_rootᵀ + b
       const agg = new Float64Array(N * DIM);
@@ -117,10 +140,12 @@ export class SehProxy {
       for (let e = 0; e < E; e++) {
         // edges are sorted by source: reuse h_u·Θ for consecutive edges of one type
         if (e === 0 || g.src[e] !== g.src[e - 1] || g.type[e] !== g.type[e - 1]) {
-          const th = this.theta[g.type[e] >= 0 ? g.type[e] : 4], u = g.src[e] * DIM;
+          const th = this.theta[g.type[e] >= 0 ? g.type[e] : 4],
+            u = g.src[e] * DIM;
           msg.fill(0);
           for (let i = 0; i < DIM; i++) {
-            const hu = h[u + i], row = i * DIM;
+            const hu = h[u + i],
+              row = i * DIM;
             for (let o = 0; o < DIM; o++) msg[o] += hu * th[row + o];
           }
         }
@@ -134,7 +159,8 @@ export class SehProxy {
         for (let o = 0; o < DIM; o++) m[v * DIM + o] = lrelu(agg[v * DIM + o] * inv + rootTerm[v * DIM + o]);
       }
       // GRU cell, gates (r, z, n)
-      const gi = this.linear(m, N, DIM, Wih, bih, 3 * DIM), gh = this.linear(h, N, DIM, Whh, bhh, 3 * DIM);
+      const gi = this.linear(m, N, DIM, Wih, bih, 3 * DIM),
+        gh = this.linear(h, N, DIM, Whh, bhh, 3 * DIM);
       const hn = new Float64Array(N * DIM);
       for (let v = 0; v < N; v++)
         for (let o = 0; o < DIM; o++) {
@@ -147,10 +173,13 @@ export class SehProxy {
       h = hn;
     }
     // Set2Set, 3 steps, LSTM gates (i, f, g, o), q* = [q, readout]
-    const Lih = this.t('mpnn.set2set.lstm.weight_ih_l0'), Lhh = this.t('mpnn.set2set.lstm.weight_hh_l0');
-    const lbi = this.t('mpnn.set2set.lstm.bias_ih_l0'), lbh = this.t('mpnn.set2set.lstm.bias_hh_l0');
+    const Lih = this.t('mpnn.set2set.lstm.weight_ih_l0'),
+      Lhh = this.t('mpnn.set2set.lstm.weight_hh_l0');
+    const lbi = this.t('mpnn.set2set.lstm.bias_ih_l0'),
+      lbh = this.t('mpnn.set2set.lstm.bias_hh_l0');
     let qStar = new Float64Array(2 * DIM);
-    let hl = new Float64Array(DIM), cl = new Float64Array(DIM);
+    let hl = new Float64Array(DIM),
+      cl = new Float64Array(DIM);
     for (let s = 0; s < 3; s++) {
       const gate = new Float64Array(4 * DIM);
       for (let o = 0; o < 4 * DIM; o++) {
@@ -159,7 +188,8 @@ export class SehProxy {
         for (let k = 0; k < DIM; k++) acc += Lhh[o * DIM + k] * hl[k];
         gate[o] = acc;
       }
-      const c2 = new Float64Array(DIM), h2 = new Float64Array(DIM);
+      const c2 = new Float64Array(DIM),
+        h2 = new Float64Array(DIM);
       for (let o = 0; o < DIM; o++) {
         c2[o] = sigmoid(gate[DIM + o]) * cl[o] + sigmoid(gate[o]) * Math.tanh(gate[2 * DIM + o]);
         h2[o] = sigmoid(gate[3 * DIM + o]) * Math.tanh(c2[o]);
@@ -175,7 +205,7 @@ export class SehProxy {
         mx = Math.max(mx, acc);
       }
       let sum = 0;
-      for (let v = 0; v < N; v++) sum += (e[v] = Math.exp(e[v] - mx));
+      for (let v = 0; v < N; v++) sum += e[v] = Math.exp(e[v] - mx);
       const next = new Float64Array(2 * DIM);
       next.set(hl, 0);
       for (let v = 0; v < N; v++) {
@@ -184,7 +214,8 @@ export class SehProxy {
       }
       qStar = next;
     }
-    const W3 = this.t('mpnn.lin3.weight'), b3 = this.t('mpnn.lin3.bias');
+    const W3 = this.t('mpnn.lin3.weight'),
+      b3 = this.t('mpnn.lin3.bias');
     let y = b3[0];
     for (let k = 0; k < 2 * DIM; k++) y += W3[k] * qStar[k];
     return y;

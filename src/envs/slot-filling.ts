@@ -42,7 +42,9 @@ export abstract class SlotFillingEnv implements EnumerableEnv, BackwardMappable 
   }
 
   forwardMask(states: Int32Array, n: number, out: Uint8Array): void {
-    const L = this.slots, W = this.values, A = this.nActions;
+    const L = this.slots,
+      W = this.values,
+      A = this.nActions;
     for (let i = 0; i < n; i++) {
       let full = true;
       for (let j = 0; j < L; j++) {
@@ -59,10 +61,12 @@ export abstract class SlotFillingEnv implements EnumerableEnv, BackwardMappable 
   }
 
   step(states: Int32Array, actions: Int32Array, n: number, out: Int32Array): void {
-    const L = this.slots, W = this.values;
+    const L = this.slots,
+      W = this.values;
     if (out !== states) out.set(states.subarray(0, n * L));
     for (let i = 0; i < n; i++) {
-      const a = actions[i], j = Math.floor(a / W);
+      const a = actions[i],
+        j = Math.floor(a / W);
       if (a < 0 || j >= L || out[i * L + j] >= 0) throw new Error(`invalid ${this.name} action ${a}`);
       out[i * L + j] = a % W;
     }
@@ -93,7 +97,8 @@ export abstract class SlotFillingEnv implements EnumerableEnv, BackwardMappable 
   }
 
   encode(states: Int32Array, n: number, out: Int32Array): void {
-    const L = this.slots, W1 = this.values + 1;
+    const L = this.slots,
+      W1 = this.values + 1;
     for (let i = 0; i < n * L; i++) out[i] = (i % L) * W1 + states[i] + 1;
   }
 
@@ -105,7 +110,9 @@ export abstract class SlotFillingEnv implements EnumerableEnv, BackwardMappable 
 
   /** Rows sorted by the number of filled slots (a topological order), s0 first. */
   allStates(): Int32Array {
-    const N = this.numStates(), L = this.slots, B = this.values + 1;
+    const N = this.numStates(),
+      L = this.slots,
+      B = this.values + 1;
     usage(N <= this.enumerationLimit, `${this.name} with ${N} states is too large to enumerate`);
     const filled = new Int32Array(N);
     for (let c = 0; c < N; c++) {
@@ -125,7 +132,8 @@ export abstract class SlotFillingEnv implements EnumerableEnv, BackwardMappable 
 
   indexOf(states: Int32Array, i: number): number {
     if (!this.order) this.allStates();
-    const L = this.slots, B = this.values + 1;
+    const L = this.slots,
+      B = this.values + 1;
     let c = 0;
     for (let j = L - 1; j >= 0; j--) c = c * B + states[i * L + j] + 1;
     return this.order![c];

@@ -41,7 +41,10 @@ export function saveCheckpoint(runDir: string, step: number, write: (dir: string
     write(tmp);
     killPoint('checkpoint-files', step);
     const manifest: Record<string, string> = {};
-    for (const name of listFiles(tmp)) manifest[name] = createHash('sha256').update(readFileSync(join(tmp, name))).digest('hex');
+    for (const name of listFiles(tmp))
+      manifest[name] = createHash('sha256')
+        .update(readFileSync(join(tmp, name)))
+        .digest('hex');
     writeFileSync(join(tmp, 'manifest.json'), JSON.stringify({ step, files: manifest }, null, 2));
     killPoint('checkpoint-manifest', step);
     rmSync(final, { recursive: true, force: true });
@@ -97,7 +100,8 @@ function verifyCheckpoint(dir: string, expectStep: number): Checkpoint {
   } catch {
     throw new Error('no readable manifest.json');
   }
-  if (manifest?.step !== expectStep || typeof manifest.files !== 'object' || manifest.files === null) throw new Error('manifest.json does not describe this checkpoint');
+  if (manifest?.step !== expectStep || typeof manifest.files !== 'object' || manifest.files === null)
+    throw new Error('manifest.json does not describe this checkpoint');
   const files = new Map<string, Buffer>();
   for (const [file, sha] of Object.entries(manifest.files)) {
     let bytes: Buffer;

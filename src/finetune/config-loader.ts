@@ -21,7 +21,8 @@ export function loadConfig<S extends z.ZodType>(file: string, sets: string[], sc
   } catch (err) {
     throw new UsageError(`config ${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError(`config ${file} must be a mapping of keys to values`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new UsageError(`config ${file} must be a mapping of keys to values`);
   for (const s of sets) applySet(raw as Record<string, unknown>, s);
   return validate(raw, schema, file);
 }
@@ -61,7 +62,8 @@ export function applySet(obj: Record<string, unknown>, assignment: string): void
   let cur: Record<string, unknown> = obj;
   for (const k of path.slice(0, -1)) {
     if (cur[k] === undefined) cur[k] = {};
-    if (typeof cur[k] !== 'object' || cur[k] === null || Array.isArray(cur[k])) throw new UsageError(`--set ${assignment}: ${k} is not a section`);
+    if (typeof cur[k] !== 'object' || cur[k] === null || Array.isArray(cur[k]))
+      throw new UsageError(`--set ${assignment}: ${k} is not a section`);
     cur = cur[k] as Record<string, unknown>;
   }
   cur[path[path.length - 1]] = value;

@@ -29,13 +29,16 @@ export function loadExamples(cfg: TrainConfig, tok: Tokenizer): Example[] {
   else if (t.kind === 'arithmetic') {
     for (const file of [...t.train, ...t.pool]) {
       for (const item of readJsonArray(file)) {
-        const q = item.str_query, sol = item.str_sol ?? (item.num_sol !== undefined ? `. The answer is ${item.num_sol}.` : undefined);
-        if (typeof q !== 'string' || typeof sol !== 'string') throw new UsageError(`${file}: every item needs str_query and str_sol (or num_sol)`);
+        const q = item.str_query,
+          sol = item.str_sol ?? (item.num_sol !== undefined ? `. The answer is ${item.num_sol}.` : undefined);
+        if (typeof q !== 'string' || typeof sol !== 'string')
+          throw new UsageError(`${file}: every item needs str_query and str_sol (or num_sol)`);
         raw.push({ x: q, y: sol, z: typeof item.str_rationale === 'string' ? ' ' + item.str_rationale : undefined });
       }
     }
   } else {
-    if (!t.sentences) throw new UsageError('task.kind infill needs task.sentences (a text file, one sentence per line, or JSONL with "text")');
+    if (!t.sentences)
+      throw new UsageError('task.kind infill needs task.sentences (a text file, one sentence per line, or JSONL with "text")');
     raw = infillSplits(readSentences(t.sentences), cfg.seed);
   }
   if (t.limit) raw = raw.slice(0, t.limit);

@@ -42,7 +42,9 @@ interface LoadedRun {
 async function loadLoraRun(runDir: string, what: string): Promise<LoadedRun> {
   const cfg = readRunConfig(runDir);
   if (cfg.adapter.kind !== 'lora')
-    throw new UsageError(`${what} needs a LoRA run: ${runDir} trained the head on the final hidden state (adapter.kind head), which is no weight update of the model; train with --set adapter.kind=lora`);
+    throw new UsageError(
+      `${what} needs a LoRA run: ${runDir} trained the head on the final hidden state (adapter.kind head), which is no weight update of the model; train with --set adapter.kind=lora`,
+    );
   const modelDir = await resolveModelDir(cfg.model);
   const facts = readConfig(modelDir);
   const { bytes } = readOnnx(modelDir);
@@ -89,7 +91,8 @@ export function mergedOnnx(modelDir: string, adapter: LoraAdapter): Uint8Array {
     if (idx < 0) throw new UsageError(`${modelDir}: no initializer ${suffix} to merge into`);
     const t = inits[idx];
     const dims = (t.dims ?? []).map(Number);
-    if (dims.join('x') !== `${m.inDim}x${m.outDim}`) throw new UsageError(`${modelDir}: ${t.name} has shape ${dims.join('x')}, expected ${m.inDim}x${m.outDim}`);
+    if (dims.join('x') !== `${m.inDim}x${m.outDim}`)
+      throw new UsageError(`${modelDir}: ${t.name} has shape ${dims.join('x')}, expected ${m.inDim}x${m.outDim}`);
     const w = Float32Array.from(tensorToFloat32(t));
     const { a, b } = f.get(m.name)!;
     // accumulate in float64 per output, then one float32 rounding
@@ -129,7 +132,7 @@ export async function exportMerged(runDir: string, out: string): Promise<ExportR
         '',
         `- base model: \`${run.modelSpec}\`, onnx/model.onnx sha256 \`${run.baseSha256}\``,
         `- LoRA: rank ${a.config.rank}, alpha ${a.config.alpha} (scale ${a.scale}), targets ${a.targets.join(', ')} (${a.modules.length} modules)`,
-        '- every adapted weight is W + (alpha/rank)·A·B; graph, inputs and outputs are the base model\'s, so it loads as the base does (transformers.js layout).',
+        "- every adapted weight is W + (alpha/rank)·A·B; graph, inputs and outputs are the base model's, so it loads as the base does (transformers.js layout).",
         '',
       ].join('\n'),
     );
@@ -197,7 +200,13 @@ export async function exportPeft(runDir: string, out: string): Promise<ExportRes
       ].join('\n'),
     );
     renameSync(tmp, out);
-    return { out, files: ['README.md', 'adapter_config.json', 'adapter_model.safetensors'], baseModel: run.modelSpec, baseSha256: run.baseSha256, step: run.step };
+    return {
+      out,
+      files: ['README.md', 'adapter_config.json', 'adapter_model.safetensors'],
+      baseModel: run.modelSpec,
+      baseSha256: run.baseSha256,
+      step: run.step,
+    };
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
     throw err;

@@ -93,7 +93,11 @@ export class LmHead implements PolicyAdapter {
       this.params.set('phi.0.weight', he(d, r));
     }
     this.params.set('B', zeros(r, V)).set('bias', zeros(V));
-    this.flowParams.set('flow.0.weight', he(d, fw)).set('flow.0.bias', zeros(fw)).set('flow.1.weight', he(fw, 1)).set('flow.1.bias', zeros(1));
+    this.flowParams
+      .set('flow.0.weight', he(d, fw))
+      .set('flow.0.bias', zeros(fw))
+      .set('flow.1.weight', he(fw, 1))
+      .set('flow.1.bias', zeros(1));
     this.whitenW = tf.eye(d) as tf.Tensor2D;
     this.whitenB = tf.zeros([d]) as tf.Tensor1D;
   }
@@ -212,10 +216,22 @@ export class LmHead implements PolicyAdapter {
     // 4–15 ms (a fresh wasm matMul operator per new A), more than a sampled batch
     const layers: DenseLayer[] = [
       { W: snap(this.whitenW), b: snap(this.whitenB), din: d, dout: d, relu: false },
-      { W: snap(this.params.get('phi.0.weight')!), b: kind === 'mlp' ? snap(this.params.get('phi.0.bias')!) : new Float32Array(k), din: d, dout: k, relu: kind === 'mlp' },
+      {
+        W: snap(this.params.get('phi.0.weight')!),
+        b: kind === 'mlp' ? snap(this.params.get('phi.0.bias')!) : new Float32Array(k),
+        din: d,
+        dout: k,
+        relu: kind === 'mlp',
+      },
     ];
     if (kind === 'mlp') {
-      layers.push({ W: Float32Array.from(this.params.get('phi.1.weight')!.dataSync()), b: Float32Array.from(this.params.get('phi.1.bias')!.dataSync()), din: k, dout: r, relu: false });
+      layers.push({
+        W: Float32Array.from(this.params.get('phi.1.weight')!.dataSync()),
+        b: Float32Array.from(this.params.get('phi.1.bias')!.dataSync()),
+        din: k,
+        dout: r,
+        relu: false,
+      });
     }
     // output layer (α/r)·f·B + b, with the scale folded into B
     const Bm = Float32Array.from(this.params.get('B')!.dataSync(), (v) => v * (alpha / r));
@@ -304,7 +320,10 @@ export class LmHead implements PolicyAdapter {
   }
 
   /** Loads a saved head; with `expect`, refuses a head made for another base model. */
-  static load(dir: string, expect?: { sha256?: string; vocabSize?: number; hiddenSize?: number }): { head: LmHead; manifest: HeadManifest } {
+  static load(
+    dir: string,
+    expect?: { sha256?: string; vocabSize?: number; hiddenSize?: number },
+  ): { head: LmHead; manifest: HeadManifest } {
     const mf = path.join(dir, 'head.json');
     if (!existsSync(mf)) throw new UsageError(`${dir}: missing head.json`);
     let m: HeadManifest;
@@ -315,15 +334,31 @@ export class LmHead implements PolicyAdapter {
     }
     if (m.format !== 'flowtune-lm-head') throw new UsageError(`${mf}: not a flowtune head manifest`);
     if (expect?.sha256 && expect.sha256 !== m.baseModelSha256)
-      throw new UsageError(`${dir}: head was trained on base model ${m.baseModel} (sha256 ${m.baseModelSha256.slice(0, 12)}…), not this one`);
-    if (expect?.vocabSize !== undefined && expect.vocabSize !== m.vocabSize) throw new UsageError(`${dir}: head vocabulary ${m.vocabSize} ≠ model ${expect.vocabSize}`);
-    if (expect?.hiddenSize !== undefined && expect.hiddenSize !== m.hiddenSize) throw new UsageError(`${dir}: head hidden size ${m.hiddenSize} ≠ model ${expect.hiddenSize}`);
-    const head = new LmHead(headConfig({ kind: m.kind, rank: m.rank, alpha: m.alpha, width: m.width, flowWidth: m.flowWidth, hiddenSize: m.hiddenSize, vocabSize: m.vocabSize }), 0);
+      throw new UsageError(
+        `${dir}: head was trained on base model ${m.baseModel} (sha256 ${m.baseModelSha256.slice(0, 12)}…), not this one`,
+      );
+    if (expect?.vocabSize !== undefined && expect.vocabSize !== m.vocabSize)
+      throw new UsageError(`${dir}: head vocabulary ${m.vocabSize} ≠ model ${expect.vocabSize}`);
+    if (expect?.hiddenSize !== undefined && expect.hiddenSize !== m.hiddenSize)
+      throw new UsageError(`${dir}: head hidden size ${m.hiddenSize} ≠ model ${expect.hiddenSize}`);
+    const head = new LmHead(
+      headConfig({
+        kind: m.kind,
+        rank: m.rank,
+        alpha: m.alpha,
+        width: m.width,
+        flowWidth: m.flowWidth,
+        hiddenSize: m.hiddenSize,
+        vocabSize: m.vocabSize,
+      }),
+      0,
+    );
     const { tensors } = loadSafetensors(path.join(dir, 'head.safetensors'));
     const take = (n: string, shape: number[]) => {
       const t = tensors.get(n);
       if (!t) throw new UsageError(`${dir}/head.safetensors: missing tensor ${n}`);
-      if (t.shape.join('x') !== shape.join('x')) throw new UsageError(`${dir}/head.safetensors: ${n} has shape ${t.shape}, expected ${shape}`);
+      if (t.shape.join('x') !== shape.join('x'))
+        throw new UsageError(`${dir}/head.safetensors: ${n} has shape ${t.shape}, expected ${shape}`);
       return t.data;
     };
     for (const map of [head.params, head.flowParams]) for (const [n, v] of map) v.assign(tf.tensor(take(n, [...v.shape]), [...v.shape]));

@@ -36,7 +36,12 @@ export class LoraPolicyAdapter implements PolicyAdapter {
   readonly prefixWidth: number;
 
   /** Adapters for `dir` (the frozen weights read from its ONNX file) and the branched sampling session. */
-  static async create(dir: string, frozen: LmSession, cfg: { rank: number; alpha: number; targets: string[] | null; trainFlow: boolean; seed: number; threads: number }, head: LmHead): Promise<LoraPolicyAdapter> {
+  static async create(
+    dir: string,
+    frozen: LmSession,
+    cfg: { rank: number; alpha: number; targets: string[] | null; trainFlow: boolean; seed: number; threads: number },
+    head: LmHead,
+  ): Promise<LoraPolicyAdapter> {
     const lora = new LoraAdapter(frozen.facts, { rank: cfg.rank, alpha: cfg.alpha, targets: cfg.targets }, cfg.seed);
     const base = loadFrozenModel(dir);
     if (base.sha256 !== frozen.modelHash) throw new UsageError(`${dir}: model file changed while opening it`);
@@ -61,12 +66,24 @@ export class LoraPolicyAdapter implements PolicyAdapter {
   /** Needs the rows: the adapted model's logits depend on the whole prefix, not on the frozen hidden state. */
   logits(_hidden: T2, _base: T2, rows?: ScoredRow[]): T2 {
     if (!rows) throw new Error('LoRA logits need the scored rows (their tokens)');
-    return loraNodeLogits(this.base, this.lora, rows.map((r) => r.tokens.x), rows.map((r) => r.tokens.z), rows.map((r) => r.nodes));
+    return loraNodeLogits(
+      this.base,
+      this.lora,
+      rows.map((r) => r.tokens.x),
+      rows.map((r) => r.tokens.z),
+      rows.map((r) => r.nodes),
+    );
   }
 
   /** Logits after each prefix: node 0 of a row whose X is the whole prefix (read at its last token). */
   prefixLogits(prefixes: number[][]): T2 {
-    return loraNodeLogits(this.base, this.lora, prefixes, prefixes.map(() => []), prefixes.map(() => [0]));
+    return loraNodeLogits(
+      this.base,
+      this.lora,
+      prefixes,
+      prefixes.map(() => []),
+      prefixes.map(() => [0]),
+    );
   }
 
   logitsSync(): Float32Array {
@@ -104,7 +121,11 @@ export class LoraPolicyAdapter implements PolicyAdapter {
     if (!(source instanceof LoraPolicyAdapter)) throw new Error('polyakFrom: source is not a LoRA adapter');
     for (const [n, v] of this.lora.vars) {
       const src = source.lora.vars.get(n)!;
-      for (const [t, s] of [[v.a, src.a], [v.b, src.b]] as const) tf.tidy(() => t.assign(tau === 1 ? s : tf.add(tf.mul(t, 1 - tau), tf.mul(s, tau))));
+      for (const [t, s] of [
+        [v.a, src.a],
+        [v.b, src.b],
+      ] as const)
+        tf.tidy(() => t.assign(tau === 1 ? s : tf.add(tf.mul(t, 1 - tau), tf.mul(s, tau))));
     }
   }
 

@@ -142,7 +142,9 @@ export class LoraAdapter {
     }
     if (m.format !== 'flowtune-lora') throw new UsageError(`${mf}: not a flowtune LoRA manifest`);
     if (expect?.sha256 && expect.sha256 !== m.baseModelSha256)
-      throw new UsageError(`${dir}: adapter was trained on base model ${m.baseModel} (sha256 ${m.baseModelSha256.slice(0, 12)}…), not this one`);
+      throw new UsageError(
+        `${dir}: adapter was trained on base model ${m.baseModel} (sha256 ${m.baseModelSha256.slice(0, 12)}…), not this one`,
+      );
     const adapter = new LoraAdapter(facts, { rank: m.rank, alpha: m.alpha, targets: m.targets }, 0);
     const { tensors } = loadSafetensors(path.join(dir, 'adapter.safetensors'));
     const f = new Map<string, LoraFactors>();
@@ -150,7 +152,8 @@ export class LoraAdapter {
       const take = (k: string, shape: number[]) => {
         const t = tensors.get(k);
         if (!t) throw new UsageError(`${dir}/adapter.safetensors: missing tensor ${k}`);
-        if (t.shape.join('x') !== shape.join('x')) throw new UsageError(`${dir}/adapter.safetensors: ${k} has shape ${t.shape}, expected ${shape}`);
+        if (t.shape.join('x') !== shape.join('x'))
+          throw new UsageError(`${dir}/adapter.safetensors: ${k} has shape ${t.shape}, expected ${shape}`);
         return t.data;
       };
       f.set(mod.name, { a: take(`${mod.name}.A`, [mod.inDim, m.rank]), b: take(`${mod.name}.B`, [m.rank, mod.outDim]) });
@@ -165,7 +168,10 @@ export class LoraAdapter {
 }
 
 /** The frozen base model for the tfjs forward, read from the folder's ONNX initializers. */
-export type FrozenModel = ({ family: 'gpt2'; config: GptConfig } | { family: 'llama'; config: LlamaConfig }) & { params: TfParams; sha256: string };
+export type FrozenModel = ({ family: 'gpt2'; config: GptConfig } | { family: 'llama'; config: LlamaConfig }) & {
+  params: TfParams;
+  sha256: string;
+};
 
 export function loadFrozenModel(dir: string): FrozenModel {
   const facts = readConfig(dir);
@@ -173,16 +179,29 @@ export function loadFrozenModel(dir: string): FrozenModel {
   const { bytes, model } = readOnnx(dir);
   if (family === 'llama') {
     const config = llamaConfigFromHf(facts.raw);
-    const w = readGptWeights(model, llamaParamShapes(config).map(([n]) => n));
+    const w = readGptWeights(
+      model,
+      llamaParamShapes(config).map(([n]) => n),
+    );
     return { family, config, params: toLlamaTfParams(config, w), sha256: sha256(bytes) };
   }
   const config = configFromFacts(facts);
-  const w = readGptWeights(model, paramShapes(config).map(([n]) => n));
+  const w = readGptWeights(
+    model,
+    paramShapes(config).map(([n]) => n),
+  );
   return { family, config, params: toTfParams(config, w), sha256: sha256(bytes) };
 }
 
 /** logits [B·S, V] and hidden [B·S, d] of the adapted model (call inside tf.tidy / a gradient closure). */
-export function loraForward(base: FrozenModel, adapter: LoraAdapter | null, batch: number, seqLen: number, ids: ArrayLike<number>, mask?: ArrayLike<number>) {
+export function loraForward(
+  base: FrozenModel,
+  adapter: LoraAdapter | null,
+  batch: number,
+  seqLen: number,
+  ids: ArrayLike<number>,
+  mask?: ArrayLike<number>,
+) {
   const inp = { batch, seqLen, ids, mask };
   if (base.family === 'llama') return llamaTfForward(base.config, base.params, inp, adapter?.tfParams());
   return referenceForward(base.config, base.params, inp, adapter?.tfParams());
@@ -190,7 +209,10 @@ export function loraForward(base: FrozenModel, adapter: LoraAdapter | null, batc
 
 /** An ORT session over the model folder with low-rank branches, fed with the adapter's current factors. */
 export async function openLoraSession(dir: string, adapter: LoraAdapter, opts: { threads?: number } = {}): Promise<LmSession> {
-  const s = await LmSession.open(dir, { threads: opts.threads, transform: (m) => addLoraBranches(m, adapter.modules, adapter.scale, adapter.config.rank) });
+  const s = await LmSession.open(dir, {
+    threads: opts.threads,
+    transform: (m) => addLoraBranches(m, adapter.modules, adapter.scale, adapter.config.rank),
+  });
   adapter.feedsInto(s);
   return s;
 }

@@ -25,8 +25,11 @@ export interface NodeTensors {
 /** Stacks the decision nodes of all rows into tensors (caller disposes with disposeNodes). */
 export function stackNodes(rows: ScoredRow[], d: number, V: number, stopId: number): NodeTensors {
   const N = rows.reduce((s, r) => s + r.nodes.length, 0);
-  const h = new Float32Array(N * d), base = new Float32Array(N * V), neg = new Float32Array(N * V);
-  const chosen = new Float32Array(N * V), stop = new Float32Array(N * V);
+  const h = new Float32Array(N * d),
+    base = new Float32Array(N * V),
+    neg = new Float32Array(N * V);
+  const chosen = new Float32Array(N * V),
+    stop = new Float32Array(N * V);
   const first = new Int32Array(rows.length);
   let k = 0;
   rows.forEach((r, b) => {
@@ -81,7 +84,8 @@ export function trajectoryBatch(n: NodeTensors, logPF: ArrayLike<number>): Traje
   const T = maxNodes(n);
   const batch = emptyBatch(n.rows.length, T);
   n.rows.forEach((r, b) => {
-    const k0 = n.first[b], len = r.nodes.length;
+    const k0 = n.first[b],
+      len = r.nodes.length;
     batch.lengths[b] = len;
     batch.logR[b] = r.logR;
     for (let i = 0; i < len; i++) batch.logPF[b * T + i] = logPF[k0 + i];

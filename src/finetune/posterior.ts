@@ -24,7 +24,8 @@ export interface PosteriorReport {
  */
 export async function exactPosterior(t: LmTrainer, exampleIndex = 0): Promise<PosteriorReport> {
   const c = t.constraints;
-  if (!c.allowedIds || c.tool !== 'none') throw new UsageError('verify posterior needs z.allowed and no tool, so that every Z can be enumerated');
+  if (!c.allowedIds || c.tool !== 'none')
+    throw new UsageError('verify posterior needs z.allowed and no tool, so that every Z can be enumerated');
   const k = c.allowedIds.length;
   let count = 0;
   for (let l = c.minLength; l <= c.maxLength; l++) count += k ** l;
@@ -37,7 +38,15 @@ export async function exactPosterior(t: LmTrainer, exampleIndex = 0): Promise<Po
   grow([]);
   const ex = t.examples[exampleIndex];
   const reward = t.rewardSpec();
-  const rows = await scoreRows(t.session, zs.map(() => ex.xIds), zs, zs.map(() => ex.yIds), c, reward, { prefix: false, chunk: 128 });
+  const rows = await scoreRows(
+    t.session,
+    zs.map(() => ex.xIds),
+    zs,
+    zs.map(() => ex.yIds),
+    c,
+    reward,
+    { prefix: false, chunk: 128 },
+  );
   const logR = Float64Array.from(rows, (r) => r.logR);
   const logZTrue = logSumExp(logR);
   const posterior = logR.map((l) => Math.exp(l - logZTrue));
@@ -48,7 +57,11 @@ export async function exactPosterior(t: LmTrainer, exampleIndex = 0): Promise<Po
   const prior = logPrior.map(Math.exp);
   const tv = totalVariation(policy, posterior);
   const policyMass = policy.reduce((s, v) => s + v, 0);
-  checkSanity(tv, policyMass, posterior.reduce((s, v) => s + v, 0));
+  checkSanity(
+    tv,
+    policyMass,
+    posterior.reduce((s, v) => s + v, 0),
+  );
   return {
     sequences: zs.length,
     tv,
@@ -70,9 +83,12 @@ export class PosteriorCheckError extends Error {
  * numbers are wrong (e.g. positions shifted by padding) and must not be reported as a result.
  */
 export function checkSanity(tv: number, policyMass: number, posteriorMass: number, tol = 1e-3): void {
-  if (!(Math.abs(policyMass - 1) <= tol)) throw new PosteriorCheckError(`posterior check: the policy's mass over every Z is ${policyMass}, not 1 — the numbers are wrong`);
-  if (!(Math.abs(posteriorMass - 1) <= tol)) throw new PosteriorCheckError(`posterior check: the posterior's mass is ${posteriorMass}, not 1 — the numbers are wrong`);
-  if (!(tv >= -tol && tv <= 1 + tol)) throw new PosteriorCheckError(`posterior check: TV = ${tv} lies outside [0, 1] — the numbers are wrong`);
+  if (!(Math.abs(policyMass - 1) <= tol))
+    throw new PosteriorCheckError(`posterior check: the policy's mass over every Z is ${policyMass}, not 1 — the numbers are wrong`);
+  if (!(Math.abs(posteriorMass - 1) <= tol))
+    throw new PosteriorCheckError(`posterior check: the posterior's mass is ${posteriorMass}, not 1 — the numbers are wrong`);
+  if (!(tv >= -tol && tv <= 1 + tol))
+    throw new PosteriorCheckError(`posterior check: TV = ${tv} lies outside [0, 1] — the numbers are wrong`);
 }
 
 /** log P_F(Z) = log Π_k softmax(logits_k/τ + mask)[a_k] for each scored row, in chunks of rows. */
@@ -87,7 +103,12 @@ export function sequenceLogProbs(
   for (let r0 = 0; r0 < rows.length; r0 += 256) {
     const chunk = rows.slice(r0, r0 + 256);
     const nodes = stackNodes(chunk, d, V, stop);
-    const lp = tf.tidy(() => pick(tf.logSoftmax(tf.add(tf.div(logitsOf(nodes.hidden, nodes.base, chunk), tau), nodes.negMask)) as tf.Tensor2D, nodes.chosen).dataSync());
+    const lp = tf.tidy(() =>
+      pick(
+        tf.logSoftmax(tf.add(tf.div(logitsOf(nodes.hidden, nodes.base, chunk), tau), nodes.negMask)) as tf.Tensor2D,
+        nodes.chosen,
+      ).dataSync(),
+    );
     chunk.forEach((r, i) => {
       let s = 0;
       for (let j = 0; j < r.nodes.length; j++) s += lp[nodes.first[i] + j];

@@ -20,7 +20,8 @@ export class RationaleReplay {
     const text = z.tokens.join(',');
     const list = this.store.get(key) ?? [];
     const same = list.find((e) => e.text === text);
-    if (same) same.logR = logR; // rescored under the current reward temperature
+    if (same)
+      same.logR = logR; // rescored under the current reward temperature
     else list.push({ z, text, logR });
     list.sort((a, b) => b.logR - a.logR);
     if (list.length > this.perKey) list.length = this.perKey;
@@ -41,6 +42,10 @@ export class RationaleReplay {
 
   restore(data: ReturnType<RationaleReplay['toJSON']>): void {
     this.store.clear();
-    for (const [k, l] of data) this.store.set(k, l.map((e) => ({ z: { tokens: e.tokens, isAction: Uint8Array.from(e.isAction) }, text: e.tokens.join(','), logR: e.logR })));
+    for (const [k, l] of data)
+      this.store.set(
+        k,
+        l.map((e) => ({ z: { tokens: e.tokens, isAction: Uint8Array.from(e.isAction) }, text: e.tokens.join(','), logR: e.logR })),
+      );
   }
 }

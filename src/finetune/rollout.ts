@@ -59,7 +59,12 @@ export function actionMask(c: ZConstraints, vocabSize: number, j: number, out: U
  * ε-uniform mixing on top of a policy hook: returns log((1 − ε)·softmax(l) + ε·U(allowed)) as
  * logits, so the sampler draws from the mixture (allowed = the sampler's own mask).
  */
-export function epsilonMix(policy: PolicyHook | undefined, epsilon: number, vocabSize: number, allowedIds: number[] | null): PolicyHook | undefined {
+export function epsilonMix(
+  policy: PolicyHook | undefined,
+  epsilon: number,
+  vocabSize: number,
+  allowedIds: number[] | null,
+): PolicyHook | undefined {
   if (epsilon <= 0) return policy;
   const allowed = allowedIds ? new Set(allowedIds) : null;
   return (step) => {

@@ -62,7 +62,8 @@ export async function runTraining(
   const metricsFile = join(runDir, 'metrics.jsonl');
   const progress = opts.quiet ? null : new Progress(total, opts.label ?? `train ${cfg.objective}`);
   let last: StepMetrics | null = null;
-  let samples = 0, seconds = 0;
+  let samples = 0,
+    seconds = 0;
   const started = performance.now();
   while (trainer.step < total) {
     let m: StepMetrics;

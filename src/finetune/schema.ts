@@ -158,7 +158,8 @@ export type TrainConfig = z.infer<typeof trainConfigSchema>;
 
 export function checkConfigConsistency(c: TrainConfig): string | null {
   const e = c.exploration;
-  if (Math.abs(e.onPolicy + e.tempered + e.replay - 1) > 1e-9) return `exploration.onPolicy + tempered + replay must be 1 (got ${e.onPolicy + e.tempered + e.replay})`;
+  if (Math.abs(e.onPolicy + e.tempered + e.replay - 1) > 1e-9)
+    return `exploration.onPolicy + tempered + replay must be 1 (got ${e.onPolicy + e.tempered + e.replay})`;
   if (c.z.minLength > c.z.maxLength) return `z.minLength (${c.z.minLength}) exceeds z.maxLength (${c.z.maxLength})`;
   if (c.adapter.rank <= 0) return `adapter.rank must be a positive integer (got ${c.adapter.rank})`;
   if (e.temperatureRange[0] > e.temperatureRange[1]) return 'exploration.temperatureRange must be [low, high]';

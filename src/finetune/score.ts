@@ -48,7 +48,9 @@ export async function scoreRows(
   reward: RewardSpec,
   opts: { prefix: boolean; chunk?: number },
 ): Promise<ScoredRow[]> {
-  const V = session.vocabSize, d = session.hiddenSize, eos = c.stopId;
+  const V = session.vocabSize,
+    d = session.hiddenSize,
+    eos = c.stopId;
   const out: ScoredRow[] = [];
   // per row: log prior(z_1..j) and the stop term at j, for the prefix rewards below
   const priors: Float64Array[] = [];
@@ -96,7 +98,8 @@ export async function scoreRows(
       let logLik = 0;
       for (let t = 0; t < ys[b].length; t++) logLik += logSoftmaxAt(f.logits, (i * L + p0 + m + t) * V, V, ys[b][t]);
       const logPrior = priorPrefix[m] + stopTerm[m];
-      const T = reward.temperature, w = reward.likelihoodWeight;
+      const T = reward.temperature,
+        w = reward.likelihoodWeight;
       out.push({
         nodes,
         tokens: { x: xs[c0 + i], z: z.tokens },
@@ -114,9 +117,17 @@ export async function scoreRows(
     });
   }
   if (opts.prefix) {
-    const pr = await prefixRewards(session, xs, zs.map((z) => z.tokens), ys);
+    const pr = await prefixRewards(
+      session,
+      xs,
+      zs.map((z) => z.tokens),
+      ys,
+    );
     out.forEach((row, b) => {
-      row.prefixLogR = Float64Array.from(row.nodes, (j) => (priors[b][j] + stops[b][j] + reward.likelihoodWeight * pr.rewards[b][j]) / reward.temperature);
+      row.prefixLogR = Float64Array.from(
+        row.nodes,
+        (j) => (priors[b][j] + stops[b][j] + reward.likelihoodWeight * pr.rewards[b][j]) / reward.temperature,
+      );
     });
   }
   return out;

@@ -41,14 +41,29 @@ export async function prepareFineTune(cfg: TrainConfig): Promise<FineTuneParts> 
   for (const ex of examples) {
     const need = ex.xIds.length + cfg.z.maxLength + 8 + ex.yIds.length;
     if (need > session.facts.nCtx)
-      throw new UsageError(`X + Z + Y can reach ${need} tokens (X "${ex.x.slice(0, 40)}…"), more than the model's context window of ${session.facts.nCtx}; shorten X or z.maxLength`);
+      throw new UsageError(
+        `X + Z + Y can reach ${need} tokens (X "${ex.x.slice(0, 40)}…"), more than the model's context window of ${session.facts.nCtx}; shorten X or z.maxLength`,
+      );
   }
   const rng = new Rng(cfg.seed);
   const whitenRng = rng.fork();
   const n = cfg.head.whitenRollouts;
   const exs = Array.from({ length: n }, () => examples[whitenRng.int(examples.length)]);
-  const zs = await sampleZ(session, tok, exs.map((e) => e.xIds), { constraints, temperature: 1, rng: whitenRng });
-  const rows = await scoreRows(session, exs.map((e) => e.xIds), zs, exs.map((e) => e.yIds), constraints, rewardSpecAt(cfg, 0), { prefix: false });
+  const zs = await sampleZ(
+    session,
+    tok,
+    exs.map((e) => e.xIds),
+    { constraints, temperature: 1, rng: whitenRng },
+  );
+  const rows = await scoreRows(
+    session,
+    exs.map((e) => e.xIds),
+    zs,
+    exs.map((e) => e.yIds),
+    constraints,
+    rewardSpecAt(cfg, 0),
+    { prefix: false },
+  );
   const adapter = await createAdapter(cfg, dir, session, concat(rows.map((r) => r.hidden)));
   return { cfg, session, tok, examples, constraints, rng, adapter };
 }
@@ -59,12 +74,27 @@ export async function prepareFineTune(cfg: TrainConfig): Promise<FineTuneParts> 
  */
 async function createAdapter(cfg: TrainConfig, dir: string, session: LmSession, whiteningStates: Float32Array): Promise<PolicyAdapter> {
   const h = cfg.head;
-  const head = new LmHead(headConfig({ kind: h.kind, rank: h.rank, alpha: h.alpha ?? 2 * h.rank, width: h.width, hiddenSize: session.hiddenSize, vocabSize: session.vocabSize }), cfg.seed);
+  const head = new LmHead(
+    headConfig({
+      kind: h.kind,
+      rank: h.rank,
+      alpha: h.alpha ?? 2 * h.rank,
+      width: h.width,
+      hiddenSize: session.hiddenSize,
+      vocabSize: session.vocabSize,
+    }),
+    cfg.seed,
+  );
   head.fitWhitening(whiteningStates);
   if (cfg.adapter.kind === 'head') return head;
   // adapter.kind lora: LoRA inside the network; the head keeps only its log-flow part
   const a = cfg.adapter;
-  return LoraPolicyAdapter.create(dir, session, { rank: a.rank, alpha: a.alpha, targets: a.targets, trainFlow: a.trainFlow, seed: cfg.seed, threads: cfg.train.threads }, head);
+  return LoraPolicyAdapter.create(
+    dir,
+    session,
+    { rank: a.rank, alpha: a.alpha, targets: a.targets, trainFlow: a.trainFlow, seed: cfg.seed, threads: cfg.train.threads },
+    head,
+  );
 }
 
 /**
@@ -85,7 +115,15 @@ export class FineTuneSetup {
   readonly optim: TfAdam;
 
   constructor(p: FineTuneParts, extraGroups: ParamGroup[] = []) {
-    ({ cfg: this.cfg, session: this.session, tok: this.tok, examples: this.examples, constraints: this.constraints, rng: this.rng, adapter: this.adapter } = p);
+    ({
+      cfg: this.cfg,
+      session: this.session,
+      tok: this.tok,
+      examples: this.examples,
+      constraints: this.constraints,
+      rng: this.rng,
+      adapter: this.adapter,
+    } = p);
     const groups = [{ vars: p.adapter.policyVariables(), lr: p.cfg.optim.lr }, ...extraGroups];
     this.optim = new TfAdam(groups, { weightDecay: p.cfg.optim.weightDecay, decoupled: p.cfg.optim.optimizer === 'adamw' });
   }
@@ -140,7 +178,10 @@ export async function openModel(cfg: TrainConfig): Promise<{ dir: string; sessio
   await selectBackend();
   const dir = await resolveModelDir(cfg.model);
   const session = await LmSession.open(dir, { threads: cfg.train.threads, dtype: cfg.dtype });
-  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize, { bos: cfg.tokenizer.bos, configBosId: session.facts.bosTokenId });
+  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize, {
+    bos: cfg.tokenizer.bos,
+    configBosId: session.facts.bosTokenId,
+  });
   return { dir, session, tok };
 }
 

@@ -137,9 +137,13 @@ export class TokenSoftQ {
   valueAtRoot(rows: ScoredRow[]): number {
     const { d, V, tau } = this;
     let q: Float32Array;
-    if (this.head.prefixLogits) q = tf.tidy(() => this.head.prefixLogits!(rows.map((r) => [...r.tokens.x, ...r.tokens.z.slice(0, r.nodes[0])])).dataSync() as Float32Array);
+    if (this.head.prefixLogits)
+      q = tf.tidy(
+        () => this.head.prefixLogits!(rows.map((r) => [...r.tokens.x, ...r.tokens.z.slice(0, r.nodes[0])])).dataSync() as Float32Array,
+      );
     else {
-      const h = new Float32Array(rows.length * d), base = new Float32Array(rows.length * V);
+      const h = new Float32Array(rows.length * d),
+        base = new Float32Array(rows.length * V);
       rows.forEach((r, b) => {
         h.set(r.hidden.subarray(0, d), b * d);
         base.set(r.baseLogits.subarray(0, V), b * V);

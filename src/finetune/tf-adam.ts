@@ -49,7 +49,9 @@ export class TfAdam {
     for (const group of this.groups) {
       const lr = group.lr * lrScale;
       for (const variable of group.vars) {
-        const g = gs[k], m = this.m[k], v = this.v[k];
+        const g = gs[k],
+          m = this.m[k],
+          v = this.v[k];
         k++;
         if (!g) continue;
         const p = Float32Array.from(variable.dataSync() as Float32Array);

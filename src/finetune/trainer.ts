@@ -47,7 +47,11 @@ export class LmTrainer extends FineTuneSetup {
 
   static override async create(cfg: TrainConfig): Promise<LmTrainer> {
     const parts = await prepareFineTune(cfg);
-    const objective = createObjective(cfg, parts.adapter, { d: parts.session.hiddenSize, V: parts.session.vocabSize, stopId: parts.constraints.stopId });
+    const objective = createObjective(cfg, parts.adapter, {
+      d: parts.session.hiddenSize,
+      V: parts.session.vocabSize,
+      stopId: parts.constraints.stopId,
+    });
     const t = new LmTrainer(parts, objective);
     if (cfg.replay.seedWithGold && cfg.exploration.replay > 0) for (const ex of t.examples) if (ex.gold) t.replay.add(ex.key, ex.gold, 0);
     return t;
@@ -55,7 +59,12 @@ export class LmTrainer extends FineTuneSetup {
 
   /** The sampler policy: softmax(logits/τ) with the objective's τ, mixed with ε-uniform. */
   policyHook(epsilon: number) {
-    return epsilonMix(temperedPolicy(this.adapter, this.objective.temperature), epsilon, this.session.vocabSize, this.constraints.allowedIds);
+    return epsilonMix(
+      temperedPolicy(this.adapter, this.objective.temperature),
+      epsilon,
+      this.session.vocabSize,
+      this.constraints.allowedIds,
+    );
   }
 
   async trainStep(): Promise<StepMetrics> {
@@ -68,21 +77,40 @@ export class LmTrainer extends FineTuneSetup {
     const nRep = Math.round(B * e.replay);
     const zs: (ZSample | null)[] = new Array(B).fill(null);
     for (let b = B - nRep; b < B; b++) zs[b] = this.replay.sample(exs[b].key, rng);
-    const onRows: number[] = [], tempRows: number[] = [];
+    const onRows: number[] = [],
+      tempRows: number[] = [];
     for (let b = 0; b < B; b++) if (!zs[b]) (b >= B - nRep - nTemp && b < B - nRep ? tempRows : onRows).push(b);
     const eps = scheduleAt(e.epsilon, this.step);
     if (onRows.length > 0) {
-      const out = await sampleZ(this.samplingSession, this.tok, onRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: 1, policy: this.policyHook(eps), rng });
+      const out = await sampleZ(
+        this.samplingSession,
+        this.tok,
+        onRows.map((b) => exs[b].xIds),
+        { constraints: this.constraints, temperature: 1, policy: this.policyHook(eps), rng },
+      );
       onRows.forEach((b, i) => (zs[b] = out[i]));
     }
     if (tempRows.length > 0) {
       const [lo, hi] = e.temperatureRange;
       const T = lo + (hi - lo) * rng.uniform();
-      const out = await sampleZ(this.samplingSession, this.tok, tempRows.map((b) => exs[b].xIds), { constraints: this.constraints, temperature: T, policy: this.policyHook(0), rng });
+      const out = await sampleZ(
+        this.samplingSession,
+        this.tok,
+        tempRows.map((b) => exs[b].xIds),
+        { constraints: this.constraints, temperature: T, policy: this.policyHook(0), rng },
+      );
       tempRows.forEach((b, i) => (zs[b] = out[i]));
     }
     const reward = this.rewardSpec();
-    const rows = await scoreRows(this.session, exs.map((x) => x.xIds), zs as ZSample[], exs.map((x) => x.yIds), this.constraints, reward, { prefix: this.objective.prefixRewards });
+    const rows = await scoreRows(
+      this.session,
+      exs.map((x) => x.xIds),
+      zs as ZSample[],
+      exs.map((x) => x.yIds),
+      this.constraints,
+      reward,
+      { prefix: this.objective.prefixRewards },
+    );
     this.lastSamples = rows.map((r, b) => ({ x: exs[b].x, z: this.tok.decode(zs[b]!.tokens), y: exs[b].y, logR: r.logR }));
     if (e.replay > 0) rows.forEach((r, b) => this.replay.add(exs[b].key, zs[b]!, r.logR));
 
@@ -91,7 +119,9 @@ export class LmTrainer extends FineTuneSetup {
     if (Number.isFinite(loss)) gradNorm = this.optim.step(grads, this.lrScale(), cfg.optim.clip);
     tf.dispose([...grads.values()]);
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-      throw new DivergedError(`${Number.isFinite(loss) ? 'gradient norm' : 'loss'} became ${Number.isFinite(loss) ? gradNorm : loss} at step ${this.step + 1}`);
+      throw new DivergedError(
+        `${Number.isFinite(loss) ? 'gradient norm' : 'loss'} became ${Number.isFinite(loss) ? gradNorm : loss} at step ${this.step + 1}`,
+      );
     }
     this.objective.afterStep();
     this.step++;

@@ -10,7 +10,10 @@ import { maskedLogSoftmax } from '../core/math.js';
  * whose policy is softmax(Q/τ)). Evaluated in chunks, off the tape.
  */
 export function policyOnDag(env: EnumerableEnv, net: SparseMlp, dag: ExactDag, temperature = 1, chunk = 1024): Float64Array {
-  const N = dag.numStates, A = dag.nActions, D = env.stateDim, K = env.nnz;
+  const N = dag.numStates,
+    A = dag.nActions,
+    D = env.stateDim,
+    K = env.nnz;
   const { width: W } = outputLayout(env);
   const logPF = new Float64Array(N * A);
   const idx = new Int32Array(chunk * K);
@@ -41,7 +44,10 @@ export class EmpiricalTracker {
   private pos = 0;
   private filled = 0;
 
-  constructor(numStates: number, readonly window = 200_000) {
+  constructor(
+    numStates: number,
+    readonly window = 200_000,
+  ) {
     this.ring = new Int32Array(window);
     this.counts = new Float64Array(numStates);
   }

@@ -20,7 +20,10 @@ export interface ExactDag {
 }
 
 export function buildDag(env: EnumerableEnv): ExactDag {
-  const N = env.numStates(), A = env.nActions, D = env.stateDim, X = env.exitAction;
+  const N = env.numStates(),
+    A = env.nActions,
+    D = env.stateDim,
+    X = env.exitAction;
   const states = env.allStates();
   const mask = new Uint8Array(N * A);
   env.forwardMask(states, N, mask);

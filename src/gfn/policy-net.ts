@@ -13,7 +13,12 @@ export interface OutputLayout {
 }
 
 export function outputLayout(env: Env): OutputLayout {
-  return { nActions: env.nActions, nBack: env.nBackActions, flow: env.nActions + env.nBackActions, width: env.nActions + env.nBackActions + 1 };
+  return {
+    nActions: env.nActions,
+    nBack: env.nBackActions,
+    flow: env.nActions + env.nBackActions,
+    width: env.nActions + env.nBackActions + 1,
+  };
 }
 
 export function policySpec(env: Env, hidden: number[]): MlpSpec {

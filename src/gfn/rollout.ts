@@ -39,7 +39,10 @@ export function sampleTrajectories(
   explore: ExploreOptions,
   opts: { record: boolean; learnedPB: boolean },
 ): Rollout {
-  const T = env.maxSteps, D = env.stateDim, A = env.nActions, Ab = env.nBackActions;
+  const T = env.maxSteps,
+    D = env.stateDim,
+    A = env.nActions,
+    Ab = env.nBackActions;
   const layout = outputLayout(env);
   const W = layout.width;
   const batch = emptyBatch(B, T);
@@ -74,7 +77,8 @@ export function sampleTrajectories(
     let nMoves = 0;
     const stillActive: number[] = [];
     for (let i = 0; i < n; i++) {
-      const b = active[i], r = numRows + i;
+      const b = active[i],
+        r = numRows + i;
       const logits = stepOut.subarray(i * W, i * W + A);
       const mask = fmask.subarray(r * A, r * A + A);
       maskedLogSoftmax(logits, 0, A, mask, 0, lp);
@@ -180,4 +184,3 @@ function countOnes(a: Uint8Array, off: number, n: number): number {
   for (let j = 0; j < n; j++) c += a[off + j];
   return c;
 }
-

@@ -15,7 +15,16 @@ import { type ModelProto, DT, decodeModel, tensorToFloat32 } from './onnx-graph.
 export const ONNX_FILE = path.join('onnx', 'model.onnx');
 
 /** transformers.js's dtype option → the file-name suffix it loads (onnx/model{suffix}.onnx). */
-export const DTYPE_SUFFIX = { fp32: '', fp16: '_fp16', q8: '_quantized', int8: '_int8', uint8: '_uint8', q4: '_q4', q4f16: '_q4f16', bnb4: '_bnb4' } as const;
+export const DTYPE_SUFFIX = {
+  fp32: '',
+  fp16: '_fp16',
+  q8: '_quantized',
+  int8: '_int8',
+  uint8: '_uint8',
+  q4: '_q4',
+  q4f16: '_q4f16',
+  bnb4: '_bnb4',
+} as const;
 export type Dtype = keyof typeof DTYPE_SUFFIX;
 /** Decoder graph names, in the order they are looked for: Optimum's single graph, then the merged decoder. */
 export const GRAPH_NAMES = ['model', 'decoder_model_merged'] as const;
@@ -26,7 +35,10 @@ export const SUPPORTED_MODEL_TYPES: Record<string, 'gpt2' | 'llama'> = { gpt2: '
 /** The family of a config's model_type, or exit 2 listing the supported ones. */
 export function modelFamily(f: ModelFacts): 'gpt2' | 'llama' {
   const fam = SUPPORTED_MODEL_TYPES[f.modelType];
-  if (!fam) throw new UsageError(`config.json: model_type "${f.modelType}" is not supported (supported: ${Object.keys(SUPPORTED_MODEL_TYPES).join(', ')})`);
+  if (!fam)
+    throw new UsageError(
+      `config.json: model_type "${f.modelType}" is not supported (supported: ${Object.keys(SUPPORTED_MODEL_TYPES).join(', ')})`,
+    );
   return fam;
 }
 
@@ -125,7 +137,13 @@ export interface IoInfo {
 }
 
 export function graphIo(model: ModelProto): { inputs: IoInfo[]; outputs: IoInfo[] } {
-  const dtName: Record<number, string> = { [DT.FLOAT]: 'float32', [DT.INT64]: 'int64', [DT.INT32]: 'int32', [DT.BOOL]: 'bool', [DT.FLOAT16]: 'float16' };
+  const dtName: Record<number, string> = {
+    [DT.FLOAT]: 'float32',
+    [DT.INT64]: 'int64',
+    [DT.INT32]: 'int32',
+    [DT.BOOL]: 'bool',
+    [DT.FLOAT16]: 'float16',
+  };
   const conv = (v: any): IoInfo => ({
     name: v.name,
     type: dtName[v.type?.tensorType?.elemType ?? 0] ?? String(v.type?.tensorType?.elemType),

@@ -108,7 +108,8 @@ export function checkWeights(c: GptConfig, w: GptWeights): void {
   for (const [name, shape] of paramShapes(c)) {
     const p = w.get(name);
     if (!p) throw new UsageError(`weights: missing parameter ${name}`);
-    if (p.shape.join('x') !== shape.join('x')) throw new UsageError(`weights: ${name} has shape ${p.shape.join('x')}, expected ${shape.join('x')}`);
+    if (p.shape.join('x') !== shape.join('x'))
+      throw new UsageError(`weights: ${name} has shape ${p.shape.join('x')}, expected ${shape.join('x')}`);
   }
 }
 

@@ -50,7 +50,9 @@ export async function inspectModel(dir: string, dtype: Dtype = 'fp32'): Promise<
   if (!tokJson?.model?.vocab) throw new UsageError(`${path.join(dir, 'tokenizer.json')}: no model.vocab`);
   const tf = tokenizerJsonFacts(tokJson);
   if (tf.size > facts.vocabSize)
-    throw new UsageError(`${dir}: the tokenizer has ${tf.size} ids but the model's vocab_size is ${facts.vocabSize} (tokenizer and model do not match)`);
+    throw new UsageError(
+      `${dir}: the tokenizer has ${tf.size} ids but the model's vocab_size is ${facts.vocabSize} (tokenizer and model do not match)`,
+    );
   const { model } = readOnnx(dir, dtype);
   const io = graphIo(model);
   let hiddenStates: InspectInfo['hiddenStates'] = 'unavailable';
@@ -96,7 +98,8 @@ export function formatInspect(i: InspectInfo): string {
     const kv = xs.filter((x) => /^(past_key_values|present)\./.test(x.name));
     const rest = xs.filter((x) => !/^(past_key_values|present)\./.test(x.name));
     const lines = rest.map((x) => `    ${x.name}  ${x.type} [${x.dims.join(', ')}]`);
-    if (kv.length) lines.push(`    ${kv[0].name.split('.')[0]}.{0..${kv.length / 2 - 1}}.key|value  ${kv[0].type} [${kv[0].dims.join(', ')}]`);
+    if (kv.length)
+      lines.push(`    ${kv[0].name.split('.')[0]}.{0..${kv.length / 2 - 1}}.key|value  ${kv[0].type} [${kv[0].dims.join(', ')}]`);
     return lines.join('\n');
   };
   return [

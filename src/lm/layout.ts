@@ -90,7 +90,9 @@ export function stageSurgeredModel(m: ModelProto, graphFile: string, extFiles: s
   try {
     writeFileSync(file, bytes);
   } catch (err) {
-    throw new UsageError(`${graphFile}: cannot stage the graph with last_hidden_state next to its external data (${(err as Error).message.split('\n')[0]})`);
+    throw new UsageError(
+      `${graphFile}: cannot stage the graph with last_hidden_state next to its external data (${(err as Error).message.split('\n')[0]})`,
+    );
   }
   return { file, cleanup: () => rmSync(file, { force: true }) };
 }

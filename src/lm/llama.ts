@@ -56,7 +56,10 @@ export function llamaModuleName(layer: number, m: LlamaModule): string {
 
 /** [in, out] of each module. */
 export function llamaModuleShape(c: LlamaConfig, m: LlamaModule): [number, number] {
-  const d = c.nEmbd, q = c.nHead * c.headDim, kv = c.nKvHead * c.headDim, f = c.intermediateSize;
+  const d = c.nEmbd,
+    q = c.nHead * c.headDim,
+    kv = c.nKvHead * c.headDim,
+    f = c.intermediateSize;
   const shapes: Record<LlamaModule, [number, number]> = {
     q_proj: [d, q],
     k_proj: [d, kv],
@@ -75,7 +78,8 @@ export function llamaParamShapes(c: LlamaConfig): [string, number[]][] {
     out.push([`model.layers.${i}.input_layernorm.weight`, [c.nEmbd]]);
     for (const m of [...LLAMA_ATTENTION_MODULES, ...LLAMA_MLP_MODULES]) {
       out.push([llamaModuleName(i, m), llamaModuleShape(c, m)]);
-      if (c.attentionBias && (m === 'q_proj' || m === 'k_proj' || m === 'v_proj')) out.push([llamaModuleName(i, m).replace(/weight$/, 'bias'), [llamaModuleShape(c, m)[1]]]);
+      if (c.attentionBias && (m === 'q_proj' || m === 'k_proj' || m === 'v_proj'))
+        out.push([llamaModuleName(i, m).replace(/weight$/, 'bias'), [llamaModuleShape(c, m)[1]]]);
     }
     out.push([`model.layers.${i}.post_attention_layernorm.weight`, [c.nEmbd]]);
   }
@@ -87,7 +91,8 @@ export function llamaParamShapes(c: LlamaConfig): [string, number[]][] {
 export function validateLlamaConfig(c: LlamaConfig): void {
   for (const k of ['vocabSize', 'nLayer', 'nHead', 'nKvHead', 'nEmbd', 'headDim', 'intermediateSize', 'nCtx'] as const)
     if (!Number.isInteger(c[k]) || c[k] <= 0) throw new UsageError(`model config: ${k} must be a positive integer, got ${c[k]}`);
-  if (c.nHead % c.nKvHead !== 0) throw new UsageError(`model config: ${c.nHead} attention heads are not a multiple of ${c.nKvHead} KV heads`);
+  if (c.nHead % c.nKvHead !== 0)
+    throw new UsageError(`model config: ${c.nHead} attention heads are not a multiple of ${c.nKvHead} KV heads`);
   if (c.headDim % 2 !== 0) throw new UsageError(`model config: head_dim ${c.headDim} must be even (rotary embeddings)`);
 }
 
@@ -166,7 +171,8 @@ export function checkLlamaWeights(c: LlamaConfig, w: GptWeights): void {
   for (const [name, shape] of llamaParamShapes(c)) {
     const p = w.get(name);
     if (!p) throw new UsageError(`weights: missing parameter ${name}`);
-    if (p.shape.join('x') !== shape.join('x')) throw new UsageError(`weights: ${name} has shape ${p.shape.join('x')}, expected ${shape.join('x')}`);
+    if (p.shape.join('x') !== shape.join('x'))
+      throw new UsageError(`weights: ${name} has shape ${p.shape.join('x')}, expected ${shape.join('x')}`);
   }
 }
 

@@ -38,16 +38,28 @@ export interface LoraFamily {
   fanInFanOut: boolean;
 }
 
-const GPT2: LoraFamily = { family: 'gpt2', targets: ['c_attn', 'c_proj', 'c_fc', 'lm_head'], defaultTargets: ['c_attn'], fanInFanOut: true };
+const GPT2: LoraFamily = {
+  family: 'gpt2',
+  targets: ['c_attn', 'c_proj', 'c_fc', 'lm_head'],
+  defaultTargets: ['c_attn'],
+  fanInFanOut: true,
+};
 const LLAMA_TARGETS = [...LLAMA_ATTENTION_MODULES, ...LLAMA_MLP_MODULES];
-const LLAMA: LoraFamily = { family: 'llama', targets: [...LLAMA_TARGETS, 'lm_head'], defaultTargets: ['q_proj', 'v_proj'], fanInFanOut: false };
+const LLAMA: LoraFamily = {
+  family: 'llama',
+  targets: [...LLAMA_TARGETS, 'lm_head'],
+  defaultTargets: ['q_proj', 'v_proj'],
+  fanInFanOut: false,
+};
 const QWEN2: LoraFamily = { ...LLAMA, family: 'qwen2' };
 
 export function loraFamily(facts: Pick<ModelFacts, 'modelType'>): LoraFamily {
   if (facts.modelType === 'gpt2') return GPT2;
   if (facts.modelType === 'llama') return LLAMA;
   if (facts.modelType === 'qwen2') return QWEN2;
-  throw new UsageError(`adapter.kind lora supports model_type gpt2, llama and qwen2 (this model is ${facts.modelType}); use adapter.kind head`);
+  throw new UsageError(
+    `adapter.kind lora supports model_type gpt2, llama and qwen2 (this model is ${facts.modelType}); use adapter.kind head`,
+  );
 }
 
 /** What loraModules needs of a model: GPT-2 dims, or config.json (raw) for the LLaMA family's shapes. */
@@ -62,7 +74,8 @@ export function loraModules(facts: LoraFacts, targets: string[] | null, rank: nu
   const want = targets ?? fam.defaultTargets;
   if (want.length === 0) throw new UsageError(`adapter.targets is empty; valid names for ${fam.family}: ${fam.targets.join(', ')}`);
   for (const t of want)
-    if (!fam.targets.includes(t)) throw new UsageError(`adapter.targets: unknown module "${t}" for ${fam.family}; valid names: ${fam.targets.join(', ')}`);
+    if (!fam.targets.includes(t))
+      throw new UsageError(`adapter.targets: unknown module "${t}" for ${fam.family}; valid names: ${fam.targets.join(', ')}`);
   const out: LoraModule[] = [];
   if (fam === GPT2) {
     const d = facts.nEmbd;
@@ -74,7 +87,8 @@ export function loraModules(facts: LoraFacts, targets: string[] | null, rank: nu
     ];
     for (let i = 0; i < facts.nLayer; i++)
       for (const [path, target, inDim, outDim] of shapes)
-        if (want.includes(target)) out.push({ name: `h.${i}.${path}`, target, layer: i, inDim, outDim, peftPath: `transformer.h.${i}.${path}` });
+        if (want.includes(target))
+          out.push({ name: `h.${i}.${path}`, target, layer: i, inDim, outDim, peftPath: `transformer.h.${i}.${path}` });
     if (want.includes('lm_head')) {
       // the output layer (an nn.Linear in HF, tied to wte there; flowtune's ONNX holds it as its own initializer)
       if (!facts.vocabSize) throw new Error('loraModules: lm_head needs vocabSize');
@@ -93,7 +107,8 @@ export function loraModules(facts: LoraFacts, targets: string[] | null, rank: nu
         }
     if (want.includes('lm_head')) {
       // a tied head is Transpose(embed_tokens) in the graph, no MatMul of its own to branch
-      if (c.tieWordEmbeddings) throw new UsageError('adapter.targets: lm_head is tied to embed_tokens in this model (tie_word_embeddings); drop lm_head');
+      if (c.tieWordEmbeddings)
+        throw new UsageError('adapter.targets: lm_head is tied to embed_tokens in this model (tie_word_embeddings); drop lm_head');
       out.push({ name: 'lm_head', target: 'lm_head', layer: c.nLayer, inDim: c.nEmbd, outDim: c.vocabSize, peftPath: 'lm_head' });
     }
   }

@@ -59,8 +59,7 @@ export class GraphBuilder {
   }
 
   node(op: string, inputs: string[], attrs: Record<string, Attr> = {}, outputs?: string[] | number): string[] {
-    const outs =
-      Array.isArray(outputs) ? outputs : Array.from({ length: outputs ?? 1 }, () => this.fresh(op.toLowerCase()));
+    const outs = Array.isArray(outputs) ? outputs : Array.from({ length: outputs ?? 1 }, () => this.fresh(op.toLowerCase()));
     const attribute = Object.entries(attrs).map(([name, v]) => {
       if (typeof v === 'string') return { name, type: AT.STRING, s: new TextEncoder().encode(v) };
       if (Array.isArray(v)) return { name, type: AT.INTS, ints: v };

@@ -23,10 +23,14 @@ export async function resolveModelDir(spec: string, o: ResolveOptions = {}): Pro
   const { AutoModelForCausalLM, AutoTokenizer, env } = await import('@huggingface/transformers');
   // transformers.js keeps a downloaded hub model as <cacheDir>/<org>/<name>/ in the same layout
   const cached = path.join(o.cacheDir ?? String(env.cacheDir), spec);
-  const hasGraph = existsSync(path.join(cached, 'onnx')) && readdirSync(path.join(cached, 'onnx')).some((f) => /^(model|decoder_model_merged)(_\w+)?\.onnx$/.test(f));
+  const hasGraph =
+    existsSync(path.join(cached, 'onnx')) &&
+    readdirSync(path.join(cached, 'onnx')).some((f) => /^(model|decoder_model_merged)(_\w+)?\.onnx$/.test(f));
   if (hasGraph && existsSync(path.join(cached, 'config.json'))) return cached;
   if (!allowRemote)
-    throw new UsageError(`${spec}: not a local folder and not in the transformers.js cache (${cached}); download it once (FLOWTUNE_ALLOW_REMOTE=1) or give the export's folder`);
+    throw new UsageError(
+      `${spec}: not a local folder and not in the transformers.js cache (${cached}); download it once (FLOWTUNE_ALLOW_REMOTE=1) or give the export's folder`,
+    );
   env.allowRemoteModels = true;
   try {
     await AutoTokenizer.from_pretrained(spec);
@@ -35,6 +39,7 @@ export async function resolveModelDir(spec: string, o: ResolveOptions = {}): Pro
   } catch (err) {
     throw new UsageError(`${spec}: cannot fetch from the hub (${(err as Error).message.split('\n')[0]})`);
   }
-  if (!existsSync(path.join(cached, 'onnx', 'model.onnx'))) throw new UsageError(`${spec}: downloaded, but no fp32 onnx/model.onnx in ${cached}`);
+  if (!existsSync(path.join(cached, 'onnx', 'model.onnx')))
+    throw new UsageError(`${spec}: downloaded, but no fp32 onnx/model.onnx in ${cached}`);
   return cached;
 }

@@ -111,7 +111,7 @@ export async function sample(session: LmSession, prompts: ArrayLike<number>[], o
   const extraStop = o.stopTokenIds ? new Set(Array.from(o.stopTokenIds)) : null;
   const tokens = new Int32Array(B * maxNew).fill(eos);
   const logProbs = new Float32Array(B * maxNew);
-  const hiddenAll = o.keepHidden ?? true ? new Float32Array(B * maxNew * d) : null;
+  const hiddenAll = (o.keepHidden ?? true) ? new Float32Array(B * maxNew * d) : null;
   const logitsAll = o.keepLogits ? new Float32Array(B * maxNew * V) : null;
   const lengths = new Int32Array(B);
   const stopped = new Uint8Array(B);

@@ -109,7 +109,10 @@ export async function prefixRewards(
         mask[r * (L + S) + L + j] = 1;
       }
     });
-    const past = s.selectRows(base.present, js.map((j) => j.b));
+    const past = s.selectRows(
+      base.present,
+      js.map((j) => j.b),
+    );
     const out = await s.forward({ batch: n, inputIds: ids, attentionMask: mask, past });
     js.forEach(({ b, t }, r) => {
       for (let j = 1; j < y[b].length; j++) rewards[b][t] += logSoftmaxAt(out.logits, (r * S + j - 1) * V, V, y[b][j]);
@@ -119,7 +122,12 @@ export async function prefixRewards(
 }
 
 /** The same quantities by one full forward per prefix (the reference the tests and bench compare against). */
-export async function naivePrefixRewards(s: LmSession, x: ArrayLike<number>[], z: ArrayLike<number>[], y: ArrayLike<number>[]): Promise<Float64Array[]> {
+export async function naivePrefixRewards(
+  s: LmSession,
+  x: ArrayLike<number>[],
+  z: ArrayLike<number>[],
+  y: ArrayLike<number>[],
+): Promise<Float64Array[]> {
   const ctx: number[][] = [];
   const cont: ArrayLike<number>[] = [];
   const owner: number[] = [];
@@ -168,7 +176,10 @@ export async function statesOf(s: LmSession, x: ArrayLike<number>[], z: ArrayLik
   const B = x.length;
   const d = s.hiddenSize;
   const V = s.vocabSize;
-  const p = packLeft(x.map((xi, b) => [...Array.from(xi), ...Array.from(z[b])]), s.facts.padTokenId);
+  const p = packLeft(
+    x.map((xi, b) => [...Array.from(xi), ...Array.from(z[b])]),
+    s.facts.padTokenId,
+  );
   const out = await s.forward({ batch: B, inputIds: p.ids, attentionMask: p.mask });
   const offsets = new Int32Array(B);
   let rows = 0;

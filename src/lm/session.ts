@@ -147,8 +147,18 @@ export class LmSession {
     }
     const files = [rel, ...extFiles.map((f) => path.relative(dir, f))];
     const pastType = graphIo(model).inputs.find((i) => i.name.startsWith('past_key_values.'))?.type;
-    if (pastType && pastType !== 'float32' && pastType !== 'float16') throw new UsageError(`${graphFile}: KV cache of type ${pastType} is not supported (float32 or float16)`);
-    return new LmSession(session, dir, facts, hash, hiddenName, positionHandling(model), files, pastType === 'float16' ? 'float16' : 'float32');
+    if (pastType && pastType !== 'float32' && pastType !== 'float16')
+      throw new UsageError(`${graphFile}: KV cache of type ${pastType} is not supported (float32 or float16)`);
+    return new LmSession(
+      session,
+      dir,
+      facts,
+      hash,
+      hiddenName,
+      positionHandling(model),
+      files,
+      pastType === 'float16' ? 'float16' : 'float32',
+    );
   }
 
   get vocabSize(): number {
@@ -181,7 +191,8 @@ export class LmSession {
     const past = inp.past ?? this.emptyCache(B);
     const T = past.length + S;
     if (!Number.isInteger(S) || S < 1) throw new Error(`forward: ${inp.inputIds.length} ids do not split into ${B} rows`);
-    if (inp.attentionMask.length !== B * T) throw new Error(`forward: attention mask has ${inp.attentionMask.length} entries, expected ${B}×${T}`);
+    if (inp.attentionMask.length !== B * T)
+      throw new Error(`forward: attention mask has ${inp.attentionMask.length} entries, expected ${B}×${T}`);
     if (T > this.facts.nCtx) throw new UsageError(`sequence of ${T} tokens exceeds the model's context of ${this.facts.nCtx}`);
     if (past.batch !== B) throw new Error(`forward: cache batch ${past.batch} ≠ ${B}`);
     const ids = new BigInt64Array(B * S);
@@ -206,7 +217,8 @@ export class LmSession {
     if (this.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', positionIds(mask, B, T, S), [B, S]);
     if (this.hasKvCache) Object.assign(feeds, past.tensors);
     // Merged decoders (decoder_model_merged.onnx): the cache branch once there is a cache.
-    if (this.inputNames.includes('use_cache_branch')) feeds.use_cache_branch = new ort.Tensor('bool', Uint8Array.of(past.length > 0 ? 1 : 0), [1]);
+    if (this.inputNames.includes('use_cache_branch'))
+      feeds.use_cache_branch = new ort.Tensor('bool', Uint8Array.of(past.length > 0 ? 1 : 0), [1]);
     Object.assign(feeds, this.extraFeeds);
     const out = await this.session.run(feeds);
     const present: KvCache = { batch: B, length: T, tensors: {} };
@@ -231,7 +243,14 @@ export class LmSession {
    * unpadded; outputs are scattered back into the padded layout (masked columns get zero
    * logits, hidden states and cache entries, which nothing reads: they stay masked).
    */
-  private async forwardCompacted(ids: BigInt64Array, mask: BigInt64Array, past: KvCache, B: number, S: number, T: number): Promise<ForwardOutput> {
+  private async forwardCompacted(
+    ids: BigInt64Array,
+    mask: BigInt64Array,
+    past: KvCache,
+    B: number,
+    S: number,
+    T: number,
+  ): Promise<ForwardOutput> {
     const P = T - S;
     const V = this.facts.vocabSize;
     const groups = new Map<string, number[]>();
@@ -249,14 +268,18 @@ export class LmSession {
       const data = this.kvArray(B * H * T * Dh);
       // keep the past columns as they were (masked ones included), row by row
       const src = past.tensors[n].data as KvArray;
-      for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) data.set(src.subarray(((b * H + h) * P) * Dh, ((b * H + h) * P + P) * Dh), ((b * H + h) * T) * Dh);
+      for (let b = 0; b < B; b++)
+        for (let h = 0; h < H; h++) data.set(src.subarray((b * H + h) * P * Dh, ((b * H + h) * P + P) * Dh), (b * H + h) * T * Dh);
       presentData.set(n, { data, H, Dh });
     }
     for (const [key, rows] of groups) {
       const pastCols: number[] = [];
       const newCols: number[] = [];
       for (let t = 0; t < T; t++) if (key[t] === '1') (t < P ? pastCols : newCols).push(t);
-      const n = rows.length, Pc = pastCols.length, Sc = newCols.length, Tc = Pc + Sc;
+      const n = rows.length,
+        Pc = pastCols.length,
+        Sc = newCols.length,
+        Tc = Pc + Sc;
       const gIds = new BigInt64Array(n * Sc);
       rows.forEach((b, r) => newCols.forEach((t, k) => (gIds[r * Sc + k] = ids[b * S + t - P])));
       const gPast: KvCache = { batch: n, length: Pc, tensors: {} };
@@ -266,7 +289,9 @@ export class LmSession {
         const dst = this.kvArray(n * H * Pc * Dh);
         rows.forEach((b, r) => {
           for (let h = 0; h < H; h++)
-            pastCols.forEach((t, k) => dst.set(src.subarray(((b * H + h) * P + t) * Dh, ((b * H + h) * P + t + 1) * Dh), ((r * H + h) * Pc + k) * Dh));
+            pastCols.forEach((t, k) =>
+              dst.set(src.subarray(((b * H + h) * P + t) * Dh, ((b * H + h) * P + t + 1) * Dh), ((r * H + h) * Pc + k) * Dh),
+            );
         });
         gPast.tensors[name] = new ort.Tensor(this.kvType, dst, [n, H, Pc, Dh]);
       }
@@ -283,7 +308,9 @@ export class LmSession {
           const { data, H, Dh } = presentData.get(name)!;
           const src = out.present.tensors[name].data as KvArray;
           for (let h = 0; h < H; h++)
-            newCols.forEach((t, k) => data.set(src.subarray(((r * H + h) * Tc + Pc + k) * Dh, ((r * H + h) * Tc + Pc + k + 1) * Dh), ((b * H + h) * T + t) * Dh));
+            newCols.forEach((t, k) =>
+              data.set(src.subarray(((r * H + h) * Tc + Pc + k) * Dh, ((r * H + h) * Tc + Pc + k + 1) * Dh), ((b * H + h) * T + t) * Dh),
+            );
         }
       });
     }

@@ -65,7 +65,15 @@ export class CharTokenizer implements Tokenizer {
 
   /** tokenizer.json in the Hugging Face `tokenizers` format. */
   tokenizerJson(): object {
-    const special = (id: number) => ({ id, content: this.vocab[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    const special = (id: number) => ({
+      id,
+      content: this.vocab[id],
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    });
     return {
       version: '1.0',
       truncation: null,
@@ -199,7 +207,10 @@ export async function loadHfTokenizer(dir: string, eosTokenId: number, vocabSize
     throw new UsageError(`${dir}: cannot read tokenizer.json (${(err as Error).message.split('\n')[0]})`);
   }
   // A tokenizer/model mismatch would index logits out of range.
-  if (facts.size > vocabSize) throw new UsageError(`${dir}: the tokenizer has ${facts.size} ids but the model's vocab_size is ${vocabSize} (tokenizer and model do not match)`);
+  if (facts.size > vocabSize)
+    throw new UsageError(
+      `${dir}: the tokenizer has ${facts.size} ids but the model's vocab_size is ${vocabSize} (tokenizer and model do not match)`,
+    );
   // Does the post-processor put a token in front? Then that is the BOS every X starts with.
   const withSpecial: number[] = tok.encode('a', { add_special_tokens: true });
   const plain: number[] = tok.encode('a', { add_special_tokens: false });

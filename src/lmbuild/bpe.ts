@@ -73,10 +73,11 @@ export class ByteBpe {
     const merges: [string, string][] = [];
     for (let m = 0; m < o.merges; m++) {
       const pairs = new Map<string, number>();
-      for (const w of words) for (let i = 0; i + 1 < w.sym.length; i++) {
-        const k = w.sym[i] + '\u0000' + w.sym[i + 1];
-        pairs.set(k, (pairs.get(k) ?? 0) + w.n);
-      }
+      for (const w of words)
+        for (let i = 0; i + 1 < w.sym.length; i++) {
+          const k = w.sym[i] + '\u0000' + w.sym[i + 1];
+          pairs.set(k, (pairs.get(k) ?? 0) + w.n);
+        }
       let best = '';
       let bestN = 1; // a pair seen once is no merge worth learning
       for (const [k, n] of pairs) if (n > bestN || (n === bestN && best !== '' && k < best)) (best = k), (bestN = n);
@@ -87,7 +88,7 @@ export class ByteBpe {
       for (const w of words) {
         const out: string[] = [];
         for (let i = 0; i < w.sym.length; i++) {
-          if (i + 1 < w.sym.length && w.sym[i] === a && w.sym[i + 1] === b) (out.push(a + b), i++);
+          if (i + 1 < w.sym.length && w.sym[i] === a && w.sym[i + 1] === b) out.push(a + b), i++;
           else out.push(w.sym[i]);
         }
         w.sym = out;
@@ -101,14 +102,27 @@ export class ByteBpe {
   }
 
   tokenizerJson(): object {
-    const special = (content: string) => ({ id: this.id(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    const special = (content: string) => ({
+      id: this.id(content),
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    });
     const base = this.vocab.length - this.specials.length;
     const bos = this.bosToken!;
     const postProcessor = this.addBos
       ? {
           type: 'TemplateProcessing',
           single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-          pair: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: bos, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+          pair: [
+            { SpecialToken: { id: bos, type_id: 0 } },
+            { Sequence: { id: 'A', type_id: 0 } },
+            { SpecialToken: { id: bos, type_id: 1 } },
+            { Sequence: { id: 'B', type_id: 1 } },
+          ],
           special_tokens: { [bos]: { id: bos, ids: [this.id(bos)], tokens: [bos] } },
         }
       : { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: true };

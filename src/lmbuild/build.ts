@@ -82,7 +82,11 @@ export async function buildTiny(o: BuildOptions): Promise<TrainResult> {
   const { valSet, weights: _w, ...summary } = res;
   writeFileSync(
     path.join(o.out, 'training.json'),
-    JSON.stringify({ command: o.command, seed: o.seed, config: o.config, train: o.train, corpus: parts, onnxSha256: hash, ...summary }, null, 1) + '\n',
+    JSON.stringify(
+      { command: o.command, seed: o.seed, config: o.config, train: o.train, corpus: parts, onnxSha256: hash, ...summary },
+      null,
+      1,
+    ) + '\n',
   );
   writeFileSync(path.join(o.out, 'README.md'), readme(o, parts, res, hash));
   return res;
@@ -120,7 +124,10 @@ function readme(o: BuildOptions, parts: CorpusPart[], r: TrainResult, hash: stri
     '',
     '| step | train loss (nats/char) | held-out loss | CPU s | wall s |',
     '|---:|---:|---:|---:|---:|',
-    ...r.curve.map((p) => `| ${p.step} | ${p.trainLoss.toFixed(4)} | ${p.valLoss.toFixed(4)} | ${p.cpuSeconds.toFixed(0)} | ${p.wallSeconds.toFixed(0)} |`),
+    ...r.curve.map(
+      (p) =>
+        `| ${p.step} | ${p.trainLoss.toFixed(4)} | ${p.valLoss.toFixed(4)} | ${p.cpuSeconds.toFixed(0)} | ${p.wallSeconds.toFixed(0)} |`,
+    ),
     '',
     '## Results',
     '',

@@ -70,7 +70,13 @@ export async function evalArithmetic(
  * single wrong step (the chain continuing from the wrong value), Y = the true answer — the
  * signal a posterior sampler of rationales needs (docs/design.md §2 (LM), R = p_LM(X Z Y)).
  */
-export async function rationaleRewardGap(s: LmSession, tok: Tokenizer, file: string, n: number, seed: number): Promise<{ n: number; meanGap: number; fracPrefersCorrect: number }> {
+export async function rationaleRewardGap(
+  s: LmSession,
+  tok: Tokenizer,
+  file: string,
+  n: number,
+  seed: number,
+): Promise<{ n: number; meanGap: number; fracPrefersCorrect: number }> {
   const { Rng } = await import('../core/rng.js');
   const rng = new Rng(seed);
   const data = loadArithmetic(file).slice(0, n);

@@ -16,7 +16,18 @@ import { CharTokenizer } from '../lm/tokenizer.js';
 import type { WriteOptions } from './onnx-writer.js';
 
 export function tinyConfig(over: Partial<GptConfig> = {}): GptConfig {
-  return { vocabSize: new CharTokenizer().vocabSize, nLayer: 2, nHead: 4, nEmbd: 32, nCtx: 96, lnEps: 1e-5, bosTokenId: 0, eosTokenId: 0, padTokenId: 0, ...over };
+  return {
+    vocabSize: new CharTokenizer().vocabSize,
+    nLayer: 2,
+    nHead: 4,
+    nEmbd: 32,
+    nCtx: 96,
+    lnEps: 1e-5,
+    bosTokenId: 0,
+    eosTokenId: 0,
+    padTokenId: 0,
+    ...over,
+  };
 }
 
 /**
@@ -38,7 +49,12 @@ export interface TempModel {
   cleanup(): void;
 }
 
-export function writeTempModel(seed: number, over: Partial<GptConfig> = {}, opts: WriteOptions & { externalData?: boolean } = {}, scale = 8): TempModel {
+export function writeTempModel(
+  seed: number,
+  over: Partial<GptConfig> = {},
+  opts: WriteOptions & { externalData?: boolean } = {},
+  scale = 8,
+): TempModel {
   const config = tinyConfig(over);
   const weights = randomWeights(config, seed, scale);
   const root = mkdtempSync(path.join(os.tmpdir(), 'flowtune-lm-'));
@@ -101,7 +117,12 @@ export function writeTempLlama(
   seed: number,
   o: LlamaWriteOptions & { bos?: boolean; padVocab?: number; std?: number; externalData?: boolean; over?: Partial<LlamaConfig> } = {},
 ): TempLlama {
-  const tokenizer = ByteBpe.train(fixtureCorpus(), { merges: 60, specials: ['<|endoftext|>', '<|begin_of_text|>'], bosToken: '<|begin_of_text|>', addBos: o.bos ?? false });
+  const tokenizer = ByteBpe.train(fixtureCorpus(), {
+    merges: 60,
+    specials: ['<|endoftext|>', '<|begin_of_text|>'],
+    bosToken: '<|begin_of_text|>',
+    addBos: o.bos ?? false,
+  });
   const V = tokenizer.vocabSize;
   const config = tinyLlamaConfig(V + (o.padVocab ?? 0), { bosTokenId: V - 1, eosTokenId: V - 2, padTokenId: V - 2, ...o.over });
   const weights = initLlamaWeights(config, seed, o.std ?? 0.3);

@@ -7,7 +7,12 @@ import type { GptWeights } from '../lm/gpt.js';
 import { type LlamaConfig, llamaModuleName } from '../lm/llama.js';
 
 export function llamaReferenceForward(c: LlamaConfig, w: GptWeights, ids: number[]): { logits: Float64Array; hidden: Float64Array } {
-  const S = ids.length, d = c.nEmbd, H = c.nHead, Hkv = c.nKvHead, Dh = c.headDim, V = c.vocabSize;
+  const S = ids.length,
+    d = c.nEmbd,
+    H = c.nHead,
+    Hkv = c.nKvHead,
+    Dh = c.headDim,
+    V = c.vocabSize;
   const W = (n: string) => {
     const p = w.get(n);
     if (!p) throw new Error(`missing ${n}`);
@@ -42,8 +47,10 @@ export function llamaReferenceForward(c: LlamaConfig, w: GptWeights, ids: number
         const o = (s * heads + h) * Dh;
         for (let j = 0; j < half; j++) {
           const ang = s * Math.pow(c.ropeTheta, (-2 * j) / Dh);
-          const cos = Math.cos(ang), sin = Math.sin(ang);
-          const a = x[o + j], b = x[o + j + half];
+          const cos = Math.cos(ang),
+            sin = Math.sin(ang);
+          const a = x[o + j],
+            b = x[o + j + half];
           x[o + j] = a * cos - b * sin;
           x[o + j + half] = b * cos + a * sin;
         }
@@ -74,7 +81,7 @@ export function llamaReferenceForward(c: LlamaConfig, w: GptWeights, ids: number
           m = Math.max(m, sc[t]);
         }
         let z = 0;
-        for (let t = 0; t <= s; t++) z += (sc[t] = Math.exp(sc[t] - m));
+        for (let t = 0; t <= s; t++) z += sc[t] = Math.exp(sc[t] - m);
         for (let t = 0; t <= s; t++) for (let j = 0; j < Dh; j++) ctx[(s * H + h) * Dh + j] += (sc[t] / z) * v[(t * Hkv + kvh) * Dh + j];
       }
     }
@@ -92,11 +99,12 @@ export function llamaReferenceForward(c: LlamaConfig, w: GptWeights, ids: number
   let logits: Float64Array;
   if (c.tieWordEmbeddings) {
     logits = new Float64Array(S * V);
-    for (let s = 0; s < S; s++) for (let t = 0; t < V; t++) {
-      let acc = 0;
-      for (let i = 0; i < d; i++) acc += hidden[s * d + i] * emb[t * d + i];
-      logits[s * V + t] = acc;
-    }
+    for (let s = 0; s < S; s++)
+      for (let t = 0; t < V; t++) {
+        let acc = 0;
+        for (let i = 0; i < d; i++) acc += hidden[s * d + i] * emb[t * d + i];
+        logits[s * V + t] = acc;
+      }
   } else logits = mm(hidden, W('lm_head.weight'), d, V);
   return { logits, hidden };
 }

@@ -26,7 +26,11 @@ export function toLlamaTfParams(c: LlamaConfig, w: GptWeights): TfParams {
 /** logits [B·S, V] and final hidden states [B·S, d] (call inside tf.tidy / a gradient closure). */
 export function llamaTfForward(c: LlamaConfig, p: TfParams, inp: RefInput, lora?: LoraParams): { logits: T2; hidden: T2 } {
   const { batch: B, seqLen: S } = inp;
-  const H = c.nHead, Hkv = c.nKvHead, Dh = c.headDim, rep = H / Hkv, half = Dh / 2;
+  const H = c.nHead,
+    Hkv = c.nKvHead,
+    Dh = c.headDim,
+    rep = H / Hkv,
+    half = Dh / 2;
   const N = B * S;
   const P = (n: string) => {
     const t = p.get(n);

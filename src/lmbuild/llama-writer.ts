@@ -47,7 +47,8 @@ export function floatToHalf(v: number): number {
     mant |= 0x800000;
     const shift = 14 - e;
     let h = mant >> shift;
-    const rem = mant & ((1 << shift) - 1), halfway = 1 << (shift - 1);
+    const rem = mant & ((1 << shift) - 1),
+      halfway = 1 << (shift - 1);
     if (rem > halfway || (rem === halfway && h & 1)) h++;
     return sign | h;
   }
@@ -61,7 +62,11 @@ export function buildLlamaOnnx(c: LlamaConfig, w: GptWeights, opts: LlamaWriteOp
   validateLlamaConfig(c);
   checkLlamaWeights(c, w);
   const g = new GraphBuilder();
-  const d = c.nEmbd, H = c.nHead, Hkv = c.nKvHead, Dh = c.headDim, half = Dh / 2;
+  const d = c.nEmbd,
+    H = c.nHead,
+    Hkv = c.nKvHead,
+    Dh = c.headDim,
+    half = Dh / 2;
   const fp16 = opts.fp16 === true;
   const W = (name: string) => {
     const p = w.get(name)!;
@@ -149,7 +154,10 @@ export function buildLlamaOnnx(c: LlamaConfig, w: GptWeights, opts: LlamaWriteOp
     const scores = g.op('Reshape', [g.op('MatMul', [qg, g.op('Transpose', [kAll], { perm: [0, 1, 3, 2] })]), g.constI64([0, H, -1, 0])]); // [B,H,S,T]
     const probs = g.op('Softmax', [g.op('Where', [visible, scores, negBig])], { axis: -1 });
     const ctxG = g.op('MatMul', [g.op('Reshape', [probs, g.constI64([0, Hkv, -1, 0])]), vAll]); // [B,Hkv,rep·S,Dh]
-    const ctx = g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [ctxG, g.constI64([0, H, -1, Dh])])], { perm: [0, 2, 1, 3] }), g.constI64([0, 0, H * Dh])]);
+    const ctx = g.op('Reshape', [
+      g.op('Transpose', [g.op('Reshape', [ctxG, g.constI64([0, H, -1, Dh])])], { perm: [0, 2, 1, 3] }),
+      g.constI64([0, 0, H * Dh]),
+    ]);
     x = g.op('Add', [x, g.op('MatMul', [ctx, W(llamaModuleName(i, 'o_proj'))])]);
     const n2 = rmsNorm(x, `model.layers.${i}.post_attention_layernorm.weight`);
     const gate = lin(n2, i, 'gate_proj');
@@ -158,14 +166,18 @@ export function buildLlamaOnnx(c: LlamaConfig, w: GptWeights, opts: LlamaWriteOp
   }
   const hidden = rmsNorm(x, 'model.norm.weight', opts.hiddenOutput === false || fp16 ? 'norm_output' : 'last_hidden_state');
   if (fp16 && opts.hiddenOutput !== false) g.op('Cast', [hidden], { to: DT.FLOAT16 }, 'last_hidden_state');
-  const embed = fp16 ? g.nodes.find((n) => n.input?.[0] === 'model.embed_tokens.weight' && n.opType === 'Cast')!.output![0] : 'model.embed_tokens.weight';
+  const embed = fp16
+    ? g.nodes.find((n) => n.input?.[0] === 'model.embed_tokens.weight' && n.opType === 'Cast')!.output![0]
+    : 'model.embed_tokens.weight';
   const head = opts.int8Head ? '' : c.tieWordEmbeddings ? g.op('Transpose', [embed], { perm: [1, 0] }) : W('lm_head.weight');
   if (opts.int8Head) {
     if (c.tieWordEmbeddings || fp16) throw new Error('int8Head: untied fp32 heads only');
     const p = w.get('lm_head.weight')!;
-    let lo = 0, hi = 0;
+    let lo = 0,
+      hi = 0;
     for (const v of p.data) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
-    const sc = (hi - lo) / 255, zp = Math.round(-lo / sc);
+    const sc = (hi - lo) / 255,
+      zp = Math.round(-lo / sc);
     const q = Uint8Array.from(p.data, (v) => Math.max(0, Math.min(255, Math.round(v / sc) + zp)));
     g.initializers.push({ name: 'lm_head.weight_quantized', dims: p.shape, dataType: DT.UINT8, rawData: q });
     g.initializers.push({ name: 'lm_head.weight_zero_point', dims: [], dataType: DT.UINT8, rawData: Uint8Array.of(zp) });

@@ -92,7 +92,8 @@ export interface LlamaFolderOptions extends LlamaWriteOptions {
  */
 export function writeLlamaFolder(dir: string, c: LlamaConfig, w: GptWeights, o: LlamaFolderOptions): string {
   validateLlamaConfig(c);
-  if (o.tokenizer.vocabSize > c.vocabSize) throw new UsageError(`tokenizer has ${o.tokenizer.vocabSize} tokens but the model only ${c.vocabSize}`);
+  if (o.tokenizer.vocabSize > c.vocabSize)
+    throw new UsageError(`tokenizer has ${o.tokenizer.vocabSize} tokens but the model only ${c.vocabSize}`);
   mkdirSync(path.join(dir, 'onnx'), { recursive: true });
   const name = (o.merged ? 'decoder_model_merged' : 'model') + (o.fp16 ? '_fp16' : o.int8Head ? '_quantized' : '');
   let model = buildLlamaOnnx(c, w, o);

@@ -43,7 +43,8 @@ export function buildGptOnnx(c: GptConfig, w: GptWeights, opts: WriteOptions = {
   const layout = opts.positions ?? 'mask';
   let pos: string;
   if (layout === 'position_ids') pos = 'position_ids';
-  else if (layout === 'absolute') pos = g.op('Unsqueeze', [g.op('Range', [P, T, one]), g.constI64([0])]); // [1,S]: P..T−1
+  else if (layout === 'absolute')
+    pos = g.op('Unsqueeze', [g.op('Range', [P, T, one]), g.constI64([0])]); // [1,S]: P..T−1
   else {
     // Positions of the new tokens: (cumsum(mask) − 1) clamped at 0, last S columns.
     const cum = g.op('CumSum', ['attention_mask', g.constI64([1], [])]);
@@ -97,7 +98,12 @@ export function buildGptOnnx(c: GptConfig, w: GptWeights, opts: WriteOptions = {
     const gelu = g.op('Mul', [fc, g.op('Sigmoid', [g.op('Mul', [fc, gk])])]);
     x = g.op('Add', [x, g.op('Add', [g.op('MatMul', [gelu, W(p + 'mlp.c_proj.weight')]), W(p + 'mlp.c_proj.bias')])]);
   }
-  const hidden = g.op('LayerNormalization', [x, W('ln_f.weight'), W('ln_f.bias')], { axis: -1, epsilon: { float: c.lnEps } }, opts.hiddenOutput === false ? 'ln_f_output' : 'last_hidden_state');
+  const hidden = g.op(
+    'LayerNormalization',
+    [x, W('ln_f.weight'), W('ln_f.bias')],
+    { axis: -1, epsilon: { float: c.lnEps } },
+    opts.hiddenOutput === false ? 'ln_f_output' : 'last_hidden_state',
+  );
   g.op('MatMul', [hidden, W('lm_head.weight')], {}, 'logits');
 
   const cacheDims = ['batch_size', H, 'past_sequence_length', Dh];
@@ -151,6 +157,6 @@ export function splitExternalData(m: ModelProto, location: string): { model: Mod
   }
   const data = new Uint8Array(offset);
   let o = 0;
-  for (const c of chunks) (data.set(c, o), (o += c.byteLength));
+  for (const c of chunks) data.set(c, o), (o += c.byteLength);
   return { model: m, data };
 }

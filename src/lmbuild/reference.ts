@@ -78,7 +78,12 @@ export interface RefInput {
 export type LoraParams = Map<string, { a: tf.Tensor2D; b: tf.Tensor2D; scale: number }>;
 
 /** Full forward: logits [B·S, V] and final hidden states [B·S, d] (call inside tf.tidy). */
-export function referenceForward(c: GptConfig, p: TfParams, inp: RefInput, lora?: LoraParams): { logits: tf.Tensor2D; hidden: tf.Tensor2D } {
+export function referenceForward(
+  c: GptConfig,
+  p: TfParams,
+  inp: RefInput,
+  lora?: LoraParams,
+): { logits: tf.Tensor2D; hidden: tf.Tensor2D } {
   const { batch: B, seqLen: S } = inp;
   const d = c.nEmbd;
   const H = c.nHead;
@@ -101,9 +106,13 @@ export function referenceForward(c: GptConfig, p: TfParams, inp: RefInput, lora?
       for (let j = 0; j < S; j++) bias[(b * S + s) * S + j] = j <= s && mask[b * S + j] ? 0 : -1e9;
     }
   }
-  const oneHot = (idx: ArrayLike<number>, depth: number) => tf.oneHot(tf.tensor1d(Int32Array.from(idx), 'int32'), depth).toFloat() as tf.Tensor2D;
+  const oneHot = (idx: ArrayLike<number>, depth: number) =>
+    tf.oneHot(tf.tensor1d(Int32Array.from(idx), 'int32'), depth).toFloat() as tf.Tensor2D;
   // One-hot × matrix instead of gather: wasm has no gather gradient (docs/design.md §3).
-  let x = tf.add(matMul2(oneHot(inp.ids, c.vocabSize), P('wte') as tf.Tensor2D), matMul2(oneHot(pos, c.nCtx), P('wpe') as tf.Tensor2D)) as tf.Tensor2D;
+  let x = tf.add(
+    matMul2(oneHot(inp.ids, c.vocabSize), P('wte') as tf.Tensor2D),
+    matMul2(oneHot(pos, c.nCtx), P('wpe') as tf.Tensor2D),
+  ) as tf.Tensor2D;
   const attnBias = tf.tensor4d(bias, [B, 1, S, S]);
   const shared = new Map<string, tf.Tensor2D>();
   // x·W + b (+ scale·(x·A)·B[:, cols] when the module is adapted)
@@ -127,10 +136,20 @@ export function referenceForward(c: GptConfig, p: TfParams, inp: RefInput, lora?
     const scores = tf.add(tf.reshape(bmm(q, tf.transpose(k, [0, 2, 1])), [B, H, S, S]), attnBias);
     const probs = tf.reshape(tf.softmax(scores), [B * H, S, S]) as tf.Tensor3D;
     const ctx = tf.reshape(tf.transpose(tf.reshape(bmm(probs, v), [B, H, S, Dh]), [0, 2, 1, 3]), [N, d]) as tf.Tensor2D;
-    x = tf.add(x, adapted(pre + 'attn.c_proj', ctx, linear(ctx, P(pre + 'attn.c_proj.weight') as tf.Tensor2D, P(pre + 'attn.c_proj.bias') as tf.Tensor1D))) as tf.Tensor2D;
+    x = tf.add(
+      x,
+      adapted(
+        pre + 'attn.c_proj',
+        ctx,
+        linear(ctx, P(pre + 'attn.c_proj.weight') as tf.Tensor2D, P(pre + 'attn.c_proj.bias') as tf.Tensor1D),
+      ),
+    ) as tf.Tensor2D;
     const h2 = layerNorm(x, P(pre + 'ln_2.weight') as tf.Tensor1D, P(pre + 'ln_2.bias') as tf.Tensor1D, c.lnEps);
     const fc = gelu(adapted(pre + 'mlp.c_fc', h2, lin('mlp.c_fc', h2))) as tf.Tensor2D;
-    x = tf.add(x, adapted(pre + 'mlp.c_proj', fc, linear(fc, P(pre + 'mlp.c_proj.weight') as tf.Tensor2D, P(pre + 'mlp.c_proj.bias') as tf.Tensor1D))) as tf.Tensor2D;
+    x = tf.add(
+      x,
+      adapted(pre + 'mlp.c_proj', fc, linear(fc, P(pre + 'mlp.c_proj.weight') as tf.Tensor2D, P(pre + 'mlp.c_proj.bias') as tf.Tensor1D)),
+    ) as tf.Tensor2D;
   }
   const hidden = layerNorm(x, P('ln_f.weight') as tf.Tensor1D, P('ln_f.bias') as tf.Tensor1D, c.lnEps);
   return { hidden, logits: adapted('lm_head', hidden, matMul2(hidden, P('lm_head.weight') as tf.Tensor2D)) };

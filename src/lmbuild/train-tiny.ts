@@ -120,7 +120,10 @@ export async function trainTiny(c: GptConfig, tok: CharTokenizer, items: string[
   for (let step = 1; step <= o.steps; step++) {
     const rows = Array.from({ length: o.batch }, () => train[rng.int(train.length)]);
     const b = makeBatch(rows, c.eosTokenId, c.nCtx);
-    const lr = step <= o.warmup ? (o.lr * step) / o.warmup : o.lr * (0.1 + 0.45 * (1 + Math.cos((Math.PI * (step - o.warmup)) / Math.max(1, o.steps - o.warmup))));
+    const lr =
+      step <= o.warmup
+        ? (o.lr * step) / o.warmup
+        : o.lr * (0.1 + 0.45 * (1 + Math.cos((Math.PI * (step - o.warmup)) / Math.max(1, o.steps - o.warmup))));
     (optimizer as any).learningRate = lr;
     const lossVal = tf.tidy(() => {
       const { value, grads } = tf.variableGrads(() => batchLoss(c, params, b), vars);
@@ -141,7 +144,9 @@ export async function trainTiny(c: GptConfig, tok: CharTokenizer, items: string[
       curve.push(pt);
       running = 0;
       runningN = 0;
-      o.log?.(`step ${step}  train ${pt.trainLoss.toFixed(4)}  val ${pt.valLoss.toFixed(4)}  lr ${lr.toExponential(2)}  cpu ${pt.cpuSeconds.toFixed(0)}s  wall ${pt.wallSeconds.toFixed(0)}s`);
+      o.log?.(
+        `step ${step}  train ${pt.trainLoss.toFixed(4)}  val ${pt.valLoss.toFixed(4)}  lr ${lr.toExponential(2)}  cpu ${pt.cpuSeconds.toFixed(0)}s  wall ${pt.wallSeconds.toFixed(0)}s`,
+      );
     }
   }
   const final = evalLoss();

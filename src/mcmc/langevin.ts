@@ -56,7 +56,8 @@ export function mala(target: ContinuousTarget, x: Float64Array, chains: number, 
     for (let i = 0; i < chains * d; i++) y[i] = x[i] + h * grad[i] + s * rng.normal();
     target.logDensityAndGrad(y, chains, logpY, gradY);
     for (let c = 0; c < chains; c++) {
-      let fwd = 0, bwd = 0; // |y − x − h g(x)|², |x − y − h g(y)|²
+      let fwd = 0,
+        bwd = 0; // |y − x − h g(x)|², |x − y − h g(y)|²
       for (let j = c * d; j < (c + 1) * d; j++) {
         const a = y[j] - x[j] - h * grad[j];
         const b = x[j] - y[j] - h * gradY[j];
@@ -116,7 +117,8 @@ export interface LangevinCheck {
  */
 export function langevinCheck(o: { dim: number; chains: number; step: number; steps: number; seed: number }): LangevinCheck {
   const { dim, chains, step: h, steps: k } = o;
-  const x0 = 3, t = h * k;
+  const x0 = 3,
+    t = h * k;
   const target = gaussianTarget(dim);
   const moments = (x: Float64Array) => {
     let m = 0;

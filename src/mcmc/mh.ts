@@ -54,7 +54,8 @@ export class MetropolisHastings {
 
   /** One MH transition of every chain: propose x', accept with min(1, R(x')/R(x)). */
   step(): void {
-    const D = this.proposal.stateDim, C = this.chains;
+    const D = this.proposal.stateDim,
+      C = this.chains;
     this.proposal.propose(this.states, C, this.prop, this.valid, this.rng);
     let m = 0;
     for (let i = 0; i < C; i++) {
@@ -91,7 +92,8 @@ export function hypergridProposal(ndim: number, height: number): SymmetricPropos
       out.set(states.subarray(0, n * ndim));
       for (let i = 0; i < n; i++) {
         const r = rng.int(2 * ndim);
-        const d = r >> 1, delta = r & 1 ? 1 : -1;
+        const d = r >> 1,
+          delta = r & 1 ? 1 : -1;
         const v = states[i * ndim + d] + delta;
         valid[i] = v >= 0 && v < height ? 1 : 0;
         if (valid[i]) out[i * ndim + d] = v;
@@ -112,8 +114,13 @@ export class HypergridMhKernel {
   private readonly nbr: Int32Array; // [N × 2D]: neighbour index, −1 off the grid
   private readonly next: Float64Array;
 
-  constructor(readonly ndim: number, readonly height: number, logR: Float64Array) {
-    const D = ndim, H = height;
+  constructor(
+    readonly ndim: number,
+    readonly height: number,
+    logR: Float64Array,
+  ) {
+    const D = ndim,
+      H = height;
     const N = (this.numStates = H ** D);
     if (logR.length !== N) throw new Error('logR must be indexed by k = Σ x_d·H^d');
     this.acc = new Float64Array(N * 2 * D);
@@ -122,7 +129,8 @@ export class HypergridMhKernel {
       for (let d = 0, stride = 1; d < D; d++, stride *= H) {
         const x = Math.floor(k / stride) % H;
         for (let s = 0; s < 2; s++) {
-          const delta = s === 1 ? 1 : -1, v = x + delta;
+          const delta = s === 1 ? 1 : -1,
+            v = x + delta;
           if (v < 0 || v >= H) continue;
           const k2 = k + delta * stride;
           this.nbr[k * 2 * D + 2 * d + s] = k2;
@@ -135,7 +143,8 @@ export class HypergridMhKernel {
 
   apply(p: Float64Array): void {
     const { numStates: N, acc, nbr, next } = this;
-    const E = 2 * this.ndim, q = 1 / E;
+    const E = 2 * this.ndim,
+      q = 1 / E;
     next.fill(0);
     for (let k = 0; k < N; k++) {
       const pk = p[k];

@@ -16,7 +16,8 @@ export function spearman(x: ArrayLike<number>, y: ArrayLike<number>): number {
 
 function finitePairs(x: ArrayLike<number>, y: ArrayLike<number>): [number[], number[]] {
   if (x.length !== y.length) throw new Error(`correlation of arrays of different lengths (${x.length}, ${y.length})`);
-  const a: number[] = [], b: number[] = [];
+  const a: number[] = [],
+    b: number[] = [];
   for (let i = 0; i < x.length; i++) {
     if (Number.isFinite(x[i]) && Number.isFinite(y[i])) {
       a.push(x[i]);

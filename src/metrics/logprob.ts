@@ -33,7 +33,10 @@ export function estimateLogProb(
   /** Called after each chunk with objects done / total (progress of a long evaluation). */
   onChunk?: (done: number, total: number) => void,
 ): Float64Array {
-  const D = env.stateDim, A = env.nActions, Ab = env.nBackActions, K = env.nnz;
+  const D = env.stateDim,
+    A = env.nActions,
+    Ab = env.nBackActions,
+    K = env.nnz;
   const W = outputLayout(env).width;
   const est = new Float64Array(count);
   const perChunk = Math.max(1, Math.floor(chunk / M)); // whole objects per chunk
@@ -45,7 +48,8 @@ export function estimateLogProb(
   // masked log-softmax of row's logits / temperature, at action a
   const lp = (row: number, a: number): number => logSoftmaxAt(out, row * W, A, a, fmask, row * A, temperature);
   for (let x0 = 0; x0 < count; x0 += perChunk) {
-    const nx = Math.min(perChunk, count - x0), n = nx * M;
+    const nx = Math.min(perChunk, count - x0),
+      n = nx * M;
     const cur = new Int32Array(n * D);
     for (let i = 0; i < n; i++) cur.set(xs.subarray((x0 + Math.floor(i / M)) * D, (x0 + Math.floor(i / M) + 1) * D), i * D);
     const acc = new Float64Array(n);

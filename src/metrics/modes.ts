@@ -14,7 +14,8 @@ export function packFingerprint(bytes: Uint8Array): Uint32Array {
 
 /** Tanimoto similarity |a ∧ b| / |a ∨ b| of two bit fingerprints (1 when both are empty). */
 export function tanimoto(a: Uint32Array, b: Uint32Array): number {
-  let inter = 0, union = 0;
+  let inter = 0,
+    union = 0;
   for (let i = 0; i < a.length; i++) {
     inter += popcount32(a[i] & b[i]);
     union += popcount32(a[i] | b[i]);
@@ -30,7 +31,10 @@ export function tanimoto(a: Uint32Array, b: Uint32Array): number {
 export class TanimotoModes {
   readonly modes: { key: string; fp: Uint32Array; reward: number }[] = [];
 
-  constructor(readonly rewardThreshold: number, readonly maxSimilarity = 0.7) {}
+  constructor(
+    readonly rewardThreshold: number,
+    readonly maxSimilarity = 0.7,
+  ) {}
 
   offer(key: string, fp: Uint32Array, reward: number): boolean {
     if (!(reward >= this.rewardThreshold)) return false;

@@ -7,7 +7,10 @@
  */
 
 export function words(s: string): string[] {
-  return s.trim().split(/\s+/).filter((w) => w.length > 0);
+  return s
+    .trim()
+    .split(/\s+/)
+    .filter((w) => w.length > 0);
 }
 
 /** Counts of the n-grams of one order (keys joined with U+0001, which never occurs in text). */
@@ -44,7 +47,8 @@ export function bleu(hypothesis: string | readonly string[], references: (string
     const hc = ngramCounts(hyp, n);
     const maxRef = new Map<string, number>();
     for (const r of refs) for (const [g, c] of ngramCounts(r, n)) maxRef.set(g, Math.max(maxRef.get(g) ?? 0, c));
-    let match = 0, total = 0;
+    let match = 0,
+      total = 0;
     for (const [g, c] of hc) {
       match += Math.min(c, maxRef.get(g) ?? 0);
       total += c;
@@ -58,7 +62,8 @@ export function bleu(hypothesis: string | readonly string[], references: (string
   const c = hyp.length;
   let r = refs[0].length;
   for (const ref of refs) {
-    const d = Math.abs(ref.length - c), best = Math.abs(r - c);
+    const d = Math.abs(ref.length - c),
+      best = Math.abs(r - c);
     if (d < best || (d === best && ref.length < r)) r = ref.length;
   }
   const bp = c > r ? 1 : Math.exp(1 - r / c);
@@ -72,10 +77,14 @@ export function bleu(hypothesis: string | readonly string[], references: (string
  * no n-grams. Same as NLTK's `sentence_gleu` for one reference.
  */
 export function gleu(hypothesis: string | readonly string[], reference: string | readonly string[], maxN = 4): number {
-  const hyp = toks(hypothesis), ref = toks(reference);
-  let match = 0, hypTotal = 0, refTotal = 0;
+  const hyp = toks(hypothesis),
+    ref = toks(reference);
+  let match = 0,
+    hypTotal = 0,
+    refTotal = 0;
   for (let n = 1; n <= maxN; n++) {
-    const hc = ngramCounts(hyp, n), rc = ngramCounts(ref, n);
+    const hc = ngramCounts(hyp, n),
+      rc = ngramCounts(ref, n);
     for (const [g, c] of hc) {
       hypTotal += c;
       match += Math.min(c, rc.get(g) ?? 0);
@@ -111,6 +120,10 @@ export function selfBleu(texts: (string | readonly string[])[]): number | null {
   if (texts.length < 2) return null;
   const t = texts.map(toks);
   let s = 0;
-  for (let i = 0; i < t.length; i++) s += bleu(t[i], t.filter((_, j) => j !== i));
+  for (let i = 0; i < t.length; i++)
+    s += bleu(
+      t[i],
+      t.filter((_, j) => j !== i),
+    );
   return s / t.length;
 }

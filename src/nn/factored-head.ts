@@ -44,7 +44,12 @@ export class FactoredHeadMlp implements SparseMlp {
   private tape = new Float32Array(0);
   private scratch = new Float32Array(0);
 
-  constructor(readonly spec: MlpSpec, readonly inner: SparseMlp, readonly shape: FactoredHeadShape, seed: number) {
+  constructor(
+    readonly spec: MlpSpec,
+    readonly inner: SparseMlp,
+    readonly shape: FactoredHeadShape,
+    seed: number,
+  ) {
     this.innerDim = inner.spec.outputDim;
     this.pass = spec.outputDim - shape.slots * shape.words;
     const n = shape.words * (shape.rank + 1); // embeddings [W × r], then biases [W] (start at 0)
@@ -76,11 +81,17 @@ export class FactoredHeadMlp implements SparseMlp {
       }
       this.tape.set(z.subarray(0, n * D), row0 * D);
     }
-    const { slots: L, words: W, rank: r } = this.shape, O = this.spec.outputDim, E = this.E, cOff = W * r;
+    const { slots: L, words: W, rank: r } = this.shape,
+      O = this.spec.outputDim,
+      E = this.E,
+      cOff = W * r;
     for (let i = 0; i < n; i++) {
-      const zi = i * D, oi = i * O;
+      const zi = i * D,
+        oi = i * O;
       for (let j = 0; j < L; j++) {
-        const p = z[zi + j], a = zi + L + j * r, base = oi + j * W;
+        const p = z[zi + j],
+          a = zi + L + j * r,
+          base = oi + j * W;
         if (this.shape.slotOpen && !this.shape.slotOpen(indices, i, j)) {
           out.fill(0, base, base + W);
           continue;
@@ -97,13 +108,21 @@ export class FactoredHeadMlp implements SparseMlp {
   }
 
   backward(row0: number, n: number, dOut: Float32Array): void {
-    const { slots: L, words: W, rank: r } = this.shape, O = this.spec.outputDim, D = this.innerDim, E = this.E, gE = this.gE;
+    const { slots: L, words: W, rank: r } = this.shape,
+      O = this.spec.outputDim,
+      D = this.innerDim,
+      E = this.E,
+      gE = this.gE;
     const dz = new Float32Array(n * D);
     for (let i = 0; i < n; i++) {
-      const zi = (row0 + i) * D, di = i * D, oi = i * O;
+      const zi = (row0 + i) * D,
+        di = i * D,
+        oi = i * O;
       for (let j = 0; j < L; j++) {
-        const base = oi + j * W, a = L + j * r;
-        let dp = 0, any = false;
+        const base = oi + j * W,
+          a = L + j * r;
+        let dp = 0,
+          any = false;
         for (let w = 0; w < W; w++) if (dOut[base + w] !== 0) (any = true), (dp += dOut[base + w]);
         if (!any) continue; // a filled (masked) slot gets no gradient
         dz[di + j] = dp;
@@ -134,7 +153,8 @@ export class FactoredHeadMlp implements SparseMlp {
   adamStep(lr: number, beta1 = 0.9, beta2 = 0.999, eps = 1e-8): void {
     this.inner.adamStep(lr, beta1, beta2, eps);
     this.step++;
-    const bc1 = 1 - Math.pow(beta1, this.step), sbc2 = Math.sqrt(1 - Math.pow(beta2, this.step));
+    const bc1 = 1 - Math.pow(beta1, this.step),
+      sbc2 = Math.sqrt(1 - Math.pow(beta2, this.step));
     for (let i = 0; i < this.E.length; i++) {
       const g = this.gE[i];
       this.mE[i] = beta1 * this.mE[i] + (1 - beta1) * g;

@@ -68,7 +68,13 @@ const METRICS: MetricDef[] = [
     ],
     autoLog: true,
   },
-  { id: 'l1', title: 'Empirical L1 error', yTitle: 'mean |p̂(x) − R(x)/Z|', fields: [{ field: 'l1Empirical', name: 'empirical L1' }], autoLog: true },
+  {
+    id: 'l1',
+    title: 'Empirical L1 error',
+    yTitle: 'mean |p̂(x) − R(x)/Z|',
+    fields: [{ field: 'l1Empirical', name: 'empirical L1' }],
+    autoLog: true,
+  },
   {
     id: 'modes',
     title: 'Modes found',
@@ -78,9 +84,20 @@ const METRICS: MetricDef[] = [
       { field: 'modes', name: 'modes found' },
     ],
   },
-  { id: 'acceptance', title: 'MH acceptance rate', yTitle: 'acceptance rate', fields: [{ field: 'acceptanceRate', name: 'acceptance rate' }] },
+  {
+    id: 'acceptance',
+    title: 'MH acceptance rate',
+    yTitle: 'acceptance rate',
+    fields: [{ field: 'acceptanceRate', name: 'acceptance rate' }],
+  },
   { id: 'gradnorm', title: 'Gradient norm', yTitle: '‖∇‖', fields: [{ field: 'gradNorm', name: 'gradient norm' }], autoLog: true },
-  { id: 'temperature', title: 'Reward temperature', yTitle: 'temperature', fields: [{ field: 'rewardTemperature', name: 'temperature' }], onlyIfVarying: true },
+  {
+    id: 'temperature',
+    title: 'Reward temperature',
+    yTitle: 'temperature',
+    fields: [{ field: 'rewardTemperature', name: 'temperature' }],
+    onlyIfVarying: true,
+  },
 ];
 
 function collect(rows: Row[], x: Axis | undefined, field: string, series: string): Point[] {
@@ -95,7 +112,8 @@ function collect(rows: Row[], x: Axis | undefined, field: string, series: string
 
 function wantsLog(points: Point[]): boolean {
   if (!points.length) return false;
-  let lo = Infinity, hi = -Infinity;
+  let lo = Infinity,
+    hi = -Infinity;
   for (const p of points) {
     if (p.y <= 0) return false;
     lo = Math.min(lo, p.y);
@@ -140,7 +158,14 @@ function lineLayer(o: LineOpts): Record<string, unknown> {
       },
       order: { field: 'x', type: 'quantitative' },
       ...(o.dashed?.length
-        ? { strokeDash: { field: 'series', type: 'nominal', legend: null, scale: { domain: o.domain, range: o.domain.map((s) => (o.dashed?.includes(s) ? [6, 4] : [1, 0])) } } }
+        ? {
+            strokeDash: {
+              field: 'series',
+              type: 'nominal',
+              legend: null,
+              scale: { domain: o.domain, range: o.domain.map((s) => (o.dashed?.includes(s) ? [6, 4] : [1, 0])) },
+            },
+          }
         : {}),
     },
   };
@@ -163,23 +188,52 @@ export function runCharts(run: RunData): ChartDef[] {
     if (!points.length) return;
     if (def.onlyIfVarying && points.every((p) => p.y === points[0].y)) return;
     const domain = [...new Set(points.map((p) => p.series))];
-    out.push(chart(def.id, def.title, { title: def.title, xTitle, yTitle: def.yTitle, points, log: !!def.autoLog && wantsLog(points), domain }));
+    out.push(
+      chart(def.id, def.title, { title: def.title, xTitle, yTitle: def.yTitle, points, log: !!def.autoLog && wantsLog(points), domain }),
+    );
   };
   for (const def of METRICS) {
     // `modes`/`modesFound` are alternative names; take the first field that has data
-    const pts = def.id === 'modes' ? firstNonEmpty(def.fields.map((f) => collect(rows, x, f.field, f.name))) : def.fields.flatMap((f) => collect(rows, x, f.field, f.name));
+    const pts =
+      def.id === 'modes'
+        ? firstNonEmpty(def.fields.map((f) => collect(rows, x, f.field, f.name)))
+        : def.fields.flatMap((f) => collect(rows, x, f.field, f.name));
     push(def, pts);
     if (def.id === 'loss') {
       const lz = logZPoints(run, x);
       if (lz.length) {
         const domain = [...new Set(lz.map((p) => p.series))];
-        const title = domain.includes('exact log Z') ? 'log Z: learned vs exact' : domain.length > 1 ? 'log Z: learned vs estimate' : 'Learned log Z';
-        out.push(chart('logz', title, { title, xTitle, yTitle: 'log Z', points: lz, log: false, domain, dashed: domain.filter((d) => d !== 'learned log Z') }));
+        const title = domain.includes('exact log Z')
+          ? 'log Z: learned vs exact'
+          : domain.length > 1
+            ? 'log Z: learned vs estimate'
+            : 'Learned log Z';
+        out.push(
+          chart('logz', title, {
+            title,
+            xTitle,
+            yTitle: 'log Z',
+            points: lz,
+            log: false,
+            domain,
+            dashed: domain.filter((d) => d !== 'learned log Z'),
+          }),
+        );
       }
     }
   }
   const tp = throughputPoints(rows, x);
-  if (tp) out.push(chart('throughput', 'Throughput', { title: 'Throughput', xTitle, yTitle: tp.unit, points: tp.points, log: false, domain: [tp.points[0].series] }));
+  if (tp)
+    out.push(
+      chart('throughput', 'Throughput', {
+        title: 'Throughput',
+        xTitle,
+        yTitle: tp.unit,
+        points: tp.points,
+        log: false,
+        domain: [tp.points[0].series],
+      }),
+    );
   return out;
 }
 
@@ -207,7 +261,12 @@ function logZPoints(run: RunData, x: Axis | undefined): Point[] {
   else {
     const exact = num(run.summary?.logZTrue) ?? num(run.summary?.logZExact);
     const estimate = num(run.summary?.logZEstimate);
-    const ref = exact !== undefined ? { v: exact, name: 'exact log Z' } : estimate !== undefined ? { v: estimate, name: 'log Z estimate' } : undefined;
+    const ref =
+      exact !== undefined
+        ? { v: exact, name: 'exact log Z' }
+        : estimate !== undefined
+          ? { v: estimate, name: 'log Z estimate' }
+          : undefined;
     if (ref) for (const p of learned) pts.push({ x: p.x, y: ref.v, series: ref.name });
   }
   return pts;
@@ -225,9 +284,11 @@ function throughputPoints(rows: Row[], x: Axis | undefined): { unit: string; poi
   if (!counter || !rows.every((r) => num(r.trainSeconds) !== undefined)) return undefined;
   const unit = counter === 'rewardEvaluations' ? 'reward evaluations / s' : 'trajectories / s';
   const points: Point[] = [];
-  let prevC = 0, prevT = 0;
+  let prevC = 0,
+    prevT = 0;
   rows.forEach((r, i) => {
-    const c = r[counter] as number, t = r.trainSeconds as number;
+    const c = r[counter] as number,
+      t = r.trainSeconds as number;
     const xv = x ? (r[x.field] as number) : i + 1;
     if (t > prevT && c >= prevC) points.push({ x: xv, y: (c - prevC) / (t - prevT), series: unit });
     prevC = c;
@@ -288,7 +349,16 @@ export function comparisonChart(id: string, title: string, runsIn: RunData[], pa
     for (const q of pts) seriesSeen.add(q.series);
     points += pts.length;
     const log = p.log === 'auto' ? wantsLog(pts) : !!p.log;
-    const layer = lineLayer({ title: p.title, xTitle: x.title, yTitle: p.yTitle, points: pts, log, domain: labels, width: 300, height: 210 });
+    const layer = lineLayer({
+      title: p.title,
+      xTitle: x.title,
+      yTitle: p.yTitle,
+      points: pts,
+      log,
+      domain: labels,
+      width: 300,
+      height: 210,
+    });
     // identical legend settings on every panel: vega-lite merges a shared colour scale's
     // legends into one, drawn once below the row of panels
     (layer.encoding as Record<string, Record<string, unknown>>).color.legend = { orient: 'bottom', columns: labels.length, title: null };
@@ -345,7 +415,9 @@ export const FAMILY_PANELS: Record<Family, Panel[]> = {
 /** A heading naming the family and its size, e.g. "hypergrid 4-D, H = 8 (standard)". */
 export function familyTitle(family: Family, runs: RunData[]): string {
   const s = runs.find((r) => r.summary)?.summary ?? {};
-  const algos = sortRuns(runs).map((r) => r.label).join(', ');
+  const algos = sortRuns(runs)
+    .map((r) => r.label)
+    .join(', ');
   const size =
     family === 'hypergrid'
       ? `hypergrid ${s.ndim}-D, H = ${s.height} (${s.reward ?? 'standard'})`
@@ -409,7 +481,11 @@ export function equalCostTable(runsIn: RunData[]): Table | undefined {
     for (const [f, name] of ends) row[name] = num(r.summary?.[f]) ?? null;
     return row;
   });
-  return { title: `At equal cost: each run's last logged line with ${x.title} ≤ ${budget}`, columns: ['run', x.title, ...cols.map(([, n]) => n), ...ends.map(([, n]) => n)], rows };
+  return {
+    title: `At equal cost: each run's last logged line with ${x.title} ≤ ${budget}`,
+    columns: ['run', x.title, ...cols.map(([, n]) => n), ...ends.map(([, n]) => n)],
+    rows,
+  };
 }
 
 /**
@@ -427,14 +503,24 @@ export function operandsChart(pointsIn: Row[]): ChartDef | undefined {
   const values = pts.map((p) => ({ ...p, lo: p.y - (p.sd ?? 0), hi: p.y + (p.sd ?? 0) }));
   const xs = [...new Set(pts.map((p) => p.x))].sort((a, b) => a - b);
   const color = { field: 'series', type: 'nominal', title: null, scale: { domain, scheme: 'tableau10' }, legend: { orient: 'right' } };
-  const x = { field: 'x', type: 'quantitative', title: 'number of operands', axis: { values: xs, format: 'd' }, scale: { domain: [xs[0] - 0.2, xs[xs.length - 1] + 0.2] } };
+  const x = {
+    field: 'x',
+    type: 'quantitative',
+    title: 'number of operands',
+    axis: { values: xs, format: 'd' },
+    scale: { domain: [xs[0] - 0.2, xs[xs.length - 1] + 0.2] },
+  };
   const layers: Record<string, unknown>[] = [
     {
       mark: { type: 'line', point: { size: 40 }, strokeWidth: 1.8 },
       encoding: { x, y: { field: 'y', type: 'quantitative', title: 'majority-vote accuracy', scale: { domain: [0, 1] } }, color },
     },
   ];
-  if (pts.some((p) => p.sd !== undefined)) layers.push({ mark: { type: 'rule', strokeWidth: 1.2, clip: true }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color } });
+  if (pts.some((p) => p.sd !== undefined))
+    layers.push({
+      mark: { type: 'rule', strokeWidth: 1.2, clip: true },
+      encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color },
+    });
   const spec = {
     background: 'white',
     padding: 8,

@@ -29,7 +29,10 @@ export function tableHtml(t: Table, opts: { caption?: string; cls?: string } = {
   const rows = t.rows.slice(0, MAX_ROWS);
   const head = `<tr>${columns.map((c) => `<th>${escapeHtml(c)}</th>`).join('')}</tr>`;
   const body = rows
-    .map((r) => `<tr>${columns.map((c) => `<td${typeof r[c] === 'number' ? ' class="num"' : ''}>${escapeHtml(formatValue(r[c]))}</td>`).join('')}</tr>`)
+    .map(
+      (r) =>
+        `<tr>${columns.map((c) => `<td${typeof r[c] === 'number' ? ' class="num"' : ''}>${escapeHtml(formatValue(r[c]))}</td>`).join('')}</tr>`,
+    )
     .join('\n');
   const more = t.rows.length > rows.length ? `<p class="note">showing the first ${rows.length} of ${t.rows.length} rows</p>` : '';
   const caption = opts.caption ?? t.title;
@@ -101,7 +104,10 @@ pre { background: #fff; border: 1px solid #e2e2e2; padding: 10px; overflow-x: au
 export function pageHtml(p: PageParts): string {
   const parts: string[] = [];
   parts.push(`<header><h1>${escapeHtml(p.title)}</h1><p class="meta">${escapeHtml(p.subtitle)}</p></header>`);
-  if (p.warnings.length) parts.push(`<div class="warn" id="warnings"><strong>While reading the run:</strong><ul>${p.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul></div>`);
+  if (p.warnings.length)
+    parts.push(
+      `<div class="warn" id="warnings"><strong>While reading the run:</strong><ul>${p.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul></div>`,
+    );
   const before = parts.length;
   if (p.summary) parts.push(`<section id="summary"><h2>Summary</h2>${tableHtml(p.summary, { cls: 'kv' })}</section>`);
   const figures = (cs: ChartHtml[], wide: boolean) =>
@@ -118,8 +124,12 @@ export function pageHtml(p: PageParts): string {
     );
   if (p.samples) parts.push(`<section id="samples"><h2>${escapeHtml(p.samples.title)}</h2>${tableHtml(p.samples.table)}</section>`);
   for (const t of p.extraTables) parts.push(`<section class="extra"><h2>${escapeHtml(t.title)}</h2>${tableHtml(t.table)}</section>`);
-  if (p.configText) parts.push(`<section id="config"><h2>Configuration</h2><details open><summary>config.yaml</summary><pre>${escapeHtml(p.configText)}</pre></details></section>`);
-  if (parts.length === before) parts.push('<p class="note">This folder holds no run data (no metrics.jsonl, summary.json, samples or comparison).</p>');
+  if (p.configText)
+    parts.push(
+      `<section id="config"><h2>Configuration</h2><details open><summary>config.yaml</summary><pre>${escapeHtml(p.configText)}</pre></details></section>`,
+    );
+  if (parts.length === before)
+    parts.push('<p class="note">This folder holds no run data (no metrics.jsonl, summary.json, samples or comparison).</p>');
   return `<!doctype html>
 <html lang="en">
 <head>

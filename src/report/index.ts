@@ -2,7 +2,21 @@ import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/io.js';
 import { UsageError, ioError } from '../core/errors.js';
-import { DEFAULT_PANELS, FAMILY_PANELS, comparisonChart, equalCostTable, familyOf, familyTitle, operandsChart, panelsFor, pickX, runCharts, runLabels, type ChartDef, type Family } from './charts.js';
+import {
+  DEFAULT_PANELS,
+  FAMILY_PANELS,
+  comparisonChart,
+  equalCostTable,
+  familyOf,
+  familyTitle,
+  operandsChart,
+  panelsFor,
+  pickX,
+  runCharts,
+  runLabels,
+  type ChartDef,
+  type Family,
+} from './charts.js';
 import { pageHtml, summaryTable, type ChartHtml } from './html.js';
 import { isRecord, readRun, unionKeys, type Row, type RunData, type Table } from './read-run.js';
 import { renderSvg } from './render.js';
@@ -39,15 +53,28 @@ export function groupSubRuns(runs: RunData[]): { key: string; family?: Family; r
 /** Comparison figures and equal-cost tables for each kind of sub-run; what cannot be drawn is named in `skipped`. */
 function subRunComparisons(runs: RunData[], withTables: boolean): { defs: ChartDef[]; tables: Table[]; skipped: string[] } {
   const groups = groupSubRuns(runs);
-  const defs: ChartDef[] = [], tables: Table[] = [], skipped: string[] = [];
+  const defs: ChartDef[] = [],
+    tables: Table[] = [],
+    skipped: string[] = [];
   for (const g of groups) {
     const names = runLabels(g.runs).join(', ');
     const id = groups.length === 1 ? (g.family ?? 'runs') : (g.family ?? `runs-${g.key}`);
-    const def = g.key === 'unplottable' ? undefined
-      : g.family ? comparisonChart(id, familyTitle(g.family, g.runs), g.runs, FAMILY_PANELS[g.family])
-      : comparisonChart(id, `${g.runs.length} run(s) by ${g.key === 'step' ? 'training step' : g.key}: ${names}`, g.runs, DEFAULT_PANELS);
+    const def =
+      g.key === 'unplottable'
+        ? undefined
+        : g.family
+          ? comparisonChart(id, familyTitle(g.family, g.runs), g.runs, FAMILY_PANELS[g.family])
+          : comparisonChart(
+              id,
+              `${g.runs.length} run(s) by ${g.key === 'step' ? 'training step' : g.key}: ${names}`,
+              g.runs,
+              DEFAULT_PANELS,
+            );
     if (def) defs.push(def);
-    else skipped.push(`no comparison figure for ${names}: ${g.key === 'unplottable' ? 'their metrics.jsonl have no x axis (step, iteration or reward evaluations) on every line' : 'no curve they share'}`);
+    else
+      skipped.push(
+        `no comparison figure for ${names}: ${g.key === 'unplottable' ? 'their metrics.jsonl have no x axis (step, iteration or reward evaluations) on every line' : 'no curve they share'}`,
+      );
     const t = withTables ? equalCostTable(g.runs) : undefined;
     if (t) tables.push(t);
   }
@@ -96,7 +123,14 @@ export async function buildReport(dir: string): Promise<Report> {
 
   const opChart = run.accuracyByOperands ? operandsChart(run.accuracyByOperands) : undefined;
   const comparisonCharts = opChart ? await renderAll([opChart], warnings, 'ops-') : [];
-  const pairedTable = run.paired ? { title: 'Paired tests: best GFlowNet row vs SFT / PPO per test set (per-item majority-vote correctness averaged over seeds; exact two-sided sign test)', columns: ['testSet', 'gfn', 'against', 'diff', 'wins', 'losses', 'ties', 'items', 'p'], rows: run.paired } : undefined;
+  const pairedTable = run.paired
+    ? {
+        title:
+          'Paired tests: best GFlowNet row vs SFT / PPO per test set (per-item majority-vote correctness averaged over seeds; exact two-sided sign test)',
+        columns: ['testSet', 'gfn', 'against', 'diff', 'wins', 'losses', 'ties', 'items', 'p'],
+        rows: run.paired,
+      }
+    : undefined;
   const samples = samplesTable(run);
   const extraTables = summaryTables(run.summary);
   const summary = run.summary ? summaryTable(run.summary) : undefined;
@@ -112,7 +146,12 @@ export async function buildReport(dir: string): Promise<Report> {
   ];
   const html = pageHtml({
     title: `flowtune report: ${run.label === basename(dir) ? basename(resolve(dir)) : `${run.label} — ${basename(resolve(dir))}`}`,
-    subtitle: [resolve(dir), ...(run.metrics.length ? [`${run.metrics.length} metrics lines`] : []), ...(run.subRuns.length ? [`${run.subRuns.length} runs`] : []), `generated ${new Date().toISOString()}`].join(' · '),
+    subtitle: [
+      resolve(dir),
+      ...(run.metrics.length ? [`${run.metrics.length} metrics lines`] : []),
+      ...(run.subRuns.length ? [`${run.subRuns.length} runs`] : []),
+      `generated ${new Date().toISOString()}`,
+    ].join(' · '),
     warnings,
     summary,
     charts,
@@ -132,7 +171,11 @@ function samplesTable(run: RunData): { title: string; table: Table } | undefined
   if (run.samples.length) return { title: 'Samples (samples.jsonl)', table: { columns: unionKeys(run.samples), rows: run.samples } };
   for (const k of SAMPLE_KEYS) {
     const rows = rowsOf(run.summary?.[k]);
-    if (rows) return { title: k === 'topModes' ? 'Samples: top modes found (summary.json)' : `Samples (summary.json ${k})`, table: { columns: unionKeys(rows), rows } };
+    if (rows)
+      return {
+        title: k === 'topModes' ? 'Samples: top modes found (summary.json)' : `Samples (summary.json ${k})`,
+        table: { columns: unionKeys(rows), rows },
+      };
   }
   return undefined;
 }

@@ -50,7 +50,19 @@ export function readRun(dir: string, opts: { subRuns?: boolean } = {}): RunData 
   const subRuns = opts.subRuns === false ? [] : listSubRuns(dir).map((d) => readRun(d, { subRuns: false }));
   const algo = summary?.algo ?? summary?.objective;
   const label = typeof algo === 'string' && algo ? algo : basename(dir);
-  return { dir, label, configText, summary, metrics, samples, comparison, ...(accuracyByOperands?.length ? { accuracyByOperands } : {}), ...(paired?.length ? { paired } : {}), subRuns, warnings };
+  return {
+    dir,
+    label,
+    configText,
+    summary,
+    metrics,
+    samples,
+    comparison,
+    ...(accuracyByOperands?.length ? { accuracyByOperands } : {}),
+    ...(paired?.length ? { paired } : {}),
+    subRuns,
+    warnings,
+  };
 }
 
 /** Sub-folders holding a metrics.jsonl, sorted by name so the order is stable across machines. */

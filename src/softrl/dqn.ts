@@ -55,14 +55,17 @@ export class SoftDqnTrainer {
 
   step(): StepResult {
     const { env, opts } = this;
-    const D = env.stateDim, T = env.maxSteps, A = env.nActions;
+    const D = env.stateDim,
+      T = env.maxSteps,
+      A = env.nActions;
     const explore = { ...opts.explore, temperature: opts.explore.temperature * this.tau };
     const ro = sampleTrajectories(env, this.net, opts.batchSize, this.rng, explore, { record: false, learnedPB: false });
     // the new transitions, flattened
     let m = 0;
     for (let b = 0; b < opts.batchSize; b++) m += ro.batch.lengths[b];
     const tr = emptyTransitions(m, this.fields);
-    const s = tr.s.s, s2 = tr.s2.s;
+    const s = tr.s.s,
+      s2 = tr.s2.s;
     const qRows = new Float32Array(m * A);
     const W = ro.layout.width;
     let k = 0;
@@ -100,7 +103,8 @@ export class SoftDqnTrainer {
 
 /** The MLP as a Q-function: Q(s, ·) are the first A forward outputs; the online net steps its own Adam. */
 function mlpQ(env: Env, net: SparseMlp, target: SparseMlp, lr: number): SoftQModel {
-  const W = outputLayout(env).width, A = env.nActions;
+  const W = outputLayout(env).width,
+    A = env.nActions;
   const forward = (mlp: SparseMlp, states: Int32Array, n: number, record: boolean) => {
     const idx = new Int32Array(n * env.nnz);
     env.encode(states, n, idx);

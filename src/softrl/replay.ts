@@ -13,7 +13,10 @@ export class PrioritizedReplay {
   size = 0;
   private maxPriority = 1;
 
-  constructor(readonly capacity: number, readonly alpha: number) {
+  constructor(
+    readonly capacity: number,
+    readonly alpha: number,
+  ) {
     let leaves = 1;
     while (leaves < capacity) leaves *= 2;
     this.leaves = leaves;

@@ -69,7 +69,8 @@ export class SoftQLearner {
     for (let i = 0; i < b.n; i++) if (!b.done[i]) live.push(i);
     if (live.length > 0) {
       const s2 = emptyTransitions(live.length, this.buffer.fields).s;
-      for (const [k, f] of Object.entries(this.buffer.fields)) live.forEach((i, j) => s2[k].set(b.s2[k].subarray(i * f.width, i * f.width + f.width), j * f.width));
+      for (const [k, f] of Object.entries(this.buffer.fields))
+        live.forEach((i, j) => s2[k].set(b.s2[k].subarray(i * f.width, i * f.width + f.width), j * f.width));
       const next = this.model.targetQ(s2, live.length);
       live.forEach((i, j) => (y[i] += softValue(next.q, j * next.width, next.mask, j * next.A, next.A, tau)));
     }

@@ -35,10 +35,13 @@ export interface TheoremReport {
  */
 export function verifyTheorem(env: EnumerableEnv, opts: { policies: number; seed: number }): TheoremReport {
   const dag = buildDag(env);
-  const N = dag.numStates, A = dag.nActions, X = dag.exitAction;
+  const N = dag.numStates,
+    A = dag.nActions,
+    X = dag.exitAction;
   const flow = flowOracle(dag);
   const svi = softValueIteration(dag);
-  let maxV = 0, maxQ = 0;
+  let maxV = 0,
+    maxQ = 0;
   for (let s = 0; s < N; s++) {
     maxV = Math.max(maxV, Math.abs(svi.V[s] - flow.logF[s]));
     for (let a = 0; a < A; a++) {
@@ -52,7 +55,8 @@ export function verifyTheorem(env: EnumerableEnv, opts: { policies: number; seed
   const tvSoftOptimal = totalVariation(terminalDistribution(dag, softmaxPolicy(dag, svi.Q)), target);
 
   const rng = new Rng(opts.seed);
-  let identityErr = 0, minGap = Infinity;
+  let identityErr = 0,
+    minGap = Infinity;
   for (let k = 0; k < opts.policies; k++) {
     const logits = new Float64Array(N * A);
     for (let e = 0; e < N * A; e++) logits[e] = dag.mask[e] ? 2 * rng.normal() : -Infinity;

@@ -20,7 +20,8 @@ export interface TransitionBatch {
   done: Uint8Array;
 }
 
-const make = (type: FieldSpec['type'], n: number): FieldArray => (type === 'i32' ? new Int32Array(n) : type === 'f32' ? new Float32Array(n) : new Uint8Array(n));
+const make = (type: FieldSpec['type'], n: number): FieldArray =>
+  type === 'i32' ? new Int32Array(n) : type === 'f32' ? new Float32Array(n) : new Uint8Array(n);
 
 export function emptyTransitions(n: number, fields: Record<string, FieldSpec>): TransitionBatch {
   const states = () => Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, make(f.type, n * f.width)]));
@@ -102,7 +103,12 @@ export class TransitionBuffer {
       files[`${k}.${f.type}`] = bytes(this.store.s[k]);
       files[`${k}2.${f.type}`] = bytes(this.store.s2[k]);
     }
-    Object.assign(files, { 'act.i32': bytes(this.store.act), 'rew.f64': bytes(this.store.rew), 'done.u8': bytes(this.store.done), 'tree.f64': bytes(st.tree) });
+    Object.assign(files, {
+      'act.i32': bytes(this.store.act),
+      'rew.f64': bytes(this.store.rew),
+      'done.u8': bytes(this.store.done),
+      'tree.f64': bytes(st.tree),
+    });
     return { files, meta: { next: st.next, size: st.size, maxPriority: st.maxPriority } };
   }
 

@@ -44,7 +44,8 @@ export interface ArithSummary {
 export function majorityVote(answers: (number | null)[]): number | null {
   const counts = new Map<number, number>(); // insertion order = order of first appearance
   for (const a of answers) if (a !== null) counts.set(a, (counts.get(a) ?? 0) + 1);
-  let best: number | null = null, bestCount = 0;
+  let best: number | null = null,
+    bestCount = 0;
   for (const [a, c] of counts) if (c > bestCount) (best = a), (bestCount = c);
   return best;
 }
@@ -60,18 +61,22 @@ export async function evalArithmeticFile(
   const items = data.slice(0, o.limit ?? data.length);
   if (items.length === 0) throw new UsageError(`${file}: no problems`);
   for (const [i, it] of items.entries()) {
-    if (typeof it.str_query !== 'string' || typeof it.num_sol !== 'number') throw new UsageError(`${file}: item ${i} needs str_query and num_sol`);
+    if (typeof it.str_query !== 'string' || typeof it.num_sol !== 'number')
+      throw new UsageError(`${file}: item ${i} needs str_query and num_sol`);
   }
   const { session, tok } = dec;
   const xs = items.map((it) => encodeX(tok, it.str_query));
   const longest = Math.max(...xs.map((x) => x.length));
   if (longest + dec.constraints.maxLength + 1 > session.facts.nCtx)
-    throw new UsageError(`a question of ${longest} tokens plus Z (up to ${dec.constraints.maxLength}) exceeds the model's context window of ${session.facts.nCtx}`);
+    throw new UsageError(
+      `a question of ${longest} tokens plus Z (up to ${dec.constraints.maxLength}) exceeds the model's context window of ${session.facts.nCtx}`,
+    );
   const rng = new Rng(o.seed);
   const zs = await decodeZ(dec, xs, o.samples, o.decode, rng);
   const greedyZ = o.decode.kind === 'greedy' ? zs.map((k) => k[0]) : (await decodeZ(dec, xs, 1, { kind: 'greedy' }, rng)).map((k) => k[0]);
   // Y for every distinct (item, Z): greedy continuation of X Z
-  const prefixes: number[][] = [], owners: string[] = [];
+  const prefixes: number[][] = [],
+    owners: string[] = [];
   const seen = new Map<string, number>();
   const keyOf = (i: number, z: number[]) => `${i}:${z.join(',')}`;
   const want = (i: number, z: number[]) => {
@@ -86,16 +91,26 @@ export async function evalArithmeticFile(
   greedyZ.forEach((z, i) => want(i, z.tokens));
   const ys = await continueGreedy(session, tok, prefixes);
   const one = (i: number, z: number[]): ArithSample => {
-    const zText = tok.decode(z, true), y = ys[seen.get(keyOf(i, z))!];
+    const zText = tok.decode(z, true),
+      y = ys[seen.get(keyOf(i, z))!];
     return { z: zText, y, answer: parseAnswer(zText + y) };
   };
   const results: ArithItemResult[] = items.map((it, i) => {
     const samples = zs[i].map((z) => one(i, z.tokens));
     const vote = majorityVote(samples.map((s) => s.answer));
     const g = one(i, greedyZ[i].tokens);
-    return { index: i, query: it.str_query, answer: it.num_sol, samples, vote, voteCorrect: vote === it.num_sol, greedy: { ...g, correct: g.answer === it.num_sol } };
+    return {
+      index: i,
+      query: it.str_query,
+      answer: it.num_sol,
+      samples,
+      vote,
+      voteCorrect: vote === it.num_sol,
+      greedy: { ...g, correct: g.answer === it.num_sol },
+    };
   });
-  const n = results.length, K = o.samples;
+  const n = results.length,
+    K = o.samples;
   return {
     summary: {
       file,

@@ -44,7 +44,14 @@ export async function decodeZ(dec: Decoder, prompts: number[][], k: number, spec
   for (const p of prompts) for (let j = 0; j < reps; j++) rows.push(p);
   const flat: ZSample[] = [];
   for (let i = 0; i < rows.length; i += CHUNK) {
-    flat.push(...(await sampleZ(dec.session, dec.tok, rows.slice(i, i + CHUNK), { constraints: dec.constraints, temperature, policy: dec.hook, rng })));
+    flat.push(
+      ...(await sampleZ(dec.session, dec.tok, rows.slice(i, i + CHUNK), {
+        constraints: dec.constraints,
+        temperature,
+        policy: dec.hook,
+        rng,
+      })),
+    );
   }
   return prompts.map((_, i) => Array.from({ length: k }, (_, j) => flat[i * reps + (reps === 1 ? 0 : j)]));
 }
@@ -64,7 +71,9 @@ interface Beam {
  */
 export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number): Promise<ZSample[][]> {
   const { session, tok, constraints: c, hook } = dec;
-  const V = session.vocabSize, d = session.hiddenSize, stop = c.stopId;
+  const V = session.vocabSize,
+    d = session.hiddenSize,
+    stop = c.stopId;
   const calc = c.tool === 'calculator' ? calculatorTrigger(tok) : null;
   const beams: Beam[][] = prompts.map(() => [{ tokens: [], isAction: [], score: 0, done: false }]);
   const mask = new Uint8Array(V);
@@ -75,7 +84,10 @@ export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number):
     const logp = new Map<string, Float64Array>();
     for (let o0 = 0; o0 < open.length; o0 += CHUNK) {
       const part = open.slice(o0, o0 + CHUNK);
-      const packed = packLeft(part.map(([i, j]) => [...prompts[i], ...beams[i][j].tokens]), session.facts.padTokenId);
+      const packed = packLeft(
+        part.map(([i, j]) => [...prompts[i], ...beams[i][j].tokens]),
+        session.facts.padTokenId,
+      );
       const L = packed.len;
       const f = await session.forward({ batch: part.length, inputIds: packed.ids, attentionMask: packed.mask });
       let logits: Float32Array = new Float32Array(part.length * V);
@@ -107,13 +119,17 @@ export async function beamSearchZ(dec: Decoder, prompts: number[][], W: number):
           const nb: Beam = { tokens: [...b.tokens, v], isAction: [...b.isAction, 1], score: b.score + lp[v], done: false };
           if (calc?.(nb.tokens)) {
             const completion = calculatorCompletion(tok.decode(nb.tokens));
-            if (completion !== null) for (const id of tok.encode(completion)) (nb.tokens.push(id), nb.isAction.push(0));
+            if (completion !== null) for (const id of tok.encode(completion)) nb.tokens.push(id), nb.isAction.push(0);
           }
           cands.push(nb);
         }
       });
       // stable sort: equal scores keep beam order, then token order
-      beams[i] = cands.map((b, k) => ({ b, k })).sort((x, y) => y.b.score - x.b.score || x.k - y.k).slice(0, W).map((x) => x.b);
+      beams[i] = cands
+        .map((b, k) => ({ b, k }))
+        .sort((x, y) => y.b.score - x.b.score || x.k - y.k)
+        .slice(0, W)
+        .map((x) => x.b);
     });
   }
   return beams.map((bs) => {
@@ -143,7 +159,11 @@ export async function continueGreedy(session: LmSession, tok: Tokenizer, prefixe
   for (const [room, idx] of byRoom) {
     for (let i0 = 0; i0 < idx.length; i0 += CHUNK) {
       const part = idx.slice(i0, i0 + CHUNK);
-      const r = await sample(session, part.map((i) => prefixes[i]), { maxNewTokens: room, temperature: 0, stopWhen: (_b, gen) => newline(gen), keepHidden: false, rng: new Rng(0) });
+      const r = await sample(
+        session,
+        part.map((i) => prefixes[i]),
+        { maxNewTokens: room, temperature: 0, stopWhen: (_b, gen) => newline(gen), keepHidden: false, rng: new Rng(0) },
+      );
       part.forEach((i, b) => {
         const ids = Array.from(r.tokens.subarray(b * r.steps, b * r.steps + r.lengths[b]));
         out[i] = tok.decode(ids, true).replace(/\n[\s\S]*$/, '');

@@ -47,7 +47,8 @@ export async function evaluateTask(task: TaskName, dec: Decoder, cfg: TrainConfi
     const file = o.data[0] ?? cfg?.task.sentences;
     if (!file) throw new UsageError('give --data SENTENCES_FILE (the run has no task.sentences)');
     const offset = o.offset ?? cfg?.task.limit;
-    if (offset === undefined) throw new UsageError('the run trained on every infill item (no task.limit): give --offset N for the first held-out item');
+    if (offset === undefined)
+      throw new UsageError('the run trained on every infill item (no task.limit): give --offset N for the first held-out item');
     const seed = o.splitSeed ?? cfg?.seed ?? 0;
     const items = heldOutInfill(file, seed, offset, o.limit ?? 50);
     const r = await evalInfill(dec, items, { samples: o.samples, decode: o.decode, seed: o.seed, offset });

@@ -55,14 +55,21 @@ export interface InfillSummary {
   seconds: number;
 }
 
-export async function evalInfill(dec: Decoder, items: InfillItem[], o: { samples: number; decode: DecodeSpec; seed: number; offset: number }): Promise<{ summary: InfillSummary; items: InfillItemResult[] }> {
+export async function evalInfill(
+  dec: Decoder,
+  items: InfillItem[],
+  o: { samples: number; decode: DecodeSpec; seed: number; offset: number },
+): Promise<{ summary: InfillSummary; items: InfillItemResult[] }> {
   const t0 = performance.now();
   const { session, tok } = dec;
   const xs = items.map((it) => encodeX(tok, it.x));
   const ys = items.map((it) => tok.encode(it.y));
   items.forEach((_, i) => {
     const need = xs[i].length + dec.constraints.maxLength + ys[i].length + 1;
-    if (need > session.facts.nCtx) throw new UsageError(`infill item ${o.offset + i} needs ${need} tokens, more than the model's context window of ${session.facts.nCtx}`);
+    if (need > session.facts.nCtx)
+      throw new UsageError(
+        `infill item ${o.offset + i} needs ${need} tokens, more than the model's context window of ${session.facts.nCtx}`,
+      );
   });
   const zs = await decodeZ(dec, xs, o.samples, o.decode, new Rng(o.seed));
   const flatZ = zs.flat();
@@ -92,7 +99,8 @@ export async function evalInfill(dec: Decoder, items: InfillItem[], o: { samples
     };
   });
   const mean = (f: (r: InfillItemResult) => number) => results.reduce((s, r) => s + f(r), 0) / results.length;
-  const meanSamples = (f: (s: InfillItemResult['samples'][number]) => number) => mean((r) => r.samples.reduce((s, x) => s + f(x), 0) / r.samples.length);
+  const meanSamples = (f: (s: InfillItemResult['samples'][number]) => number) =>
+    mean((r) => r.samples.reduce((s, x) => s + f(x), 0) / r.samples.length);
   const sb = results.filter((r) => r.selfBleu !== null);
   return {
     summary: {

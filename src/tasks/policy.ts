@@ -60,10 +60,26 @@ export async function loadRunPolicy(runDir: string, cfg: TrainConfig): Promise<L
   if (cfg.adapter.kind === 'lora') {
     // the adapted model decodes Z (and, in arithmetic, the answer after it): what `export` ships
     const lora = await LoraPolicyAdapter.load(join(ck.dir, 'head'), dir, session, cfg.train.threads);
-    return { session: lora.samplingSession(), tok, constraints: zConstraints(cfg, tok), hook: lora.policy(), label: runDir, cfg, step: ck.step };
+    return {
+      session: lora.samplingSession(),
+      tok,
+      constraints: zConstraints(cfg, tok),
+      hook: lora.policy(),
+      label: runDir,
+      cfg,
+      step: ck.step,
+    };
   }
   const { head } = LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
-  return { session, tok, constraints: zConstraints(cfg, tok), hook: temperedPolicy(head, runTemperature(runDir, cfg)), label: runDir, cfg, step: ck.step };
+  return {
+    session,
+    tok,
+    constraints: zConstraints(cfg, tok),
+    hook: temperedPolicy(head, runTemperature(runDir, cfg)),
+    label: runDir,
+    cfg,
+    step: ck.step,
+  };
 }
 
 /** The base LM with no head. */
@@ -77,7 +93,10 @@ export async function loadBasePolicy(modelSpec: string, task: TaskName, cfg: Tra
     throw new UsageError(`cannot open model ${modelSpec}: ${(err as Error).message.split('\n')[0]}`);
   }
   const session = await LmSession.open(dir, { threads, dtype: cfg?.dtype });
-  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize, { bos: cfg?.tokenizer.bos, configBosId: session.facts.bosTokenId });
+  const tok = await loadHfTokenizer(dir, session.facts.eosTokenId, session.vocabSize, {
+    bos: cfg?.tokenizer.bos,
+    configBosId: session.facts.bosTokenId,
+  });
   const constraints = cfg ? zConstraints(cfg, tok) : defaultConstraints(task, tok);
   return { session, tok, constraints, label: `base ${modelSpec}`, cfg, step: null };
 }

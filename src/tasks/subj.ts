@@ -32,7 +32,9 @@ export interface SubjItem {
 export function readSubj(file: string, maxChars: number, limit?: number): SubjItem[] {
   let lines: string[];
   try {
-    lines = readTextFile(file).split('\n').filter((l) => l.trim());
+    lines = readTextFile(file)
+      .split('\n')
+      .filter((l) => l.trim());
   } catch (err) {
     if (err instanceof UsageError) throw err; // strict UTF-8: names the file and line
     throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
@@ -44,7 +46,8 @@ export function readSubj(file: string, maxChars: number, limit?: number): SubjIt
     } catch {
       throw new UsageError(`${file}:${i + 1}: not JSON`);
     }
-    if (typeof o.text !== 'string' || (o.label !== 0 && o.label !== 1)) throw new UsageError(`${file}:${i + 1}: needs "text" and "label" 0 or 1`);
+    if (typeof o.text !== 'string' || (o.label !== 0 && o.label !== 1))
+      throw new UsageError(`${file}:${i + 1}: needs "text" and "label" 0 or 1`);
     return { text: cutWords(o.text, maxChars), label: o.label };
   });
   if (items.length === 0) throw new UsageError(`${file}: no items`);
@@ -74,17 +77,23 @@ export interface SubjItemResult {
   samples: { z: string; margin: number }[]; // margin = log p(subjective) − log p(objective)
 }
 
-export async function evalSubj(dec: Decoder, items: SubjItem[], o: { samples: number; decode: DecodeSpec; seed: number }): Promise<{ summary: SubjSummary; items: SubjItemResult[] }> {
+export async function evalSubj(
+  dec: Decoder,
+  items: SubjItem[],
+  o: { samples: number; decode: DecodeSpec; seed: number },
+): Promise<{ summary: SubjSummary; items: SubjItemResult[] }> {
   const t0 = performance.now();
   const { session, tok } = dec;
   const yIds = SUBJ_LABELS.map((l) => tok.encode(subjY(l)));
   const xs = items.map((it) => encodeX(tok, it.text));
   xs.forEach((x, i) => {
     const need = x.length + dec.constraints.maxLength + Math.max(...yIds.map((y) => y.length)) + 1;
-    if (need > session.facts.nCtx) throw new UsageError(`subj item ${i} needs ${need} tokens, more than the context window of ${session.facts.nCtx}; lower --max-chars`);
+    if (need > session.facts.nCtx)
+      throw new UsageError(`subj item ${i} needs ${need} tokens, more than the context window of ${session.facts.nCtx}; lower --max-chars`);
   });
   const zs = await decodeZ(dec, xs, o.samples, o.decode, new Rng(o.seed));
-  const ctx: number[][] = [], cont: number[][] = [];
+  const ctx: number[][] = [],
+    cont: number[][] = [];
   zs.forEach((ks, i) => ks.forEach((z) => yIds.forEach((y) => (ctx.push([...xs[i], ...z.tokens]), cont.push(y)))));
   const total: number[] = [];
   for (let i = 0; i < ctx.length; i += 256) total.push(...(await scoreBatch(session, ctx.slice(i, i + 256), cont.slice(i, i + 256))).total);

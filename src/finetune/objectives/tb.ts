@@ -42,10 +42,17 @@ export class TbObjective implements LmObjective {
         logZ.set(logZt.dataSync());
         result = trajectoryBalance(trajectoryBatch(n, lpChosen.dataSync()), logZ);
         const gPF = edgesToNodes(n, result.dLogPF, T);
-        return tf.add(tf.sum(tf.mul(lpChosen, tf.tensor1d(gPF))), tf.sum(tf.mul(logZt, tf.tensor1d(Float32Array.from(result.dLogZ))))) as tf.Scalar;
+        return tf.add(
+          tf.sum(tf.mul(lpChosen, tf.tensor1d(gPF))),
+          tf.sum(tf.mul(logZt, tf.tensor1d(Float32Array.from(result.dLogZ)))),
+        ) as tf.Scalar;
       }, o.vars);
       value.dispose();
-      return { loss: result!.loss, grads: new Map(o.vars.map((v) => [v, grads[v.name]])), logZ: logZ.reduce((s, v) => s + v, 0) / rows.length };
+      return {
+        loss: result!.loss,
+        grads: new Map(o.vars.map((v) => [v, grads[v.name]])),
+        logZ: logZ.reduce((s, v) => s + v, 0) / rows.length,
+      };
     } finally {
       disposeNodes(n);
     }
