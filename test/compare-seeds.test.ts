@@ -271,7 +271,7 @@ test('flowtune compare over seeds: per-seed folders, mean ± sd, paired tests, o
   assert.ok(!existsSync(elsewhere), 'bad configs are refused before anything is written');
 });
 
-test('configs/compare-arithmetic-ood.yaml: the paper's protocol, and 5-operand chains fit z.maxLength and the context', async () => {
+test('configs/compare-arithmetic-ood.yaml: the protocol of Hu et al., and 5-operand chains fit z.maxLength and the context', async () => {
   const { readCompareConfig } = await import('../src/baselines/compare.js');
   const { readTrainConfig } = await import('../src/finetune/run.js');
   const file = 'configs/compare-arithmetic-ood.yaml';

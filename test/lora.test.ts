@@ -8,7 +8,7 @@ import { LmSession } from '../src/lm/session.js';
 import { packLeft } from '../src/lm/batch.js';
 import { loraModules } from '../src/lm/lora-spec.js';
 import type { LoraFactors } from '../src/lm/lora-graph.js';
-import { LoraAdapter, loadFrozenGpt, loraForward, openLoraSession } from '../src/finetune/lora.js';
+import { LoraAdapter, loadFrozenModel, loraForward, openLoraSession } from '../src/finetune/lora.js';
 
 const MODELS = ['models/arith-char', 'models/english-char'];
 
@@ -74,7 +74,7 @@ test('LoRA targets and rank are checked against the family (exit-2 errors naming
     (e: Error) => e instanceof UsageError && /1\.\.64/.test(e.message),
   );
   assert.equal(loraModules(facts, null, 64).length, 2);
-  assert.throws(() => loraModules({ ...facts, modelType: 'llama' }, null, 8), UsageError);
+  assert.throws(() => loraModules({ ...facts, modelType: 'mistral' }, null, 8), UsageError);
 });
 
 test('LoRA init: B = 0 and A Kaiming-uniform (|A| ≤ 1/sqrt(in), variance 1/(3·in))', async () => {
@@ -95,7 +95,7 @@ test('LoRA init: B = 0 and A Kaiming-uniform (|A| ≤ 1/sqrt(in), variance 1/(3�
 for (const dir of MODELS) {
   test(`${dir}: tfjs forward from the ONNX initializers with B = 0 equals the ONNX session (≤ 1e-4, left padding)`, async () => {
     await selectBackend();
-    const base = loadFrozenGpt(dir);
+    const base = loadFrozenModel(dir);
     const facts = readConfig(dir);
     const ad = new LoraAdapter(facts, { rank: 8, alpha: 16, targets: ['c_attn', 'c_proj', 'c_fc'] }, 1);
     const s = await LmSession.open(dir);
@@ -111,10 +111,10 @@ for (const dir of MODELS) {
 
   test(`${dir}: ONNX with low-rank branches equals the tfjs LoRA forward for random A, B (full pass, KV cache, left padding)`, async () => {
     await selectBackend();
-    const base = loadFrozenGpt(dir);
+    const base = loadFrozenModel(dir);
     const facts = readConfig(dir);
     const V = facts.vocabSize;
-    const ad = new LoraAdapter(facts, { rank: 4, alpha: 8, targets: ['c_attn', 'c_proj', 'c_fc'] }, 2);
+    const ad = new LoraAdapter(facts, { rank: 4, alpha: 8, targets: ['c_attn', 'c_proj', 'c_fc', 'lm_head'] }, 2);
     ad.setFactors(randomFactors(ad, 7, 0.3));
     const s = await openLoraSession(dir, ad);
     const plain = await LmSession.open(dir);

@@ -39,6 +39,13 @@ export interface PolicyAdapter {
   setFlowBias(v: number): void;
   /** The policy as a sampler hook on a snapshot of the weights taken now (call again after each update). */
   policy(): PolicyHook;
+  /**
+   * Adapters inside the network (LoRA): their logits depend on the whole token prefix, not on
+   * the frozen hidden state, so soft Q-learning stores a state as its tokens (at most
+   * `prefixWidth` of them) and asks for the policy logits [n,V] after each prefix.
+   */
+  prefixLogits?(prefixes: number[][]): T2;
+  readonly prefixWidth?: number;
   /** The session to sample from when not the frozen LM (LoRA: the graph with low-rank branches). */
   samplingSession?(): LmSession;
   /** An independent copy with the same weights (soft-Q target network). */

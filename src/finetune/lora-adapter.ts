@@ -5,16 +5,18 @@
  * state; sampling runs on the ONNX session with low-rank branches (samplingSession), fed with
  * the current factors whenever `policy()` snapshots the weights. log Z / log F stays the
  * head's flow part on the frozen hidden state (trained alongside when adapter.trainFlow).
- * Soft Q-learning (targets from stored states, a cloned target network) is not supported.
+ * Soft Q-learning (SoftDQN, M-DQN) stores each transition's token prefix (prefixLogits) and
+ * takes its targets from a clone: a second set of factors over the same frozen weights, with
+ * no sampling session of its own.
  */
 import { UsageError } from '../core/errors.js';
-import type { tf } from '../core/backend.js';
+import { tf } from '../core/backend.js';
 import type { LmSession } from '../lm/session.js';
 import type { PolicyHook } from '../lm/sampler.js';
 import type { BaseModelId, PolicyAdapter } from './adapter.js';
 import { LmHead } from './head.js';
 import type { ScoredRow } from './score.js';
-import { type FrozenGpt, LoraAdapter, loadFrozenGpt, loraNodeLogits, openLoraSession } from './lora.js';
+import { type FrozenModel, LoraAdapter, loadFrozenModel, loraNodeLogits, openLoraSession } from './lora.js';
 
 type T2 = tf.Tensor2D;
 
@@ -23,10 +25,15 @@ export class LoraPolicyAdapter implements PolicyAdapter {
     readonly lora: LoraAdapter,
     /** the flow part (log F / log Z(X)) of a whitened head; its policy part is unused */
     readonly head: LmHead,
-    readonly base: FrozenGpt,
-    readonly session: LmSession,
+    readonly base: FrozenModel,
+    /** the branched sampling session; null for a soft-Q target clone, which never samples */
+    private readonly session: LmSession | null,
     private readonly trainFlow: boolean,
-  ) {}
+  ) {
+    this.prefixWidth = base.config.nCtx;
+  }
+
+  readonly prefixWidth: number;
 
   /** Adapters for `dir` (the frozen weights read from its ONNX file) and the branched sampling session. */
   static async create(
@@ -36,7 +43,7 @@ export class LoraPolicyAdapter implements PolicyAdapter {
     head: LmHead,
   ): Promise<LoraPolicyAdapter> {
     const lora = new LoraAdapter(frozen.facts, { rank: cfg.rank, alpha: cfg.alpha, targets: cfg.targets }, cfg.seed);
-    const base = loadFrozenGpt(dir);
+    const base = loadFrozenModel(dir);
     if (base.sha256 !== frozen.modelHash) throw new UsageError(`${dir}: model file changed while opening it`);
     return new LoraPolicyAdapter(lora, head, base, await openLoraSession(dir, lora, { threads: cfg.threads }), cfg.trainFlow);
   }
@@ -45,7 +52,7 @@ export class LoraPolicyAdapter implements PolicyAdapter {
   static async load(dir: string, modelDir: string, frozen: LmSession, threads = 1): Promise<LoraPolicyAdapter> {
     const { head } = LmHead.load(dir, { sha256: frozen.modelHash, vocabSize: frozen.vocabSize });
     const { adapter } = LoraAdapter.load(dir, frozen.facts, { sha256: frozen.modelHash });
-    return new LoraPolicyAdapter(adapter, head, loadFrozenGpt(modelDir), await openLoraSession(modelDir, adapter, { threads }), false);
+    return new LoraPolicyAdapter(adapter, head, loadFrozenModel(modelDir), await openLoraSession(modelDir, adapter, { threads }), false);
   }
 
   policyVariables(): tf.Variable[] {
@@ -68,8 +75,19 @@ export class LoraPolicyAdapter implements PolicyAdapter {
     );
   }
 
+  /** Logits after each prefix: node 0 of a row whose X is the whole prefix (read at its last token). */
+  prefixLogits(prefixes: number[][]): T2 {
+    return loraNodeLogits(
+      this.base,
+      this.lora,
+      prefixes,
+      prefixes.map(() => []),
+      prefixes.map(() => [0]),
+    );
+  }
+
   logitsSync(): Float32Array {
-    throw new UsageError('adapter.kind lora trains tb and subtb; soft Q-learning still needs adapter.kind head');
+    throw new Error('LoRA logits depend on the token prefix: use prefixLogits');
   }
 
   logFlow(hidden: T2): tf.Tensor1D {
@@ -82,20 +100,33 @@ export class LoraPolicyAdapter implements PolicyAdapter {
 
   /** Feeds the current factors to the sampling session; the session's own logits are the policy. */
   policy(): PolicyHook {
-    this.lora.feedsInto(this.session);
+    this.lora.feedsInto(this.samplingSession());
     return (step) => step.logits;
   }
 
   samplingSession(): LmSession {
+    if (!this.session) throw new Error('a LoRA target clone has no sampling session');
     return this.session;
   }
 
-  clone(): PolicyAdapter {
-    throw new UsageError('adapter.kind lora trains tb and subtb; soft Q-learning still needs adapter.kind head');
+  /** The same factors (and flow head) over the same frozen weights, without a sampling session. */
+  clone(): LoraPolicyAdapter {
+    const lora = new LoraAdapter(this.lora.facts, this.lora.config, 0);
+    lora.setFactors(this.lora.factors());
+    return new LoraPolicyAdapter(lora, this.head.clone(), this.base, null, false);
   }
 
-  polyakFrom(): void {
-    throw new UsageError('adapter.kind lora trains tb and subtb; soft Q-learning still needs adapter.kind head');
+  /** factors ← (1 − τ)·factors + τ·source's factors. */
+  polyakFrom(source: PolicyAdapter, tau: number): void {
+    if (!(source instanceof LoraPolicyAdapter)) throw new Error('polyakFrom: source is not a LoRA adapter');
+    for (const [n, v] of this.lora.vars) {
+      const src = source.lora.vars.get(n)!;
+      for (const [t, s] of [
+        [v.a, src.a],
+        [v.b, src.b],
+      ] as const)
+        tf.tidy(() => t.assign(tau === 1 ? s : tf.add(tf.mul(t, 1 - tau), tf.mul(s, tau))));
+    }
   }
 
   /** head.json/.safetensors (flow part, whitening) and adapter.json/.safetensors side by side. */
@@ -106,10 +137,10 @@ export class LoraPolicyAdapter implements PolicyAdapter {
 
   restore(dir: string, expect: { sha256: string; vocabSize: number }): void {
     this.head.restore(dir, expect);
-    const { adapter } = LoraAdapter.load(dir, this.session.facts, { sha256: expect.sha256 });
+    const { adapter } = LoraAdapter.load(dir, this.lora.facts, { sha256: expect.sha256 });
     this.lora.setFactors(adapter.factors());
     adapter.dispose();
-    this.lora.feedsInto(this.session);
+    if (this.session) this.lora.feedsInto(this.session);
   }
 
   dispose(): void {

@@ -5,7 +5,8 @@
  * and B = 0, so the untrained policy is exactly the base model. A and B are the only trainable
  * tensors; the frozen weights are read from the model's own ONNX initializers (no second
  * weight file). The same factors drive three consumers that must agree:
- *   - the differentiable tfjs forward (lmbuild/reference.ts with LoraParams) for training;
+ *   - the differentiable tfjs forward (lmbuild/reference.ts, lmbuild/llama-tf.ts for the LLaMA
+ *     family, with LoraParams) for training;
  *   - the ONNX session with low-rank branches (lm/lora-graph.ts) for KV-cached sampling;
  *   - export: merged initializers W + s·A·B, or a PEFT adapter (export.ts).
  */
@@ -14,9 +15,11 @@ import path from 'node:path';
 import { tf } from '../core/backend.js';
 import { Rng } from '../core/rng.js';
 import { UsageError } from '../core/errors.js';
-import { type ModelFacts, configFromFacts, readConfig, readGptWeights, readOnnx, sha256 } from '../lm/folder.js';
+import { configFromFacts, modelFamily, readConfig, readGptWeights, readOnnx, sha256 } from '../lm/folder.js';
 import { type GptConfig, paramShapes } from '../lm/gpt.js';
-import { type LoraModule, loraModules } from '../lm/lora-spec.js';
+import { type LoraFacts, type LoraModule, loraModules } from '../lm/lora-spec.js';
+import { type LlamaConfig, llamaConfigFromHf, llamaParamShapes } from '../lm/llama.js';
+import { llamaTfForward, toLlamaTfParams } from '../lmbuild/llama-tf.js';
 import { type LoraFactors, addLoraBranches, loraFeeds } from '../lm/lora-graph.js';
 import { LmSession } from '../lm/session.js';
 import { type NamedArray, loadSafetensors, saveSafetensors } from '../lm/safetensors.js';
@@ -49,7 +52,7 @@ export class LoraAdapter {
   readonly vars = new Map<string, { a: tf.Variable; b: tf.Variable }>();
 
   constructor(
-    readonly facts: Pick<ModelFacts, 'modelType' | 'nLayer' | 'nEmbd'>,
+    readonly facts: LoraFacts,
     readonly config: LoraConfig,
     seed: number,
   ) {
@@ -128,11 +131,7 @@ export class LoraAdapter {
     return manifest;
   }
 
-  static load(
-    dir: string,
-    facts: Pick<ModelFacts, 'modelType' | 'nLayer' | 'nEmbd'>,
-    expect?: { sha256?: string },
-  ): { adapter: LoraAdapter; manifest: LoraManifest } {
+  static load(dir: string, facts: LoraFacts, expect?: { sha256?: string }): { adapter: LoraAdapter; manifest: LoraManifest } {
     const mf = path.join(dir, 'adapter.json');
     if (!existsSync(mf)) throw new UsageError(`${dir}: missing adapter.json`);
     let m: LoraManifest;
@@ -169,34 +168,43 @@ export class LoraAdapter {
 }
 
 /** The frozen base model for the tfjs forward, read from the folder's ONNX initializers. */
-export interface FrozenGpt {
-  config: GptConfig;
+export type FrozenModel = ({ family: 'gpt2'; config: GptConfig } | { family: 'llama'; config: LlamaConfig }) & {
   params: TfParams;
   sha256: string;
-}
+};
 
-export function loadFrozenGpt(dir: string): FrozenGpt {
+export function loadFrozenModel(dir: string): FrozenModel {
   const facts = readConfig(dir);
-  if (facts.modelType !== 'gpt2') throw new UsageError(`${dir}: the tfjs forward supports model_type gpt2 only (got ${facts.modelType})`);
-  const config = configFromFacts(facts);
+  const family = modelFamily(facts);
   const { bytes, model } = readOnnx(dir);
+  if (family === 'llama') {
+    const config = llamaConfigFromHf(facts.raw);
+    const w = readGptWeights(
+      model,
+      llamaParamShapes(config).map(([n]) => n),
+    );
+    return { family, config, params: toLlamaTfParams(config, w), sha256: sha256(bytes) };
+  }
+  const config = configFromFacts(facts);
   const w = readGptWeights(
     model,
     paramShapes(config).map(([n]) => n),
   );
-  return { config, params: toTfParams(config, w), sha256: sha256(bytes) };
+  return { family, config, params: toTfParams(config, w), sha256: sha256(bytes) };
 }
 
 /** logits [B·S, V] and hidden [B·S, d] of the adapted model (call inside tf.tidy / a gradient closure). */
 export function loraForward(
-  base: FrozenGpt,
+  base: FrozenModel,
   adapter: LoraAdapter | null,
   batch: number,
   seqLen: number,
   ids: ArrayLike<number>,
   mask?: ArrayLike<number>,
 ) {
-  return referenceForward(base.config, base.params, { batch, seqLen, ids, mask }, adapter?.tfParams());
+  const inp = { batch, seqLen, ids, mask };
+  if (base.family === 'llama') return llamaTfForward(base.config, base.params, inp, adapter?.tfParams());
+  return referenceForward(base.config, base.params, inp, adapter?.tfParams());
 }
 
 /** An ORT session over the model folder with low-rank branches, fed with the adapter's current factors. */
@@ -216,7 +224,7 @@ export async function openLoraSession(dir: string, adapter: LoraAdapter, opts: {
  * picked with a 0/1 selection matMul (differentiable; wasm has no gather gradient).
  * `nodes[b]` are the prefix lengths of row b (ScoredRow.nodes).
  */
-export function loraNodeLogits(base: FrozenGpt, adapter: LoraAdapter, xs: number[][], zs: number[][], nodes: number[][]): tf.Tensor2D {
+export function loraNodeLogits(base: FrozenModel, adapter: LoraAdapter, xs: number[][], zs: number[][], nodes: number[][]): tf.Tensor2D {
   const rows = xs.map((x, b) => [...x, ...zs[b]]);
   const S = Math.max(...rows.map((r) => r.length));
   const B = rows.length;

@@ -88,8 +88,6 @@ async function createAdapter(cfg: TrainConfig, dir: string, session: LmSession, 
   head.fitWhitening(whiteningStates);
   if (cfg.adapter.kind === 'head') return head;
   // adapter.kind lora: LoRA inside the network; the head keeps only its log-flow part
-  if (cfg.objective === 'softdqn' || cfg.objective === 'mdqn')
-    throw new UsageError(`adapter.kind lora trains tb and subtb; ${cfg.objective} still needs adapter.kind head`);
   const a = cfg.adapter;
   return LoraPolicyAdapter.create(
     dir,

@@ -3,7 +3,7 @@ import type { Rng } from '../core/rng.js';
 import type { PolicyAdapter } from './adapter.js';
 import { SoftQLearner, type SoftQOptions } from '../softrl/soft-q.js';
 import { softValue } from '../softrl/targets.js';
-import { emptyTransitions, type FieldSpec } from '../softrl/transitions.js';
+import { emptyTransitions, type FieldSpec, type StateFields } from '../softrl/transitions.js';
 import type { ScoredRow } from './score.js';
 
 /**
@@ -12,7 +12,10 @@ import type { ScoredRow } from './score.js';
  * gives log P_B = 0, so inner rewards are 0 and the exit reward is log R(Z) − shift (a
  * constant shift, the mean log R of the first batch, keeps values O(1); it changes no policy
  * since every trajectory exits once). A state is what the frozen LM recorded there — hidden
- * state, base logits, action mask — so updates never rerun the LM.
+ * state, base logits, action mask — so updates never rerun the LM. An adapter inside the
+ * network (LoRA, `prefixLogits`) changes what the network computes along the whole prefix, so
+ * there a state is its tokens X z_1..j (and action mask) and Q(s, ·) is the adapted model's
+ * logits after them: every update reruns the adapted model on the replay batch.
  */
 export class TokenSoftQ {
   readonly tau: number;
@@ -32,11 +35,13 @@ export class TokenSoftQ {
     readonly o: SoftQOptions & { replayBatch: number },
   ) {
     this.target = head.clone();
-    this.fields = { h: { width: d, type: 'f32' }, base: { width: V, type: 'f32' }, mask: { width: V, type: 'u8' } };
+    this.fields = head.prefixLogits
+      ? { tok: { width: head.prefixWidth!, type: 'i32' }, len: { width: 1, type: 'i32' }, mask: { width: V, type: 'u8' } }
+      : { h: { width: d, type: 'f32' }, base: { width: V, type: 'f32' }, mask: { width: V, type: 'u8' } };
     this.learner = new SoftQLearner(
       {
-        targetQ: (s, n) => ({ q: this.target.logitsSync(s.h as Float32Array, s.base as Float32Array, n), width: V, mask: s.mask, A: V }),
-        backward: (b, dQ) => this.backward(b.s.h as Float32Array, b.s.base as Float32Array, b.act, b.n, dQ),
+        targetQ: (s, n) => ({ q: this.qSync(this.target, s, n), width: V, mask: s.mask, A: V }),
+        backward: (b, dQ) => this.backward(b.s, b.act, b.n, dQ),
         polyak: (tau) => this.target.polyakFrom(this.head, tau),
       },
       this.fields,
@@ -52,12 +57,27 @@ export class TokenSoftQ {
     for (const r of rows) {
       const n = r.nodes.length;
       const tr = emptyTransitions(n, this.fields);
-      tr.s.h.set(r.hidden.subarray(0, n * d));
-      tr.s.base.set(r.baseLogits.subarray(0, n * V));
-      tr.s.mask.set(r.mask.subarray(0, n * V));
       // s' of node k is node k + 1; the exit (last node) has none
-      tr.s2.h.set(r.hidden.subarray(d, n * d));
-      tr.s2.base.set(r.baseLogits.subarray(V, n * V));
+      if (this.head.prefixLogits) {
+        const W = this.head.prefixWidth!;
+        const prefix = (k: number) => [...r.tokens.x, ...r.tokens.z.slice(0, r.nodes[k])];
+        for (let k = 0; k < n; k++) {
+          const p = prefix(k);
+          if (p.length > W) throw new Error(`soft-Q state of ${p.length} tokens exceeds ${W}`);
+          tr.s.tok.set(p, k * W);
+          tr.s.len[k] = p.length;
+          if (k > 0) {
+            tr.s2.tok.set(p, (k - 1) * W);
+            tr.s2.len[k - 1] = p.length;
+          }
+        }
+      } else {
+        tr.s.h.set(r.hidden.subarray(0, n * d));
+        tr.s.base.set(r.baseLogits.subarray(0, n * V));
+        tr.s2.h.set(r.hidden.subarray(d, n * d));
+        tr.s2.base.set(r.baseLogits.subarray(V, n * V));
+      }
+      tr.s.mask.set(r.mask.subarray(0, n * V));
       tr.s2.mask.set(r.mask.subarray(V, n * V));
       for (let k = 0; k < n; k++) {
         tr.act[k] = r.actions[k];
@@ -69,6 +89,25 @@ export class TokenSoftQ {
     }
   }
 
+  /** The token prefixes of n stored states (prefix mode). */
+  private prefixes(s: StateFields, n: number): number[][] {
+    const W = this.head.prefixWidth!;
+    return Array.from({ length: n }, (_, i) => Array.from(s.tok.subarray(i * W, i * W + s.len[i])));
+  }
+
+  /** Q(s, ·) [n×V] of `model` at n stored states, outside any tape. */
+  private qSync(model: PolicyAdapter, s: StateFields, n: number): Float32Array {
+    if (!model.prefixLogits) return model.logitsSync(s.h as Float32Array, s.base as Float32Array, n);
+    return tf.tidy(() => model.prefixLogits!(this.prefixes(s, n)).dataSync() as Float32Array);
+  }
+
+  /** Q(s, ·) [n×V] of the online adapter, differentiable (call inside a tape). */
+  private q(s: StateFields, n: number): tf.Tensor2D {
+    const { d, V } = this;
+    if (this.head.prefixLogits) return this.head.prefixLogits(this.prefixes(s, n));
+    return this.head.logits(tf.tensor2d(s.h as Float32Array, [n, d]), tf.tensor2d(s.base as Float32Array, [n, V]));
+  }
+
   /** One update on a replay batch; returns the loss and the gradients of `vars`. */
   update(rng: Rng, vars: tf.Variable[]): { loss: number; grads: Map<tf.Variable, tf.Tensor> } {
     this.vars = vars;
@@ -77,12 +116,12 @@ export class TokenSoftQ {
   }
 
   /** Q(s, a) through the adapter inside one gradient tape; dL/dQ from the learner. */
-  private backward(h: Float32Array, base: Float32Array, act: Int32Array, n: number, dQ: (qa: ArrayLike<number>) => Float64Array): void {
-    const { d, V } = this;
+  private backward(s: StateFields, act: Int32Array, n: number, dQ: (qa: ArrayLike<number>) => Float64Array): void {
+    const { V } = this;
     const oneHot = new Float32Array(n * V);
     act.forEach((a, i) => (oneHot[i * V + a] = 1));
     const { value, grads } = tf.variableGrads(() => {
-      const q = tf.sum(tf.mul(this.head.logits(tf.tensor2d(h, [n, d]), tf.tensor2d(base, [n, V])), tf.tensor2d(oneHot, [n, V])), 1);
+      const q = tf.sum(tf.mul(this.q(s, n), tf.tensor2d(oneHot, [n, V])), 1);
       const g = Float32Array.from(dQ(q.dataSync()));
       return tf.sum(tf.mul(q, tf.tensor1d(g))) as tf.Scalar;
     }, this.vars);
@@ -97,13 +136,20 @@ export class TokenSoftQ {
   /** Soft value at the root, τ·LSE(Q(s0, ·)/τ) + shift: the soft-RL estimate of log Z (eq. (M)), averaged over rows. */
   valueAtRoot(rows: ScoredRow[]): number {
     const { d, V, tau } = this;
-    const h = new Float32Array(rows.length * d),
-      base = new Float32Array(rows.length * V);
-    rows.forEach((r, b) => {
-      h.set(r.hidden.subarray(0, d), b * d);
-      base.set(r.baseLogits.subarray(0, V), b * V);
-    });
-    const q = this.head.logitsSync(h, base, rows.length);
+    let q: Float32Array;
+    if (this.head.prefixLogits)
+      q = tf.tidy(
+        () => this.head.prefixLogits!(rows.map((r) => [...r.tokens.x, ...r.tokens.z.slice(0, r.nodes[0])])).dataSync() as Float32Array,
+      );
+    else {
+      const h = new Float32Array(rows.length * d),
+        base = new Float32Array(rows.length * V);
+      rows.forEach((r, b) => {
+        h.set(r.hidden.subarray(0, d), b * d);
+        base.set(r.baseLogits.subarray(0, V), b * V);
+      });
+      q = this.head.logitsSync(h, base, rows.length);
+    }
     let s = 0;
     rows.forEach((r, b) => (s += softValue(q, b * V, r.mask, 0, V, tau)));
     return s / rows.length + (this.shift ?? 0);

@@ -18,7 +18,7 @@ function findMatMul(nodes: NodeProto[], inits: Set<string>, m: LoraModule): numb
   const hits = nodes.map((n, i) => (n.opType === 'MatMul' && isW(n.input?.[1] ?? '') ? i : -1)).filter((i) => i >= 0);
   if (hits.length !== 1)
     throw new UsageError(
-      `LoRA: found ${hits.length} MatMul nodes using ${suffix} in the ONNX graph (expected 1; not a flowtune/GPT-2 layout?)`,
+      `LoRA: found ${hits.length} MatMul nodes using ${suffix} in the ONNX graph (expected 1; fp16 or quantized exports, whose weights reach the MatMul through Cast or DequantizeLinear, are not supported)`,
     );
   return hits[0];
 }

@@ -152,5 +152,5 @@ export function referenceForward(
     ) as tf.Tensor2D;
   }
   const hidden = layerNorm(x, P('ln_f.weight') as tf.Tensor1D, P('ln_f.bias') as tf.Tensor1D, c.lnEps);
-  return { hidden, logits: matMul2(hidden, P('lm_head.weight') as tf.Tensor2D) };
+  return { hidden, logits: adapted('lm_head', hidden, matMul2(hidden, P('lm_head.weight') as tf.Tensor2D)) };
 }

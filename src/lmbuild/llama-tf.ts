@@ -1,0 +1,101 @@
+/**
+ * The differentiable tfjs forward of a LLaMA-family model (src/lm/llama.ts), for training LoRA
+ * adapters on weights read from the model's ONNX initializers. Same math as llama-writer.ts:
+ * positions cumsum(mask) − 1 (what LmSession feeds as position_ids; pads get garbage that no
+ * real position reads), key j visible to query i iff j ≤ i and mask[j] = 1, RMSNorm,
+ * rotate-half rotary embeddings, grouped-query attention (query heads reshaped to
+ * [B·H_kv, rep·S, Dh], as the writer does, so K/V are never copied), SwiGLU MLP, tied or
+ * untied head. Frozen weights are plain tensors: only LoRA factors receive gradients.
+ */
+import { tf } from '../core/backend.js';
+import { type LlamaConfig, type LlamaModule, llamaModuleName } from '../lm/llama.js';
+import type { GptWeights } from '../lm/gpt.js';
+import type { LoraParams, RefInput, TfParams } from './reference.js';
+import { bmm, matMul2 } from './tfops.js';
+
+type T2 = tf.Tensor2D;
+
+/** Frozen tensors by HF name; a tied head gets "lm_head.weight" = embed_tokensᵀ. */
+export function toLlamaTfParams(c: LlamaConfig, w: GptWeights): TfParams {
+  const out: TfParams = new Map();
+  for (const [name, p] of w) out.set(name, tf.tensor(p.data, p.shape));
+  if (c.tieWordEmbeddings) out.set('lm_head.weight', tf.transpose(out.get('model.embed_tokens.weight')!));
+  return out;
+}
+
+/** logits [B·S, V] and final hidden states [B·S, d] (call inside tf.tidy / a gradient closure). */
+export function llamaTfForward(c: LlamaConfig, p: TfParams, inp: RefInput, lora?: LoraParams): { logits: T2; hidden: T2 } {
+  const { batch: B, seqLen: S } = inp;
+  const H = c.nHead,
+    Hkv = c.nKvHead,
+    Dh = c.headDim,
+    rep = H / Hkv,
+    half = Dh / 2;
+  const N = B * S;
+  const P = (n: string) => {
+    const t = p.get(n);
+    if (!t) throw new Error(`missing tfjs parameter ${n}`);
+    return t;
+  };
+  const mask = inp.mask ? Float32Array.from(inp.mask) : new Float32Array(N).fill(1);
+  // positions, rotary tables and the additive attention bias are data: computed in JS
+  const bias = new Float32Array(B * S * S);
+  const cos = new Float32Array(N * Dh);
+  const sin = new Float32Array(N * Dh);
+  for (let b = 0; b < B; b++) {
+    let cum = 0;
+    for (let s = 0; s < S; s++) {
+      cum += mask[b * S + s] ? 1 : 0;
+      const pos = cum - 1;
+      for (let j = 0; j < half; j++) {
+        const ang = pos * Math.pow(c.ropeTheta, (-2 * j) / Dh);
+        cos[(b * S + s) * Dh + j] = cos[(b * S + s) * Dh + j + half] = Math.cos(ang);
+        sin[(b * S + s) * Dh + j] = sin[(b * S + s) * Dh + j + half] = Math.sin(ang);
+      }
+      for (let j = 0; j < S; j++) bias[(b * S + s) * S + j] = j <= s && mask[b * S + j] ? 0 : -1e9;
+    }
+  }
+  const cosT = tf.tensor4d(cos, [B, S, 1, Dh]);
+  const sinT = tf.tensor4d(sin, [B, S, 1, Dh]);
+  const attnBias = tf.tensor4d(bias, [B, 1, S, S]);
+  const eps = tf.scalar(c.rmsEps);
+  const rms = (x: T2, g: string) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), 1, true), eps))), P(g)) as T2;
+  // x [B,S,n,Dh] → x·cos + rotate_half(x)·sin, rotate_half(x) = [−x2, x1]
+  const rope = (x: tf.Tensor4D) => {
+    const [x1, x2] = tf.split(x, 2, 3);
+    return tf.add(tf.mul(x, cosT), tf.mul(tf.concat([tf.neg(x2), x1], 3), sinT)) as tf.Tensor4D;
+  };
+  // x·W (+ bias) (+ scale·(x·A)·B when adapted)
+  const lin = (x: T2, layer: number, m: LlamaModule): T2 => {
+    const stem = llamaModuleName(layer, m).replace(/\.weight$/, '');
+    let y = matMul2(x, P(`${stem}.weight`) as T2);
+    if (c.attentionBias && (m === 'q_proj' || m === 'k_proj' || m === 'v_proj')) y = tf.add(y, P(`${stem}.bias`)) as T2;
+    const f = lora?.get(stem);
+    return f ? (tf.add(y, matMul2(tf.mul(matMul2(x, f.a), f.scale) as T2, f.b)) as T2) : y;
+  };
+  const oneHot = tf.oneHot(tf.tensor1d(Int32Array.from(inp.ids), 'int32'), c.vocabSize).toFloat() as T2;
+  // one-hot × matrix instead of gather: wasm has no gather gradient (docs/design.md §3)
+  let x = matMul2(oneHot, P('model.embed_tokens.weight') as T2);
+  for (let l = 0; l < c.nLayer; l++) {
+    const n1 = rms(x, `model.layers.${l}.input_layernorm.weight`);
+    const q = rope(tf.reshape(lin(n1, l, 'q_proj'), [B, S, H, Dh]));
+    const k = rope(tf.reshape(lin(n1, l, 'k_proj'), [B, S, Hkv, Dh]));
+    const v = tf.reshape(lin(n1, l, 'v_proj'), [B, S, Hkv, Dh]);
+    // query head h = kv·rep + r: [B,H,S,Dh] → [B·Hkv, rep·S, Dh] against K/V [B·Hkv, S, Dh]
+    const qg = tf.reshape(tf.mul(tf.transpose(q, [0, 2, 1, 3]), 1 / Math.sqrt(Dh)), [B * Hkv, rep * S, Dh]) as tf.Tensor3D;
+    const kh = tf.reshape(tf.transpose(k, [0, 2, 3, 1]), [B * Hkv, Dh, S]) as tf.Tensor3D;
+    const vh = tf.reshape(tf.transpose(v, [0, 2, 1, 3]), [B * Hkv, S, Dh]) as tf.Tensor3D;
+    const scores = tf.add(tf.reshape(bmm(qg, kh), [B, H, S, S]), attnBias);
+    const probs = tf.reshape(tf.softmax(scores), [B * Hkv, rep * S, S]) as tf.Tensor3D;
+    const ctx = tf.reshape(tf.transpose(tf.reshape(bmm(probs, vh), [B, H, S, Dh]), [0, 2, 1, 3]), [N, H * Dh]) as T2;
+    x = tf.add(x, lin(ctx, l, 'o_proj')) as T2;
+    const n2 = rms(x, `model.layers.${l}.post_attention_layernorm.weight`);
+    const gate = lin(n2, l, 'gate_proj');
+    const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), lin(n2, l, 'up_proj')) as T2;
+    x = tf.add(x, lin(act, l, 'down_proj')) as T2;
+  }
+  const hidden = rms(x, 'model.norm.weight');
+  const logits = matMul2(hidden, P('lm_head.weight') as T2);
+  const f = lora?.get('lm_head');
+  return { hidden, logits: f ? (tf.add(logits, matMul2(tf.mul(matMul2(hidden, f.a), f.scale) as T2, f.b)) as T2) : logits };
+}
