@@ -33,8 +33,7 @@ import { tf } from '../core/backend.js';
 import { UsageError } from '../core/errors.js';
 import type { StepMetrics } from '../finetune/trainer.js';
 import type { FineTuneSetup } from '../finetune/setup.js';
-import { sampleZ } from '../finetune/rollout.js';
-import { scoreRows, type ScoredRow } from '../finetune/score.js';
+import type { ScoredRow } from '../finetune/score.js';
 import { disposeNodes, nodeLogPolicy, pick, stackNodes, type NodeTensors } from '../finetune/nodes.js';
 import type { PolicyAdapter } from '../finetune/adapter.js';
 
@@ -177,21 +176,7 @@ export class PpoBaseline {
     const exs = Array.from({ length: B / G }, () => t.examples[t.rng.int(t.examples.length)]).flatMap(
       (e) => new Array(G).fill(e) as (typeof e)[],
     );
-    const zs = await sampleZ(
-      t.session,
-      t.tok,
-      exs.map((e) => e.xIds),
-      { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng: t.rng },
-    );
-    const rows = await scoreRows(
-      t.session,
-      exs.map((e) => e.xIds),
-      zs,
-      exs.map((e) => e.yIds),
-      t.constraints,
-      t.rewardSpec(),
-      { prefix: false },
-    );
+    const rows = await t.sampleOnPolicy(exs);
     // π_old and π_0 at every node, once, before any update
     const all = stackNodes(rows, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
     let lp: { policy: Float32Array; base: Float32Array };

@@ -11,8 +11,6 @@
 import { tf } from '../core/backend.js';
 import type { StepMetrics } from '../finetune/trainer.js';
 import type { FineTuneSetup } from '../finetune/setup.js';
-import { sampleZ } from '../finetune/rollout.js';
-import { scoreRows } from '../finetune/score.js';
 import { disposeNodes, nodeLogPolicy, pick, stackNodes, type NodeTensors } from '../finetune/nodes.js';
 import type { PolicyAdapter } from '../finetune/adapter.js';
 
@@ -49,21 +47,7 @@ export class ReinforceBaseline {
       cfg = t.cfg,
       B = cfg.train.batchSize;
     const exs = Array.from({ length: B }, () => t.examples[t.rng.int(t.examples.length)]);
-    const zs = await sampleZ(
-      t.samplingSession,
-      t.tok,
-      exs.map((e) => e.xIds),
-      { constraints: t.constraints, temperature: 1, policy: t.adapter.policy(), rng: t.rng },
-    );
-    const rows = await scoreRows(
-      t.session,
-      exs.map((e) => e.xIds),
-      zs,
-      exs.map((e) => e.yIds),
-      t.constraints,
-      t.rewardSpec(),
-      { prefix: false },
-    );
+    const rows = await t.sampleOnPolicy(exs);
     const nodes = stackNodes(rows, t.session.hiddenSize, t.session.vocabSize, t.constraints.stopId);
     const vars = t.adapter.policyVariables();
     const perRow = (lp: Float32Array | Int32Array | Uint8Array) =>

@@ -12,7 +12,7 @@ import { LoraPolicyAdapter } from './lora-adapter.js';
 import { scheduleAt, type TrainConfig } from './schema.js';
 import { loadExamples, type Example } from './examples.js';
 import { sampleZ, type ZConstraints } from './rollout.js';
-import { scoreRows, type RewardSpec } from './score.js';
+import { scoreRows, type RewardSpec, type ScoredRow } from './score.js';
 import { lrScaleAt } from '../core/adam.js';
 import { TfAdam, type ParamGroup } from './tf-adam.js';
 import { loadLatestCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.js';
@@ -135,6 +135,29 @@ export class FineTuneSetup {
   /** The session the policy samples from: the frozen LM with the adapter's hook, or the adapter's own (LoRA). */
   get samplingSession(): LmSession {
     return this.adapter.samplingSession?.() ?? this.session;
+  }
+
+  /**
+   * Z sampled on-policy (T = 1) for each example, scored by the frozen base LM without prefix
+   * rewards: the batch of the policy-gradient baselines (REINFORCE, PPO).
+   */
+  async sampleOnPolicy(exs: Example[]): Promise<ScoredRow[]> {
+    const x = exs.map((e) => e.xIds);
+    const zs = await sampleZ(this.samplingSession, this.tok, x, {
+      constraints: this.constraints,
+      temperature: 1,
+      policy: this.adapter.policy(),
+      rng: this.rng,
+    });
+    return scoreRows(
+      this.session,
+      x,
+      zs,
+      exs.map((e) => e.yIds),
+      this.constraints,
+      this.rewardSpec(),
+      { prefix: false },
+    );
   }
 
   /** The reward at the current step (the reward temperature is scheduled). */
