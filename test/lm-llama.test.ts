@@ -22,6 +22,7 @@ import { zConstraints } from '../src/finetune/setup.js';
 import { exactPosterior } from '../src/finetune/posterior.js';
 import { validate } from '../src/finetune/config-loader.js';
 import { trainConfigSchema } from '../src/finetune/schema.js';
+import { hfGreedy } from './helpers/hf-greedy.js';
 
 const TOL = 1e-4;
 const temps: TempLlama[] = [];
@@ -100,30 +101,6 @@ test('llama: padded batches (sampler, scorer, prefix rewards, statesOf) equal si
   }
   await s.release();
 });
-
-/** transformers.js greedy generate, one prompt at a time, from a local folder only. */
-async function hfGreedy(dir: string, prompts: string[], maxNew: number, extra: Record<string, unknown> = {}): Promise<number[][]> {
-  const { AutoTokenizer, AutoModelForCausalLM, env } = await import('@huggingface/transformers');
-  env.allowRemoteModels = false;
-  env.allowLocalModels = true;
-  env.localModelPath = path.dirname(path.resolve(dir)) + path.sep;
-  const id = path.basename(dir);
-  const tok = await AutoTokenizer.from_pretrained(id);
-  const model = await AutoModelForCausalLM.from_pretrained(id, { dtype: 'fp32', ...extra });
-  const out: number[][] = [];
-  for (const p of prompts) {
-    const enc = tok(p);
-    const n = enc.input_ids.dims[1];
-    const gen: any = await model.generate({ ...enc, max_new_tokens: maxNew, do_sample: false });
-    out.push(
-      Array.from(gen.data as BigInt64Array)
-        .slice(n)
-        .map(Number),
-    );
-  }
-  await model.dispose();
-  return out;
-}
 
 async function ourGreedy(dir: string, prompts: string[], maxNew: number): Promise<number[][]> {
   const s = await LmSession.open(dir);

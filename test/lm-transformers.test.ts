@@ -5,30 +5,7 @@ import { writeTempModel } from '../src/lmbuild/fixtures.js';
 import { LmSession } from '../src/lm/session.js';
 import { sample } from '../src/lm/sampler.js';
 import { CharTokenizer, loadHfTokenizer } from '../src/lm/tokenizer.js';
-
-/** transformers.js greedy generate, one prompt at a time, from a local folder only. */
-async function hfGreedy(dir: string, prompts: string[], maxNew: number): Promise<number[][]> {
-  const { AutoTokenizer, AutoModelForCausalLM, env } = await import('@huggingface/transformers');
-  env.allowRemoteModels = false;
-  env.allowLocalModels = true;
-  env.localModelPath = path.dirname(path.resolve(dir)) + path.sep;
-  const id = path.basename(dir);
-  const tok = await AutoTokenizer.from_pretrained(id);
-  const model = await AutoModelForCausalLM.from_pretrained(id, { dtype: 'fp32' });
-  const out: number[][] = [];
-  for (const p of prompts) {
-    const enc = tok(p);
-    const n = enc.input_ids.dims[1];
-    const gen: any = await model.generate({ ...enc, max_new_tokens: maxNew, do_sample: false });
-    out.push(
-      Array.from(gen.data as BigInt64Array)
-        .slice(n)
-        .map(Number),
-    );
-  }
-  await model.dispose();
-  return out;
-}
+import { hfGreedy } from './helpers/hf-greedy.js';
 
 async function ourGreedy(dir: string, prompts: string[], maxNew: number): Promise<number[][]> {
   const s = await LmSession.open(dir);

@@ -22,6 +22,7 @@ import { exportMerged, exportPeft } from '../src/finetune/export.js';
 import { saveCheckpoint } from '../src/finetune/checkpoint.js';
 import { readTrainConfig } from '../src/finetune/run.js';
 import { configFromFacts } from '../src/lm/folder.js';
+import { hfGreedy } from './helpers/hf-greedy.js';
 
 const MODEL = 'models/arith-char';
 const PROMPTS = ['Question: 7 + 5 - 2 = ? Answer:', 'Question: 3 - 1 = ? Answer:', 'Question: 9 + 8 + 1 - 4 = ? Answer: 9 + 8 ='];
@@ -61,29 +62,6 @@ function readSha(modelDir: string): string {
 
 function createHashHex(b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex');
-}
-
-async function hfGreedy(dir: string, prompts: string[], maxNew: number): Promise<number[][]> {
-  const { AutoTokenizer, AutoModelForCausalLM, env } = await import('@huggingface/transformers');
-  env.allowRemoteModels = false;
-  env.allowLocalModels = true;
-  env.localModelPath = path.dirname(path.resolve(dir)) + path.sep;
-  const id = path.basename(dir);
-  const tok = await AutoTokenizer.from_pretrained(id);
-  const model = await AutoModelForCausalLM.from_pretrained(id, { dtype: 'fp32' });
-  const out: number[][] = [];
-  for (const p of prompts) {
-    const enc = tok(p);
-    const n = enc.input_ids.dims[1];
-    const gen: any = await model.generate({ ...enc, max_new_tokens: maxNew, do_sample: false });
-    out.push(
-      Array.from(gen.data as BigInt64Array)
-        .slice(n)
-        .map(Number),
-    );
-  }
-  await model.dispose();
-  return out;
 }
 
 async function ourGreedy(s: LmSession, prompts: string[], maxNew: number): Promise<number[][]> {
