@@ -31,7 +31,7 @@
  */
 import { tf } from '../core/backend.js';
 import { UsageError } from '../core/errors.js';
-import type { StepMetrics } from '../finetune/trainer.js';
+import { DivergedError, type StepMetrics } from '../finetune/trainer.js';
 import type { FineTuneSetup } from '../finetune/setup.js';
 import type { ScoredRow } from '../finetune/score.js';
 import { disposeNodes, nodeLogPolicy, pick, stackNodes, type NodeTensors } from '../finetune/nodes.js';
@@ -230,7 +230,7 @@ export class PpoBaseline {
           if (Number.isFinite(r.loss)) gradNorm = t.optim.step(r.grads, scale, cfg.optim.clip);
           tf.dispose([...r.grads.values()]);
           if (!Number.isFinite(r.loss) || !Number.isFinite(gradNorm))
-            throw new Error(`PPO diverged at step ${t.step + 1} (loss ${r.loss}, gradient norm ${gradNorm})`);
+            throw new DivergedError(`PPO diverged at step ${t.step + 1} (loss ${r.loss}, gradient norm ${gradNorm})`);
           lossSum += r.loss;
           updates++;
           clipped += r.clipped;
@@ -240,16 +240,8 @@ export class PpoBaseline {
         }
       }
     }
-    t.step++;
     return {
-      step: t.step,
-      loss: updates ? lossSum / updates : 0,
-      meanLogR: rows.reduce((s, r) => s + r.logR, 0) / B,
-      logZ: NaN,
-      gradNorm,
-      rewardTemperature: t.rewardSpec().temperature,
-      samples: B,
-      seconds: (performance.now() - t0) / 1000,
+      ...t.finishStep('PPO', updates ? lossSum / updates : 0, gradNorm, rows, t0),
       klBase: klBase.reduce((s, v) => s + v, 0) / B,
       clipFraction: counted ? clipped / counted : 0,
       updates,

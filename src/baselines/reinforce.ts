@@ -74,17 +74,6 @@ export class ReinforceBaseline {
     } finally {
       disposeNodes(nodes);
     }
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) throw new Error(`REINFORCE diverged at step ${t.step + 1}`);
-    t.step++;
-    return {
-      step: t.step,
-      loss,
-      meanLogR: rows.reduce((s, r) => s + r.logR, 0) / B,
-      logZ: NaN,
-      gradNorm,
-      rewardTemperature: t.rewardSpec().temperature,
-      samples: B,
-      seconds: (performance.now() - t0) / 1000,
-    };
+    return t.finishStep('REINFORCE', loss, gradNorm, rows, t0);
   }
 }

@@ -77,17 +77,6 @@ export class SftBaseline {
     } finally {
       disposeNodes(nodes);
     }
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) throw new Error(`SFT diverged at step ${t.step + 1}`);
-    t.step++;
-    return {
-      step: t.step,
-      loss,
-      meanLogR: batch.reduce((s, r) => s + r.logR, 0) / B,
-      logZ: NaN,
-      gradNorm,
-      rewardTemperature: t.rewardSpec().temperature,
-      samples: B,
-      seconds: (performance.now() - t0) / 1000,
-    };
+    return t.finishStep('SFT', loss, gradNorm, batch, t0);
   }
 }

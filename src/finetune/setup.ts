@@ -17,6 +17,22 @@ import { lrScaleAt } from '../core/adam.js';
 import { TfAdam, type ParamGroup } from './tf-adam.js';
 import { loadLatestCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.js';
 
+export interface StepMetrics {
+  step: number;
+  loss: number;
+  meanLogR: number;
+  logZ: number;
+  gradNorm: number;
+  rewardTemperature: number;
+  samples: number;
+  seconds: number;
+}
+
+/** A run stopped on a non-finite loss or gradient; the last good state was saved. */
+export class DivergedError extends Error {
+  readonly exitCode = 3;
+}
+
 /** Everything a fine-tuning method starts from, before any training. */
 export interface FineTuneParts {
   cfg: TrainConfig;
@@ -158,6 +174,27 @@ export class FineTuneSetup {
       this.rewardSpec(),
       { prefix: false },
     );
+  }
+
+  /**
+   * Ends a step of a method that trains by gradient on sampled or gold rows: a non-finite loss
+   * or gradient is a DivergedError (the training loop saves the last good state), else the
+   * step counter advances and the step's metrics are returned.
+   */
+  finishStep(method: string, loss: number, gradNorm: number, rows: ScoredRow[], started: number): StepMetrics {
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm))
+      throw new DivergedError(`${method} diverged at step ${this.step + 1} (loss ${loss}, gradient norm ${gradNorm})`);
+    this.step++;
+    return {
+      step: this.step,
+      loss,
+      meanLogR: rows.reduce((s, r) => s + r.logR, 0) / rows.length,
+      logZ: NaN,
+      gradNorm,
+      rewardTemperature: this.rewardSpec().temperature,
+      samples: rows.length,
+      seconds: (performance.now() - started) / 1000,
+    };
   }
 
   /** The reward at the current step (the reward temperature is scheduled). */

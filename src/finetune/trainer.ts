@@ -4,25 +4,11 @@ import { epsilonMix, sampleZ, type ZSample } from './rollout.js';
 import { scoreRows } from './score.js';
 import { temperedPolicy } from './adapter.js';
 import { RationaleReplay } from './replay.js';
-import { FineTuneSetup, prepareFineTune, type FineTuneParts } from './setup.js';
+import { DivergedError, FineTuneSetup, prepareFineTune, type FineTuneParts, type StepMetrics } from './setup.js';
 import { createObjective, type LmObjective } from './objectives/index.js';
 import type { Checkpoint } from './checkpoint.js';
 
-export interface StepMetrics {
-  step: number;
-  loss: number;
-  meanLogR: number;
-  logZ: number;
-  gradNorm: number;
-  rewardTemperature: number;
-  samples: number;
-  seconds: number;
-}
-
-/** A run stopped on a non-finite loss or gradient; the last good state was saved. */
-export class DivergedError extends Error {
-  readonly exitCode = 3;
-}
+export { DivergedError, type StepMetrics } from './setup.js';
 
 /**
  * Token-level GFlowNet / soft-RL fine-tuning of the adapter on a frozen ONNX LM
