@@ -67,6 +67,11 @@ const methodSchema = z.strictObject({
   temperature: z.number().positive().default(1),
   /** overrides of the training config for this method (key=value, as --set) */
   set: z.array(z.string()).default([]),
+  /**
+   * start from the trained adapter of an earlier method in the list, same seed (adapter.init),
+   * e.g. a GFlowNet started from the SFT run; its budget adds to that method's
+   */
+  init: z.string().optional(),
   /** reinforce / ppo: KL penalty coefficient β to the base LM (reinforce: default 0; ppo: default 0.05) */
   klCoef: z.number().min(0).optional(),
   /** ppo: clipped-ratio ε, passes and minibatches per sampled batch, rationales per question */
@@ -145,6 +150,14 @@ export function readCompareConfig(file: string, sets: string[], seeds?: number[]
     if (m.ppo && m.kind !== 'ppo') throw new UsageError(`${file}: method ${m.name}: ppo settings apply to kind ppo only`);
     if (m.klCoef !== undefined && m.kind !== 'ppo' && m.kind !== 'reinforce')
       throw new UsageError(`${file}: method ${m.name}: klCoef applies to kinds reinforce and ppo only`);
+    if (m.init !== undefined) {
+      const from = c.methods.find((x) => x.name === m.init);
+      if (m.kind === 'base') throw new UsageError(`${file}: method ${m.name}: init applies to trained methods only`);
+      if (!from || !names.has(m.init) || m.init === m.name)
+        throw new UsageError(`${file}: method ${m.name}: init ${m.init} must name a method earlier in the list`);
+      if (from.kind === 'base')
+        throw new UsageError(`${file}: method ${m.name}: init ${m.init} is a base method (nothing trained to start from)`);
+    }
   }
   if (c.seeds && new Set(c.seeds).size !== c.seeds.length) throw new UsageError(`${file}: seeds ${c.seeds.join(', ')} repeat a seed`);
   return c;
@@ -157,6 +170,9 @@ export function parseSeeds(text: string): number[] {
     throw new UsageError(`--seeds expects non-negative integers separated by commas (got ${text})`);
   return seeds.map(Number);
 }
+
+/** OUT/methods/<name>/seed-<s>: one method × seed (its run folder when trained). */
+const cellDir = (outDir: string, name: string, seed: number) => join(outDir, 'methods', name, `seed-${seed}`);
 
 const isDeterministic = (m: MethodConfig) => m.kind === 'base' && m.decode !== 'sample';
 
@@ -257,6 +273,7 @@ export async function runCompare(
     ...c.set,
     ...m.set,
     ...(m.objective ? [`objective=${m.objective}`] : []),
+    ...(m.init ? [`adapter.init=${JSON.stringify(cellDir(outDir, m.init, seed))}`] : []),
     `seed=${seed}`,
   ];
   const cfgs = c.methods.map((m) => seeds.map((s) => readTrainConfig(c.train, sets(m, s))));
@@ -281,7 +298,7 @@ export async function runCompare(
       if (si > 0 && isDeterministic(m)) break;
       const cfg = cfgs[i][si];
       const tag = seeds.length > 1 ? `${m.name} seed ${seed}` : m.name;
-      const dir = join(outDir, 'methods', m.name, `seed-${seed}`);
+      const dir = cellDir(outDir, m.name, seed);
       const resultFile = join(dir, 'result.json');
       if (existsSync(resultFile)) {
         const done = JSON.parse(readFileSync(resultFile, 'utf8')) as CellResult;

@@ -95,6 +95,12 @@ export const trainConfigSchema = z.strictObject({
       targets: z.array(z.string().min(1)).nullable().default(null),
       /** train the log Z / log F head alongside the adapters (objectives that need one) */
       trainFlow: z.boolean().default(true),
+      /**
+       * a run folder whose latest checkpoint's adapter weights (head or LoRA factors, same kind,
+       * rank and targets) this run starts from instead of the base model, e.g. a GFlowNet
+       * started from an SFT run; optimizer moments, step and log Z start fresh
+       */
+      init: z.string().min(1).nullable().default(null),
     })
     .prefault({}),
   exploration: z

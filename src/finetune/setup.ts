@@ -1,4 +1,4 @@
-import { writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { selectBackend } from '../core/backend.js';
 import { Rng } from '../core/rng.js';
@@ -15,7 +15,7 @@ import { sampleZ, type ZConstraints } from './rollout.js';
 import { scoreRows, type RewardSpec, type ScoredRow } from './score.js';
 import { lrScaleAt } from '../core/adam.js';
 import { TfAdam, type ParamGroup } from './tf-adam.js';
-import { loadLatestCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.js';
+import { hasCheckpoint, loadLatestCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.js';
 
 export interface StepMetrics {
   step: number;
@@ -81,7 +81,22 @@ export async function prepareFineTune(cfg: TrainConfig): Promise<FineTuneParts> 
     { prefix: false },
   );
   const adapter = await createAdapter(cfg, dir, session, concat(rows.map((r) => r.hidden)));
+  if (cfg.adapter.init) initAdapter(adapter, cfg.adapter.kind, cfg.adapter.init, session);
   return { cfg, session, tok, examples, constraints, rng, adapter };
+}
+
+/**
+ * Starts `adapter` from the adapter weights of another run's latest checkpoint (adapter.init):
+ * before any objective exists, so an objective that copies the policy (soft-Q's target
+ * network) copies the started one.
+ */
+function initAdapter(adapter: PolicyAdapter, kind: 'head' | 'lora', runDir: string, session: LmSession): void {
+  if (!existsSync(runDir)) throw new UsageError(`adapter.init: run folder ${runDir} does not exist`);
+  if (!hasCheckpoint(runDir)) throw new UsageError(`adapter.init: ${runDir} holds no checkpoint to start from`);
+  const ck = loadLatestCheckpoint(runDir, (l) => process.stderr.write(`flowtune: warning: ${l}\n`));
+  const saved = existsSync(join(ck.dir, 'head', 'adapter.json')) ? 'lora' : 'head';
+  if (saved !== kind) throw new UsageError(`adapter.init: ${runDir} holds a ${saved} adapter; this run trains adapter.kind ${kind}`);
+  adapter.restore(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
 }
 
 /**
