@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { writeTempModel } from '../src/lmbuild/fixtures.js';
@@ -233,6 +233,8 @@ test('flowtune compare over seeds: per-seed folders, mean ± sd, paired tests, o
       existsSync(firstDone) ? resolve() : reject(new Error('compare exited before the first cell'));
     });
   });
+  // the killed process is gone (reaped) before the resume: until then its lock still names a live pid
+  if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
   const doneAt = statSync(firstDone).mtimeMs;
   const fin = run('compare', '--config', cmpCfg, '--out', real, '--resume', '--json');
   assert.equal(fin.status, 0, fin.stderr);
@@ -256,6 +258,21 @@ test('flowtune compare over seeds: per-seed folders, mean ± sd, paired tests, o
     return f;
   };
   const elsewhere = join(work, 'bad-out');
+  // a comparison folder held by a live flowtune process (this test's pid, as its lock says) is refused
+  const busy = join(work, 'busy');
+  cpSync(out, busy, { recursive: true });
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const lock = {
+    pid: process.pid,
+    host: hostname(),
+    procStart: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19],
+    since: 'now',
+    command: 'compare',
+  };
+  writeFileSync(join(busy, '.flowtune.lock'), JSON.stringify(lock));
+  const held = run('compare', '--config', cmpCfg, '--seeds', '0,1', '--out', busy, '--resume');
+  assert.equal(held.status, 2, held.stderr);
+  assert.match(held.stderr, new RegExp(`in use by another flowtune process \\(pid ${process.pid} on `));
   for (const args of [
     ['compare', '--config', badCfg({ methods: [{ name: 'dpo', kind: 'dpo' }] }), '--out', elsewhere],
     ['compare', '--config', badCfg({ eval: { data: [join(work, 'test_6op.json')] } }), '--out', elsewhere],

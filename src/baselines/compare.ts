@@ -35,6 +35,7 @@ import { loadConfig } from '../finetune/config-loader.js';
 import { readTrainConfig } from '../finetune/run.js';
 import type { TrainConfig } from '../finetune/schema.js';
 import { writeFileAtomic } from '../core/io.js';
+import { acquireRunLock } from '../core/lock.js';
 import { resolveModelDir } from '../lm/resolve.js';
 import { parseQuery } from '../text/arithmetic.js';
 import { writeReport } from '../report/index.js';
@@ -208,6 +209,8 @@ function prepareOut(outDir: string, state: unknown, resume: boolean): void {
   } catch (err) {
     throw new UsageError(`cannot create ${outDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  // one writer per comparison folder (its run folders under methods/ are covered by it)
+  acquireRunLock(outDir);
   const stateFile = join(outDir, 'compare-state.json');
   const text = JSON.stringify(state, null, 2) + '\n';
   if (resume) {
