@@ -11,6 +11,10 @@ import { LmTrainer } from '../src/finetune/trainer.js';
 import { trainMethod } from '../src/baselines/methods.js';
 import { readCompareConfig } from '../src/baselines/compare.js';
 import { UsageError } from '../src/core/errors.js';
+import { loadRunPolicy } from '../src/tasks/policy.js';
+import { evalArithmeticFile } from '../src/tasks/arithmetic.js';
+import { continueGreedy } from '../src/tasks/decode.js';
+import { encodeX } from '../src/lm/tokenizer.js';
 
 // adapter.init: a run starts from another run's trained adapter (e.g. a GFlowNet from SFT)
 
@@ -123,4 +127,34 @@ test('compare: init must name an earlier trained method', () => {
     ],
   ] as const)
     assert.throws(() => readCompareConfig(cfg(methods as unknown as object[]), []), msg as RegExp);
+});
+
+test('a LoRA run is evaluated as the posterior says: Z from the adapted model, Y read off X Z by the frozen base LM', async () => {
+  // a strong step size, so the adapted model continues differently from the base one
+  const sets = ['adapter.kind=lora', 'optim.lr=0.3', 'train.steps=3'];
+  const cfg = readTrainConfig(trainCfg, sets);
+  const dir = join(work, 'lora-eval');
+  mkdirSync(dir);
+  await trainMethod('sft', cfg, dir, { quiet: true });
+  const dec = await loadRunPolicy(dir, cfg);
+  assert.ok(dec.baseSession && dec.baseSession !== dec.session);
+  const { items } = await evalArithmeticFile(dec, 'data/arithmetic/test_3op.json', {
+    samples: 2,
+    decode: { kind: 'sample', temperature: 1 },
+    seed: 0,
+    limit: 4,
+  });
+  const prefixes = items.flatMap((it) => it.samples.map((x) => [...encodeX(dec.tok, it.query), ...dec.tok.encode(x.z)]));
+  const byBase = await continueGreedy(dec.baseSession!, dec.tok, prefixes);
+  const byAdapted = await continueGreedy(dec.session, dec.tok, prefixes);
+  assert.deepEqual(
+    items.flatMap((it) => it.samples.map((x) => x.y)),
+    byBase,
+  );
+  assert.ok(
+    byAdapted.some((y, i) => y !== byBase[i]),
+    'the adapted model continues differently (else this test could not fail)',
+  );
+  await dec.session.release();
+  await dec.baseSession!.release();
 });

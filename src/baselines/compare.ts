@@ -341,7 +341,10 @@ export async function runCompare(
         maxChars: c.eval.maxChars,
       });
       const evalSeconds = (performance.now() - te) / 1000;
-      if (m.kind !== 'base') await policy.session.release();
+      if (m.kind !== 'base') {
+        await policy.session.release();
+        if (policy.baseSession && policy.baseSession !== policy.session) await policy.baseSession.release();
+      }
       for (const p of parts) writeFileAtomic(join(dir, `eval-${p.label}.jsonl`), p.items.map((it) => JSON.stringify(it)).join('\n') + '\n');
       const metrics = c.task === 'arithmetic' ? withDistinctCorrect(metricColumns(c.task, parts), parts) : metricColumns(c.task, parts);
       Object.keys(metrics).forEach((k) => metricKeys.add(k));

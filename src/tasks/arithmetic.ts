@@ -89,7 +89,7 @@ export async function evalArithmeticFile(
   };
   zs.forEach((ks, i) => ks.forEach((z) => want(i, z.tokens)));
   greedyZ.forEach((z, i) => want(i, z.tokens));
-  const ys = await continueGreedy(session, tok, prefixes);
+  const ys = await continueGreedy(dec.baseSession ?? session, tok, prefixes);
   const one = (i: number, z: number[]): ArithSample => {
     const zText = tok.decode(z, true),
       y = ys[seen.get(keyOf(i, z))!];

@@ -23,7 +23,14 @@ export type DecodeSpec = { kind: 'sample'; temperature: number } | { kind: 'gree
 
 /** What decoding needs: the frozen LM, its tokenizer, the Z constraints and the policy (none = base LM). */
 export interface Decoder {
+  /** the model Z is decoded with (the frozen LM, or a LoRA run's adapted one) */
   session: LmSession;
+  /**
+   * The frozen base LM that defines p_LM(X Z Y): it reads Y off X Z (the arithmetic answer,
+   * the subjectivity label, the infill's log p(Z Y | X)), as the reward did in training. Absent:
+   * `session` is that model (the base itself, or a head policy that hooks into it).
+   */
+  baseSession?: LmSession;
   tok: Tokenizer;
   constraints: ZConstraints;
   hook?: PolicyHook;

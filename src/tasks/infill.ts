@@ -74,7 +74,7 @@ export async function evalInfill(
   const zs = await decodeZ(dec, xs, o.samples, o.decode, new Rng(o.seed));
   const flatZ = zs.flat();
   const rows = await scoreRows(
-    session,
+    dec.baseSession ?? session,
     flatZ.map((_, r) => xs[Math.floor(r / o.samples)]),
     flatZ,
     flatZ.map((_, r) => ys[Math.floor(r / o.samples)]),

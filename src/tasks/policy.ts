@@ -58,10 +58,12 @@ export async function loadRunPolicy(runDir: string, cfg: TrainConfig): Promise<L
   const { dir, session, tok } = await openModel(cfg);
   const ck = loadLatestCheckpoint(runDir, (l) => process.stderr.write(`flowtune: warning: ${l}\n`));
   if (cfg.adapter.kind === 'lora') {
-    // the adapted model decodes Z (and, in arithmetic, the answer after it): what `export` ships
+    // the adapted model decodes Z; the frozen base LM reads Y off X Z, as the reward did in
+    // training (a LoRA adapter also changes how the model would continue after Z, untrained)
     const lora = await LoraPolicyAdapter.load(join(ck.dir, 'head'), dir, session, cfg.train.threads);
     return {
       session: lora.samplingSession(),
+      baseSession: session,
       tok,
       constraints: zConstraints(cfg, tok),
       hook: lora.policy(),
