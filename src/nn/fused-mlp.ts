@@ -243,6 +243,24 @@ export class FusedMlp implements SparseMlp {
     this.rows = 0;
   }
 
+  /** The kernel's forward is row by row (no cross-row blocking), so a copied row is bitwise the row a new pass would record. */
+  copyTapeRows(src: Int32Array, n: number): number {
+    this.live();
+    if (!Number.isInteger(n) || n < 0 || src.length < n) throw new RangeError(`bad row count ${n}`);
+    const row0 = this.rows;
+    this.ensureTape(row0 + n);
+    const w = this.rowStride >> 2;
+    const base = this.tapeBase >> 2;
+    for (let j = 0; j < n; j++) {
+      const r = src[j];
+      if (!(Number.isInteger(r) && r >= 0 && r < row0)) throw new RangeError(`tape row ${r} outside the tape [0, ${row0})`);
+      const from = base + r * w;
+      this.f32.copyWithin(base + (row0 + j) * w, from, from + w);
+    }
+    this.rows += n;
+    return row0;
+  }
+
   zeroGrad(): void {
     this.live();
     this.f32.fill(0, this.G >> 2, (this.G >> 2) + this.nP);
