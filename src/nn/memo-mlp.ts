@@ -33,8 +33,8 @@ const EMPTY = 0; // hash slots hold entry + 1
 export class MemoMlp implements SparseMlp {
   readonly spec: MlpSpec;
   readonly numParams: number;
-  /** Rows asked for and rows the inner net computed, since construction (for profiling and tests). */
-  readonly stats = { rows: 0, computed: 0 };
+  private asked = 0;
+  private computed = 0;
   private readonly K: number; // key width: the active indices of a row
   private readonly O: number;
   private table = new Int32Array(1024);
@@ -66,6 +66,11 @@ export class MemoMlp implements SparseMlp {
 
   get tapeRows(): number {
     return this.nv;
+  }
+
+  /** Rows asked for and rows the inner net computed, since construction (for profiling and tests). */
+  get stats(): { rows: number; computed: number } {
+    return { rows: this.asked, computed: this.computed };
   }
 
   /** Distinct rows cached for the current parameters. */
@@ -114,8 +119,8 @@ export class MemoMlp implements SparseMlp {
         dst = i * O;
       for (let c = 0; c < O; c++) out[dst + c] = outs[src + c];
     }
-    this.stats.rows += n;
-    this.stats.computed += m;
+    this.asked += n;
+    this.computed += m;
     if (!record) return -1;
     if (this.vrows.length < this.nv + n) {
       const grown = new Int32Array(2 * (this.nv + n));
@@ -186,7 +191,7 @@ export class MemoMlp implements SparseMlp {
     let h = 0x811c9dc5;
     for (let k = 0; k < this.K; k++) h = Math.imul(h ^ a[off + k], 0x01000193);
     h ^= h >>> 15;
-    return Math.imul(h, 0x2c1b3c6d) >>> 0;
+    return Math.imul(h, 0x2c1b3c6d); // an int32 (no >>> 0: a uint32 above 2^31 would be boxed); callers mask it
   }
 
   private lookup(a: Int32Array, off: number): number {
@@ -216,7 +221,8 @@ export class MemoMlp implements SparseMlp {
       this.innerRow = grow(this.innerRow, 1);
       this.scheduled = grow(this.scheduled, 1);
     }
-    this.keys.set(a.subarray(off, off + this.K), e * this.K);
+    const keys = this.keys;
+    for (let k = 0, K = this.K; k < K; k++) keys[e * K + k] = a[off + k];
     this.place(e);
     return e;
   }
