@@ -6,6 +6,8 @@
 //   P   parameters: per layer l, W_l [fanIn × outP_l] row-major then b_l [outP_l]
 //   G   gradients, same layout, at P + gDelta
 //   WT  for l ≥ 1, W_lᵀ [outP_l × inP_l] (inP_l = outP_{l-1}), refreshed by transpose()
+//   WB  for l ≥ 1, W_l in column chunks of 24 floats [chunk][fanIn][24], refreshed by blockW(),
+//       so the forward's working set per chunk is contiguous and stays in L1 (see forward)
 //   layer table (TBL i32 per layer, see the t* accessors)
 //   tape row: nnz input indices (i32, padded to 4), then each hidden layer's activations.
 // Padded columns have zero weights and biases, so they stay exactly 0 through ReLU, Adam and
@@ -18,7 +20,7 @@
 // up to BR rows: for each input unit i, rows of the delta block for the rows where unit i is
 // active (a transposed list), accumulated straight into G's row i.
 
-const TBL: usize = 8;
+const TBL: usize = 9;
 let L: i32 = 0;
 let tbl: usize = 0;
 let nnz: i32 = 0;
@@ -31,6 +33,14 @@ let zeros: usize = 0; // a zero row (bias of the backward products)
 let outS: usize = 0;
 let rowS: usize = 0; // tape row used when forward does not record
 let BR: i32 = 64; // rows per backward block
+// forward in row blocks (see forward): per-row active lists and counts, scratch rows (no record), output rows
+let fLists: usize = 0;
+let fCnt: usize = 0;
+let fRows: usize = 0;
+let fOut: usize = 0;
+let fListCap: usize = 0; // bytes per row list
+let FR: i32 = 32; // rows per forward block
+const CHUNK: usize = 96; // bytes of one column chunk row in the blocked copy (6 f32x4 registers)
 
 export function heapBase(): usize {
   return __heap_base;
@@ -69,7 +79,16 @@ export function setup(
   return <usize>load<u32>(tbl + ((<usize>l * TBL + f) << 2));
 }
 // fields: 0 fanIn, 1 outP, 2 W, 3 b, 4 hOff (tape offset of the layer's output), 5 WT,
-// 6 delta block (BR × outP), 7 fanOut
+// 6 delta block (BR × outP), 7 fanOut, 8 WB (l ≥ 1: W_l in column chunks, see blockW)
+
+export function setupForward(lists: usize, cnt: usize, rows: usize, outRows: usize, listCap: usize, fr: i32): void {
+  fLists = lists;
+  fCnt = cnt;
+  fRows = rows;
+  fOut = outRows;
+  fListCap = listCap;
+  FR = fr;
+}
 
 /** Pairs (i · mul, h_i) for the h_i > 0 among h[0..n), branch-free; returns their count. */
 function listPos(h: usize, n: i32, mul: usize, out: usize): usize {
@@ -234,30 +253,93 @@ function accum(lst: usize, cnt: usize, M: usize, b: usize, dst: usize, outP: i32
 }
 
 /**
+ * dst[0..wBytes/4) = b + Σ_e val_e · M[off_e ..] for a column chunk of at most 6 registers
+ * (wBytes ≤ 96), ReLU when `relu`: `accum` restricted to one chunk of the blocked copy.
+ */
+function accumChunk(lst: usize, cnt: usize, M: usize, b: usize, dst: usize, wBytes: usize, relu: bool): void {
+  const end = lst + (cnt << 3);
+  if (wBytes == 96) acc6(lst, end, M, b, dst, relu);
+  else if (wBytes >= 64) {
+    acc4(lst, end, M, b, dst, relu);
+    if (wBytes == 80) acc1(lst, end, M + 64, b + 64, dst + 64, relu);
+  } else if (wBytes == 48) acc3(lst, end, M, b, dst, relu);
+  else if (wBytes == 32) acc2(lst, end, M, b, dst, relu);
+  else if (wBytes == 16) acc1(lst, end, M, b, dst, relu);
+}
+
+/**
  * Forward pass of n rows. idx: i32 [n × nnz]; out: f32 [n × outDim]. When `record`, row r's
- * indices and hidden activations go to tape + r·rowStride; otherwise to a scratch row.
+ * indices and hidden activations go to tape + r·rowStride; otherwise to scratch rows.
+ *
+ * Rows go in blocks of FR. Layer 0 is a sum of weight rows per row. For a layer l ≥ 1 every
+ * row of the block first lists its active inputs; then, one column chunk of the output at a
+ * time, every row accumulates that chunk from the blocked copy of W_l (blockW), whose chunk is
+ * one contiguous fanIn × 24 floats (24 KB for 256 inputs), so it stays in L1 across the
+ * block's rows instead of streaming W_l from L2 for every row. Each output element still sums
+ * its terms in the same order (bias, then active inputs ascending): results are bitwise those
+ * of a row-by-row pass.
  */
 export function forward(n: i32, idx: usize, out: usize, outDim: i32, tape: usize, record: i32): void {
   const nz = <usize>nnz;
   const rb0 = tI(0, 1) << 2;
-  for (let r: i32 = 0; r < n; r++) {
-    const row = record ? tape + <usize>r * rowStride : rowS;
-    const src = idx + ((<usize>r * nz) << 2);
-    for (let k: usize = 0; k < nz; k++) {
-      const ix = load<i32>(src + (k << 2));
-      store<i32>(row + (k << 2), ix);
-      store<u32>(list + (k << 3), <u32>(<usize>ix * rb0));
-      store<f32>(list + (k << 3), 1.0, 4);
+  for (let r0: i32 = 0; r0 < n; r0 += FR) {
+    const nb = min(FR, n - r0);
+    // layer 0: a sum of weight rows (the one-hot inputs)
+    for (let r: i32 = 0; r < nb; r++) {
+      const row = record ? tape + <usize>(r0 + r) * rowStride : fRows + <usize>r * rowStride;
+      const src = idx + ((<usize>(r0 + r) * nz) << 2);
+      for (let k: usize = 0; k < nz; k++) {
+        const ix = load<i32>(src + (k << 2));
+        store<i32>(row + (k << 2), ix);
+        store<u32>(list + (k << 3), <u32>(<usize>ix * rb0));
+        store<f32>(list + (k << 3), 1.0, 4);
+      }
+      const last = L == 1;
+      const dst = last ? fOut + ((<usize>r * tI(0, 1)) << 2) : row + tI(0, 4);
+      accum(list, nz, tI(0, 2), tI(0, 3), dst, <i32>tI(0, 1), !last);
     }
-    let cnt = nz;
-    for (let l: i32 = 0; l < L; l++) {
+    for (let l: i32 = 1; l < L; l++) {
       const last = l == L - 1;
-      const dst = last ? outS : row + tI(l, 4);
-      if (l > 0) cnt = listPos(row + tI(l - 1, 4), <i32>tI(l, 0), tI(l, 1) << 2, list);
-      accum(list, cnt, tI(l, 2), tI(l, 3), dst, <i32>tI(l, 1), !last);
+      const outP = tI(l, 1);
+      const inH = tI(l - 1, 4);
+      for (let r: i32 = 0; r < nb; r++) {
+        const row = record ? tape + <usize>(r0 + r) * rowStride : fRows + <usize>r * rowStride;
+        store<u32>(fCnt + (<usize>r << 2), <u32>listPos(row + inH, <i32>tI(l, 0), CHUNK, fLists + <usize>r * fListCap));
+      }
+      const nBytes = outP << 2;
+      const WB = tI(l, 8);
+      const chunkBytes = tI(l, 0) * CHUNK;
+      const b = tI(l, 3);
+      for (let c: usize = 0, k: usize = 0; c < nBytes; c += CHUNK, k++) {
+        const w = min(CHUNK, nBytes - c);
+        const M = WB + k * chunkBytes;
+        for (let r: i32 = 0; r < nb; r++) {
+          const row = record ? tape + <usize>(r0 + r) * rowStride : fRows + <usize>r * rowStride;
+          const dst = last ? fOut + <usize>r * nBytes : row + tI(l, 4);
+          accumChunk(fLists + <usize>r * fListCap, <usize>load<u32>(fCnt + (<usize>r << 2)), M, b + c, dst + c, w, !last);
+        }
+      }
     }
-    const o = out + ((<usize>r * <usize>outDim) << 2);
-    memory.copy(o, outS, <usize>outDim << 2);
+    const oBytes = tI(L - 1, 1) << 2;
+    for (let r: i32 = 0; r < nb; r++) {
+      memory.copy(out + ((<usize>(r0 + r) * <usize>outDim) << 2), fOut + <usize>r * oBytes, <usize>outDim << 2);
+    }
+  }
+}
+
+/** WB_l ← W_l in column chunks for l ≥ 1: chunk k is rows i = 0..fanIn of columns [24k, 24k + 24), 96 bytes a row. */
+export function blockW(): void {
+  for (let l: i32 = 1; l < L; l++) {
+    const fanIn = tI(l, 0);
+    const nBytes = tI(l, 1) << 2;
+    const W = tI(l, 2);
+    const WB = tI(l, 8);
+    const chunkBytes = fanIn * CHUNK;
+    for (let c: usize = 0, k: usize = 0; c < nBytes; c += CHUNK, k++) {
+      const w = min(CHUNK, nBytes - c);
+      const M = WB + k * chunkBytes;
+      for (let i: usize = 0; i < fanIn; i++) memory.copy(M + i * CHUNK, W + i * nBytes + c, w);
+    }
   }
 }
 
