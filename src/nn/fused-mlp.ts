@@ -73,7 +73,7 @@ const IO_ROWS = 1024;
 const INITIAL_TAPE_ROWS = 512;
 /** Rows per backward block (the weight gradients are accumulated per block). */
 const BLOCK_ROWS = 64;
-const TBL = 9; // i32 fields per layer in the kernel's layer table
+const TBL = 10; // i32 fields per layer in the kernel's layer table
 /** Rows per forward block: each column chunk of W_l (fanIn × 24 floats) is reused by this many rows while it sits in L1. */
 const FWD_ROWS = 32;
 const CHUNK_FLOATS = 24;
@@ -153,11 +153,15 @@ export class FusedMlp implements SparseMlp {
     for (let l = 1; l < L; l++) wt.push(take(this.outP[l] * this.outP[l - 1] * 4));
     const wb: number[] = [0];
     for (let l = 1; l < L; l++) wb.push(take(Math.ceil(this.outP[l] / CHUNK_FLOATS) * s[l] * CHUNK_FLOATS * 4));
-    const listCap = Math.max(1, ...s.slice(1, -1)) * 8;
-    const fLists = take(FWD_ROWS * listCap);
-    const fCnt = take(FWD_ROWS * 4);
+    const wtb: number[] = [0];
+    for (let l = 1; l < L; l++) wtb.push(take(Math.ceil(this.outP[l - 1] / CHUNK_FLOATS) * s[l + 1] * CHUNK_FLOATS * 4));
+    // per-row active lists of a forward block (fan-ins of layers ≥ 1) and of a backward block (their fan-outs)
+    const listCap = Math.max(1, ...s.slice(1)) * 8;
+    const listRows = Math.max(FWD_ROWS, BLOCK_ROWS);
+    const fLists = take(listRows * listCap);
+    const fCnt = take(listRows * 4);
     const dBlk: number[] = [];
-    for (let l = 0; l < L; l++) dBlk.push(take(BLOCK_ROWS * this.outP[l] * 4));
+    for (let l = 0; l < L; l++) dBlk.push(take(BLOCK_ROWS * (this.outP[l] * 4 + 64))); // rows padded by a cache line (asm dStride)
     const list = take(Math.max(maxS, maxP, BLOCK_ROWS) * 8);
     const lt = take(maxFanIn * BLOCK_ROWS * 8);
     const ltCnt = take(maxFanIn * 4);
@@ -183,6 +187,7 @@ export class FusedMlp implements SparseMlp {
       this.i32[t + 6] = dBlk[l];
       this.i32[t + 7] = s[l + 1];
       this.i32[t + 8] = wb[l];
+      this.i32[t + 9] = wtb[l];
     }
     this.k.setup(L, table, spec.nnz, this.rowStride, this.G - this.P, list, lt, ltCnt, zeros, outS, rowS, BLOCK_ROWS);
     this.k.setupForward(fLists, fCnt, fRows, fOut, listCap, FWD_ROWS);
