@@ -6,6 +6,11 @@
 //   P   parameters: per layer l, W_l [fanIn × outP_l] row-major then b_l [outP_l]
 //   G   gradients, same layout, at P + gDelta
 //   WT  for l ≥ 1, W_lᵀ [outP_l × inP_l] (inP_l = outP_{l-1}), refreshed by transpose()
+//   WB  for l ≥ 1, W_l in column chunks of 24 floats [chunk][fanIn][24], refreshed by blockW(),
+//       so the forward's working set per chunk is contiguous and stays in L1 (see forward)
+//   WTB for l ≥ 1, W_lᵀ (rows < fanOut) in column chunks [chunk][fanOut][24], refreshed by
+//       transpose(), for the backward's deltas (same idea)
+//   delta blocks: BR rows of outP_l floats, each row padded by one cache line (dStride)
 //   layer table (TBL i32 per layer, see the t* accessors)
 //   tape row: nnz input indices (i32, padded to 4), then each hidden layer's activations.
 // Padded columns have zero weights and biases, so they stay exactly 0 through ReLU, Adam and
@@ -18,7 +23,7 @@
 // up to BR rows: for each input unit i, rows of the delta block for the rows where unit i is
 // active (a transposed list), accumulated straight into G's row i.
 
-const TBL: usize = 8;
+const TBL: usize = 10;
 let L: i32 = 0;
 let tbl: usize = 0;
 let nnz: i32 = 0;
@@ -31,6 +36,14 @@ let zeros: usize = 0; // a zero row (bias of the backward products)
 let outS: usize = 0;
 let rowS: usize = 0; // tape row used when forward does not record
 let BR: i32 = 64; // rows per backward block
+// forward in row blocks (see forward): per-row active lists and counts, scratch rows (no record), output rows
+let fLists: usize = 0;
+let fCnt: usize = 0;
+let fRows: usize = 0;
+let fOut: usize = 0;
+let fListCap: usize = 0; // bytes per row list
+let FR: i32 = 32; // rows per forward block
+const CHUNK: usize = 96; // bytes of one column chunk row in the blocked copy (6 f32x4 registers)
 
 export function heapBase(): usize {
   return __heap_base;
@@ -68,8 +81,24 @@ export function setup(
 @inline function tI(l: i32, f: usize): usize {
   return <usize>load<u32>(tbl + ((<usize>l * TBL + f) << 2));
 }
+
+/** Byte stride of a row of layer l's delta block: padded by one cache line so rows 1 KB apart do not share L1 sets. */
+// @ts-ignore: decorator
+@inline function dStride(l: i32): usize {
+  return (tI(l, 1) << 2) + 64;
+}
 // fields: 0 fanIn, 1 outP, 2 W, 3 b, 4 hOff (tape offset of the layer's output), 5 WT,
-// 6 delta block (BR × outP), 7 fanOut
+// 6 delta block (BR × outP), 7 fanOut, 8 WB (l ≥ 1: W_l in column chunks, see blockW),
+// 9 WTB (l ≥ 1: W_lᵀ in column chunks, see transpose)
+
+export function setupForward(lists: usize, cnt: usize, rows: usize, outRows: usize, listCap: usize, fr: i32): void {
+  fLists = lists;
+  fCnt = cnt;
+  fRows = rows;
+  fOut = outRows;
+  fListCap = listCap;
+  FR = fr;
+}
 
 /** Pairs (i · mul, h_i) for the h_i > 0 among h[0..n), branch-free; returns their count. */
 function listPos(h: usize, n: i32, mul: usize, out: usize): usize {
@@ -234,30 +263,93 @@ function accum(lst: usize, cnt: usize, M: usize, b: usize, dst: usize, outP: i32
 }
 
 /**
+ * dst[0..wBytes/4) = b + Σ_e val_e · M[off_e ..] for a column chunk of at most 6 registers
+ * (wBytes ≤ 96), ReLU when `relu`: `accum` restricted to one chunk of the blocked copy.
+ */
+function accumChunk(lst: usize, cnt: usize, M: usize, b: usize, dst: usize, wBytes: usize, relu: bool): void {
+  const end = lst + (cnt << 3);
+  if (wBytes == 96) acc6(lst, end, M, b, dst, relu);
+  else if (wBytes >= 64) {
+    acc4(lst, end, M, b, dst, relu);
+    if (wBytes == 80) acc1(lst, end, M + 64, b + 64, dst + 64, relu);
+  } else if (wBytes == 48) acc3(lst, end, M, b, dst, relu);
+  else if (wBytes == 32) acc2(lst, end, M, b, dst, relu);
+  else if (wBytes == 16) acc1(lst, end, M, b, dst, relu);
+}
+
+/**
  * Forward pass of n rows. idx: i32 [n × nnz]; out: f32 [n × outDim]. When `record`, row r's
- * indices and hidden activations go to tape + r·rowStride; otherwise to a scratch row.
+ * indices and hidden activations go to tape + r·rowStride; otherwise to scratch rows.
+ *
+ * Rows go in blocks of FR. Layer 0 is a sum of weight rows per row. For a layer l ≥ 1 every
+ * row of the block first lists its active inputs; then, one column chunk of the output at a
+ * time, every row accumulates that chunk from the blocked copy of W_l (blockW), whose chunk is
+ * one contiguous fanIn × 24 floats (24 KB for 256 inputs), so it stays in L1 across the
+ * block's rows instead of streaming W_l from L2 for every row. Each output element still sums
+ * its terms in the same order (bias, then active inputs ascending): results are bitwise those
+ * of a row-by-row pass.
  */
 export function forward(n: i32, idx: usize, out: usize, outDim: i32, tape: usize, record: i32): void {
   const nz = <usize>nnz;
   const rb0 = tI(0, 1) << 2;
-  for (let r: i32 = 0; r < n; r++) {
-    const row = record ? tape + <usize>r * rowStride : rowS;
-    const src = idx + ((<usize>r * nz) << 2);
-    for (let k: usize = 0; k < nz; k++) {
-      const ix = load<i32>(src + (k << 2));
-      store<i32>(row + (k << 2), ix);
-      store<u32>(list + (k << 3), <u32>(<usize>ix * rb0));
-      store<f32>(list + (k << 3), 1.0, 4);
+  for (let r0: i32 = 0; r0 < n; r0 += FR) {
+    const nb = min(FR, n - r0);
+    // layer 0: a sum of weight rows (the one-hot inputs)
+    for (let r: i32 = 0; r < nb; r++) {
+      const row = record ? tape + <usize>(r0 + r) * rowStride : fRows + <usize>r * rowStride;
+      const src = idx + ((<usize>(r0 + r) * nz) << 2);
+      for (let k: usize = 0; k < nz; k++) {
+        const ix = load<i32>(src + (k << 2));
+        store<i32>(row + (k << 2), ix);
+        store<u32>(list + (k << 3), <u32>(<usize>ix * rb0));
+        store<f32>(list + (k << 3), 1.0, 4);
+      }
+      const last = L == 1;
+      const dst = last ? fOut + ((<usize>r * tI(0, 1)) << 2) : row + tI(0, 4);
+      accum(list, nz, tI(0, 2), tI(0, 3), dst, <i32>tI(0, 1), !last);
     }
-    let cnt = nz;
-    for (let l: i32 = 0; l < L; l++) {
+    for (let l: i32 = 1; l < L; l++) {
       const last = l == L - 1;
-      const dst = last ? outS : row + tI(l, 4);
-      if (l > 0) cnt = listPos(row + tI(l - 1, 4), <i32>tI(l, 0), tI(l, 1) << 2, list);
-      accum(list, cnt, tI(l, 2), tI(l, 3), dst, <i32>tI(l, 1), !last);
+      const outP = tI(l, 1);
+      const inH = tI(l - 1, 4);
+      for (let r: i32 = 0; r < nb; r++) {
+        const row = record ? tape + <usize>(r0 + r) * rowStride : fRows + <usize>r * rowStride;
+        store<u32>(fCnt + (<usize>r << 2), <u32>listPos(row + inH, <i32>tI(l, 0), CHUNK, fLists + <usize>r * fListCap));
+      }
+      const nBytes = outP << 2;
+      const WB = tI(l, 8);
+      const chunkBytes = tI(l, 0) * CHUNK;
+      const b = tI(l, 3);
+      for (let c: usize = 0, k: usize = 0; c < nBytes; c += CHUNK, k++) {
+        const w = min(CHUNK, nBytes - c);
+        const M = WB + k * chunkBytes;
+        for (let r: i32 = 0; r < nb; r++) {
+          const row = record ? tape + <usize>(r0 + r) * rowStride : fRows + <usize>r * rowStride;
+          const dst = last ? fOut + <usize>r * nBytes : row + tI(l, 4);
+          accumChunk(fLists + <usize>r * fListCap, <usize>load<u32>(fCnt + (<usize>r << 2)), M, b + c, dst + c, w, !last);
+        }
+      }
     }
-    const o = out + ((<usize>r * <usize>outDim) << 2);
-    memory.copy(o, outS, <usize>outDim << 2);
+    const oBytes = tI(L - 1, 1) << 2;
+    for (let r: i32 = 0; r < nb; r++) {
+      memory.copy(out + ((<usize>(r0 + r) * <usize>outDim) << 2), fOut + <usize>r * oBytes, <usize>outDim << 2);
+    }
+  }
+}
+
+/** WB_l ← W_l in column chunks for l ≥ 1: chunk k is rows i = 0..fanIn of columns [24k, 24k + 24), 96 bytes a row. */
+export function blockW(): void {
+  for (let l: i32 = 1; l < L; l++) {
+    const fanIn = tI(l, 0);
+    const nBytes = tI(l, 1) << 2;
+    const W = tI(l, 2);
+    const WB = tI(l, 8);
+    const chunkBytes = fanIn * CHUNK;
+    for (let c: usize = 0, k: usize = 0; c < nBytes; c += CHUNK, k++) {
+      const w = min(CHUNK, nBytes - c);
+      const M = WB + k * chunkBytes;
+      for (let i: usize = 0; i < fanIn; i++) memory.copy(M + i * CHUNK, W + i * nBytes + c, w);
+    }
   }
 }
 
@@ -288,39 +380,52 @@ export function backward(n: i32, tape: usize, dOut: usize, outDim: i32): void {
   for (let b0: i32 = 0; b0 < n; b0 += BR) {
     const nb = min(BR, n - b0);
     const tape0 = tape + <usize>b0 * rowStride;
-    // Deltas, row by row, top layer down.
+    // Deltas, top layer down: D_{l−1} = (W_lᵀ-list product of D_l) ⊙ ReLU′, over the whole block
+    // one column chunk of W_lᵀ at a time (as in forward), each element summed in the same order.
     for (let r: i32 = 0; r < nb; r++) {
-      const row = tape0 + <usize>r * rowStride;
-      const outP = tI(L - 1, 1);
-      const D = tI(L - 1, 6) + ((<usize>r * outP) << 2);
-      memory.fill(D, 0, outP << 2);
+      const D = tI(L - 1, 6) + <usize>r * dStride(L - 1);
+      memory.fill(D, 0, tI(L - 1, 1) << 2);
       memory.copy(D, dOut + ((<usize>(b0 + r) * <usize>outDim) << 2), <usize>outDim << 2);
-      for (let l: i32 = L - 1; l >= 1; l--) {
-        const inP = tI(l - 1, 1);
-        const Dl = tI(l, 6) + ((<usize>r * tI(l, 1)) << 2);
-        const Dn = tI(l - 1, 6) + ((<usize>r * inP) << 2);
-        const cnt = listNonzero(Dl, <i32>tI(l, 7), inP << 2, list);
-        accum(list, cnt, tI(l, 5), zeros, Dn, <i32>inP, false);
-        maskActive(Dn, row + tI(l - 1, 4), <i32>inP);
+    }
+    for (let l: i32 = L - 1; l >= 1; l--) {
+      const inBytes = tI(l - 1, 1) << 2;
+      const fanOut = tI(l, 7);
+      for (let r: i32 = 0; r < nb; r++) {
+        const Dl = tI(l, 6) + <usize>r * dStride(l);
+        store<u32>(fCnt + (<usize>r << 2), <u32>listNonzero(Dl, <i32>fanOut, CHUNK, fLists + <usize>r * fListCap));
+      }
+      const WTB = tI(l, 9);
+      for (let c: usize = 0, k: usize = 0; c < inBytes; c += CHUNK, k++) {
+        const w = min(CHUNK, inBytes - c);
+        const M = WTB + k * fanOut * CHUNK;
+        for (let r: i32 = 0; r < nb; r++) {
+          const Dn = tI(l - 1, 6) + <usize>r * dStride(l - 1);
+          accumChunk(fLists + <usize>r * fListCap, <usize>load<u32>(fCnt + (<usize>r << 2)), M, zeros, Dn + c, w, false);
+        }
+      }
+      for (let r: i32 = 0; r < nb; r++) {
+        const Dn = tI(l - 1, 6) + <usize>r * dStride(l - 1);
+        maskActive(Dn, tape0 + <usize>r * rowStride + tI(l - 1, 4), <i32>tI(l - 1, 1));
       }
     }
     // Parameter gradients, layer by layer, over the block.
     for (let l: i32 = 0; l < L; l++) {
       const outP = <i32>tI(l, 1);
       const rowBytes = <usize>outP << 2;
+      const dS = dStride(l);
       const Dblk = tI(l, 6);
       const gW = tI(l, 2) + gd;
       const gb = tI(l, 3) + gd;
       // bias: Σ_r D_r
       for (let r: i32 = 0; r < nb; r++) {
-        store<u32>(list + (<usize>r << 3), <u32>(<usize>r * rowBytes));
+        store<u32>(list + (<usize>r << 3), <u32>(<usize>r * dS));
         store<f32>(list + (<usize>r << 3), 1.0, 4);
       }
       accum(list, <usize>nb, Dblk, gb, gb, outP, false);
       if (l == 0) {
         for (let r: i32 = 0; r < nb; r++) {
           const row = tape0 + <usize>r * rowStride;
-          const D = Dblk + <usize>r * rowBytes;
+          const D = Dblk + <usize>r * dS;
           for (let k: usize = 0; k < <usize>nnz; k++) {
             addInto(gW + <usize>load<i32>(row + (k << 2)) * rowBytes, D, outP);
           }
@@ -334,7 +439,7 @@ export function backward(n: i32, tape: usize, dOut: usize, outDim: i32): void {
       memory.fill(ltCnt, 0, <usize>fanIn << 2);
       for (let r: i32 = 0; r < nb; r++) {
         const h = tape0 + <usize>r * rowStride + hOff;
-        const off = <u32>(<usize>r * rowBytes);
+        const off = <u32>(<usize>r * dS);
         let pl = lt;
         let pc = ltCnt;
         for (let i: i32 = 0; i < fanIn; i++) {
@@ -348,11 +453,16 @@ export function backward(n: i32, tape: usize, dOut: usize, outDim: i32): void {
           pc += 4;
         }
       }
-      for (let i: i32 = 0; i < fanIn; i++) {
-        const c = <usize>load<u32>(ltCnt + (<usize>i << 2));
-        if (c == 0) continue;
-        const g = gW + <usize>i * rowBytes;
-        accum(lt + <usize>i * cap, c, Dblk, g, g, outP, false);
+      // Column chunk outermost: the block's deltas of one chunk (BR × 24 floats) stay in L1
+      // while every input unit's row of G takes them; each G element still sums its rows in order.
+      for (let c: usize = 0; c < rowBytes; c += CHUNK) {
+        const w = min(CHUNK, rowBytes - c);
+        for (let i: i32 = 0; i < fanIn; i++) {
+          const cnt = <usize>load<u32>(ltCnt + (<usize>i << 2));
+          if (cnt == 0) continue;
+          const g = gW + <usize>i * rowBytes + c;
+          accumChunk(lt + <usize>i * cap, cnt, Dblk + c, g, g, w, false);
+        }
       }
     }
   }
@@ -390,6 +500,14 @@ export function transpose(): void {
     }
     for (; i < fanIn; i++) {
       for (let j: usize = 0; j < outP; j++) store<f32>(WT + j * rbT + (i << 2), load<f32>(W + i * rb + (j << 2)));
+    }
+    // WTB_l: rows j < fanOut of WT_l in column chunks of 24 floats, [chunk][j][24]
+    const fanOut = tI(l, 7);
+    const WTB = tI(l, 9);
+    for (let c: usize = 0, k: usize = 0; c < rbT; c += CHUNK, k++) {
+      const w = min(CHUNK, rbT - c);
+      const M = WTB + k * fanOut * CHUNK;
+      for (let j: usize = 0; j < fanOut; j++) memory.copy(M + j * CHUNK, WT + j * rbT + c, w);
     }
   }
 }

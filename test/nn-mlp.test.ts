@@ -296,6 +296,47 @@ describe('fused MLP specifics', () => {
     assert.throws(() => net.getParams(), /dispose/);
   });
 
+  it('a batched forward (row blocks, column-chunked weights) equals row-by-row forwards bitwise, after every kind of update', () => {
+    for (const spec of Object.values(SPECS)) {
+      const rng = new Rng(6);
+      const net = FusedMlp.create(spec, 3);
+      const other = FusedMlp.create(spec, 4);
+      const n = 77; // two full blocks of rows and a partial one
+      const idx = randomRows(spec, n, rng);
+      const O = spec.outputDim;
+      const check = (what: string) => {
+        const all = new Float32Array(n * O);
+        net.forward(idx, n, all, false);
+        const rec = new Float32Array(n * O);
+        net.resetTape();
+        net.forward(idx, n, rec, true);
+        const one = new Float32Array(O);
+        for (let r = 0; r < n; r++) {
+          net.forward(idx.subarray(r * spec.nnz, (r + 1) * spec.nnz), 1, one, false);
+          assert.deepEqual(new Uint32Array(all.buffer, r * O * 4, O), new Uint32Array(one.buffer), `${what}, row ${r}`);
+        }
+        assert.deepEqual(new Uint32Array(rec.buffer), new Uint32Array(all.buffer), `${what}: recorded = not recorded`);
+        // and the outputs follow the current parameters (the chunked copy is refreshed)
+        const fresh = FusedMlp.fromParams(spec, net.getParams());
+        const want = new Float32Array(n * O);
+        fresh.forward(idx, n, want, false);
+        assert.deepEqual(new Uint32Array(all.buffer), new Uint32Array(want.buffer), `${what}: = a fresh net with these parameters`);
+        fresh.dispose();
+      };
+      check(`${spec.hidden.join('×')} initial`);
+      net.zeroGrad();
+      net.backward(0, n, randn(n * O, rng));
+      net.adamStep(0.01);
+      check('after adamStep');
+      net.polyakFrom(other, 0.5);
+      check('after polyakFrom');
+      net.setParams(other.getParams());
+      check('after setParams');
+      net.dispose();
+      other.dispose();
+    }
+  });
+
   it('polyakFrom a tfjs network (cross-engine)', () => {
     const spec = SPECS.wide_out;
     const pa = initParams(spec, new Rng(1));

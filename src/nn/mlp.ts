@@ -46,6 +46,14 @@ export interface SparseMlp {
   /** this ← (1 − tau)·this + tau·source (Polyak average; tau = 1 copies). */
   polyakFrom(source: SparseMlp, tau: number): void;
 
+  /**
+   * Optional: appends copies of tape rows src[0..n) (in that order) to the tape and returns
+   * the first new row. An engine offers it only when a row's forward depends on that row's
+   * inputs alone (bitwise), so a memoizing caller (nn/memo-mlp.ts) may compute a repeated
+   * input once and still backpropagate every occurrence exactly as if each had its own pass.
+   */
+  copyTapeRows?(src: Int32Array, n: number): number;
+
   dispose(): void;
 }
 

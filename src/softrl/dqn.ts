@@ -1,11 +1,12 @@
 import type { Env } from '../gfn/env.js';
 import type { SparseMlp } from '../nn/mlp.js';
+import { MemoMlp, canMemoize } from '../nn/memo-mlp.js';
 import type { Rng } from '../core/rng.js';
 import { sampleTrajectories, type ExploreOptions } from '../gfn/rollout.js';
 import { outputLayout } from '../gfn/policy-net.js';
 import type { StepResult } from '../gfn/gfn-trainer.js';
 import { SoftQLearner, type SoftQModel } from './soft-q.js';
-import { emptyTransitions, type FieldSpec } from './transitions.js';
+import { copyRow, emptyTransitions, type FieldSpec } from './transitions.js';
 
 export interface DqnOptions {
   /** Munchausen coefficient α; 0 is SoftDQN (eq. (SQ)), > 0 Munchausen-DQN (eq. (MQ)). */
@@ -37,6 +38,13 @@ export class SoftDqnTrainer {
   readonly tau: number;
   private readonly learner: SoftQLearner;
   private readonly fields: Record<string, FieldSpec>;
+  /**
+   * The networks as the learner sees them: memoizing wrappers (nn/memo-mlp.ts) when the engine
+   * allows it, so a state repeated within an iteration is evaluated once per network.
+   */
+  private readonly qNet: SparseMlp;
+  private readonly qTarget: SparseMlp;
+  private readonly memo: boolean;
   private iteration = 0;
 
   constructor(
@@ -47,8 +55,12 @@ export class SoftDqnTrainer {
     readonly opts: DqnOptions,
   ) {
     this.fields = { s: { width: env.stateDim, type: 'i32' } };
+    this.memo = canMemoize(net) && canMemoize(target);
+    this.qNet = canMemoize(net) ? new MemoMlp(net) : net;
+    this.qTarget = canMemoize(target) ? new MemoMlp(target) : target;
     const { alpha, l0, huber, bufferSize, perAlpha, polyak } = opts;
-    this.learner = new SoftQLearner(mlpQ(env, net, target, opts.lr), this.fields, { alpha, l0, huber, bufferSize, perAlpha, polyak });
+    const model = mlpQ(env, this.qNet, this.qTarget, opts.lr, !this.memo);
+    this.learner = new SoftQLearner(model, this.fields, { alpha, l0, huber, bufferSize, perAlpha, polyak });
     this.tau = this.learner.tau;
     target.polyakFrom(net, 1);
   }
@@ -59,7 +71,12 @@ export class SoftDqnTrainer {
       T = env.maxSteps,
       A = env.nActions;
     const explore = { ...opts.explore, temperature: opts.explore.temperature * this.tau };
-    const ro = sampleTrajectories(env, this.net, opts.batchSize, this.rng, explore, { record: false, learnedPB: false });
+    // The weights may have been replaced between steps (checkpoint restore): start both caches afresh.
+    if (this.qNet instanceof MemoMlp) this.qNet.invalidate();
+    if (this.qTarget instanceof MemoMlp) this.qTarget.invalidate();
+    // With memoization the rollout records its rows, so the update's online pass reuses the
+    // activations of the states it shares with this iteration's trajectories.
+    const ro = sampleTrajectories(env, this.qNet, opts.batchSize, this.rng, explore, { record: this.memo, learnedPB: false });
     // the new transitions, flattened
     let m = 0;
     for (let b = 0; b < opts.batchSize; b++) m += ro.batch.lengths[b];
@@ -73,16 +90,16 @@ export class SoftDqnTrainer {
       const n = ro.batch.lengths[b];
       for (let t = 0; t < n; t++, k++) {
         const e = b * T + t;
-        s.set(ro.nodeStates.subarray(e * D, e * D + D), k * D);
+        copyRow(ro.nodeStates, e, s, k, D);
         tr.act[k] = ro.actions[e];
         const exit = t === n - 1;
         tr.done[k] = exit ? 1 : 0;
         if (exit) tr.rew[k] = ro.batch.logR[b];
         else {
-          s2.set(ro.nodeStates.subarray(e * D + D, e * D + 2 * D), k * D);
+          copyRow(ro.nodeStates, e + 1, s2, k, D);
           tr.rew[k] = ro.batch.logPB[e]; // eq. (M): r(s, s') = log P_B(s|s')
         }
-        qRows.set(ro.out.subarray(ro.rows[e] * W, ro.rows[e] * W + A), k * A);
+        for (let a = 0, r = ro.rows[e] * W; a < A; a++) qRows[k * A + a] = ro.out[r + a];
       }
     }
     // As the reference code, a new transition enters the buffer with its current loss as
@@ -101,8 +118,11 @@ export class SoftDqnTrainer {
   }
 }
 
-/** The MLP as a Q-function: Q(s, ·) are the first A forward outputs; the online net steps its own Adam. */
-function mlpQ(env: Env, net: SparseMlp, target: SparseMlp, lr: number): SoftQModel {
+/**
+ * The MLP as a Q-function: Q(s, ·) are the first A forward outputs; the online net steps its own
+ * Adam. `resetTape`: start the backward's tape afresh (a memoizing net keeps the rollout's rows).
+ */
+function mlpQ(env: Env, net: SparseMlp, target: SparseMlp, lr: number, resetTape: boolean): SoftQModel {
   const W = outputLayout(env).width,
     A = env.nActions;
   const forward = (mlp: SparseMlp, states: Int32Array, n: number, record: boolean) => {
@@ -120,13 +140,16 @@ function mlpQ(env: Env, net: SparseMlp, target: SparseMlp, lr: number): SoftQMod
       return { q: forward(target, states, n, false), width: W, mask, A };
     },
     backward(b, dQ) {
-      net.resetTape();
+      if (resetTape) net.resetTape();
+      const row0 = net.tapeRows;
       const q = forward(net, b.s.s as Int32Array, b.n, true);
-      const g = dQ(Array.from(b.act, (a, i) => q[i * W + a]));
+      const qa = new Float64Array(b.n);
+      for (let i = 0; i < b.n; i++) qa[i] = q[i * W + b.act[i]];
+      const g = dQ(qa);
       const dOut = new Float32Array(b.n * W);
       for (let i = 0; i < b.n; i++) dOut[i * W + b.act[i]] = g[i];
       net.zeroGrad();
-      net.backward(0, b.n, dOut);
+      net.backward(row0, b.n, dOut);
       net.adamStep(lr);
     },
     polyak(tau) {

@@ -1,7 +1,7 @@
 import type { Rng } from '../core/rng.js';
 import { softTemperature } from '../core/math.js';
 import { munchausenBonus, softValue, tdLoss } from './targets.js';
-import { TransitionBuffer, emptyTransitions, type FieldSpec, type StateFields, type TransitionBatch } from './transitions.js';
+import { TransitionBuffer, copyRow, emptyTransitions, type FieldSpec, type StateFields, type TransitionBatch } from './transitions.js';
 
 /** Q-values of n states, one row of `width` per state (actions first), and their action masks [n × A]. */
 export interface QRows {
@@ -65,14 +65,14 @@ export class SoftQLearner {
   targets(b: TransitionBatch): Float64Array {
     const { tau, o } = this;
     const y = Float64Array.from(b.rew.subarray(0, b.n));
-    const live: number[] = [];
-    for (let i = 0; i < b.n; i++) if (!b.done[i]) live.push(i);
-    if (live.length > 0) {
-      const s2 = emptyTransitions(live.length, this.buffer.fields).s;
-      for (const [k, f] of Object.entries(this.buffer.fields))
-        live.forEach((i, j) => s2[k].set(b.s2[k].subarray(i * f.width, i * f.width + f.width), j * f.width));
-      const next = this.model.targetQ(s2, live.length);
-      live.forEach((i, j) => (y[i] += softValue(next.q, j * next.width, next.mask, j * next.A, next.A, tau)));
+    const live = new Int32Array(b.n);
+    let nl = 0;
+    for (let i = 0; i < b.n; i++) if (!b.done[i]) live[nl++] = i;
+    if (nl > 0) {
+      const s2 = emptyTransitions(nl, this.buffer.fields).s;
+      for (const [k, f] of Object.entries(this.buffer.fields)) for (let j = 0; j < nl; j++) copyRow(b.s2[k], live[j], s2[k], j, f.width);
+      const next = this.model.targetQ(s2, nl);
+      for (let j = 0; j < nl; j++) y[live[j]] += softValue(next.q, j * next.width, next.mask, j * next.A, next.A, tau);
     }
     if (o.alpha > 0) {
       const now = this.model.targetQ(b.s, b.n);

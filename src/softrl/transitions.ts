@@ -28,6 +28,17 @@ export function emptyTransitions(n: number, fields: Record<string, FieldSpec>): 
   return { n, s: states(), s2: states(), act: new Int32Array(n), rew: new Float64Array(n), done: new Uint8Array(n) };
 }
 
+/** dst row `j` ← src row `i` (rows of `w` values); short rows copy element by element, which beats a subarray view per row. */
+export function copyRow(src: FieldArray, i: number, dst: FieldArray, j: number, w: number): void {
+  if (w > 32) {
+    dst.set(src.subarray(i * w, i * w + w), j * w);
+    return;
+  }
+  const a = i * w,
+    b = j * w;
+  for (let k = 0; k < w; k++) dst[b + k] = src[a + k];
+}
+
 /**
  * The replay buffer of every soft Q-learner: transitions in typed arrays indexed by slot,
  * slots managed by the prioritized sum tree of replay.ts (ring insertion, proportional
@@ -36,6 +47,8 @@ export function emptyTransitions(n: number, fields: Record<string, FieldSpec>): 
 export class TransitionBuffer {
   private readonly store: TransitionBatch;
   private readonly replay: PrioritizedReplay;
+  /** the fields as a list, so the per-transition copies iterate an array, not Object.entries */
+  private readonly list: { key: string; width: number }[];
 
   constructor(
     readonly capacity: number,
@@ -44,6 +57,7 @@ export class TransitionBuffer {
   ) {
     this.store = emptyTransitions(capacity, fields);
     this.replay = new PrioritizedReplay(capacity, perAlpha);
+    this.list = Object.entries(fields).map(([key, f]) => ({ key, width: f.width }));
   }
 
   get size(): number {
@@ -57,10 +71,9 @@ export class TransitionBuffer {
   add(src: TransitionBatch, i: number, priority?: number): number {
     const slot = this.replay.add(priority);
     const st = this.store;
-    for (const [k, f] of Object.entries(this.fields)) {
-      const w = f.width;
-      st.s[k].set(src.s[k].subarray(i * w, i * w + w), slot * w);
-      if (!src.done[i]) st.s2[k].set(src.s2[k].subarray(i * w, i * w + w), slot * w);
+    for (const { key, width } of this.list) {
+      copyRow(src.s[key], i, st.s[key], slot, width);
+      if (!src.done[i]) copyRow(src.s2[key], i, st.s2[key], slot, width);
     }
     st.act[slot] = src.act[i];
     st.rew[slot] = src.rew[i];
@@ -77,16 +90,22 @@ export class TransitionBuffer {
     const n = slots.length;
     const out = emptyTransitions(n, this.fields);
     const st = this.store;
-    slots.forEach((j, i) => {
-      for (const [k, f] of Object.entries(this.fields)) {
-        const w = f.width;
-        out.s[k].set(st.s[k].subarray(j * w, j * w + w), i * w);
-        out.s2[k].set(st.s2[k].subarray(j * w, j * w + w), i * w);
+    for (const { key, width } of this.list) {
+      const s = st.s[key],
+        s2 = st.s2[key],
+        os = out.s[key],
+        os2 = out.s2[key];
+      for (let i = 0; i < n; i++) {
+        copyRow(s, slots[i], os, i, width);
+        copyRow(s2, slots[i], os2, i, width);
       }
+    }
+    for (let i = 0; i < n; i++) {
+      const j = slots[i];
       out.act[i] = st.act[j];
       out.rew[i] = st.rew[j];
       out.done[i] = st.done[j];
-    });
+    }
     return out;
   }
 
