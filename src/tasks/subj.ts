@@ -96,7 +96,8 @@ export async function evalSubj(
     cont: number[][] = [];
   zs.forEach((ks, i) => ks.forEach((z) => yIds.forEach((y) => (ctx.push([...xs[i], ...z.tokens]), cont.push(y)))));
   const total: number[] = [];
-  for (let i = 0; i < ctx.length; i += 256) total.push(...(await scoreBatch(dec.baseSession ?? session, ctx.slice(i, i + 256), cont.slice(i, i + 256))).total);
+  for (let i = 0; i < ctx.length; i += 256)
+    total.push(...(await scoreBatch(dec.baseSession ?? session, ctx.slice(i, i + 256), cont.slice(i, i + 256))).total);
   const K = o.samples;
   const results = items.map((it, i) => {
     const samples = zs[i].map((z, j) => ({ z: tok.decode(z.tokens, true), margin: total[(i * K + j) * 2 + 1] - total[(i * K + j) * 2] }));
