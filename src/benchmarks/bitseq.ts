@@ -5,6 +5,7 @@ import {
   buildTrainer,
   REFERENCE_TRAINER_DEFAULTS,
   type BuiltTrainer,
+  type HeadKind,
   type TrainerOptions,
 } from './build-trainer.js';
 import type { Engine } from '../nn/factory.js';
@@ -61,8 +62,8 @@ export interface BitseqSummary {
   benchmark: 'bitseq';
   algo: BitseqAlgo;
   engine: Engine | 'none';
-  /** Output head: one unit per (slot, word), or factored (src/nn/factored-head.ts) with its rank. */
-  head: 'dense' | 'factored';
+  /** Output head: one unit per (slot, word), factored (src/nn/factored-head.ts) with its rank, or two-stage (src/gfn/two-stage.ts). */
+  head: HeadKind;
   headRank: number | null;
   n: number;
   k: number;
