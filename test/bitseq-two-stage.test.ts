@@ -10,6 +10,8 @@ import { createNet } from '../src/nn/factory.js';
 import { estimateLogProb } from '../src/metrics/logprob.js';
 import { UsageError } from '../src/core/errors.js';
 import { Rng } from '../src/core/rng.js';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 // n = 8 bits in L = 4 slots of k = 2: 625 states, 256 objects — the exact oracles enumerate it.
 const tiny = { n: 8, k: 2, nModes: 3, beta: 1, seed: 7 };
@@ -207,4 +209,23 @@ test('DB with a learned P_B and SubTB train the two-stage head on the tiny bitse
 test('the two-stage head refuses soft-RL objectives with a usage error', async () => {
   const env = new Bitseq(tiny);
   await assert.rejects(buildTrainer(env, { ...train, algo: 'mdqn', iterations: 1 }, new Rng(0)), UsageError);
+});
+
+const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+
+test('flowtune bench bitseq: two-stage is the default for TB from k = 8; --head two-stage with M-DQN is a usage error', () => {
+  const r = run('bench', 'bitseq', '--algo', 'tb', '-n', '16', '--k', '8', '--modes', '2', '--iterations', '3', '--orders', '1', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.equal(s.head, 'two-stage');
+  assert.equal(s.iterations, 3);
+  assert.ok(Number.isFinite(s.spearman));
+  const k4 = run('bench', 'bitseq', '--algo', 'tb', '-n', '16', '--k', '4', '--modes', '2', '--iterations', '2', '--orders', '1', '--json');
+  assert.equal(JSON.parse(k4.stdout.trim().split('\n').pop()!).head, 'dense');
+  const bad = run('bench', 'bitseq', '--algo', 'mdqn', '--k', '8', '--head', 'two-stage', '--iterations', '1');
+  assert.equal(bad.status, 2, bad.stderr);
+  const lines = bad.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, bad.stderr);
+  assert.match(lines[0], /^flowtune: --head two-stage supports tb, db and subtb/);
 });

@@ -136,6 +136,9 @@ export interface TwoStageRollout {
   wordRows: Int32Array; // [B × T]: word-net tape row of edge t (−1 on the exit edge)
   slotOut: Float32Array; // [numSlotRows × layout.width]
   wordOut: Float32Array; // [numWordRows × values]
+  /** [numWordRows × values]: softmax of the word row when the sampler already computed it (τ = 1), for the gradient. */
+  wordProb: Float64Array;
+  wordProbReady: Uint8Array; // [numWordRows]
   smask: Uint8Array; // [numSlotRows × (L + 1)]
   bmask: Uint8Array; // [numSlotRows × Ab]
   numSlotRows: number;
@@ -183,6 +186,8 @@ export function sampleTwoStage(
   const wordRows = new Int32Array(B * T).fill(-1);
   const slotOut = new Float32Array(maxRows * W);
   const wordOut = new Float32Array(maxRows * V);
+  const wordProb = new Float64Array(maxRows * V);
+  const wordProbReady = new Uint8Array(maxRows);
   const smask = new Uint8Array(maxRows * S1);
   const bmask = new Uint8Array(maxRows * Ab);
   const terminals = new Int32Array(B * D);
@@ -252,13 +257,19 @@ export function sampleTwoStage(
       if (choice[i] === layout.exit) a = env.exitAction;
       else {
         let w = word[i];
+        const row = numWordRows + wr;
         if (w < 0) {
-          expRow(wStepOut, wr * V, V, tau, probs);
+          const { m: mw, s: sw } = expRow(wStepOut, wr * V, V, tau, probs);
           w = rng.categorical(probs, 0, V);
-        }
-        lp += logSoftmaxAt(wStepOut, wr * V, V, w);
+          if (tau === 1) {
+            // the sampling softmax is the policy's: reuse it for log P_F and for the gradient
+            for (let v = 0; v < V; v++) wordProb[row * V + v] = probs[v] / sw;
+            wordProbReady[row] = 1;
+            lp += wStepOut[wr * V + w] - mw - Math.log(sw);
+          } else lp += logSoftmaxAt(wStepOut, wr * V, V, w);
+        } else lp += logSoftmaxAt(wStepOut, wr * V, V, w);
         a = choice[i] * V + w;
-        wordRows[e] = numWordRows + wr;
+        wordRows[e] = row;
         wr++;
       }
       batch.logPF[e] = lp;
@@ -294,7 +305,21 @@ export function sampleTwoStage(
       batch.logPB[b * T + t - 1] = opts.learnedPB ? logSoftmaxAt(slotOut, r * W + layout.back, Ab, ba, bmask, r * Ab) : -Math.log(filled);
     }
   }
-  return { batch, actions, slotRows, wordRows, slotOut, wordOut, smask, bmask, numSlotRows: numRows, numWordRows, terminals };
+  return {
+    batch,
+    actions,
+    slotRows,
+    wordRows,
+    slotOut,
+    wordOut,
+    wordProb,
+    wordProbReady,
+    smask,
+    bmask,
+    numSlotRows: numRows,
+    numWordRows,
+    terminals,
+  };
 }
 
 /**
@@ -335,8 +360,13 @@ export function twoStageGradients(
       dSlot[r * W + c] += gpf;
       const wr = wordRows[e];
       if (wr >= 0) {
-        const { s: sw } = expRow(wordOut, wr * V, V, 1, p);
-        for (let w = 0; w < V; w++) dWord[wr * V + w] -= (gpf * p[w]) / sw;
+        if (ro.wordProbReady[wr]) {
+          const q = ro.wordProb;
+          for (let w = 0; w < V; w++) dWord[wr * V + w] -= gpf * q[wr * V + w];
+        } else {
+          const { s: sw } = expRow(wordOut, wr * V, V, 1, p);
+          for (let w = 0; w < V; w++) dWord[wr * V + w] -= (gpf * p[w]) / sw;
+        }
         dWord[wr * V + (a % V)] += gpf;
       }
       if (opts.useFlow) dSlot[r * W + layout.flow] += g.dLogF[b * (T + 1) + t];
