@@ -106,9 +106,11 @@ export interface BuiltTrainer {
  */
 export function rolloutBytes(env: Env, B: number, hidden: number[], head: HeadKind = 'dense'): number {
   if (head === 'two-stage' && isSlotActionEnv(env)) {
-    // two-stage.ts: slot-net outputs and slot mask per state, one word row (2^k floats) per move
+    // sampleTwoStage's arrays of B × maxSteps rows: action and two tape-row indices, slot-net
+    // outputs, slot and backward masks, a word row (2^k f32 logits, f64 probabilities, a flag),
+    // plus the trajectory batch and its gradients (48 bytes)
     const S = slotLayout(env);
-    const perSlot = 12 + 4 * env.stateDim + 4 * S.width + S.stage1 + env.nBackActions + 4 * env.values + 48;
+    const perSlot = 12 + 4 * S.width + S.stage1 + env.nBackActions + 12 * env.values + 1 + 48;
     return B * env.maxSteps * perSlot + 2 * B * 4 * hidden.reduce((s, h) => s + h, 0);
   }
   const W = outputLayout(env).width;
