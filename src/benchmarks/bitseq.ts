@@ -5,6 +5,7 @@ import {
   buildTrainer,
   REFERENCE_TRAINER_DEFAULTS,
   type BuiltTrainer,
+  type HeadKind,
   type TrainerOptions,
 } from './build-trainer.js';
 import type { Engine } from '../nn/factory.js';
@@ -48,6 +49,17 @@ export const BITSEQ_BENCH_DEFAULTS: Omit<BitseqBenchOptions, 'algo'> = {
   modeRadius: 30,
 };
 
+/**
+ * The CLI's policy head when --head is not given. TB/DB/SubTB: two-stage from k = 8, where it
+ * is several times faster than the dense head and ranks the test set at least as well at equal
+ * iterations (docs/benchmarks.md, "Scaling with k"); dense below, where the joint softmax is
+ * small. Soft-RL needs Q over every joint action, so it keeps the dense head, factored from k = 10.
+ */
+export function defaultBitseqHead(algo: BitseqAlgo, k: number): HeadKind {
+  if (algo === 'tb' || algo === 'db' || algo === 'subtb') return k >= 8 ? 'two-stage' : 'dense';
+  return k >= 10 && algo !== 'mh' ? 'factored' : 'dense';
+}
+
 export interface BitseqMetrics {
   iteration: number;
   rewardEvaluations: number;
@@ -61,8 +73,8 @@ export interface BitseqSummary {
   benchmark: 'bitseq';
   algo: BitseqAlgo;
   engine: Engine | 'none';
-  /** Output head: one unit per (slot, word), or factored (src/nn/factored-head.ts) with its rank. */
-  head: 'dense' | 'factored';
+  /** Output head: one unit per (slot, word), factored (src/nn/factored-head.ts) with its rank, or two-stage (src/gfn/two-stage.ts). */
+  head: HeadKind;
   headRank: number | null;
   n: number;
   k: number;
@@ -82,6 +94,8 @@ export interface BitseqSummary {
   orders: number;
   evalSeconds: number;
   curve: { rewardEvaluations: number; modesFound: number }[];
+  /** Peak RSS of the process when training ended (before the evaluation's buffers), and at the end. */
+  trainPeakRssMB: number;
   peakRssMB: number;
 }
 
@@ -150,6 +164,7 @@ export async function runBitseqBench(
   });
 
   progress?.onIteration?.(o.iterations);
+  const trainPeakRssMB = peakRssMB();
   const e0 = performance.now();
   let rho: number | null = null;
   let testSize = 0;
@@ -198,6 +213,7 @@ export async function runBitseqBench(
     orders: o.orders,
     evalSeconds: (performance.now() - e0) / 1000,
     curve,
+    trainPeakRssMB,
     peakRssMB: peakRssMB(),
   };
 }

@@ -10,10 +10,14 @@ import { checkMemory } from '../core/memory.js';
 import { usage } from '../core/errors.js';
 import { FactoredHeadMlp, innerSpec } from '../nn/factored-head.js';
 import { SlotFillingEnv } from '../envs/slot-filling.js';
+import { isSlotActionEnv, slotLayout, TwoStagePolicy, twoStageSpecs, type PolicyNet } from '../gfn/two-stage.js';
 
 /** Trainer hyperparameters shared by every MLP benchmark (hypergrid, bit sequences, molecules). */
 export const ALGOS = ['tb', 'db', 'subtb', 'softdqn', 'mdqn'] as const;
 export type Algo = (typeof ALGOS)[number];
+
+export const HEADS = ['dense', 'factored', 'two-stage'] as const;
+export type HeadKind = (typeof HEADS)[number];
 
 export interface TrainerOptions {
   algo: Algo;
@@ -39,9 +43,11 @@ export interface TrainerOptions {
   /**
    * Output head of slot-filling envs (bit sequences): `dense` has one unit per (slot, word);
    * `factored` emits a position logit and a rank-`headRank` query per slot, scored against
-   * learned word embeddings (src/nn/factored-head.ts), so the last layer no longer grows as 2^k.
+   * learned word embeddings (src/nn/factored-head.ts), so the last layer no longer grows as 2^k;
+   * `two-stage` samples the slot, then the word of that slot only (src/gfn/two-stage.ts), so
+   * nothing per step grows as L·2^k — TB/DB/SubTB only.
    */
-  head?: 'dense' | 'factored';
+  head?: HeadKind;
   headRank?: number;
 }
 
@@ -80,7 +86,7 @@ export interface BenchProgress {
 
 export interface BuiltTrainer {
   step(): StepResult;
-  net: SparseMlp;
+  net: PolicyNet;
   /** Temperature of the sampling policy softmax(logits/T): τ = 1/(1−α) for M-DQN, 1 otherwise. */
   temperature: number;
   /**
@@ -98,7 +104,15 @@ export interface BuiltTrainer {
  * per-edge log-probabilities and flows and their gradients), plus one activation-tape row
  * per trajectory (the tape grows with the states actually visited, so only B rows are sure).
  */
-export function rolloutBytes(env: Env, B: number, hidden: number[]): number {
+export function rolloutBytes(env: Env, B: number, hidden: number[], head: HeadKind = 'dense'): number {
+  if (head === 'two-stage' && isSlotActionEnv(env)) {
+    // sampleTwoStage's arrays of B × maxSteps rows: action and two tape-row indices, slot-net
+    // outputs, slot and backward masks, a word row (2^k f32 logits, f64 probabilities, a flag),
+    // plus the trajectory batch and its gradients (48 bytes)
+    const S = slotLayout(env);
+    const perSlot = 12 + 4 * S.width + S.stage1 + env.nBackActions + 12 * env.values + 1 + 48;
+    return B * env.maxSteps * perSlot + 2 * B * 4 * hidden.reduce((s, h) => s + h, 0);
+  }
   const W = outputLayout(env).width;
   const perSlot = 8 + 4 * env.stateDim + 4 * W + env.nActions + env.nBackActions + 48;
   return B * env.maxSteps * perSlot + B * 4 * hidden.reduce((s, h) => s + h, 0);
@@ -122,14 +136,27 @@ async function makeNet(env: Env, o: TrainerOptions, seed: number): Promise<Spars
   return new FactoredHeadMlp(spec, await createNet(o.engine, innerSpec(spec, shape), seed), shape, seed);
 }
 
+/** The two-stage (slot, then word) policy: two engine MLPs, see src/gfn/two-stage.ts. */
+async function makeTwoStage(env: Env, o: TrainerOptions, seed: number): Promise<TwoStagePolicy> {
+  usage(isSlotActionEnv(env), `--head two-stage needs a slot-filling env (bit sequences), not ${env.name}`);
+  const specs = twoStageSpecs(env, o.hidden);
+  return new TwoStagePolicy(env, await createNet(o.engine, specs.slot, seed), await createNet(o.engine, specs.word, seed + 500_009));
+}
+
 export async function buildTrainer(env: Env, o: TrainerOptions, rng: Rng): Promise<BuiltTrainer> {
   checkMemory(
     `--batch ${o.batch} (trajectories of up to ${env.maxSteps} states, network ${o.hidden.join('×')})`,
-    rolloutBytes(env, o.batch, o.hidden),
+    rolloutBytes(env, o.batch, o.hidden, o.head),
   );
-  const net = await makeNet(env, o, o.seed);
   const explore = { epsilon: o.epsilon, temperature: 1 };
   if (o.algo === 'softdqn' || o.algo === 'mdqn') {
+    // Soft-RL bootstraps V(s') = τ·LSE over every joint action of s', i.e. every open slot's
+    // words: the two-stage policy would have to evaluate its word net L times per state.
+    usage(
+      o.head !== 'two-stage',
+      `--head two-stage supports tb, db and subtb (${o.algo} needs Q over every joint action: use dense or factored)`,
+    );
+    const net = await makeNet(env, o, o.seed);
     const alpha = o.algo === 'mdqn' ? o.munchausenAlpha : 0;
     const target = await makeNet(env, o, o.seed + 1);
     const t = new SoftDqnTrainer(env, net, target, rng, {
@@ -157,6 +184,7 @@ export async function buildTrainer(env: Env, o: TrainerOptions, rng: Rng): Promi
     };
     return { step: () => t.step(), net, temperature: tau, logZ, dispose: () => (net.dispose(), target.dispose()) };
   }
+  const net: PolicyNet = o.head === 'two-stage' ? await makeTwoStage(env, o, o.seed) : await makeNet(env, o, o.seed);
   const t = new GfnTrainer(env, net, rng, {
     objective: o.algo,
     batchSize: o.batch,
@@ -166,14 +194,18 @@ export async function buildTrainer(env: Env, o: TrainerOptions, rng: Rng): Promi
     learnedPB: o.learnedPB ?? false,
     explore,
   });
-  const logZ = () => (o.algo === 'tb' ? t.logZ[0] : forwardS0(env, net)[outputLayout(env).flow]);
+  const logZ = () => {
+    if (o.algo === 'tb') return t.logZ[0];
+    if (net instanceof TwoStagePolicy) return forwardS0(env, net.slotNet)[net.layout.flow];
+    return forwardS0(env, net)[outputLayout(env).flow];
+  };
   return { step: () => t.step(), net, temperature: 1, logZ, dispose: () => net.dispose() };
 }
 
 function forwardS0(env: Env, net: SparseMlp): Float32Array {
   const idx = new Int32Array(env.nnz);
   env.encode(env.initialStates(1), 1, idx);
-  const out = new Float32Array(outputLayout(env).width);
+  const out = new Float32Array(net.spec.outputDim);
   net.forward(idx, 1, out, false);
   return out;
 }

@@ -3,13 +3,13 @@ import { UsageError } from '../core/errors.js';
 import { fixedOrDash } from '../core/io.js';
 import { checkMemory } from '../core/memory.js';
 import { HYPERGRID_DEFAULTS, runHypergridBench, type BenchSummary } from '../benchmarks/hypergrid.js';
-import { ALGOS } from '../benchmarks/build-trainer.js';
+import { ALGOS, HEADS } from '../benchmarks/build-trainer.js';
 import { choiceArg, intArg, numArg } from './args.js';
 import { BenchOutput, parseTrainingOptions, trainingOptions } from './bench-common.js';
 import { runHypergridMh, type MhBenchSummary } from '../benchmarks/hypergrid-mh.js';
 import { MOLECULE_ALGOS, MOLECULE_BENCH_DEFAULTS, runMoleculeBench, type MoleculeSummary } from '../benchmarks/molecules.js';
 import { SEH_BENCH_DEFAULTS, runSehBench, type SehSummary } from '../benchmarks/molecules-seh.js';
-import { BITSEQ_ALGOS, BITSEQ_BENCH_DEFAULTS, runBitseqBench, type BitseqSummary } from '../benchmarks/bitseq.js';
+import { BITSEQ_ALGOS, BITSEQ_BENCH_DEFAULTS, defaultBitseqHead, runBitseqBench, type BitseqSummary } from '../benchmarks/bitseq.js';
 
 const HYPERGRID_ALGOS = [...ALGOS, 'mh'] as const;
 const B = BITSEQ_BENCH_DEFAULTS;
@@ -124,7 +124,7 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
         .option('head', {
           type: 'string',
           describe:
-            'policy output head: dense (one unit per slot × word) | factored (position logit + rank-r query per slot × learned word embeddings); default factored for k ≥ 10 (2^k ≥ 1024 words), dense below',
+            'policy output head: dense (one unit per slot × word) | factored (position logit + rank-r query per slot × learned word embeddings) | two-stage (slot softmax, then a word net for the chosen slot only; tb/db/subtb). Default: two-stage for tb/db/subtb from k = 8, factored for softdqn/mdqn from k = 10, dense otherwise',
         })
         .option('head-rank', { type: 'string', default: '8', describe: 'rank r of the factored head' }),
       B,
@@ -149,7 +149,7 @@ const bitseq: CommandModule<object, Record<string, unknown>> = {
       modeRadius: intArg('mode-radius', a['mode-radius'], 0),
     };
     if (opts.algo === 'mh') checkMemory(`--batch ${opts.batch} chains of ${opts.n} bits`, opts.batch * (opts.n / opts.k) * 4 * 3);
-    const head = a.head === undefined ? (opts.k >= 10 ? 'factored' : 'dense') : choiceArg('head', a.head, ['dense', 'factored'] as const);
+    const head = a.head === undefined ? defaultBitseqHead(opts.algo, opts.k) : choiceArg('head', a.head, HEADS);
     Object.assign(opts, { head, headRank: intArg('head-rank', a['head-rank'], 1, 1024) });
     const io = new BenchOutput(a.out as string | undefined, opts.iterations, `bitseq ${opts.algo}`);
     let status = 'training';

@@ -1,4 +1,5 @@
 import type { EnumerableEnv } from '../gfn/env.js';
+import type { SlotActionEnv } from '../gfn/two-stage.js';
 import type { BackwardMappable } from '../metrics/logprob.js';
 import { usage } from '../core/errors.js';
 
@@ -9,7 +10,7 @@ import { usage } from '../core/errors.js';
  * parents and P_B is uniform over them (docs/design.md §5). Exit is the last action — always
  * allowed, or only once every slot is filled. Input encoding: one-hot of (value + 1) per slot.
  */
-export abstract class SlotFillingEnv implements EnumerableEnv, BackwardMappable {
+export abstract class SlotFillingEnv implements EnumerableEnv, BackwardMappable, SlotActionEnv {
   abstract readonly name: string;
   readonly stateDim: number;
   readonly nActions: number;
@@ -53,6 +54,20 @@ export abstract class SlotFillingEnv implements EnumerableEnv, BackwardMappable 
         out.fill(empty ? 1 : 0, i * A + j * W, i * A + (j + 1) * W);
       }
       out[i * A + A - 1] = full || !this.exitOnlyWhenFull ? 1 : 0;
+    }
+  }
+
+  /** The forward mask per slot (every value is allowed in an open slot), exit last: what the two-stage policy reads. */
+  slotMask(states: Int32Array, n: number, out: Uint8Array): void {
+    const L = this.slots;
+    for (let i = 0; i < n; i++) {
+      let full = true;
+      for (let j = 0; j < L; j++) {
+        const empty = states[i * L + j] < 0;
+        if (empty) full = false;
+        out[i * (L + 1) + j] = empty ? 1 : 0;
+      }
+      out[i * (L + 1) + L] = full || !this.exitOnlyWhenFull ? 1 : 0;
     }
   }
 

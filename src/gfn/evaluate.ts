@@ -1,15 +1,17 @@
 import type { EnumerableEnv } from './env.js';
-import type { SparseMlp } from '../nn/mlp.js';
 import type { ExactDag } from './exact.js';
 import { outputLayout } from './policy-net.js';
 import { maskedLogSoftmax } from '../core/math.js';
+import { isTwoStage, twoStageFullLogPF, type PolicyNet } from './two-stage.js';
 
 /**
  * The network's forward policy on every state of the DAG, as log P_F [N × A] with
  * −Infinity on masked actions: softmax(logits/temperature) (temperature τ for M-DQN,
- * whose policy is softmax(Q/τ)). Evaluated in chunks, off the tape.
+ * whose policy is softmax(Q/τ)). Evaluated in chunks, off the tape. A two-stage policy gives
+ * log P(slot) + log P(word | slot), each stage at the temperature.
  */
-export function policyOnDag(env: EnumerableEnv, net: SparseMlp, dag: ExactDag, temperature = 1, chunk = 1024): Float64Array {
+export function policyOnDag(env: EnumerableEnv, net: PolicyNet, dag: ExactDag, temperature = 1, chunk = 1024): Float64Array {
+  if (isTwoStage(net)) return twoStageOnDag(net, dag, temperature, chunk);
   const N = dag.numStates,
     A = dag.nActions,
     D = env.stateDim,
@@ -29,6 +31,23 @@ export function policyOnDag(env: EnumerableEnv, net: SparseMlp, dag: ExactDag, t
       maskedLogSoftmax(scaled, 0, A, dag.mask, (s0 + i) * A, row);
       logPF.set(row, (s0 + i) * A);
     }
+  }
+  return logPF;
+}
+
+function twoStageOnDag(policy: Parameters<typeof twoStageFullLogPF>[0], dag: ExactDag, temperature: number, chunk: number): Float64Array {
+  const N = dag.numStates,
+    A = dag.nActions,
+    D = policy.env.stateDim;
+  const logPF = new Float64Array(N * A);
+  for (let s0 = 0; s0 < N; s0 += chunk) {
+    const n = Math.min(chunk, N - s0);
+    twoStageFullLogPF(policy, dag.states.subarray(s0 * D, (s0 + n) * D), n, logPF.subarray(s0 * A, (s0 + n) * A), temperature);
+  }
+  // the two-stage policy reads the env's slot mask, the oracle its forward mask: they must agree
+  for (let i = 0; i < N * A; i++) {
+    if (logPF[i] > -Infinity !== (dag.mask[i] === 1))
+      throw new Error(`two-stage policy: slot mask and forward mask disagree at state ${Math.floor(i / A)}`);
   }
   return logPF;
 }
