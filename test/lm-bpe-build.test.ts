@@ -141,3 +141,20 @@ test('transformers.js tokenizes the written tokenizer.json exactly as ByteBpe, a
   // merges were learned: the frequent "the" is fewer tokens than bytes
   assert.ok(tok.encode(' the answer is').length < ' the answer is'.length);
 });
+
+test('build-tiny --family llama: bad head counts are one readable line and exit 2', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
+  const base = ['model', 'build-tiny', '--corpus', 'x.txt', '--out', path.join(root, 'bad')];
+  for (const [extra, msg] of [
+    [['--family', 'llama', '--heads', '4', '--kv-heads', '3'], /--heads 4 must be a multiple of --kv-heads 3/],
+    [['--family', 'llama', '--embd', '36', '--heads', '4'], /must split into 4 heads of even size/],
+    [['--ffn', '64'], /--ffn needs --family llama/],
+  ] as const) {
+    const r = spawnSync(process.execPath, [cli, ...base, ...extra], { encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, msg);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});
