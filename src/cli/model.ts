@@ -101,7 +101,7 @@ const buildTinyCommand: CommandModule<object, BuildArgs> = {
       ? ` --family llama --bpe-merges ${a['bpe-merges']} --kv-heads ${kvHeads} --ffn ${ffn} --max-chars ${maxChars}`
       : '';
     const command =
-      `flowtune model build-tiny ${a.corpus.map((c) => `--corpus ${c}`).join(' ')} ${a.exclude.map((c) => `--exclude ${c}`).join(' ')} --out ${a.out} --seed ${a.seed} --steps ${a.steps} --batch ${a.batch} --lr ${a.lr} --layers ${a.layers} --embd ${a.embd} --heads ${a.heads} --ctx ${a.ctx}${llamaFlags}`.replace(
+      `flowtune model build-tiny ${a.corpus.map((c) => `--corpus ${c}`).join(' ')} ${a.exclude.map((c) => `--exclude ${c}`).join(' ')} --out ${a.out} --seed ${a.seed} --steps ${a.steps} --batch ${a.batch} --lr ${a.lr} --layers ${a.layers} --embd ${a.embd} --heads ${a.heads} --ctx ${a.ctx}${llamaFlags}${a.val !== 500 ? ` --val ${a.val}` : ''}${a['eval-every'] !== 100 ? ` --eval-every ${a['eval-every']}` : ''}${a.warmup !== 50 ? ` --warmup ${a.warmup}` : ''}`.replace(
         / +/g,
         ' ',
       );
