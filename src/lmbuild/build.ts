@@ -14,7 +14,8 @@ import type { LlamaConfig } from '../lm/llama.js';
 import { CharTokenizer } from '../lm/tokenizer.js';
 import { ByteBpe } from './bpe.js';
 import { llamaTrainable } from './llama-train.js';
-import { type TrainOptions, type TrainResult, gptTrainable, heldOutSplit, trainLm } from './train-tiny.js';
+import { type TrainOptions, type TrainResult, checkCorpusSize, gptTrainable, heldOutSplit, trainLm } from './train-tiny.js';
+import { selectBackend } from '../core/backend.js';
 
 export interface CorpusPart {
   spec: string;
@@ -114,6 +115,9 @@ export async function buildTiny(o: BuildOptions): Promise<BuildResult> {
   const maxChars = m.family === 'gpt' ? m.config.nCtx : m.maxChars;
   const { items, parts } = assembleCorpus(o.corpus, o.seed, o.exclude, maxChars);
   o.log(`corpus: ${items.length} items (${parts.map((p) => `${p.spec}: ${p.items}`).join(', ')})`);
+  // before the BPE and the model's variables exist (tfjs must not pick a backend on its own)
+  checkCorpusSize(items.length, o.train);
+  await selectBackend();
   let res: TrainResult;
   let hash: string;
   let tokenizer: CharTokenizer | ByteBpe;

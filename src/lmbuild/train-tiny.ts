@@ -129,15 +129,21 @@ function batchLoss(lm: TrainableLm, p: TfParams, b: Batch): tf.Scalar {
   return tf.div(tf.neg(tf.sum(tf.mul(picked, m))), tf.sum(m)) as tf.Scalar;
 }
 
+/** Too few items for the held-out split and one batch: a UsageError (call before building the model). */
+export function checkCorpusSize(n: number, o: Pick<TrainOptions, 'valItems' | 'batch'>): void {
+  if (n < o.valItems + o.batch) throw new UsageError(`corpus has ${n} items; need more than ${o.valItems + o.batch}`);
+}
+
 /** The character GPT, trained from the seed's initialization. */
 export async function trainTiny(c: GptConfig, tok: TextEncoderLike, items: string[], o: TrainOptions): Promise<TrainResult> {
+  checkCorpusSize(items.length, o);
   await selectBackend();
   return trainLm(gptTrainable(c, o.seed), tok, items, o);
 }
 
 export async function trainLm(m: TrainableLm, tok: TextEncoderLike, items: string[], o: TrainOptions): Promise<TrainResult> {
+  checkCorpusSize(items.length, o);
   await selectBackend();
-  if (items.length < o.valItems + o.batch) throw new UsageError(`corpus has ${items.length} items; need more than ${o.valItems + o.batch}`);
   const { order, rng } = heldOutSplit(items.length, o.seed);
   const encoded = order.map((i) => tok.encode(items[i]));
   const val = encoded.slice(0, o.valItems);
