@@ -31,11 +31,11 @@ const ENGLISH = [
   'a gorgeous , witty , seductive movie .',
 ];
 
-async function build() {
+async function build(name = 'model') {
   const corpus = path.join(root, 'corpus.txt');
   const lines = [...fixtureCorpus(150, 4), ...Array.from({ length: 12 }, (_, i) => ENGLISH[i % ENGLISH.length])];
   writeFileSync(corpus, lines.join('\n') + '\n');
-  const out = path.join(root, 'model');
+  const out = path.join(root, name);
   const res = await buildTiny({
     out,
     corpus: [corpus],
@@ -140,6 +140,14 @@ test('transformers.js tokenizes the written tokenizer.json exactly as ByteBpe, a
   }
   // merges were learned: the frequent "the" is fewer tokens than bytes
   assert.ok(tok.encode(' the answer is').length < ' the answer is'.length);
+});
+
+test('the same seed rebuilds the same model (BPE, weights, ONNX bytes)', async () => {
+  const { res } = await built;
+  const again = await build('model-again');
+  assert.deepEqual((again.res.tokenizer as ByteBpe).merges, (res.tokenizer as ByteBpe).merges);
+  assert.equal(again.res.onnxSha256, res.onnxSha256);
+  assert.equal(again.res.valNats, res.valNats);
 });
 
 test('build-tiny --family llama: bad head counts are one readable line and exit 2', async () => {
