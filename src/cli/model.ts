@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../core/errors.js';
-import { buildTiny } from '../lmbuild/build.js';
+import { type ModelSpec, buildTiny } from '../lmbuild/build.js';
+import { heldOutScore } from '../lmbuild/heldout.js';
 import { inspectModel, formatInspect } from '../lm/inspect.js';
 import type { Dtype } from '../lm/folder.js';
 import { CharTokenizer, encodeX, loadHfTokenizer } from '../lm/tokenizer.js';
@@ -27,11 +28,17 @@ interface BuildArgs {
   ctx: number;
   val: number;
   'eval-every': number;
+  family: string;
+  'bpe-merges': number;
+  'kv-heads'?: number;
+  ffn?: number;
+  'max-chars'?: number;
 }
 
 const buildTinyCommand: CommandModule<object, BuildArgs> = {
   command: 'build-tiny',
-  describe: 'train a small character-level GPT in tfjs and write it as a transformers.js-layout ONNX model folder',
+  describe:
+    'train a small LM in tfjs (a character-level GPT, or --family llama: a LLaMA-family model over a byte-level BPE) and write it as a transformers.js-layout ONNX model folder',
   builder: (y) =>
     y
       .option('corpus', {
@@ -55,35 +62,89 @@ const buildTinyCommand: CommandModule<object, BuildArgs> = {
       .option('layers', { type: 'number', default: 2 })
       .option('embd', { type: 'number', default: 64 })
       .option('heads', { type: 'number', default: 4 })
-      .option('ctx', { type: 'number', default: 128 })
+      .option('ctx', { type: 'number', default: 128, describe: 'context in tokens (characters for the GPT)' })
       .option('val', { type: 'number', default: 500, describe: 'held-out items' })
-      .option('eval-every', { type: 'number', default: 100 }) as unknown as Argv<BuildArgs>,
+      .option('eval-every', { type: 'number', default: 100 })
+      .option('family', {
+        type: 'string',
+        choices: ['gpt', 'llama'],
+        default: 'gpt',
+        describe: 'gpt: character GPT; llama: LLaMA-family over a byte-level BPE',
+      })
+      .option('bpe-merges', { type: 'number', default: 768, describe: 'llama: BPE merges learned from the training items' })
+      .option('kv-heads', { type: 'number', describe: 'llama: key/value heads (grouped-query attention; default heads / 2)' })
+      .option('ffn', { type: 'number', describe: 'llama: SwiGLU width (default 8/3·embd rounded up to a multiple of 16)' })
+      .option('max-chars', {
+        type: 'number',
+        describe: 'llama: corpus lines of this many characters or more are dropped (default 160; the GPT uses --ctx)',
+      }) as unknown as Argv<BuildArgs>,
   handler: async (a) => {
     for (const k of ['seed', 'steps', 'batch', 'warmup', 'layers', 'embd', 'heads', 'ctx', 'val', 'eval-every'] as const)
       if (!Number.isInteger(a[k]) || a[k] < 0) throw new UsageError(`--${k} must be a non-negative integer`);
     if (!(a.lr > 0)) throw new UsageError('--lr must be positive');
-    const vocabSize = new CharTokenizer().vocabSize;
+    const llama = a.family === 'llama';
+    for (const k of ['bpe-merges', 'kv-heads', 'ffn', 'max-chars'] as const) {
+      const v = a[k];
+      if (v === undefined) continue;
+      if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${k} must be a positive integer`);
+      if (!llama && a[k] !== undefined && k !== 'bpe-merges') throw new UsageError(`--${k} needs --family llama`);
+    }
+    const kvHeads = a['kv-heads'] ?? Math.max(1, Math.floor(a.heads / 2));
+    const ffn = a.ffn ?? Math.ceil((8 * a.embd) / 3 / 16) * 16;
+    const maxChars = a['max-chars'] ?? 160;
+    if (llama) {
+      if (a.embd % a.heads !== 0 || (a.embd / a.heads) % 2 !== 0)
+        throw new UsageError(`--embd ${a.embd} must split into ${a.heads} heads of even size (rotary)`);
+      if (a.heads % kvHeads !== 0) throw new UsageError(`--heads ${a.heads} must be a multiple of --kv-heads ${kvHeads}`);
+    }
+    const llamaFlags = llama
+      ? ` --family llama --bpe-merges ${a['bpe-merges']} --kv-heads ${kvHeads} --ffn ${ffn} --max-chars ${maxChars}`
+      : '';
     const command =
-      `flowtune model build-tiny ${a.corpus.map((c) => `--corpus ${c}`).join(' ')} ${a.exclude.map((c) => `--exclude ${c}`).join(' ')} --out ${a.out} --seed ${a.seed} --steps ${a.steps} --batch ${a.batch} --lr ${a.lr} --layers ${a.layers} --embd ${a.embd} --heads ${a.heads} --ctx ${a.ctx}`.replace(
+      `flowtune model build-tiny ${a.corpus.map((c) => `--corpus ${c}`).join(' ')} ${a.exclude.map((c) => `--exclude ${c}`).join(' ')} --out ${a.out} --seed ${a.seed} --steps ${a.steps} --batch ${a.batch} --lr ${a.lr} --layers ${a.layers} --embd ${a.embd} --heads ${a.heads} --ctx ${a.ctx}${llamaFlags}${a.val !== 500 ? ` --val ${a.val}` : ''}${a['eval-every'] !== 100 ? ` --eval-every ${a['eval-every']}` : ''}${a.warmup !== 50 ? ` --warmup ${a.warmup}` : ''}`.replace(
         / +/g,
         ' ',
       );
+    const model: ModelSpec = llama
+      ? {
+          family: 'llama',
+          merges: a['bpe-merges'],
+          maxChars,
+          config: {
+            modelType: 'llama',
+            nLayer: a.layers,
+            nHead: a.heads,
+            nKvHead: kvHeads,
+            nEmbd: a.embd,
+            headDim: a.embd / a.heads,
+            intermediateSize: ffn,
+            nCtx: a.ctx,
+            rmsEps: 1e-5,
+            ropeTheta: 10000,
+            attentionBias: false,
+            tieWordEmbeddings: false,
+          },
+        }
+      : {
+          family: 'gpt',
+          config: {
+            vocabSize: new CharTokenizer().vocabSize,
+            nLayer: a.layers,
+            nHead: a.heads,
+            nEmbd: a.embd,
+            nCtx: a.ctx,
+            lnEps: 1e-5,
+            bosTokenId: 0,
+            eosTokenId: 0,
+            padTokenId: 0,
+          },
+        };
     await buildTiny({
       out: a.out,
       corpus: a.corpus,
       exclude: a.exclude,
       seed: a.seed,
-      config: {
-        vocabSize,
-        nLayer: a.layers,
-        nHead: a.heads,
-        nEmbd: a.embd,
-        nCtx: a.ctx,
-        lnEps: 1e-5,
-        bosTokenId: 0,
-        eosTokenId: 0,
-        padTokenId: 0,
-      },
+      model,
       train: { steps: a.steps, batch: a.batch, lr: a.lr, warmup: a.warmup, clip: 1.0, evalEvery: a['eval-every'], valItems: a.val },
       command,
       log: (l) => console.log(l),
@@ -108,6 +169,46 @@ const inspectCommand: CommandModule<object, { dir: string; json: boolean; dtype:
   handler: async (a) => {
     const info = await inspectModel(await resolveModelDir(a.dir), a.dtype as Dtype);
     console.log(a.json ? JSON.stringify(info) : formatInspect(info));
+  },
+};
+
+interface HeldOutArgs {
+  dir: string;
+  corpus: string[];
+  seed: number;
+  val: number;
+  'max-chars': number;
+  json: boolean;
+}
+
+const heldOutCommand: CommandModule<object, HeldOutArgs> = {
+  command: 'heldout <dir>',
+  describe:
+    "bits per character on a build's seeded held-out items (same corpus, seed, --val and --max-chars as its build-tiny), through the ONNX graph and the folder's tokenizer: comparable across tokenizers",
+  builder: (y) =>
+    y
+      .positional('dir', { type: 'string', demandOption: true })
+      .option('corpus', { type: 'string', array: true, demandOption: true, describe: 'the corpus specs the model was built from' })
+      .option('seed', { type: 'number', demandOption: true, describe: 'the build seed (fixes the held-out split)' })
+      .option('val', { type: 'number', default: 500, describe: 'held-out items' })
+      .option('max-chars', { type: 'number', default: 160, describe: "the build's line-length cut (the char GPT's --ctx)" })
+      .option('json', { type: 'boolean', default: false }) as unknown as Argv<HeldOutArgs>,
+  handler: async (a) => {
+    for (const k of ['seed', 'val', 'max-chars'] as const)
+      if (!Number.isInteger(a[k]) || a[k] < 1) throw new UsageError(`--${k} must be a positive integer`);
+    const r = await heldOutScore(await resolveModelDir(a.dir), {
+      corpus: a.corpus,
+      seed: a.seed,
+      valItems: a.val,
+      maxChars: a['max-chars'],
+    });
+    if (a.json) console.log(JSON.stringify(r));
+    else
+      console.log(
+        `${a.dir}: ${r.items} held-out items, ${r.chars} characters, ${r.tokens} predicted tokens (EOS included)\n` +
+          `  ${r.nats.toFixed(1)} nats  →  ${r.bitsPerChar.toFixed(4)} bits/char  (${r.bitsPerPredictedChar.toFixed(4)} bits per predicted char, ` +
+          `first token given: ${r.predictedChars} chars)  perplexity ${r.perplexityPerToken.toFixed(3)}/token`,
+      );
   },
 };
 
@@ -238,6 +339,13 @@ const generateCommand: CommandModule<object, GenArgs> = {
 export const modelCommand: CommandModule = {
   command: 'model <command>',
   describe: 'language-model folders: build-tiny, inspect, generate, eval-arithmetic',
-  builder: (y) => y.command(buildTinyCommand).command(inspectCommand).command(generateCommand).command(evalArithCommand).demandCommand(1),
+  builder: (y) =>
+    y
+      .command(buildTinyCommand)
+      .command(inspectCommand)
+      .command(generateCommand)
+      .command(evalArithCommand)
+      .command(heldOutCommand)
+      .demandCommand(1),
   handler: () => {},
 };

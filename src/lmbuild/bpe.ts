@@ -20,6 +20,8 @@ export function byteToUnicode(): string[] {
   return map;
 }
 
+const BYTE_SYMBOLS = byteToUnicode();
+
 /** The GPT-2 pre-tokenizer split (what transformers.js's ByteLevel with use_regex applies). */
 const SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
@@ -51,6 +53,77 @@ export class ByteBpe {
 
   get vocabSize(): number {
     return this.vocab.length;
+  }
+
+  /** The EOS id (the first special token). */
+  get eosTokenId(): number {
+    return this.vocab.length - this.specials.length;
+  }
+
+  private ranks?: Map<string, number>;
+  private index?: Map<string, number>;
+  private cache = new Map<string, number[]>();
+
+  /**
+   * Ids of a text, no special tokens added (what transformers.js's encode with
+   * add_special_tokens: false gives): GPT-2 split, bytes → symbols, then the merge of lowest
+   * rank applied everywhere in the word until none applies (the `tokenizers` BPE model).
+   */
+  encode(text: string): number[] {
+    if (!this.ranks) {
+      this.ranks = new Map(this.merges.map(([a, b], i) => [a + '\u0000' + b, i]));
+      this.index = new Map(this.vocab.map((t, i) => [t, i]));
+    }
+    const out: number[] = [];
+    for (const w of text.match(SPLIT) ?? []) {
+      let ids = this.cache.get(w);
+      if (!ids) {
+        ids = this.encodeWord(w);
+        if (this.cache.size < 100_000) this.cache.set(w, ids);
+      }
+      out.push(...ids);
+    }
+    return out;
+  }
+
+  private encodeWord(w: string): number[] {
+    const b2u = BYTE_SYMBOLS;
+    let sym = Array.from(new TextEncoder().encode(w), (b) => b2u[b]);
+    for (;;) {
+      let best = -1;
+      let bestRank = Infinity;
+      for (let i = 0; i + 1 < sym.length; i++) {
+        const r = this.ranks!.get(sym[i] + '\u0000' + sym[i + 1]);
+        if (r !== undefined && r < bestRank) (bestRank = r), (best = i);
+      }
+      if (best < 0) break;
+      const [a, b] = this.merges[bestRank];
+      const next: string[] = [];
+      for (let i = 0; i < sym.length; i++) {
+        if (i + 1 < sym.length && sym[i] === a && sym[i + 1] === b) next.push(a + b), i++;
+        else next.push(sym[i]);
+      }
+      sym = next;
+    }
+    return sym.map((t) => this.index!.get(t)!);
+  }
+
+  /** Text of ids (special tokens written as their content). */
+  decode(ids: ArrayLike<number>): string {
+    const u2b = new Map(BYTE_SYMBOLS.map((u, b) => [u, b]));
+    const bytes: number[] = [];
+    let out = '';
+    const flush = () => {
+      out += new TextDecoder().decode(Uint8Array.from(bytes));
+      bytes.length = 0;
+    };
+    for (const id of Array.from(ids)) {
+      const t = this.vocab[id];
+      if (this.specials.includes(t)) flush(), (out += t);
+      else for (const ch of t) bytes.push(u2b.get(ch)!);
+    }
+    flush();
+    return out;
   }
 
   id(token: string): number {

@@ -8,10 +8,14 @@ import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { ARITH_WEAK_DEFAULTS, generateArithWeak, generateArithmetic, loadLines } from './corpus.js';
 import { loadArithmetic } from '../text/arithmetic.js';
-import { writeModelFolder } from './model-folder.js';
+import { writeLlamaFolder, writeModelFolder } from './model-folder.js';
 import type { GptConfig } from '../lm/gpt.js';
+import type { LlamaConfig } from '../lm/llama.js';
 import { CharTokenizer } from '../lm/tokenizer.js';
-import { type TrainOptions, type TrainResult, trainTiny } from './train-tiny.js';
+import { ByteBpe } from './bpe.js';
+import { llamaTrainable } from './llama-train.js';
+import { type TrainOptions, type TrainResult, checkCorpusSize, gptTrainable, heldOutSplit, trainLm } from './train-tiny.js';
+import { selectBackend } from '../core/backend.js';
 
 export interface CorpusPart {
   spec: string;
@@ -77,48 +81,126 @@ export function assembleCorpus(specs: string[], seed: number, exclude: string[],
   return { items, parts };
 }
 
+/** The character GPT, or a LLaMA-family model over a byte-level BPE learned from the training items. */
+export type ModelSpec =
+  | { family: 'gpt'; config: GptConfig }
+  | {
+      family: 'llama';
+      /** BPE merges to learn (vocabulary = 256 bytes + merges + <|endoftext|>) */
+      merges: number;
+      /** corpus lines of this many characters or more are dropped (the GPT uses its context) */
+      maxChars: number;
+      config: Omit<LlamaConfig, 'vocabSize' | 'bosTokenId' | 'eosTokenId' | 'padTokenId'>;
+    };
+
 export interface BuildOptions {
   out: string;
   corpus: string[];
   exclude: string[];
   seed: number;
-  config: GptConfig;
+  model: ModelSpec;
   train: Omit<TrainOptions, 'seed' | 'log'>;
   command: string;
   log: (line: string) => void;
 }
 
-export async function buildTiny(o: BuildOptions): Promise<TrainResult> {
-  const tok = new CharTokenizer();
-  const { items, parts } = assembleCorpus(o.corpus, o.seed, o.exclude, o.config.nCtx);
+export interface BuildResult extends TrainResult {
+  /** the tokenizer the folder's tokenizer.json was written from */
+  tokenizer: CharTokenizer | ByteBpe;
+  onnxSha256: string;
+}
+
+export async function buildTiny(o: BuildOptions): Promise<BuildResult> {
+  const m = o.model;
+  const maxChars = m.family === 'gpt' ? m.config.nCtx : m.maxChars;
+  const { items, parts } = assembleCorpus(o.corpus, o.seed, o.exclude, maxChars);
   o.log(`corpus: ${items.length} items (${parts.map((p) => `${p.spec}: ${p.items}`).join(', ')})`);
-  const res = await trainTiny(o.config, tok, items, { ...o.train, seed: o.seed, log: o.log });
-  const hash = writeModelFolder(o.out, o.config, res.weights, {
-    tokenizer: tok,
-    extraConfig: { flowtune: { builtBy: 'flowtune model build-tiny', seed: o.seed, tokenizer: 'char' } },
-  });
+  // before the BPE and the model's variables exist (tfjs must not pick a backend on its own)
+  checkCorpusSize(items.length, o.train);
+  await selectBackend();
+  let res: TrainResult;
+  let hash: string;
+  let tokenizer: CharTokenizer | ByteBpe;
+  let family: Record<string, unknown>;
+  if (m.family === 'gpt') {
+    const tok = (tokenizer = new CharTokenizer());
+    res = await trainLm(gptTrainable(m.config, o.seed), tok, items, { ...o.train, seed: o.seed, log: o.log });
+    hash = writeModelFolder(o.out, m.config, res.weights, {
+      tokenizer: tok,
+      extraConfig: { flowtune: { builtBy: 'flowtune model build-tiny', seed: o.seed, tokenizer: 'char' } },
+    });
+    family = { config: m.config };
+  } else {
+    // The BPE sees the training items only (the held-out split is the one trainLm makes).
+    const { order } = heldOutSplit(items.length, o.seed);
+    const t0 = Date.now();
+    const tok = (tokenizer = ByteBpe.train(
+      order.slice(o.train.valItems).map((i) => items[i]),
+      { merges: m.merges, specials: ['<|endoftext|>'] },
+    ));
+    const eos = tok.eosTokenId;
+    const config: LlamaConfig = { ...m.config, vocabSize: tok.vocabSize, bosTokenId: eos, eosTokenId: eos, padTokenId: eos };
+    const lens = items.map((t) => tok.encode(t).length);
+    const chars = items.reduce((a, t) => a + t.length, 0);
+    const tokens = lens.reduce((a, b) => a + b, 0);
+    const cut = lens.filter((n) => n + 1 > config.nCtx + 1).length;
+    o.log(
+      `bpe: ${tok.merges.length} merges in ${((Date.now() - t0) / 1000).toFixed(1)}s, vocabulary ${tok.vocabSize}; ` +
+        `${(chars / tokens).toFixed(2)} characters/token, longest item ${Math.max(...lens)} tokens, ${cut} items cut at context ${config.nCtx}`,
+    );
+    res = await trainLm(llamaTrainable(config, o.seed), tok, items, { ...o.train, seed: o.seed, log: o.log });
+    hash = writeLlamaFolder(o.out, config, res.weights, { tokenizer: tok });
+    family = { config, tokenizer: { kind: 'byte-level BPE', merges: tok.merges.length, charsPerToken: chars / tokens } };
+  }
   const { valSet, weights: _w, ...summary } = res;
+  const bitsPerChar = res.valNats / res.valChars / Math.LN2;
   writeFileSync(
     path.join(o.out, 'training.json'),
     JSON.stringify(
-      { command: o.command, seed: o.seed, config: o.config, train: o.train, corpus: parts, onnxSha256: hash, ...summary },
+      {
+        command: o.command,
+        seed: o.seed,
+        family: m.family,
+        ...family,
+        train: o.train,
+        corpus: parts,
+        onnxSha256: hash,
+        bitsPerChar,
+        ...summary,
+      },
       null,
       1,
     ) + '\n',
   );
-  writeFileSync(path.join(o.out, 'README.md'), readme(o, parts, res, hash));
-  return res;
+  writeFileSync(path.join(o.out, 'README.md'), readme(o, parts, res, hash, family));
+  return { ...res, tokenizer, onnxSha256: hash };
 }
 
-function readme(o: BuildOptions, parts: CorpusPart[], r: TrainResult, hash: string): string {
+function readme(o: BuildOptions, parts: CorpusPart[], r: TrainResult, hash: string, family: Record<string, any>): string {
   const totalChars = parts.reduce((a, p) => a + p.chars, 0);
-  const c = o.config;
+  const m = o.model;
+  let intro: string;
+  if (m.family === 'gpt') {
+    const c = m.config;
+    intro =
+      `A character-level GPT (${c.nLayer} layers, d=${c.nEmbd}, ${c.nHead} heads, context ${c.nCtx}, vocabulary ${c.vocabSize}: ` +
+      `<|endoftext|>, <unk>, newline, printable ASCII), ${r.params.toLocaleString('en-US')} parameters, trained by flowtune in tfjs and ` +
+      'exported with its ONNX writer (transformers.js layout: config.json, tokenizer.json, tokenizer_config.json, onnx/model.onnx).';
+  } else {
+    const c = family.config as LlamaConfig;
+    intro =
+      `A LLaMA-family model (model_type llama: ${c.nLayer} layers, d=${c.nEmbd}, ${c.nHead} query heads / ${c.nKvHead} KV heads of ` +
+      `${c.headDim}, SwiGLU ${c.intermediateSize}, RMSNorm, rotary θ=${c.ropeTheta}, untied head, context ${c.nCtx} tokens) over a ` +
+      `byte-level BPE learned from the training items (${family.tokenizer.merges} merges, vocabulary ${c.vocabSize} with <|endoftext|>; ` +
+      `${family.tokenizer.charsPerToken.toFixed(2)} characters/token on the corpus), ${r.params.toLocaleString('en-US')} parameters, ` +
+      'trained by flowtune in tfjs and exported with its LLaMA ONNX writer (Optimum I/O names with position_ids; transformers.js layout: ' +
+      'config.json, tokenizer.json, tokenizer_config.json, onnx/model.onnx).';
+  }
+  const unit = m.family === 'gpt' ? 'char' : 'token';
   const lines = [
     `# ${path.basename(o.out)}`,
     '',
-    `A character-level GPT (${c.nLayer} layers, d=${c.nEmbd}, ${c.nHead} heads, context ${c.nCtx}, vocabulary ${c.vocabSize}: ` +
-      `<|endoftext|>, <unk>, newline, printable ASCII), ${r.params.toLocaleString('en-US')} parameters, trained by flowtune in tfjs and ` +
-      'exported with its ONNX writer (transformers.js layout: config.json, tokenizer.json, tokenizer_config.json, onnx/model.onnx).',
+    intro,
     '',
     '## Rebuild',
     '',
@@ -140,7 +222,7 @@ function readme(o: BuildOptions, parts: CorpusPart[], r: TrainResult, hash: stri
     '',
     '## Training curve',
     '',
-    '| step | train loss (nats/char) | held-out loss | CPU s | wall s |',
+    `| step | train loss (nats/${unit}) | held-out loss | CPU s | wall s |`,
     '|---:|---:|---:|---:|---:|',
     ...r.curve.map(
       (p) =>
@@ -149,7 +231,8 @@ function readme(o: BuildOptions, parts: CorpusPart[], r: TrainResult, hash: stri
     '',
     '## Results',
     '',
-    `- Held-out perplexity: **${r.valPerplexity.toFixed(3)}** per character (${r.valTokens} predicted tokens, EOS included).`,
+    `- Held-out perplexity: **${r.valPerplexity.toFixed(3)}** per ${m.family === 'gpt' ? 'character' : 'token'} (${r.valTokens} predicted tokens, EOS included).`,
+    `- Held-out bits per character: **${(r.valNats / r.valChars / Math.LN2).toFixed(4)}** (${r.valNats.toFixed(0)} nats over the ${r.valChars} characters of the ${o.train.valItems} held-out items, / ln 2; each item's first token is given, its EOS predicted).`,
     `- Training time: ${(r.cpuSeconds / 60).toFixed(1)} CPU-minutes (${(r.wallSeconds / 60).toFixed(1)} wall-minutes), peak RSS ${r.peakRssMiB.toFixed(0)} MiB.`,
     '',
   ];

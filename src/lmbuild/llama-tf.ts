@@ -15,6 +15,39 @@ import { bmm, matMul2 } from './tfops.js';
 
 type T2 = tf.Tensor2D;
 
+/** R [Dh,Dh] with x·R = rotate_half(x) = [−x2, x1]. */
+function rotateHalfMatrix(Dh: number): T2 {
+  const half = Dh / 2;
+  const r = new Float32Array(Dh * Dh);
+  for (let j = 0; j < half; j++) {
+    r[(j + half) * Dh + j] = -1; // out[j] = −x[j+half]
+    r[j * Dh + j + half] = 1; // out[j+half] = x[j]
+  }
+  return tf.tensor2d(r, [Dh, Dh]);
+}
+
+/**
+ * RMSNorm x·rsqrt(mean(x²)+eps)·g over the last axis of x [N,d], with a hand-written gradient:
+ * the gain's gradient as a ones-row matMul, not tfjs's broadcast-mul gradient (an axis-0
+ * reduction, slow on wasm: docs/design.md §3).
+ */
+const rmsNorm = tf.customGrad(((x: T2, g: tf.Tensor1D, eps: tf.Scalar, save: tf.GradSaveFunc) => {
+  const r = tf.rsqrt(tf.add(tf.mean(tf.square(x), 1, true), eps));
+  const xh = tf.mul(x, r) as T2;
+  save([xh, r, g]);
+  return {
+    value: tf.mul(xh, g),
+    gradFunc: (dy: T2, saved: tf.Tensor[]) => {
+      const [xs, rs, gs] = saved as [T2, T2, tf.Tensor1D];
+      const d = dy.shape[1];
+      const dg = tf.reshape(tf.matMul(tf.ones([1, dy.shape[0]]) as T2, tf.mul(dy, xs) as T2), [d]);
+      const dxh = tf.mul(dy, gs);
+      const dx = tf.mul(rs, tf.sub(dxh, tf.mul(xs, tf.mean(tf.mul(dxh, xs), 1, true))));
+      return [dx, dg, tf.zerosLike(eps)];
+    },
+  };
+}) as any) as (x: T2, g: tf.Tensor1D, eps: tf.Scalar) => T2;
+
 /** Frozen tensors by HF name; a tied head gets "lm_head.weight" = embed_tokensᵀ. */
 export function toLlamaTfParams(c: LlamaConfig, w: GptWeights): TfParams {
   const out: TfParams = new Map();
@@ -24,7 +57,18 @@ export function toLlamaTfParams(c: LlamaConfig, w: GptWeights): TfParams {
 }
 
 /** logits [B·S, V] and final hidden states [B·S, d] (call inside tf.tidy / a gradient closure). */
-export function llamaTfForward(c: LlamaConfig, p: TfParams, inp: RefInput, lora?: LoraParams): { logits: T2; hidden: T2 } {
+/**
+ * `handGrads` (pre-training, llama-train.ts): RMSNorm with the hand-written gradient and rotary
+ * as x·R, the wasm-fast forms of the same math (gradients agree to float rounding). Off by
+ * default so that the LoRA runs keep the exact float trajectories their CI bounds were set on.
+ */
+export function llamaTfForward(
+  c: LlamaConfig,
+  p: TfParams,
+  inp: RefInput,
+  lora?: LoraParams,
+  o: { handGrads?: boolean } = {},
+): { logits: T2; hidden: T2 } {
   const { batch: B, seqLen: S } = inp;
   const H = c.nHead,
     Hkv = c.nKvHead,
@@ -59,9 +103,17 @@ export function llamaTfForward(c: LlamaConfig, p: TfParams, inp: RefInput, lora?
   const sinT = tf.tensor4d(sin, [B, S, 1, Dh]);
   const attnBias = tf.tensor4d(bias, [B, 1, S, S]);
   const eps = tf.scalar(c.rmsEps);
-  const rms = (x: T2, g: string) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), 1, true), eps))), P(g)) as T2;
-  // x [B,S,n,Dh] → x·cos + rotate_half(x)·sin, rotate_half(x) = [−x2, x1]
+  const rms = o.handGrads
+    ? (x: T2, g: string) => rmsNorm(x, P(g) as tf.Tensor1D, eps)
+    : (x: T2, g: string) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), 1, true), eps))), P(g)) as T2;
+  // x [B,S,n,Dh] → x·cos + rotate_half(x)·sin, rotate_half(x) = [−x2, x1]; with handGrads as
+  // x·R (a fixed signed permutation: one 2-D matMul instead of slicing activations, docs/design.md §3)
+  const rot = o.handGrads ? rotateHalfMatrix(Dh) : null;
   const rope = (x: tf.Tensor4D) => {
+    if (rot) {
+      const r = tf.reshape(matMul2(tf.reshape(x, [N * x.shape[2], Dh]) as T2, rot), [B, S, x.shape[2], Dh]);
+      return tf.add(tf.mul(x, cosT), tf.mul(r, sinT)) as tf.Tensor4D;
+    }
     const [x1, x2] = tf.split(x, 2, 3);
     return tf.add(tf.mul(x, cosT), tf.mul(tf.concat([tf.neg(x2), x1], 3), sinT)) as tf.Tensor4D;
   };
