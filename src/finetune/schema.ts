@@ -139,18 +139,7 @@ export const trainConfigSchema = z.strictObject({
       threads: z.number().int().min(1).default(1),
     })
     .prefault({}),
-  subtb: z
-    .strictObject({
-      lambda: z.number().positive().default(1),
-      /**
-       * Huber threshold κ on the sub-trajectory residuals (null: squared loss). Modified SubTB
-       * asks log P_F(stop | s) to equal log R(s ⊤) − log F(s) at every visited state, which
-       * can be −50 nats and more where stopping is absurd: squared, those residuals dominate
-       * every batch's gradient for probabilities that never matter (docs/design.md §4)
-       */
-      huber: z.number().positive().nullable().default(null),
-    })
-    .prefault({}),
+  subtb: z.strictObject({ lambda: z.number().positive().default(1) }).prefault({}),
   dqn: z
     .strictObject({
       munchausenAlpha: z.number().min(0).lt(1).default(0.15),

@@ -50,10 +50,8 @@ export function detailedBalance(batch: TrajectoryBatch): LossResult {
  * SubTB(λ), docs/design.md eq. (S1): per trajectory, Σ_{0≤i<j≤n} λ^{j−i−1} δ_ij² / Σ λ^{j−i−1},
  * then the mean over trajectories. With prefix sums C_k = Σ_{t<k} (log P_F − log P_B),
  * δ_ij = log F_i − log F_j + C_j − C_i, so the gradient into each edge is a suffix sum.
- * `huber` = κ replaces δ² by 2κ|δ| − κ² where |δ| > κ (the minimum, all δ = 0, is unchanged):
- * one badly violated sub-trajectory then pulls with slope 2κ, not 2|δ| (LM modified SubTB).
  */
-export function subTrajectoryBalance(batch: TrajectoryBatch, lambda: number, huber = Infinity): LossResult {
+export function subTrajectoryBalance(batch: TrajectoryBatch, lambda: number): LossResult {
   const { size: B, maxLen: T } = batch;
   const g = zeroGrads(batch);
   const C = new Float64Array(T + 1);
@@ -77,15 +75,8 @@ export function subTrajectoryBalance(batch: TrajectoryBatch, lambda: number, hub
         if (!known(j)) continue;
         const w = pow[j - i - 1] / W / B;
         const delta = batch.logF[f + i] - batch.logF[f + j] + C[j] - C[i];
-        let d: number;
-        if (Math.abs(delta) <= huber) {
-          g.loss += w * delta * delta;
-          d = 2 * w * delta;
-        } else {
-          // Huber beyond κ: δ² becomes 2κ|δ| − κ² (same value and slope at |δ| = κ)
-          g.loss += w * huber * (2 * Math.abs(delta) - huber);
-          d = 2 * w * huber * Math.sign(delta);
-        }
+        g.loss += w * delta * delta;
+        const d = 2 * w * delta;
         g.dLogF[f + i] += d;
         g.dLogF[f + j] -= d;
         dC[j] += d;

@@ -49,7 +49,7 @@ export class SubTbObjective implements LmObjective {
             batch!.flowMask![b * (T + 1) + i] = 1;
           }
         });
-        result = subTrajectoryBalance(batch, this.cfg.subtb.lambda, this.cfg.subtb.huber ?? Infinity);
+        result = subTrajectoryBalance(batch, this.cfg.subtb.lambda);
         const gPF = edgesToNodes(n, result.dLogPF, T);
         const gStop = edgesToNodes(n, result.dLogF, T + 1, -1);
         return tf.add(tf.sum(tf.mul(lpChosen, tf.tensor1d(gPF))), tf.sum(tf.mul(lpStop, tf.tensor1d(gStop)))) as tf.Scalar;
