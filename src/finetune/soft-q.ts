@@ -158,8 +158,7 @@ export class TokenSoftQ {
       const prefixes = rows.map((r) => [...r.tokens.x, ...r.tokens.z.slice(0, r.nodes[0])]);
       const norm = Float32Array.from(rows, (r) => r.baseLogNorm[0]);
       q = tf.tidy(() => this.normalized(this.head.prefixLogits!(prefixes), norm, rows.length).dataSync() as Float32Array);
-    }
-    else {
+    } else {
       const h = new Float32Array(rows.length * d),
         base = new Float32Array(rows.length * V);
       rows.forEach((r, b) => {
