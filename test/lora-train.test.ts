@@ -13,7 +13,8 @@ import { scoreRows } from '../src/finetune/score.js';
 import { writeTempModel } from '../src/lmbuild/fixtures.js';
 import { LmTrainer } from '../src/finetune/trainer.js';
 import { exactPosterior } from '../src/finetune/posterior.js';
-import type { LoraPolicyAdapter } from '../src/finetune/lora-adapter.js';
+import { type LoraPolicyAdapter, nestPrefixes } from '../src/finetune/lora-adapter.js';
+import { TokenSoftQ } from '../src/finetune/soft-q.js';
 import { validate } from '../src/finetune/config-loader.js';
 import { trainConfigSchema } from '../src/finetune/schema.js';
 
@@ -154,6 +155,21 @@ test('LoRA M-DQN: buffer states are token prefixes whose Q equals the node logit
   let worst = 0;
   for (let i = 0; i < viaRows.length; i++) worst = Math.max(worst, Math.abs(viaRows[i] - viaPrefix[i]));
   assert.ok(worst < 1e-4, `prefix Q vs node logits: ${worst}`);
+  // Q through LoRA is the adapted logits minus the frozen log-normalizer of the state, so with
+  // B = 0 the soft-Q values equal the head's at Q = log π̃ (ONNX base logits renormalized over the
+  // allowed actions); the raw logits alone are off by that normalizer
+  const fresh = ad.clone();
+  fresh.lora.setFactors(new Map([...ad.lora.factors()].map(([n, f]) => [n, { a: f.a, b: new Float32Array(f.b.length) }])));
+  const qOpts = { alpha: 0.15, l0: -100, huber: true, bufferSize: 100, perAlpha: 0.5, polyak: 0.05, replayBatch: 8 };
+  const [d, V] = [t.session.hiddenSize, t.session.vocabSize];
+  const qLora = new TokenSoftQ(fresh, d, V, qOpts),
+    qHead = new TokenSoftQ(fresh.head, d, V, qOpts);
+  qLora.addRows(rows);
+  qHead.addRows(rows);
+  const vHead = qHead.valueAtRoot(rows);
+  assert.ok(Math.abs(qLora.valueAtRoot(rows) - vHead) < 1e-4, `LoRA V(s0) ${qLora.valueAtRoot(rows)} vs head ${vHead}`);
+  assert.ok(Math.abs(rows[0].baseLogNorm[0]) > 0.01, 'the raw logits differ from log π̃ (else the check above is empty)');
+  fresh.dispose();
   const target = ad.clone();
   const f0 = target.lora.factors();
   const src = ad.lora.factors();
@@ -180,6 +196,14 @@ test('LoRA M-DQN: buffer states are token prefixes whose Q equals the node logit
   while (resumed.step < 6) b = await resumed.trainStep();
   assert.equal(b!.loss, a!.loss);
   assert.equal(b!.logZ, a!.logZ);
+});
+
+test('nestPrefixes: one row per prefix that is no prefix of another, each read at the lengths it holds', () => {
+  // hand-worked: [1,2,3] holds [1], [1,2] (twice) and itself; [4] stands alone
+  const got = nestPrefixes([[1, 2], [1, 2, 3], [1], [4], [1, 2]]);
+  assert.deepEqual(got.rows, [[1, 2, 3], [4]]);
+  assert.deepEqual(got.reads, [[1, 2, 3], [1]]);
+  assert.deepEqual(got.index, [1, 2, 0, 3, 1]);
 });
 
 test('CLI: a LoRA run trains, samples greedily with --temperature 0 (same Z every time), exports; export --peft of a head run is exit 2', () => {

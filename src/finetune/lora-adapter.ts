@@ -17,6 +17,7 @@ import type { BaseModelId, PolicyAdapter } from './adapter.js';
 import { LmHead } from './head.js';
 import type { ScoredRow } from './score.js';
 import { type FrozenModel, LoraAdapter, loadFrozenModel, loraNodeLogits, openLoraSession } from './lora.js';
+import { matMul2 } from '../lmbuild/tfops.js';
 
 type T2 = tf.Tensor2D;
 
@@ -75,15 +76,28 @@ export class LoraPolicyAdapter implements PolicyAdapter {
     );
   }
 
-  /** Logits after each prefix: node 0 of a row whose X is the whole prefix (read at its last token). */
+  /**
+   * Logits after each prefix (read at its last token). A replay batch repeats states and
+   * nests them (X z_1 inside X z_1 z_2), and a causal forward of a row gives the logits after
+   * each of its prefixes: so only the rows that are no prefix of another are run, each read
+   * at the lengths of the prefixes it contains, and a 0/1 selection matMul (differentiable)
+   * puts them back in the asked order — the same logits as one row per prefix, at a fraction
+   * of the forward.
+   */
   prefixLogits(prefixes: number[][]): T2 {
-    return loraNodeLogits(
+    const { rows, reads, index } = nestPrefixes(prefixes);
+    const logits = loraNodeLogits(
       this.base,
       this.lora,
-      prefixes,
-      prefixes.map(() => []),
-      prefixes.map(() => [0]),
+      rows.map(() => []),
+      rows,
+      reads,
     );
+    const N = reads.reduce((s, r) => s + r.length, 0);
+    if (N === prefixes.length && index.every((k, i) => k === i)) return logits;
+    const sel = new Float32Array(prefixes.length * N);
+    index.forEach((k, i) => (sel[i * N + k] = 1));
+    return matMul2(tf.tensor2d(sel, [prefixes.length, N]), logits);
   }
 
   logitsSync(): Float32Array {
@@ -147,4 +161,45 @@ export class LoraPolicyAdapter implements PolicyAdapter {
     this.lora.dispose();
     this.head.dispose();
   }
+}
+
+/**
+ * The distinct rows a set of token prefixes needs: `rows` are the prefixes that are no prefix
+ * of another, `reads[r]` the distinct prefix lengths read from row r (ascending, each length
+ * once over all rows), and `index[i]` the position of prefix i in the stacked reads (rows in
+ * order, reads in order within a row), as loraNodeLogits stacks them.
+ */
+export function nestPrefixes(prefixes: number[][]): { rows: number[][]; reads: number[][]; index: number[] } {
+  const key = (p: number[], n: number) => p.slice(0, n).join(',');
+  // longest first: a prefix joins the first kept row that starts with it
+  if (prefixes.some((p) => p.length === 0)) throw new Error('nestPrefixes: an empty prefix has no logits to read');
+  const order = prefixes.map((_, i) => i).sort((a, b) => prefixes[b].length - prefixes[a].length || a - b);
+  const rows: number[][] = [];
+  const rowOf = new Map<string, number>(); // every prefix of a kept row → that row
+  const where = new Array<number>(prefixes.length);
+  for (const i of order) {
+    const p = prefixes[i];
+    const k = key(p, p.length);
+    let r = rowOf.get(k);
+    if (r === undefined) {
+      r = rows.length;
+      rows.push(p);
+      for (let n = 1; n <= p.length; n++) if (!rowOf.has(key(p, n))) rowOf.set(key(p, n), r);
+    }
+    where[i] = r;
+  }
+  const reads: number[][] = rows.map(() => []);
+  prefixes.forEach((p, i) => {
+    const rd = reads[where[i]];
+    if (!rd.includes(p.length)) rd.push(p.length);
+  });
+  for (const rd of reads) rd.sort((a, b) => a - b);
+  const offset: number[] = [];
+  let o = 0;
+  for (const rd of reads) {
+    offset.push(o);
+    o += rd.length;
+  }
+  const index = prefixes.map((p, i) => offset[where[i]] + reads[where[i]].indexOf(p.length));
+  return { rows, reads, index };
 }

@@ -25,6 +25,12 @@ export interface ScoredRow {
    * instead of the arbitrary per-state offsets of raw logits
    */
   baseLogits: Float32Array;
+  /**
+   * [n] the masked log-sum-exp subtracted from the raw logits at each node (baseLogits = raw −
+   * baseLogNorm): an adapter inside the network (LoRA) produces raw logits, and soft
+   * Q-learning subtracts this to start from the same Q = log π̃ as the head
+   */
+  baseLogNorm: Float32Array;
   mask: Uint8Array; // [n × V] allowed actions
   logR: number; // log R(Z), eq. (LM)
   /** log R(z_1..j ⊤) at each node (modified SubTB); only with prefix = true */
@@ -72,6 +78,7 @@ export async function scoreRows(
       const n = nodes.length;
       const hidden = new Float32Array(n * d);
       const baseLogits = new Float32Array(n * V);
+      const baseLogNorm = new Float32Array(n);
       const mask = new Uint8Array(n * V);
       const actions: number[] = [];
       nodes.forEach((j, k) => {
@@ -80,6 +87,7 @@ export async function scoreRows(
         actionMask(c, V, j, mask, k * V);
         const lse = maskedLogSumExp(f.logits, pos * V, V, mask, k * V);
         for (let v = 0; v < V; v++) baseLogits[k * V + v] = f.logits[pos * V + v] - lse;
+        baseLogNorm[k] = lse;
         actions.push(j < m ? z.tokens[j] : eos);
       });
       // prior over Z, token by token (tool tokens included: they are part of the text)
@@ -106,6 +114,7 @@ export async function scoreRows(
         actions,
         hidden,
         baseLogits,
+        baseLogNorm,
         mask,
         logR: (logPrior + w * logLik) / T,
         prefixLogR: null,

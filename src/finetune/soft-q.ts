@@ -15,7 +15,12 @@ import type { ScoredRow } from './score.js';
  * state, base logits, action mask — so updates never rerun the LM. An adapter inside the
  * network (LoRA, `prefixLogits`) changes what the network computes along the whole prefix, so
  * there a state is its tokens X z_1..j (and action mask) and Q(s, ·) is the adapted model's
- * logits after them: every update reruns the adapted model on the replay batch.
+ * logits after them minus the frozen model's masked log-normalizer at s (ScoredRow.baseLogNorm):
+ * every update reruns the adapted model on the replay batch. The normalizer is a constant per
+ * state, so it changes no policy; without it Q starts at the raw logits, whose soft values
+ * (≈ −50 on models/arith-char) are far from the O(1) values log F(s) − shift: the adapter spent
+ * its steps shifting every logit and the posterior check missed (TV 0.22). With it LoRA starts
+ * where the head does, Q = log π̃ (head.ts: base + Δ with base = log π̃).
  */
 export class TokenSoftQ {
   readonly tau: number;
@@ -36,7 +41,12 @@ export class TokenSoftQ {
   ) {
     this.target = head.clone();
     this.fields = head.prefixLogits
-      ? { tok: { width: head.prefixWidth!, type: 'i32' }, len: { width: 1, type: 'i32' }, mask: { width: V, type: 'u8' } }
+      ? {
+          tok: { width: head.prefixWidth!, type: 'i32' },
+          len: { width: 1, type: 'i32' },
+          norm: { width: 1, type: 'f32' },
+          mask: { width: V, type: 'u8' },
+        }
       : { h: { width: d, type: 'f32' }, base: { width: V, type: 'f32' }, mask: { width: V, type: 'u8' } };
     this.learner = new SoftQLearner(
       {
@@ -66,9 +76,11 @@ export class TokenSoftQ {
           if (p.length > W) throw new Error(`soft-Q state of ${p.length} tokens exceeds ${W}`);
           tr.s.tok.set(p, k * W);
           tr.s.len[k] = p.length;
+          tr.s.norm[k] = r.baseLogNorm[k];
           if (k > 0) {
             tr.s2.tok.set(p, (k - 1) * W);
             tr.s2.len[k - 1] = p.length;
+            tr.s2.norm[k - 1] = r.baseLogNorm[k];
           }
         }
       } else {
@@ -98,13 +110,18 @@ export class TokenSoftQ {
   /** Q(s, ·) [n×V] of `model` at n stored states, outside any tape. */
   private qSync(model: PolicyAdapter, s: StateFields, n: number): Float32Array {
     if (!model.prefixLogits) return model.logitsSync(s.h as Float32Array, s.base as Float32Array, n);
-    return tf.tidy(() => model.prefixLogits!(this.prefixes(s, n)).dataSync() as Float32Array);
+    return tf.tidy(() => this.normalized(model.prefixLogits!(this.prefixes(s, n)), s.norm as Float32Array, n).dataSync() as Float32Array);
+  }
+
+  /** Prefix mode: raw adapted logits [n×V] minus each state's frozen log-normalizer, so Q starts at log π̃. */
+  private normalized(logits: tf.Tensor2D, norm: Float32Array, n: number): tf.Tensor2D {
+    return tf.sub(logits, tf.tensor2d(norm.subarray(0, n), [n, 1]));
   }
 
   /** Q(s, ·) [n×V] of the online adapter, differentiable (call inside a tape). */
   private q(s: StateFields, n: number): tf.Tensor2D {
     const { d, V } = this;
-    if (this.head.prefixLogits) return this.head.prefixLogits(this.prefixes(s, n));
+    if (this.head.prefixLogits) return this.normalized(this.head.prefixLogits(this.prefixes(s, n)), s.norm as Float32Array, n);
     return this.head.logits(tf.tensor2d(s.h as Float32Array, [n, d]), tf.tensor2d(s.base as Float32Array, [n, V]));
   }
 
@@ -137,11 +154,11 @@ export class TokenSoftQ {
   valueAtRoot(rows: ScoredRow[]): number {
     const { d, V, tau } = this;
     let q: Float32Array;
-    if (this.head.prefixLogits)
-      q = tf.tidy(
-        () => this.head.prefixLogits!(rows.map((r) => [...r.tokens.x, ...r.tokens.z.slice(0, r.nodes[0])])).dataSync() as Float32Array,
-      );
-    else {
+    if (this.head.prefixLogits) {
+      const prefixes = rows.map((r) => [...r.tokens.x, ...r.tokens.z.slice(0, r.nodes[0])]);
+      const norm = Float32Array.from(rows, (r) => r.baseLogNorm[0]);
+      q = tf.tidy(() => this.normalized(this.head.prefixLogits!(prefixes), norm, rows.length).dataSync() as Float32Array);
+    } else {
       const h = new Float32Array(rows.length * d),
         base = new Float32Array(rows.length * V);
       rows.forEach((r, b) => {
