@@ -398,6 +398,18 @@ export function twoStageUpdate(
   policy.adamStep(lr);
 }
 
+/** The slot stage of n states off the tape: encoded inputs, slot masks and slot-net outputs [n × width]. */
+function slotStageOffTape(policy: TwoStagePolicy, states: Int32Array, n: number): { idx: Int32Array; smask: Uint8Array; so: Float32Array } {
+  const { env, layout } = policy;
+  const idx = new Int32Array(n * env.nnz);
+  env.encode(states, n, idx);
+  const smask = new Uint8Array(n * layout.stage1);
+  env.slotMask(states, n, smask);
+  const so = new Float32Array(n * layout.width);
+  policy.slotNet.forward(idx, n, so, false);
+  return { idx, smask, so };
+}
+
 /**
  * log P_F(actions[i] | states[i]) for n rows, of softmax(logits/τ) at each stage (τ as the
  * evaluators' temperature argument), off the tape: one slot-net forward over the rows, one
@@ -416,12 +428,7 @@ export function twoStageLogProbs(
     S1 = layout.stage1,
     W = layout.width,
     K = env.nnz;
-  const idx = new Int32Array(n * K);
-  env.encode(states, n, idx);
-  const smask = new Uint8Array(n * S1);
-  env.slotMask(states, n, smask);
-  const so = new Float32Array(n * W);
-  policy.slotNet.forward(idx, n, so, false);
+  const { idx, smask, so } = slotStageOffTape(policy, states, n);
   const rows = new Int32Array(n),
     slots = new Int32Array(n);
   let m = 0;
@@ -451,12 +458,7 @@ export function twoStageFullLogPF(policy: TwoStagePolicy, states: Int32Array, n:
     S1 = layout.stage1,
     W = layout.width,
     K = env.nnz;
-  const idx = new Int32Array(n * K);
-  env.encode(states, n, idx);
-  const smask = new Uint8Array(n * S1);
-  env.slotMask(states, n, smask);
-  const so = new Float32Array(n * W);
-  policy.slotNet.forward(idx, n, so, false);
+  const { idx, smask, so } = slotStageOffTape(policy, states, n);
   out.fill(-Infinity, 0, n * A);
   const rows: number[] = [],
     slots: number[] = [];
