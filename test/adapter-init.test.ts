@@ -11,7 +11,7 @@ import { LmTrainer } from '../src/finetune/trainer.js';
 import { trainMethod } from '../src/baselines/methods.js';
 import { readCompareConfig } from '../src/baselines/compare.js';
 import { UsageError } from '../src/core/errors.js';
-import { loadRunPolicy } from '../src/tasks/policy.js';
+import { loadRunPolicy, releasePolicy } from '../src/tasks/policy.js';
 import { evalArithmeticFile } from '../src/tasks/arithmetic.js';
 import { continueGreedy } from '../src/tasks/decode.js';
 import { encodeX } from '../src/lm/tokenizer.js';
@@ -155,6 +155,5 @@ test('a LoRA run is evaluated as the posterior says: Z from the adapted model, Y
     byAdapted.some((y, i) => y !== byBase[i]),
     'the adapted model continues differently (else this test could not fail)',
   );
-  await dec.session.release();
-  await dec.baseSession!.release();
+  await releasePolicy(dec);
 });

@@ -43,7 +43,7 @@ import type { DecodeSpec } from '../tasks/decode.js';
 import { describeDecode } from '../tasks/decode.js';
 import { evaluateTask, metricColumns, type EvalPart } from '../tasks/evaluate.js';
 import type { ArithItemResult } from '../tasks/arithmetic.js';
-import { loadBasePolicy, loadRunPolicy, type LoadedPolicy } from '../tasks/policy.js';
+import { loadBasePolicy, loadRunPolicy, releasePolicy, type LoadedPolicy } from '../tasks/policy.js';
 import { trainMethod } from './methods.js';
 import { PPO_DEFAULTS } from './ppo.js';
 import {
@@ -341,10 +341,7 @@ export async function runCompare(
         maxChars: c.eval.maxChars,
       });
       const evalSeconds = (performance.now() - te) / 1000;
-      if (m.kind !== 'base') {
-        await policy.session.release();
-        if (policy.baseSession && policy.baseSession !== policy.session) await policy.baseSession.release();
-      }
+      if (m.kind !== 'base') await releasePolicy(policy);
       for (const p of parts) writeFileAtomic(join(dir, `eval-${p.label}.jsonl`), p.items.map((it) => JSON.stringify(it)).join('\n') + '\n');
       const metrics = c.task === 'arithmetic' ? withDistinctCorrect(metricColumns(c.task, parts), parts) : metricColumns(c.task, parts);
       Object.keys(metrics).forEach((k) => metricKeys.add(k));
@@ -369,7 +366,7 @@ export async function runCompare(
           .join(', ')}`,
       );
     }
-    if (base) await base.session.release();
+    if (base) await releasePolicy(base);
   }
 
   const metrics = [...metricKeys];

@@ -45,6 +45,12 @@ export interface LoadedPolicy extends Decoder {
   step: number | null;
 }
 
+/** Releases the sessions a loaded policy holds (a LoRA run's adapted one and its frozen base). */
+export async function releasePolicy(p: LoadedPolicy): Promise<void> {
+  await p.session.release();
+  if (p.baseSession && p.baseSession !== p.session) await p.baseSession.release();
+}
+
 /**
  * The sampling temperature of a run folder's policy, softmax(logits/τ): the objective's τ
  * (1/(1 − α) for M-DQN, eq. (MQ)); baselines (SFT, REINFORCE: baseline.json) sample softmax(logits).
