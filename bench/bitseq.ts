@@ -12,11 +12,9 @@
  * `--heads` compares policy heads at equal iterations (empty: the CLI's default head per k);
  * soft-RL objectives skip the two-stage head (TB/DB/SubTB only).
  */
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { BitseqSummary } from '../src/benchmarks/bitseq.js';
-import { benchFlags } from './flags.js';
+import { benchFlags, flowtuneJson } from './flags.js';
 
 const flags = benchFlags(
   'npm run bench:bitseq -- [--iterations N[,N2] --ks 2,4 --algos tb,mdqn --heads dense,factored,two-stage --test-modes K --orders M --seed S --out DIR]',
@@ -40,7 +38,6 @@ const evalFlags = [
   ...(flags['test-modes'] ? ['--test-modes', flags['test-modes']] : []),
   ...(flags.orders ? ['--orders', flags.orders] : []),
 ];
-const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
 
 console.log(
   `bitseq n=120, 60 modes, β=2, batch 16, ${flags.iterations} iterations, seed ${seed}` +
@@ -58,16 +55,19 @@ for (const k of ks) {
       for (const iterations of iterationsList) {
         const tag = `bitseq-k${k}-${algo}${head ? `-${head}` : ''}${iterationsList.length > 1 ? `-${iterations}` : ''}`;
         const extra = [...(out ? ['--out', join(out, tag)] : []), ...(head ? ['--head', head] : []), ...evalFlags];
-        const text = execFileSync(
-          process.execPath,
-          [cli, 'bench', 'bitseq', '--algo', algo, '--k', k, '--iterations', iterations, '--seed', seed, '--json', ...extra],
-          {
-            encoding: 'utf8',
-            stdio: ['ignore', 'pipe', 'ignore'],
-            maxBuffer: 1 << 26,
-          },
-        );
-        const s = JSON.parse(text.trim().split('\n').pop()!) as BitseqSummary;
+        const s = flowtuneJson<BitseqSummary>([
+          'bench',
+          'bitseq',
+          '--algo',
+          algo,
+          '--k',
+          k,
+          '--iterations',
+          iterations,
+          '--seed',
+          seed,
+          ...extra,
+        ]);
         console.log(
           `| ${k} | ${algo} | ${algo === 'mh' ? '—' : s.head} | ${s.iterations} | ${s.rewardEvaluations} | ${s.modesFound} | ${s.spearman === null ? '—' : s.spearman.toFixed(3)} | ${s.itPerSec.toFixed(1)} | ${(s.iterations / s.cpuSeconds).toFixed(1)} | ${s.trainPeakRssMB.toFixed(0)} | ${s.seconds.toFixed(0)} |`,
         );

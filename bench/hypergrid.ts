@@ -13,11 +13,9 @@
  * section; target ≥ 8× both). Reference empirical L1 (torchgfn 1.0, one CPU thread, same
  * workload): TB ≈ 1.0e-4, M-DQN ≈ 9.2e-5.
  */
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import type { BenchSummary } from '../src/benchmarks/hypergrid.js';
-import { benchFlags } from './flags.js';
+import { benchFlags, flowtuneJson } from './flags.js';
 
 /** Iterations per CPU-second of the PyTorch reference on a quiet 2-core machine (see above), and its empirical L1. */
 const REFERENCE: Record<string, { itPerCpuSec: number; l1: number } | undefined> = {
@@ -34,7 +32,6 @@ const flags = benchFlags('npm run bench:hypergrid -- [--iterations N --engine fu
 });
 const { iterations, engine, seed } = flags;
 const algos = flags.algos.split(',');
-const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
 
 console.log(`hypergrid 4-D H=8 standard, batch 16, ${iterations} iterations, MLP 2×256, engine ${engine}, seed ${seed}`);
 // CPU time still grows when other jobs share the cores (caches, SMT siblings): say how busy the machine was.
@@ -45,33 +42,26 @@ console.log(
 );
 console.log('algo     it/s   traj/s  it/CPU-s  ref it/CPU-s  ×ref(CPU)  tvExact   l1Empirical  ref L1    peak RSS');
 for (const algo of algos) {
-  const out = execFileSync(
-    process.execPath,
-    [
-      cli,
-      'bench',
-      'hypergrid',
-      '--algo',
-      algo,
-      '--ndim',
-      '4',
-      '--height',
-      '8',
-      '--batch',
-      '16',
-      '--iterations',
-      iterations,
-      '--engine',
-      engine,
-      '--seed',
-      seed,
-      '--eval-every',
-      iterations,
-      '--json',
-    ],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  const s = JSON.parse(out.trim().split('\n').pop()!) as BenchSummary;
+  const s = flowtuneJson<BenchSummary>([
+    'bench',
+    'hypergrid',
+    '--algo',
+    algo,
+    '--ndim',
+    '4',
+    '--height',
+    '8',
+    '--batch',
+    '16',
+    '--iterations',
+    iterations,
+    '--engine',
+    engine,
+    '--seed',
+    seed,
+    '--eval-every',
+    iterations,
+  ]);
   const ref = REFERENCE[algo];
   const ratio = ref ? s.itPerCpuSec / ref.itPerCpuSec : NaN;
   const verdict = ref ? (ratio >= TARGET_RATIO ? ' (≥ target)' : ` (< ${TARGET_RATIO}×)`) : '';

@@ -7,52 +7,25 @@
  *
  *   npm run bench:mcmc [-- --iterations N --ndim D --height H --seed S --out DIR]
  */
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { benchFlags } from './flags.js';
+import { benchFlags, flowtuneJson } from './flags.js';
 
 const { iterations, ndim, height, seed, out } = benchFlags(
   'npm run bench:mcmc -- [--iterations N --ndim D --height H --seed S --out DIR]',
   { iterations: '2000', ndim: '4', height: '8', seed: '0', out: '' },
 );
-const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
 
 console.log(`hypergrid ${ndim}-D H=${height} standard, 16 per iteration, ${iterations} iterations, seed ${seed}\n`);
 console.log('| algo | reward evals | tvExact | l1Empirical | train s |');
 console.log('|---|---|---|---|---|');
 for (const algo of ['tb', 'db', 'subtb', 'softdqn', 'mdqn', 'mh']) {
   const extra = out ? ['--out', join(out, `hypergrid-${algo}`)] : [];
-  const text = execFileSync(
-    process.execPath,
-    [
-      cli,
-      'bench',
-      'hypergrid',
-      '--algo',
-      algo,
-      '--ndim',
-      ndim,
-      '--height',
-      height,
-      '--iterations',
-      iterations,
-      '--seed',
-      seed,
-      '--json',
-      ...extra,
-    ],
-    {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    },
-  );
-  const s = JSON.parse(text.trim().split('\n').pop()!) as {
+  const s = flowtuneJson<{
     rewardEvaluations: number;
     tvExact: number;
     l1Empirical: number;
     seconds: number;
-  };
+  }>(['bench', 'hypergrid', '--algo', algo, '--ndim', ndim, '--height', height, '--iterations', iterations, '--seed', seed, ...extra]);
   console.log(
     `| ${algo} | ${s.rewardEvaluations} | ${s.tvExact.toFixed(4)} | ${s.l1Empirical.toExponential(2)} | ${s.seconds.toFixed(1)} |`,
   );

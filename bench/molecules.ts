@@ -6,11 +6,9 @@
  *
  *   npm run bench:molecules [-- --iterations N --betas 4,8 --algos tb,mdqn --seed S --out DIR]
  */
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { MoleculeSummary } from '../src/benchmarks/molecules.js';
-import { benchFlags } from './flags.js';
+import { benchFlags, flowtuneJson } from './flags.js';
 
 const flags = benchFlags('npm run bench:molecules -- [--iterations N --betas 4,8 --algos tb,mdqn --seed S --out DIR]', {
   iterations: '5000',
@@ -22,7 +20,6 @@ const flags = benchFlags('npm run bench:molecules -- [--iterations N --betas 4,8
 const { iterations, seed, out } = flags;
 const betas = flags.betas.split(',');
 const algos = flags.algos.split(',');
-const cli = fileURLToPath(new URL('../../bin/flowtune.js', import.meta.url));
 
 console.log(`molecules (naphthalene, 8 sites × 18 fragments), batch 16, ${iterations} iterations, seed ${seed}\n`);
 console.log('| β | algo | reward evals | modes | Pearson | distinct molecules | train s |');
@@ -30,32 +27,21 @@ console.log('|---|---|---|---|---|---|---|');
 for (const beta of betas) {
   for (const algo of algos) {
     const extra = out ? ['--out', join(out, `molecules-b${beta}-${algo}`)] : [];
-    const text = execFileSync(
-      process.execPath,
-      [
-        cli,
-        'bench',
-        'molecules',
-        '--reward',
-        'descriptor',
-        '--algo',
-        algo,
-        '--beta',
-        beta,
-        '--iterations',
-        iterations,
-        '--seed',
-        seed,
-        '--json',
-        ...extra,
-      ],
-      {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-        maxBuffer: 1 << 26,
-      },
-    );
-    const s = JSON.parse(text.trim().split('\n').pop()!) as MoleculeSummary;
+    const s = flowtuneJson<MoleculeSummary>([
+      'bench',
+      'molecules',
+      '--reward',
+      'descriptor',
+      '--algo',
+      algo,
+      '--beta',
+      beta,
+      '--iterations',
+      iterations,
+      '--seed',
+      seed,
+      ...extra,
+    ]);
     console.log(
       `| ${beta} | ${algo} | ${s.rewardEvaluations} | ${s.modes} | ${s.pearson.toFixed(3)} | ${s.uniqueMolecules} | ${s.seconds.toFixed(0)} |`,
     );
