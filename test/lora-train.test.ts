@@ -235,3 +235,28 @@ test('CLI: a LoRA run trains, samples greedily with --temperature 0 (same Z ever
   assert.equal(peft.stderr.trim().split('\n').length, 1);
   assert.match(peft.stderr, /needs a LoRA run/);
 });
+
+/**
+ * adapter.lr is the LoRA factors' learning rate. Adam's first step from B = 0 moves every
+ * factor entry by lr·g/(|g| + ε) (bias-corrected moments m̂ = g, v̂ = g²), so the largest |B|
+ * after one step is the learning rate in use, to within ε/|g|.
+ */
+test('adapter.lr sets the LoRA factors’ learning rate (first Adam step: max |B| = lr), optim.lr otherwise', async () => {
+  const maxB = async (adapter: Record<string, unknown>) => {
+    const base = loraConfig('tb', 1);
+    const cfg = validate(
+      { ...base, adapter: { ...base.adapter, ...adapter }, optim: { lr: 0.01, warmup: 0 } },
+      trainConfigSchema,
+      'test',
+    );
+    const t = await LmTrainer.create(cfg);
+    await t.trainStep();
+    let m = 0;
+    for (const f of (t.adapter as LoraPolicyAdapter).lora.factors().values()) m = Math.max(m, ...Array.from(f.b, Math.abs));
+    return m;
+  };
+  const own = await maxB({ lr: 0.002 });
+  assert.ok(own > 0.002 * 0.99 && own <= 0.002 * (1 + 1e-6), `max |B| with adapter.lr 0.002: ${own}`);
+  const shared = await maxB({});
+  assert.ok(shared > 0.01 * 0.99 && shared <= 0.01 * (1 + 1e-6), `max |B| with optim.lr 0.01: ${shared}`);
+});

@@ -93,6 +93,11 @@ export const trainConfigSchema = z.strictObject({
       rank: z.number().int().default(8),
       alpha: z.number().positive().default(16),
       targets: z.array(z.string().min(1)).nullable().default(null),
+      /**
+       * learning rate of the LoRA factors (null = optim.lr); the head ignores it. LoRA on every
+       * layer moves the policy much faster per step than the head at the same rate (docs/design.md §4)
+       */
+      lr: z.number().positive().nullable().default(null),
       /** train the log Z / log F head alongside the adapters (objectives that need one) */
       trainFlow: z.boolean().default(true),
       /**
@@ -148,6 +153,11 @@ export const trainConfigSchema = z.strictObject({
   subtb: z.strictObject({ lambda: z.number().positive().default(1) }).prefault({}),
   dqn: z
     .strictObject({
+      /**
+       * learning rate of the adapter under soft Q-learning (null = adapter.lr / optim.lr): Q-value
+       * regression needs a larger rate than TB / SubTB tolerate with LoRA (docs/design.md §4)
+       */
+      lr: z.number().positive().nullable().default(null),
       munchausenAlpha: z.number().min(0).lt(1).default(0.15),
       l0: z.number().max(0).default(-100),
       bufferSize: z.number().int().min(1).default(10000),

@@ -155,7 +155,7 @@ export class FineTuneSetup {
       rng: this.rng,
       adapter: this.adapter,
     } = p);
-    const groups = [{ vars: p.adapter.policyVariables(), lr: p.cfg.optim.lr }, ...extraGroups];
+    const groups = [{ vars: p.adapter.policyVariables(), lr: policyLearningRate(p.cfg) }, ...extraGroups];
     this.optim = new TfAdam(groups, { weightDecay: p.cfg.optim.weightDecay, decoupled: p.cfg.optim.optimizer === 'adamw' });
   }
 
@@ -291,4 +291,11 @@ function concat(parts: Float32Array[]): Float32Array {
     o += p.length;
   }
   return out;
+}
+
+/** The adapter's learning rate: dqn.lr under soft Q-learning, then adapter.lr for LoRA, then optim.lr (first one given). */
+export function policyLearningRate(cfg: TrainConfig): number {
+  const softQ = cfg.objective === 'softdqn' || cfg.objective === 'mdqn';
+  if (softQ && cfg.dqn.lr !== null) return cfg.dqn.lr;
+  return cfg.adapter.kind === 'lora' && cfg.adapter.lr !== null ? cfg.adapter.lr : cfg.optim.lr;
 }
