@@ -1,0 +1,292 @@
+/**
+ * Where the GFlowNet's target puts its mass on arithmetic: for each question (X, Y) the
+ * posterior p(Z | X, Y) ∝ R(Z) of eq. (LM) (docs/design.md, reward.prior lm), estimated per
+ * question, and its share on
+ *   - correct chains: Z is the carried rationale " a op b = r1, r1 op c = r2, ..." exactly,
+ *   - final-correct chains: the last result written in Z is the answer (however reached),
+ *   - one-step chains: Z holds a single "a op b = c" step (with 3+ operands: stops early),
+ * under the reward as configured (prior weight a = 1, T_R = 1, w = 1) and under variants
+ * log R = (a · log p_LM(Z | X) + w · log p_LM(Y | X Z)) / T_R. Every variant reweights the same
+ * chains.
+ *
+ * The normalizer Z(X, Y) = Σ_Z R(Z) is split into an enumerated part and a sampled part:
+ *   Ẑ = Σ_{e ∈ E} R(e) + (1/M) Σ_i [Z_i ∉ E] R(Z_i) / q(Z_i),
+ * E = the correct chain and the 200 one-step chains " a op b =" on digits (exact terms), the
+ * Z_i drawn from a defensive mixture q = β q_run + (1 − β) q_base of the trained policy of a
+ * run folder (e.g. the SFT LoRA adapter, which writes carried chains) and the frozen base
+ * model (which writes the non-carrying chains the SFT policy rarely samples): M·β samples from
+ * the first, the rest from the second, each weighted by the mixture density (deterministic
+ * mixture importance sampling: unbiased for the sampled part). The masses are ratios to Ẑ
+ * (consistent, biased high when Ẑ misses mass, which larger M finds). log q_run and log q_base
+ * are the policies' log-probabilities of their decisions renormalized over the allowed
+ * actions (the trainer's log P_F: score.ts baseLogits); log p_LM(Z | X) and log p_LM(Y | X Z)
+ * are the reward's terms from the scoreRows the trainer calls. Reported per variant: the
+ * effective sample size of the sampled part, ESS = (Σ w)² / Σ w², and its share of Ẑ (how much
+ * of the estimate rests on importance weights), and an exact upper bound on the correct
+ * chain's mass whatever the IS variance: R(correct) / Σ R over the distinct chains seen.
+ * Variant "run" (a:T:w:run) takes the prior from the run's policy instead of the base LM:
+ * log p_run(Z ⊤ | X) + w · log p_LM(Y without its stop token | X Z ⊤).
+ *
+ *   node dist/bench/arith-posterior-mass.js --run RUN [--data data/arithmetic/pool_1000.json]
+ *     [--offset 0 --limit 50 --samples 128 --run-share 0.5 --seed 0]
+ *     [--variants "1:1,0.5:1,1:0.5,1:1:2,1:1:1:run"] [--out FILE.jsonl] [--json]
+ * A variant is a:T[:w[:lm|run]] (prior weight, reward temperature, likelihood weight, prior
+ * model). --out writes one JSON line per question (masses, ESS, the heaviest chains).
+ */
+import { writeFileSync } from 'node:fs';
+import { Rng } from '../src/core/rng.js';
+import { UsageError } from '../src/core/errors.js';
+import { encodeX } from '../src/lm/tokenizer.js';
+import type { LmSession } from '../src/lm/session.js';
+import { loadArithmetic, parseQuery, rationale } from '../src/text/arithmetic.js';
+import { readRunConfig } from '../src/finetune/run.js';
+import { sampleZ, type ZSample } from '../src/finetune/rollout.js';
+import { scoreRows, type ScoredRow } from '../src/finetune/score.js';
+import { goldZ } from '../src/finetune/examples.js';
+import { loadRunPolicy, releasePolicy } from '../src/tasks/policy.js';
+import { benchFlags } from './flags.js';
+
+const flags = benchFlags(
+  'node dist/bench/arith-posterior-mass.js --run RUN [options]',
+  {
+    run: '',
+    data: 'data/arithmetic/pool_1000.json',
+    offset: '0',
+    limit: '50',
+    samples: '128',
+    'run-share': '0.5',
+    seed: '0',
+    variants: '1:1,0.5:1,0.25:1,2:1,1:0.5,0.5:0.5,0.25:0.5,1:1.5,1:1:2,1:1:1:run',
+    out: '',
+  },
+  ['json'],
+);
+
+interface Variant {
+  a: number;
+  T: number;
+  w: number;
+  prior: 'lm' | 'run';
+}
+
+/** Decisions' log-probability under the policy a row was scored with (renormalized over allowed actions). */
+function logPolicy(r: ScoredRow, V: number): number {
+  let s = 0;
+  r.actions.forEach((a, k) => (s += r.baseLogits[k * V + a]));
+  return s;
+}
+
+/** The correct chain with its results left to the calculator: " a op b =, r op c =, ...". */
+function openForm(operands: number[], ops: string[]): string {
+  let acc = operands[0];
+  const parts: string[] = [];
+  ops.forEach((op, i) => {
+    parts.push(`${acc} ${op} ${operands[i + 1]} =`);
+    acc = op === '+' ? acc + operands[i + 1] : acc - operands[i + 1];
+  });
+  return ' ' + parts.join(', ');
+}
+
+/** Every one-step chain " a op b =" on digits a, b (what a policy that stops early writes). */
+function oneStepChains(): string[] {
+  const out: string[] = [];
+  for (let a = 0; a <= 9; a++) for (let b = 0; b <= 9; b++) for (const op of ['+', '-']) out.push(` ${a} ${op} ${b} =`);
+  return out;
+}
+
+/** The "a op b = c" steps of a decoded Z. */
+function steps(z: string): { a: number; op: string; b: number; c: number }[] {
+  return [...z.matchAll(/(-?\d+) ([+-]) (-?\d+) = (-?\d+)/g)].map((m) => ({ a: Number(m[1]), op: m[2], b: Number(m[3]), c: Number(m[4]) }));
+}
+
+function logAddExp(a: number, b: number): number {
+  const m = Math.max(a, b);
+  return m === -Infinity ? m : m + Math.log(Math.exp(a - m) + Math.exp(b - m));
+}
+
+async function main(): Promise<void> {
+  if (!flags.run) throw new UsageError('--run RUN is required (a run folder with a trained policy, e.g. the SFT LoRA run)');
+  const M = Number(flags.samples),
+    beta = Number(flags['run-share']);
+  const mRun = Math.round(M * beta),
+    mBase = M - mRun;
+  const cfg = readRunConfig(flags.run);
+  if (cfg.reward.prior !== 'lm') throw new UsageError(`${flags.run}: reward.prior is ${cfg.reward.prior}; this measures eq. (LM) with prior lm`);
+  const variants: Variant[] = String(flags.variants)
+    .split(',')
+    .map((s) => {
+      const [a, T, w, prior] = s.split(':');
+      const v: Variant = { a: Number(a), T: Number(T), w: w ? Number(w) : cfg.reward.likelihoodWeight, prior: prior === 'run' ? 'run' : 'lm' };
+      if (!(v.a > 0 && v.T > 0 && v.w > 0) || (prior !== undefined && prior !== 'run' && prior !== 'lm'))
+        throw new UsageError(`--variants: "${s}" is not a:T[:w[:lm|run]] with positive numbers`);
+      return v;
+    });
+  const pol = await loadRunPolicy(flags.run, cfg);
+  const base: LmSession = pol.baseSession ?? pol.session;
+  const V = base.vocabSize;
+  const items = loadArithmetic(flags.data).slice(Number(flags.offset), Number(flags.offset) + Number(flags.limit));
+  const rng = new Rng(Number(flags.seed));
+  const t0 = performance.now();
+  const perQ: Record<string, unknown>[] = [];
+  for (const [qi, it] of items.entries()) {
+    const x = encodeX(pol.tok, it.str_query);
+    const y = pol.tok.encode(it.str_sol ?? `. The answer is ${it.num_sol}.`);
+    const { operands, ops } = parseQuery(it.str_query);
+    const gold = ' ' + rationale(operands, ops).text;
+    // samples from the run's policy, then from the base model; both at T = 1, no ε
+    const zRun = mRun > 0 ? await sampleZ(pol.session, pol.tok, Array(mRun).fill(x), { constraints: pol.constraints, temperature: 1, policy: pol.hook, rng }) : [];
+    const zBase = mBase > 0 ? await sampleZ(base, pol.tok, Array(mBase).fill(x), { constraints: pol.constraints, temperature: 1, rng }) : [];
+    const zs: ZSample[] = [...zRun, ...zBase];
+    // the enumerated chains: the correct one and every one-step chain on digits
+    const enumOpen = [openForm(operands, ops), ...oneStepChains()];
+    const enumZ = [...new Set(enumOpen)].map((t) => goldZ(t, pol.tok, true));
+    const all = [...zs, ...enumZ];
+    const xs = all.map(() => x),
+      ys = all.map(() => y);
+    const spec = { prior: cfg.reward.prior, likelihoodWeight: 1, temperature: 1 };
+    const onBase = await scoreRows(base, xs, all, ys, pol.constraints, spec, { prefix: false });
+    const nS = zs.length;
+    const onRun = pol.session === base ? onBase : await scoreRows(pol.session, xs, all, ys, pol.constraints, spec, { prefix: false });
+    // log p(stop | X Z) under each model (the first token of Y is the stop token "."): the
+    // run-prior variant takes the stop from the run's policy and the rest of Y from the base LM
+    const stopY = ys.map((yy) => yy.slice(0, 1));
+    const stopBase = (await scoreRows(base, xs, all, stopY, pol.constraints, spec, { prefix: false })).map((r) => r.logLik);
+    const stopRun =
+      pol.session === base ? stopBase : (await scoreRows(pol.session, xs, all, stopY, pol.constraints, spec, { prefix: false })).map((r) => r.logLik);
+    const texts = all.map((z) => pol.tok.decode(z.tokens));
+    const enumText = new Set(texts.slice(nS));
+    if (!enumText.has(gold)) throw new Error(`the correct chain of ${it.str_query} decodes as another text`);
+    const kinds = texts.map((t) => {
+      const st = steps(t);
+      return { correct: t === gold, final: st.length > 0 && st[st.length - 1].c === it.num_sol, oneStep: st.length === 1 };
+    });
+    // log q of the mixture; an empty share contributes nothing
+    const logQ = zs.map((_, i) => {
+      const qr = mRun > 0 ? Math.log(beta) + logPolicy(onRun[i], V) : -Infinity;
+      const qb = mBase > 0 ? Math.log(1 - beta) + logPolicy(onBase[i], V) : -Infinity;
+      return logAddExp(qr, qb);
+    });
+    const inEnum = texts.map((t, i) => i >= nS || enumText.has(t));
+    const gi = texts.indexOf(gold, nS);
+    const res: Record<string, unknown> = {
+      index: Number(flags.offset) + qi,
+      query: it.str_query,
+      operands: operands.length,
+      gold,
+      goldLogPrior: onBase[gi].logPrior,
+      goldLogLik: onBase[gi].logLik,
+      // what the proposals themselves sample: share of correct chains in each half
+      runCorrect: kinds.slice(0, mRun).filter((k) => k.correct).length / Math.max(1, mRun),
+      baseCorrect: kinds.slice(mRun, nS).filter((k) => k.correct).length / Math.max(1, mBase),
+      sampledInEnum: inEnum.slice(0, nS).filter(Boolean).length / nS,
+      variants: [] as unknown[],
+    };
+    for (const v of variants) {
+      // the prior: the frozen base LM's p(Z | X), or (prior "run") the run's policy as a frozen prior
+      const logR = all.map(
+        (_, i) =>
+          (v.prior === 'run'
+            ? v.a * (onRun[i].logPrior + stopRun[i]) + v.w * (onBase[i].logLik - stopBase[i])
+            : v.a * onBase[i].logPrior + v.w * onBase[i].logLik) / v.T,
+      );
+      // terms of Ẑ: R(e) for each enumerated chain, R/q / M for each sample outside them
+      const logTerm = all.map((_, i) => (i >= nS ? logR[i] : inEnum[i] ? -Infinity : logR[i] - logQ[i] - Math.log(nS)));
+      const m = Math.max(...logTerm);
+      const u = logTerm.map((l) => Math.exp(l - m));
+      const S = u.reduce((s, t) => s + t, 0);
+      const mass = (f: (i: number) => boolean) => u.reduce((s, t, i) => s + (f(i) ? t : 0), 0) / S;
+      const isPart = u.slice(0, nS);
+      const Sis = isPart.reduce((s, t) => s + t, 0);
+      const S2 = isPart.reduce((s, t) => s + t * t, 0);
+      // the heaviest distinct chains, to read what the posterior prefers
+      const byText = new Map<string, number>();
+      u.forEach((t, i) => byText.set(texts[i], (byText.get(texts[i]) ?? 0) + t / S));
+      const top = [...byText].sort((p, q) => q[1] - p[1]).slice(0, 3);
+      // exact, whatever the IS variance: the correct chain's share among the distinct chains seen
+      const distinct = new Map<string, number>();
+      texts.forEach((t, i) => distinct.set(t, logR[i]));
+      const logSeen = [...distinct.values()].reduce((acc, l) => logAddExp(acc, l), -Infinity);
+      (res.variants as unknown[]).push({
+        a: v.a,
+        T: v.T,
+        w: v.w,
+        prior: v.prior,
+        correctUpper: Math.exp(distinct.get(gold)! - logSeen),
+        logZ: m + Math.log(S),
+        correct: mass((i) => kinds[i].correct),
+        final: mass((i) => kinds[i].final),
+        oneStep: mass((i) => kinds[i].oneStep),
+        sampledShare: Sis / S,
+        ess: Sis > 0 ? (Sis * Sis) / S2 : 0,
+        top: top.map(([z, p]) => ({ z, p: Number(p.toFixed(3)) })),
+      });
+    }
+    perQ.push(res);
+    if (!flags.json) process.stderr.write(`\r${qi + 1}/${items.length} questions, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  await releasePolicy(pol);
+  if (!flags.json) process.stderr.write('\n');
+  if (flags.out) writeFileSync(flags.out, perQ.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  // averages over questions (each question counts once), overall and by number of operands
+  const groups = new Map<string, Record<string, unknown>[]>([['all', perQ]]);
+  for (const r of [...perQ].sort((p, q) => (p.operands as number) - (q.operands as number))) {
+    const k = `${r.operands} op`;
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k)!.push(r);
+  }
+  const mean = (xs: number[]) => xs.reduce((s, u) => s + u, 0) / xs.length;
+  const table = variants.map((v, vi) => {
+    const row: Record<string, unknown> = { a: v.a, T: v.T, w: v.w, prior: v.prior };
+    for (const [g, rs] of groups) {
+      const vs = rs.map((r) => (r.variants as { correct: number; correctUpper: number; final: number; oneStep: number; ess: number; sampledShare: number }[])[vi]);
+      row[g] = {
+        n: rs.length,
+        correct: mean(vs.map((u) => u.correct)),
+        correctUpper: mean(vs.map((u) => u.correctUpper)),
+        final: mean(vs.map((u) => u.final)),
+        oneStep: mean(vs.map((u) => u.oneStep)),
+        sampledShare: mean(vs.map((u) => u.sampledShare)),
+        essMean: mean(vs.map((u) => u.ess)),
+        essMin: Math.min(...vs.map((u) => u.ess)),
+        essUnder5: vs.filter((u) => u.ess < 5).length,
+      };
+    }
+    return row;
+  });
+  const summary = {
+    run: flags.run,
+    data: flags.data,
+    offset: Number(flags.offset),
+    questions: perQ.length,
+    samples: M,
+    runShare: beta,
+    seed: Number(flags.seed),
+    proposalCorrect: Object.fromEntries(
+      [...groups].map(([g, rs]) => [g, { run: mean(rs.map((r) => r.runCorrect as number)), base: mean(rs.map((r) => r.baseCorrect as number)) }]),
+    ),
+    table,
+    seconds: (performance.now() - t0) / 1000,
+  };
+  if (flags.json) {
+    process.stdout.write(JSON.stringify(summary) + '\n');
+    return;
+  }
+  const pct = (u: number) => (100 * u).toFixed(1).padStart(5);
+  console.log(`${perQ.length} questions of ${flags.data} from ${flags.offset}; ${M} samples each (${mRun} from ${flags.run}, ${mBase} from the base model); seed ${flags.seed}`);
+  for (const [g, p] of Object.entries(summary.proposalCorrect))
+    console.log(`correct chains among the proposals' own samples (${g}): run ${pct(p.run)} %, base ${pct(p.base)} %`);
+  console.log('prior    a     T    w  group    n  correct %  (bound %)  final-correct %  one-step %  sampled share %  ESS mean  ESS min  ESS<5');
+  for (const row of table)
+    for (const g of groups.keys()) {
+      const c = row[g] as { n: number; correct: number; correctUpper: number; final: number; oneStep: number; sampledShare: number; essMean: number; essMin: number; essUnder5: number };
+      console.log(
+        `${String(row.prior).padEnd(5)} ${String(row.a).padStart(4)}  ${String(row.T).padStart(4)} ${String(row.w).padStart(4)}  ${g.padEnd(5)} ${String(c.n).padStart(4)}      ${pct(c.correct)}    ${pct(c.correctUpper)}            ${pct(c.final)}       ${pct(c.oneStep)}            ${pct(c.sampledShare)}    ${c.essMean.toFixed(1).padStart(6)}   ${c.essMin.toFixed(1).padStart(6)}   ${c.essUnder5}`,
+      );
+    }
+}
+
+main().catch((err) => {
+  if (!(err instanceof UsageError)) throw err;
+  process.stderr.write(`arith-posterior-mass: ${err.message.split('\n')[0]}\n`);
+  process.exit(2);
+});
