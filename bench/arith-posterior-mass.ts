@@ -23,7 +23,8 @@
  * are the reward's terms from the scoreRows the trainer calls. Reported per variant: the
  * effective sample size of the sampled part, ESS = (Σ w)² / Σ w², and its share of Ẑ (how much
  * of the estimate rests on importance weights), and an exact upper bound on the correct
- * chain's mass whatever the IS variance: R(correct) / Σ R over the distinct chains seen.
+ * chain's mass whatever the IS variance: R(correct) / Σ R over the distinct chains seen, and
+ * "beaten": on how many questions some other chain seen has a higher reward than the correct one.
  * Variant "run" (a:T:w:run) takes the prior from the run's policy instead of the base LM:
  * log p_run(Z ⊤ | X) + w · log p_LM(Y without its stop token | X Z ⊤).
  *
@@ -32,6 +33,11 @@
  *     [--variants "1:1,0.5:1,1:0.5,1:1:2,1:1:1:run"] [--out FILE.jsonl] [--json]
  * A variant is a:T[:w[:lm|run]] (prior weight, reward temperature, likelihood weight, prior
  * model). --out writes one JSON line per question (masses, ESS, the heaviest chains).
+ * --policies RUN1,RUN2,base [--policy-samples 64] compares policies with the target under the
+ * reward as configured, on their own samples: L(q) = E_q[log q − log R], which on-policy TB
+ * drives down (KL(q ‖ p) − log Z: lower is closer to the target, and differences between
+ * policies need no Ẑ), KL(q ‖ p) ≈ L(q) + log Ẑ (log Ẑ is biased low, so this is too), the
+ * mean log R, the entropy, and the policy's shares of correct, final-correct, one-step chains.
  */
 import { writeFileSync } from 'node:fs';
 import { Rng } from '../src/core/rng.js';
@@ -58,6 +64,8 @@ const flags = benchFlags(
     seed: '0',
     variants: '1:1,0.5:1,0.25:1,2:1,1:0.5,0.5:0.5,0.25:0.5,1:1.5,1:1:2,1:1:1:run',
     out: '',
+    policies: '',
+    'policy-samples': '64',
   },
   ['json'],
 );
@@ -171,6 +179,7 @@ async function main(): Promise<void> {
     const res: Record<string, unknown> = {
       index: Number(flags.offset) + qi,
       query: it.str_query,
+      answer: it.num_sol,
       operands: operands.length,
       gold,
       goldLogPrior: onBase[gi].logPrior,
@@ -212,6 +221,8 @@ async function main(): Promise<void> {
         w: v.w,
         prior: v.prior,
         correctUpper: Math.exp(distinct.get(gold)! - logSeen),
+        // distinct chains seen with a higher reward than the correct one (exact)
+        aboveCorrect: [...distinct].filter(([t, l]) => t !== gold && l > distinct.get(gold)!).length,
         logZ: m + Math.log(S),
         correct: mass((i) => kinds[i].correct),
         final: mass((i) => kinds[i].final),
@@ -221,11 +232,80 @@ async function main(): Promise<void> {
         top: top.map(([z, p]) => ({ z, p: Number(p.toFixed(3)) })),
       });
     }
+    {
+      // log Ẑ under the reward as configured (a = 1, T = 1, w = 1), for the policies' KL below
+      const terms = all.map((_, i) => {
+        const lr = onBase[i].logPrior + onBase[i].logLik;
+        return i >= nS ? lr : inEnum[i] ? -Infinity : lr - logQ[i] - Math.log(nS);
+      });
+      res.logZ1 = terms.reduce((acc, l) => logAddExp(acc, l), -Infinity);
+      res.x = x;
+      res.y = y;
+    }
     perQ.push(res);
     if (!flags.json) process.stderr.write(`\r${qi + 1}/${items.length} questions, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
-  await releasePolicy(pol);
   if (!flags.json) process.stderr.write('\n');
+  // policies compared with the target: their own samples, L(q) = E_q[log q − log R] (what
+  // on-policy TB drives down: KL(q ‖ p) − log Z) and KL(q ‖ p) ≈ L(q) + log Ẑ; differences of L
+  // between policies need no Ẑ
+  const policyRows: Record<string, unknown>[] = [];
+  const prng = rng.fork();
+  const K = Number(flags['policy-samples']);
+  for (const name of String(flags.policies).split(',').filter((p) => p.length > 0)) {
+    const other = name === 'base' ? null : name === flags.run ? pol : await loadRunPolicy(name, readRunConfig(name));
+    const perQp = [];
+    for (const r of perQ) {
+      const x = r.x as number[],
+        y = r.y as number[];
+      const zs = await sampleZ(other ? other.session : base, pol.tok, Array(K).fill(x), {
+        constraints: pol.constraints,
+        temperature: 1,
+        policy: other?.hook,
+        rng: prng,
+      });
+      const spec = { prior: 'lm' as const, likelihoodWeight: 1, temperature: 1 };
+      const xs = zs.map(() => x),
+        ys = zs.map(() => y);
+      const onB = await scoreRows(base, xs, zs, ys, pol.constraints, spec, { prefix: false });
+      const onP = other ? await scoreRows(other.session, xs, zs, ys, pol.constraints, spec, { prefix: false }) : onB;
+      const texts = zs.map((z) => pol.tok.decode(z.tokens));
+      const logQ = onP.map((row) => logPolicy(row, V));
+      const logR = onB.map((row) => row.logR);
+      const L = logQ.reduce((acc, q, i) => acc + q - logR[i], 0) / K;
+      const st = texts.map(steps);
+      perQp.push({
+        operands: r.operands as number,
+        L,
+        kl: L + (r.logZ1 as number),
+        logR: logR.reduce((a, b) => a + b, 0) / K,
+        entropy: -logQ.reduce((a, b) => a + b, 0) / K,
+        correct: texts.filter((t) => t === r.gold).length / K,
+        final: st.filter((u) => u.length > 0 && u[u.length - 1].c === (r.answer as number)).length / K,
+        oneStep: st.filter((u) => u.length === 1).length / K,
+      });
+    }
+    if (other && other !== pol) await releasePolicy(other);
+    const row: Record<string, unknown> = { policy: name };
+    for (const g of [0, 3, 4]) {
+      const rs = perQp.filter((u) => g === 0 || u.operands === g);
+      if (rs.length === 0) continue;
+      const m = (f: (u: (typeof rs)[number]) => number) => rs.reduce((acc, u) => acc + f(u), 0) / rs.length;
+      row[g === 0 ? 'all' : `${g} op`] = {
+        n: rs.length,
+        L: m((u) => u.L),
+        kl: m((u) => u.kl),
+        logR: m((u) => u.logR),
+        entropy: m((u) => u.entropy),
+        correct: m((u) => u.correct),
+        final: m((u) => u.final),
+        oneStep: m((u) => u.oneStep),
+      };
+    }
+    policyRows.push(row);
+  }
+  await releasePolicy(pol);
+  for (const r of perQ) delete r.x, delete r.y;
   if (flags.out) writeFileSync(flags.out, perQ.map((r) => JSON.stringify(r)).join('\n') + '\n');
   // averages over questions (each question counts once), overall and by number of operands
   const groups = new Map<string, Record<string, unknown>[]>([['all', perQ]]);
@@ -238,11 +318,12 @@ async function main(): Promise<void> {
   const table = variants.map((v, vi) => {
     const row: Record<string, unknown> = { a: v.a, T: v.T, w: v.w, prior: v.prior };
     for (const [g, rs] of groups) {
-      const vs = rs.map((r) => (r.variants as { correct: number; correctUpper: number; final: number; oneStep: number; ess: number; sampledShare: number }[])[vi]);
+      const vs = rs.map((r) => (r.variants as { aboveCorrect: number; correct: number; correctUpper: number; final: number; oneStep: number; ess: number; sampledShare: number }[])[vi]);
       row[g] = {
         n: rs.length,
         correct: mean(vs.map((u) => u.correct)),
         correctUpper: mean(vs.map((u) => u.correctUpper)),
+        correctBeaten: vs.filter((u) => u.aboveCorrect > 0).length,
         final: mean(vs.map((u) => u.final)),
         oneStep: mean(vs.map((u) => u.oneStep)),
         sampledShare: mean(vs.map((u) => u.sampledShare)),
@@ -265,6 +346,7 @@ async function main(): Promise<void> {
       [...groups].map(([g, rs]) => [g, { run: mean(rs.map((r) => r.runCorrect as number)), base: mean(rs.map((r) => r.baseCorrect as number)) }]),
     ),
     table,
+    policies: policyRows,
     seconds: (performance.now() - t0) / 1000,
   };
   if (flags.json) {
@@ -275,14 +357,26 @@ async function main(): Promise<void> {
   console.log(`${perQ.length} questions of ${flags.data} from ${flags.offset}; ${M} samples each (${mRun} from ${flags.run}, ${mBase} from the base model); seed ${flags.seed}`);
   for (const [g, p] of Object.entries(summary.proposalCorrect))
     console.log(`correct chains among the proposals' own samples (${g}): run ${pct(p.run)} %, base ${pct(p.base)} %`);
-  console.log('prior    a     T    w  group    n  correct %  (bound %)  final-correct %  one-step %  sampled share %  ESS mean  ESS min  ESS<5');
+  console.log('prior    a     T    w  group    n  correct %  (bound %)  beaten  final-correct %  one-step %  sampled share %  ESS mean  ESS min  ESS<5');
   for (const row of table)
     for (const g of groups.keys()) {
-      const c = row[g] as { n: number; correct: number; correctUpper: number; final: number; oneStep: number; sampledShare: number; essMean: number; essMin: number; essUnder5: number };
+      const c = row[g] as { n: number; correct: number; correctUpper: number; correctBeaten: number; final: number; oneStep: number; sampledShare: number; essMean: number; essMin: number; essUnder5: number };
       console.log(
-        `${String(row.prior).padEnd(5)} ${String(row.a).padStart(4)}  ${String(row.T).padStart(4)} ${String(row.w).padStart(4)}  ${g.padEnd(5)} ${String(c.n).padStart(4)}      ${pct(c.correct)}    ${pct(c.correctUpper)}            ${pct(c.final)}       ${pct(c.oneStep)}            ${pct(c.sampledShare)}    ${c.essMean.toFixed(1).padStart(6)}   ${c.essMin.toFixed(1).padStart(6)}   ${c.essUnder5}`,
+        `${String(row.prior).padEnd(5)} ${String(row.a).padStart(4)}  ${String(row.T).padStart(4)} ${String(row.w).padStart(4)}  ${g.padEnd(5)} ${String(c.n).padStart(4)}      ${pct(c.correct)}    ${pct(c.correctUpper)}  ${String(c.correctBeaten).padStart(6)}            ${pct(c.final)}       ${pct(c.oneStep)}            ${pct(c.sampledShare)}    ${c.essMean.toFixed(1).padStart(6)}   ${c.essMin.toFixed(1).padStart(6)}   ${c.essUnder5}`,
       );
     }
+  if (policyRows.length > 0) {
+    console.log('\npolicies against the target (reward as configured), their own samples:');
+    console.log('policy                                                   group   L=E[log q - log R]  KL>=~  mean log R  entropy  correct %  final-correct %  one-step %');
+    for (const row of policyRows)
+      for (const [g, v] of Object.entries(row)) {
+        if (g === 'policy') continue;
+        const c = v as { L: number; kl: number; logR: number; entropy: number; correct: number; final: number; oneStep: number };
+        console.log(
+          `${String(row.policy).slice(-56).padEnd(56)} ${g.padEnd(5)}  ${c.L.toFixed(2).padStart(10)}  ${c.kl.toFixed(2).padStart(12)}  ${c.logR.toFixed(2).padStart(9)}  ${c.entropy.toFixed(2).padStart(7)}      ${pct(c.correct)}            ${pct(c.final)}       ${pct(c.oneStep)}`,
+        );
+      }
+  }
 }
 
 main().catch((err) => {
