@@ -46,7 +46,7 @@ import { encodeX } from '../src/lm/tokenizer.js';
 import type { LmSession } from '../src/lm/session.js';
 import { loadArithmetic, parseQuery, rationale } from '../src/text/arithmetic.js';
 import { readRunConfig } from '../src/finetune/run.js';
-import { sampleZ, type ZSample } from '../src/finetune/rollout.js';
+import { sampleZ, type ZConstraints, type ZSample } from '../src/finetune/rollout.js';
 import { scoreRows, type ScoredRow } from '../src/finetune/score.js';
 import { goldZ } from '../src/finetune/examples.js';
 import { loadRunPolicy, releasePolicy } from '../src/tasks/policy.js';
@@ -107,6 +107,37 @@ function steps(z: string): { a: number; op: string; b: number; c: number }[] {
   return [...z.matchAll(/(-?\d+) ([+-]) (-?\d+) = (-?\d+)/g)].map((m) => ({ a: Number(m[1]), op: m[2], b: Number(m[3]), c: Number(m[4]) }));
 }
 
+/** Per-chain scores a variant's log R is made of (base LM and run policy; stop = log p(stop | X Z)). */
+interface ChainScores {
+  base: ScoredRow[];
+  run: ScoredRow[];
+  stopBase: number[];
+  stopRun: number[];
+}
+
+/** log R of each chain under a variant (see the header). */
+function variantLogR(v: Variant, c: ChainScores): number[] {
+  return c.base.map((b, i) =>
+    v.prior === 'run'
+      ? (v.a * (c.run[i].logPrior + c.stopRun[i]) + v.w * (b.logLik - c.stopBase[i])) / v.T
+      : (v.a * b.logPrior + v.w * b.logLik) / v.T,
+  );
+}
+
+/** The base LM's and the run policy's scores of chains, with the stop terms. */
+async function chainScores(base: LmSession, run: LmSession, x: number[], y: number[], zs: ZSample[], c: ZConstraints): Promise<ChainScores> {
+  const spec = { prior: 'lm' as const, likelihoodWeight: 1, temperature: 1 };
+  const xs = zs.map(() => x),
+    ys = zs.map(() => y),
+    stopY = zs.map(() => y.slice(0, 1));
+  const onBase = await scoreRows(base, xs, zs, ys, c, spec, { prefix: false });
+  const onRun = run === base ? onBase : await scoreRows(run, xs, zs, ys, c, spec, { prefix: false });
+  // the first token of Y is the stop token ".": its log-probability is the stop term
+  const stopBase = (await scoreRows(base, xs, zs, stopY, c, spec, { prefix: false })).map((r) => r.logLik);
+  const stopRun = run === base ? stopBase : (await scoreRows(run, xs, zs, stopY, c, spec, { prefix: false })).map((r) => r.logLik);
+  return { base: onBase, run: onRun, stopBase, stopRun };
+}
+
 function logAddExp(a: number, b: number): number {
   const m = Math.max(a, b);
   return m === -Infinity ? m : m + Math.log(Math.exp(a - m) + Math.exp(b - m));
@@ -149,18 +180,10 @@ async function main(): Promise<void> {
     const enumOpen = [openForm(operands, ops), ...oneStepChains()];
     const enumZ = [...new Set(enumOpen)].map((t) => goldZ(t, pol.tok, true));
     const all = [...zs, ...enumZ];
-    const xs = all.map(() => x),
-      ys = all.map(() => y);
-    const spec = { prior: cfg.reward.prior, likelihoodWeight: 1, temperature: 1 };
-    const onBase = await scoreRows(base, xs, all, ys, pol.constraints, spec, { prefix: false });
     const nS = zs.length;
-    const onRun = pol.session === base ? onBase : await scoreRows(pol.session, xs, all, ys, pol.constraints, spec, { prefix: false });
-    // log p(stop | X Z) under each model (the first token of Y is the stop token "."): the
-    // run-prior variant takes the stop from the run's policy and the rest of Y from the base LM
-    const stopY = ys.map((yy) => yy.slice(0, 1));
-    const stopBase = (await scoreRows(base, xs, all, stopY, pol.constraints, spec, { prefix: false })).map((r) => r.logLik);
-    const stopRun =
-      pol.session === base ? stopBase : (await scoreRows(pol.session, xs, all, stopY, pol.constraints, spec, { prefix: false })).map((r) => r.logLik);
+    const sc = await chainScores(base, pol.session, x, y, all, pol.constraints);
+    const onBase = sc.base,
+      onRun = sc.run;
     const texts = all.map((z) => pol.tok.decode(z.tokens));
     const enumText = new Set(texts.slice(nS));
     if (!enumText.has(gold)) throw new Error(`the correct chain of ${it.str_query} decodes as another text`);
@@ -191,13 +214,7 @@ async function main(): Promise<void> {
       variants: [] as unknown[],
     };
     for (const v of variants) {
-      // the prior: the frozen base LM's p(Z | X), or (prior "run") the run's policy as a frozen prior
-      const logR = all.map(
-        (_, i) =>
-          (v.prior === 'run'
-            ? v.a * (onRun[i].logPrior + stopRun[i]) + v.w * (onBase[i].logLik - stopBase[i])
-            : v.a * onBase[i].logPrior + v.w * onBase[i].logLik) / v.T,
-      );
+      const logR = variantLogR(v, sc);
       // terms of Ẑ: R(e) for each enumerated chain, R/q / M for each sample outside them
       const logTerm = all.map((_, i) => (i >= nS ? logR[i] : inEnum[i] ? -Infinity : logR[i] - logQ[i] - Math.log(nS)));
       const m = Math.max(...logTerm);
@@ -264,19 +281,22 @@ async function main(): Promise<void> {
         policy: other?.hook,
         rng: prng,
       });
-      const spec = { prior: 'lm' as const, likelihoodWeight: 1, temperature: 1 };
-      const xs = zs.map(() => x),
-        ys = zs.map(() => y);
-      const onB = await scoreRows(base, xs, zs, ys, pol.constraints, spec, { prefix: false });
-      const onP = other ? await scoreRows(other.session, xs, zs, ys, pol.constraints, spec, { prefix: false }) : onB;
+      const sc = await chainScores(base, pol.session, x, y, zs, pol.constraints);
+      const onP = other ? (other === pol ? sc.run : await scoreRows(other.session, zs.map(() => x), zs, zs.map(() => y), pol.constraints, { prior: 'lm', likelihoodWeight: 1, temperature: 1 }, { prefix: false })) : sc.base;
       const texts = zs.map((z) => pol.tok.decode(z.tokens));
       const logQ = onP.map((row) => logPolicy(row, V));
-      const logR = onB.map((row) => row.logR);
+      const logR = sc.base.map((row) => row.logR);
       const L = logQ.reduce((acc, q, i) => acc + q - logR[i], 0) / K;
+      // E_q[log q − log R] under every variant (which policy the objective prefers, per reward)
+      const Lv = variants.map((v) => {
+        const lr = variantLogR(v, sc);
+        return logQ.reduce((acc, q, i) => acc + q - lr[i], 0) / K;
+      });
       const st = texts.map(steps);
       perQp.push({
         operands: r.operands as number,
         L,
+        Lv,
         kl: L + (r.logZ1 as number),
         logR: logR.reduce((a, b) => a + b, 0) / K,
         entropy: -logQ.reduce((a, b) => a + b, 0) / K,
@@ -300,6 +320,7 @@ async function main(): Promise<void> {
         correct: m((u) => u.correct),
         final: m((u) => u.final),
         oneStep: m((u) => u.oneStep),
+        Lvariants: variants.map((_, vi) => m((u) => u.Lv[vi])),
       };
     }
     policyRows.push(row);
@@ -376,6 +397,12 @@ async function main(): Promise<void> {
           `${String(row.policy).slice(-56).padEnd(56)} ${g.padEnd(5)}  ${c.L.toFixed(2).padStart(10)}  ${c.kl.toFixed(2).padStart(12)}  ${c.logR.toFixed(2).padStart(9)}  ${c.entropy.toFixed(2).padStart(7)}      ${pct(c.correct)}            ${pct(c.final)}       ${pct(c.oneStep)}`,
         );
       }
+    console.log('\nE_q[log q - log R] per variant (all questions; lower = closer to that target, comparable down a column):');
+    console.log('policy'.padEnd(56) + variants.map((v) => `${v.prior}:${v.a}:${v.T}:${v.w}`.padStart(14)).join(''));
+    for (const row of policyRows) {
+      const c = row.all as { Lvariants: number[] };
+      console.log(String(row.policy).slice(-56).padEnd(56) + c.Lvariants.map((u) => u.toFixed(2).padStart(14)).join(''));
+    }
   }
 }
 
