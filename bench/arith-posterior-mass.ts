@@ -125,7 +125,14 @@ function variantLogR(v: Variant, c: ChainScores): number[] {
 }
 
 /** The base LM's and the run policy's scores of chains, with the stop terms. */
-async function chainScores(base: LmSession, run: LmSession, x: number[], y: number[], zs: ZSample[], c: ZConstraints): Promise<ChainScores> {
+async function chainScores(
+  base: LmSession,
+  run: LmSession,
+  x: number[],
+  y: number[],
+  zs: ZSample[],
+  c: ZConstraints,
+): Promise<ChainScores> {
   const spec = { prior: 'lm' as const, likelihoodWeight: 1, temperature: 1 };
   const xs = zs.map(() => x),
     ys = zs.map(() => y),
@@ -147,15 +154,23 @@ async function main(): Promise<void> {
   if (!flags.run) throw new UsageError('--run RUN is required (a run folder with a trained policy, e.g. the SFT LoRA run)');
   const M = Number(flags.samples),
     beta = Number(flags['run-share']);
+  if (!(Number.isInteger(M) && M >= 1)) throw new UsageError(`--samples must be a positive integer (got ${flags.samples})`);
+  if (!(beta >= 0 && beta <= 1)) throw new UsageError(`--run-share must be in [0, 1] (got ${flags['run-share']})`);
   const mRun = Math.round(M * beta),
     mBase = M - mRun;
   const cfg = readRunConfig(flags.run);
-  if (cfg.reward.prior !== 'lm') throw new UsageError(`${flags.run}: reward.prior is ${cfg.reward.prior}; this measures eq. (LM) with prior lm`);
+  if (cfg.reward.prior !== 'lm')
+    throw new UsageError(`${flags.run}: reward.prior is ${cfg.reward.prior}; this measures eq. (LM) with prior lm`);
   const variants: Variant[] = String(flags.variants)
     .split(',')
     .map((s) => {
       const [a, T, w, prior] = s.split(':');
-      const v: Variant = { a: Number(a), T: Number(T), w: w ? Number(w) : cfg.reward.likelihoodWeight, prior: prior === 'run' ? 'run' : 'lm' };
+      const v: Variant = {
+        a: Number(a),
+        T: Number(T),
+        w: w ? Number(w) : cfg.reward.likelihoodWeight,
+        prior: prior === 'run' ? 'run' : 'lm',
+      };
       if (!(v.a > 0 && v.T > 0 && v.w > 0) || (prior !== undefined && prior !== 'run' && prior !== 'lm'))
         throw new UsageError(`--variants: "${s}" is not a:T[:w[:lm|run]] with positive numbers`);
       return v;
@@ -173,8 +188,12 @@ async function main(): Promise<void> {
     const { operands, ops } = parseQuery(it.str_query);
     const gold = ' ' + rationale(operands, ops).text;
     // samples from the run's policy, then from the base model; both at T = 1, no ε
-    const zRun = mRun > 0 ? await sampleZ(pol.session, pol.tok, Array(mRun).fill(x), { constraints: pol.constraints, temperature: 1, policy: pol.hook, rng }) : [];
-    const zBase = mBase > 0 ? await sampleZ(base, pol.tok, Array(mBase).fill(x), { constraints: pol.constraints, temperature: 1, rng }) : [];
+    const zRun =
+      mRun > 0
+        ? await sampleZ(pol.session, pol.tok, Array(mRun).fill(x), { constraints: pol.constraints, temperature: 1, policy: pol.hook, rng })
+        : [];
+    const zBase =
+      mBase > 0 ? await sampleZ(base, pol.tok, Array(mBase).fill(x), { constraints: pol.constraints, temperature: 1, rng }) : [];
     const zs: ZSample[] = [...zRun, ...zBase];
     // the enumerated chains: the correct one and every one-step chain on digits
     const enumOpen = [openForm(operands, ops), ...oneStepChains()];
@@ -269,7 +288,9 @@ async function main(): Promise<void> {
   const policyRows: Record<string, unknown>[] = [];
   const prng = rng.fork();
   const K = Number(flags['policy-samples']);
-  for (const name of String(flags.policies).split(',').filter((p) => p.length > 0)) {
+  for (const name of String(flags.policies)
+    .split(',')
+    .filter((p) => p.length > 0)) {
     const other = name === 'base' ? null : name === flags.run ? pol : await loadRunPolicy(name, readRunConfig(name));
     const perQp = [];
     for (const r of perQ) {
@@ -282,7 +303,19 @@ async function main(): Promise<void> {
         rng: prng,
       });
       const sc = await chainScores(base, pol.session, x, y, zs, pol.constraints);
-      const onP = other ? (other === pol ? sc.run : await scoreRows(other.session, zs.map(() => x), zs, zs.map(() => y), pol.constraints, { prior: 'lm', likelihoodWeight: 1, temperature: 1 }, { prefix: false })) : sc.base;
+      const onP = other
+        ? other === pol
+          ? sc.run
+          : await scoreRows(
+              other.session,
+              zs.map(() => x),
+              zs,
+              zs.map(() => y),
+              pol.constraints,
+              { prior: 'lm', likelihoodWeight: 1, temperature: 1 },
+              { prefix: false },
+            )
+        : sc.base;
       const texts = zs.map((z) => pol.tok.decode(z.tokens));
       const logQ = onP.map((row) => logPolicy(row, V));
       const logR = sc.base.map((row) => row.logR);
@@ -326,7 +359,10 @@ async function main(): Promise<void> {
     policyRows.push(row);
   }
   await releasePolicy(pol);
-  for (const r of perQ) delete r.x, delete r.y;
+  for (const r of perQ) {
+    delete r.x;
+    delete r.y;
+  }
   if (flags.out) writeFileSync(flags.out, perQ.map((r) => JSON.stringify(r)).join('\n') + '\n');
   // averages over questions (each question counts once), overall and by number of operands
   const groups = new Map<string, Record<string, unknown>[]>([['all', perQ]]);
@@ -339,7 +375,20 @@ async function main(): Promise<void> {
   const table = variants.map((v, vi) => {
     const row: Record<string, unknown> = { a: v.a, T: v.T, w: v.w, prior: v.prior };
     for (const [g, rs] of groups) {
-      const vs = rs.map((r) => (r.variants as { aboveCorrect: number; correct: number; correctUpper: number; final: number; oneStep: number; ess: number; sampledShare: number }[])[vi]);
+      const vs = rs.map(
+        (r) =>
+          (
+            r.variants as {
+              aboveCorrect: number;
+              correct: number;
+              correctUpper: number;
+              final: number;
+              oneStep: number;
+              ess: number;
+              sampledShare: number;
+            }[]
+          )[vi],
+      );
       row[g] = {
         n: rs.length,
         correct: mean(vs.map((u) => u.correct)),
@@ -364,7 +413,10 @@ async function main(): Promise<void> {
     runShare: beta,
     seed: Number(flags.seed),
     proposalCorrect: Object.fromEntries(
-      [...groups].map(([g, rs]) => [g, { run: mean(rs.map((r) => r.runCorrect as number)), base: mean(rs.map((r) => r.baseCorrect as number)) }]),
+      [...groups].map(([g, rs]) => [
+        g,
+        { run: mean(rs.map((r) => r.runCorrect as number)), base: mean(rs.map((r) => r.baseCorrect as number)) },
+      ]),
     ),
     table,
     policies: policyRows,
@@ -375,20 +427,37 @@ async function main(): Promise<void> {
     return;
   }
   const pct = (u: number) => (100 * u).toFixed(1).padStart(5);
-  console.log(`${perQ.length} questions of ${flags.data} from ${flags.offset}; ${M} samples each (${mRun} from ${flags.run}, ${mBase} from the base model); seed ${flags.seed}`);
+  console.log(
+    `${perQ.length} questions of ${flags.data} from ${flags.offset}; ${M} samples each (${mRun} from ${flags.run}, ${mBase} from the base model); seed ${flags.seed}`,
+  );
   for (const [g, p] of Object.entries(summary.proposalCorrect))
     console.log(`correct chains among the proposals' own samples (${g}): run ${pct(p.run)} %, base ${pct(p.base)} %`);
-  console.log('prior    a     T    w  group    n  correct %  (bound %)  beaten  final-correct %  one-step %  sampled share %  ESS mean  ESS min  ESS<5');
+  console.log(
+    'prior    a     T    w  group    n  correct %  (bound %)  beaten  final-correct %  one-step %  sampled share %  ESS mean  ESS min  ESS<5',
+  );
   for (const row of table)
     for (const g of groups.keys()) {
-      const c = row[g] as { n: number; correct: number; correctUpper: number; correctBeaten: number; final: number; oneStep: number; sampledShare: number; essMean: number; essMin: number; essUnder5: number };
+      const c = row[g] as {
+        n: number;
+        correct: number;
+        correctUpper: number;
+        correctBeaten: number;
+        final: number;
+        oneStep: number;
+        sampledShare: number;
+        essMean: number;
+        essMin: number;
+        essUnder5: number;
+      };
       console.log(
         `${String(row.prior).padEnd(5)} ${String(row.a).padStart(4)}  ${String(row.T).padStart(4)} ${String(row.w).padStart(4)}  ${g.padEnd(5)} ${String(c.n).padStart(4)}      ${pct(c.correct)}    ${pct(c.correctUpper)}  ${String(c.correctBeaten).padStart(6)}            ${pct(c.final)}       ${pct(c.oneStep)}            ${pct(c.sampledShare)}    ${c.essMean.toFixed(1).padStart(6)}   ${c.essMin.toFixed(1).padStart(6)}   ${c.essUnder5}`,
       );
     }
   if (policyRows.length > 0) {
     console.log('\npolicies against the target (reward as configured), their own samples:');
-    console.log('policy                                                   group   L=E[log q - log R]  KL>=~  mean log R  entropy  correct %  final-correct %  one-step %');
+    console.log(
+      'policy                                                   group   L=E[log q - log R]  KL>=~  mean log R  entropy  correct %  final-correct %  one-step %',
+    );
     for (const row of policyRows)
       for (const [g, v] of Object.entries(row)) {
         if (g === 'policy') continue;
