@@ -85,3 +85,61 @@ export const addRowBias = tf.customGrad(((x: T2, b: tf.Tensor1D, save: tf.GradSa
     gradFunc: (dy: T2) => [dy, tf.reshape(tf.matMul(tf.ones([1, dy.shape[0]]) as T2, dy), [dy.shape[1]])],
   };
 }) as any) as (x: T2, b: tf.Tensor1D) => T2;
+
+/**
+ * Frozen-weight forms for the LoRA forward: the weights are plain tensors that never receive a
+ * gradient, but `linear` / `matMul2` / `layerNorm` compute every input's gradient at once
+ * (xᵀ·dy per frozen matrix, ones-row products per gain and bias: a third of the backward).
+ * These take only the activation as a differentiable input (the weights are closed over and saved: a tensor made inside the tape is gone by the backward), and
+ * its gradient is computed exactly as above. A weight that is a trainable tf.Variable (the
+ * tiny-LM builder trains every weight) goes through the full forms.
+ */
+const trainable = (...ts: tf.Tensor[]) => ts.some((t) => t instanceof tf.Variable && t.trainable);
+
+/** x·W with W frozen unless it is a trainable variable. */
+export function matMulW(x: T2, w: T2): T2 {
+  if (trainable(w)) return matMul2(x, w);
+  return tf.customGrad(((xi: T2, save: tf.GradSaveFunc) => {
+    save([w]);
+    return { value: tf.matMul(xi, w), gradFunc: (dy: T2, saved: tf.Tensor[]) => [tf.matMul(dy, tf.transpose(saved[0]))] };
+  }) as any)(x) as T2;
+}
+
+/** x·W + b with W, b frozen unless trainable variables. */
+export function linearW(x: T2, w: T2, b: tf.Tensor1D): T2 {
+  if (trainable(w, b)) return linear(x, w, b);
+  return tf.customGrad(((xi: T2, save: tf.GradSaveFunc) => {
+    save([w]);
+    return { value: tf.add(tf.matMul(xi, w), b), gradFunc: (dy: T2, saved: tf.Tensor[]) => [tf.matMul(dy, tf.transpose(saved[0]))] };
+  }) as any)(x) as T2;
+}
+
+/** LayerNorm with g, b frozen unless trainable variables (the dx of layerNorm above). */
+export function layerNormW(x: T2, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): T2 {
+  if (trainable(g, b)) return layerNorm(x, g, b, eps);
+  const epsT = tf.scalar(eps);
+  return tf.customGrad(((xi: T2, save: tf.GradSaveFunc) => {
+    const mu = tf.mean(xi, 1, true);
+    const xc = tf.sub(xi, mu);
+    const variance = tf.mean(tf.square(xc), 1, true);
+    const rstd = tf.rsqrt(tf.add(variance, epsT));
+    const xhat = tf.mul(xc, rstd) as T2;
+    save([xhat, rstd, g]);
+    return {
+      value: tf.add(tf.mul(xhat, g), b),
+      gradFunc: (dy: T2, saved: tf.Tensor[]) => {
+        const [xh, rs, gs] = saved as [T2, T2, tf.Tensor1D];
+        const dxh = tf.mul(dy, gs);
+        return [tf.mul(rs, tf.sub(tf.sub(dxh, tf.mean(dxh, 1, true)), tf.mul(xh, tf.mean(tf.mul(dxh, xh), 1, true))))];
+      },
+    };
+  }) as any)(x) as T2;
+}
+
+/** c·x for a constant (0/1 selection) c [M,N] and x [N,d]: only x gets a gradient, cᵀ·dy as in matMul2. */
+export function matMulC(c: T2, x: T2): T2 {
+  return tf.customGrad(((xi: T2, save: tf.GradSaveFunc) => {
+    save([c]);
+    return { value: tf.matMul(c, xi), gradFunc: (dy: T2, saved: tf.Tensor[]) => [tf.matMul(tf.transpose(saved[0]), dy)] };
+  }) as any)(x) as T2;
+}
