@@ -90,7 +90,8 @@ export const addRowBias = tf.customGrad(((x: T2, b: tf.Tensor1D, save: tf.GradSa
  * Frozen-weight forms for the LoRA forward: the weights are plain tensors that never receive a
  * gradient, but `linear` / `matMul2` / `layerNorm` compute every input's gradient at once
  * (xᵀ·dy per frozen matrix, ones-row products per gain and bias: a third of the backward).
- * These take only the activation as a differentiable input (the weights are closed over and saved: a tensor made inside the tape is gone by the backward), and
+ * These take only the activation as a differentiable input (the weights are closed over, not saved: saving copies a tensor, so they must be model parameters
+ * that outlive the backward — a tensor made inside the tape is gone by then), and
  * its gradient is computed exactly as above. A weight that is a trainable tf.Variable (the
  * tiny-LM builder trains every weight) goes through the full forms.
  */
@@ -100,8 +101,8 @@ const trainable = (...ts: tf.Tensor[]) => ts.some((t) => t instanceof tf.Variabl
 export function matMulW(x: T2, w: T2): T2 {
   if (trainable(w)) return matMul2(x, w);
   return tf.customGrad(((xi: T2, save: tf.GradSaveFunc) => {
-    save([w]);
-    return { value: tf.matMul(xi, w), gradFunc: (dy: T2, saved: tf.Tensor[]) => [tf.matMul(dy, tf.transpose(saved[0]))] };
+    save([]);
+    return { value: tf.matMul(xi, w), gradFunc: (dy: T2) => [tf.matMul(dy, tf.transpose(w))] };
   }) as any)(x) as T2;
 }
 
@@ -109,8 +110,8 @@ export function matMulW(x: T2, w: T2): T2 {
 export function linearW(x: T2, w: T2, b: tf.Tensor1D): T2 {
   if (trainable(w, b)) return linear(x, w, b);
   return tf.customGrad(((xi: T2, save: tf.GradSaveFunc) => {
-    save([w]);
-    return { value: tf.add(tf.matMul(xi, w), b), gradFunc: (dy: T2, saved: tf.Tensor[]) => [tf.matMul(dy, tf.transpose(saved[0]))] };
+    save([]);
+    return { value: tf.add(tf.matMul(xi, w), b), gradFunc: (dy: T2) => [tf.matMul(dy, tf.transpose(w))] };
   }) as any)(x) as T2;
 }
 
@@ -124,12 +125,12 @@ export function layerNormW(x: T2, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): 
     const variance = tf.mean(tf.square(xc), 1, true);
     const rstd = tf.rsqrt(tf.add(variance, epsT));
     const xhat = tf.mul(xc, rstd) as T2;
-    save([xhat, rstd, g]);
+    save([xhat, rstd]);
     return {
       value: tf.add(tf.mul(xhat, g), b),
       gradFunc: (dy: T2, saved: tf.Tensor[]) => {
-        const [xh, rs, gs] = saved as [T2, T2, tf.Tensor1D];
-        const dxh = tf.mul(dy, gs);
+        const [xh, rs] = saved as [T2, T2];
+        const dxh = tf.mul(dy, g);
         return [tf.mul(rs, tf.sub(tf.sub(dxh, tf.mean(dxh, 1, true)), tf.mul(xh, tf.mean(tf.mul(dxh, xh), 1, true))))];
       },
     };
