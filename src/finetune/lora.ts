@@ -23,7 +23,7 @@ import { llamaLayoutForward, toLlamaTfParams } from '../lmbuild/llama-tf.js';
 import { type LoraFactors, addLoraBranches, loraFeeds } from '../lm/lora-graph.js';
 import { LmSession } from '../lm/session.js';
 import { type NamedArray, loadSafetensors, saveSafetensors } from '../lm/safetensors.js';
-import { type LoraParams, type TfParams, gptForward, toTfParams } from '../lmbuild/reference.js';
+import { type LoraParams, type TfParams, fusedAttnParams, gptForward } from '../lmbuild/reference.js';
 import { type TokenLayout, paddedLayout, sharedPrefixLayout } from '../lmbuild/token-layout.js';
 
 export interface LoraConfig {
@@ -190,7 +190,7 @@ export function loadFrozenModel(dir: string): FrozenModel {
     model,
     paramShapes(config).map(([n]) => n),
   );
-  return { family, config, params: toTfParams(config, w), sha256: sha256(bytes) };
+  return { family, config, params: fusedAttnParams(w), sha256: sha256(bytes) };
 }
 
 /** logits [B·S, V] and hidden [B·S, d] of the adapted model (call inside tf.tidy / a gradient closure). */

@@ -34,6 +34,16 @@ export function toTfParams(c: GptConfig, w: GptWeights, variables = false): TfPa
   return out;
 }
 
+/**
+ * Frozen tensors by name with c_attn kept whole (the LoRA forward): on activations of a few
+ * hundred rows one [N, 3d] product and one split cost fewer tfjs ops than three products.
+ */
+export function fusedAttnParams(w: GptWeights): TfParams {
+  const out: TfParams = new Map();
+  for (const [name, p] of w) out.set(name, tf.tensor(p.data, p.shape));
+  return out;
+}
+
 /** Back to GptWeights (concatenates q/k/v into c_attn). */
 export function fromTfParams(c: GptConfig, params: TfParams): GptWeights {
   const w: GptWeights = new Map();
@@ -130,9 +140,16 @@ export function gptForward(
     const pre = `h.${i}.`;
     const h1 = ln(x, pre + 'ln_1');
     const lin = (n: string, inp2: tf.Tensor2D) => linearW(inp2, P(pre + n + '.weight') as tf.Tensor2D, P(pre + n + '.bias') as tf.Tensor1D);
-    const qkv = (j: number, n: string) => adapted(pre + 'attn.c_attn', h1, lin(n, h1), [j * d, d]);
-    const q = tf.mul(qkv(0, 'attn.q'), 1 / Math.sqrt(Dh)) as tf.Tensor2D;
-    const ctx = layout.attend(q, qkv(1, 'attn.k'), qkv(2, 'attn.v'), H, H, Dh);
+    let ctx: tf.Tensor2D;
+    if (p.has(pre + 'attn.c_attn.weight')) {
+      // fused c_attn (frozen weights, fusedAttnParams): one [N, 3d] product and one LoRA branch, split once
+      const [q, k, v] = tf.split(adapted(pre + 'attn.c_attn', h1, lin('attn.c_attn', h1)), 3, 1) as tf.Tensor2D[];
+      ctx = layout.attend(tf.mul(q, 1 / Math.sqrt(Dh)) as tf.Tensor2D, k, v, H, H, Dh);
+    } else {
+      const qkv = (j: number, n: string) => adapted(pre + 'attn.c_attn', h1, lin(n, h1), [j * d, d]);
+      const q = tf.mul(qkv(0, 'attn.q'), 1 / Math.sqrt(Dh)) as tf.Tensor2D;
+      ctx = layout.attend(q, qkv(1, 'attn.k'), qkv(2, 'attn.v'), H, H, Dh);
+    }
     x = tf.add(x, adapted(pre + 'attn.c_proj', ctx, lin('attn.c_proj', ctx))) as tf.Tensor2D;
     const h2 = ln(x, pre + 'ln_2');
     const fc = gelu(adapted(pre + 'mlp.c_fc', h2, lin('mlp.c_fc', h2))) as tf.Tensor2D;
