@@ -15,7 +15,7 @@
  * instead of [N, V]).
  */
 import { tf } from '../core/backend.js';
-import { bmm, matMulC } from './tfops.js';
+import { matMulC } from './tfops.js';
 
 type T2 = tf.Tensor2D;
 
@@ -51,6 +51,31 @@ const heads4 = (t: T2, R: number, S: number, n: number, Dh: number) =>
   tf.transpose(tf.reshape(t, [R, S, n, Dh]), [0, 2, 1, 3]) as tf.Tensor4D;
 
 /**
+ * softmax(qg·kh + bias)·vh as one taped op, qg [G, rep·Sq, Dh], kh [G, Dh, Sk], vh [G, Sk, Dh]
+ * (G = R·Hkv): the gradient by hand with the formulas of bmm (tfops) and of tfjs's softmax
+ * gradient, dS = dP⊙P − Σ(dP⊙P)·P, so the numbers are the same; taped op by op the reshapes,
+ * the bias add and the softmax would each copy their inputs for the backward.
+ */
+function attnCore(qg: tf.Tensor3D, kh: tf.Tensor3D, vh: tf.Tensor3D, bias: tf.Tensor4D, shape4: [number, number, number, number]): tf.Tensor3D {
+  return tf.customGrad(((qi: tf.Tensor3D, ki: tf.Tensor3D, vi: tf.Tensor3D, save: tf.GradSaveFunc) => {
+    const scores = tf.add(tf.reshape(tf.matMul(qi, ki), shape4), bias);
+    const probs = tf.reshape(tf.softmax(scores), [qi.shape[0], qi.shape[1], ki.shape[2]]) as tf.Tensor3D;
+    save([qi, ki, vi, probs]);
+    return {
+      value: tf.matMul(probs, vi),
+      gradFunc: (dy: tf.Tensor3D, saved: tf.Tensor[]) => {
+        const [qs, ks, vs, ps] = saved as tf.Tensor3D[];
+        const dp = tf.matMul(dy, tf.transpose(vs, [0, 2, 1]));
+        const dv = tf.matMul(tf.transpose(ps, [0, 2, 1]), dy);
+        const dyTimesY = tf.mul(dp, ps);
+        const ds = tf.sub(dyTimesY, tf.mul(tf.sum(dyTimesY, [2], true), ps)) as tf.Tensor3D;
+        return [tf.matMul(ds, tf.transpose(ks, [0, 2, 1])), tf.matMul(tf.transpose(qs, [0, 2, 1]), ds), dv];
+      },
+    };
+  }) as any)(qg, kh, vh) as tf.Tensor3D;
+}
+
+/**
  * Attention of R rows of Sq queries over Sk keys: q [R·Sq, H·Dh]; kh [R·Hkv, Dh, Sk];
  * vh [R·Hkv, Sk, Dh]; bias [R, 1, Sq, Sk]. Query heads are grouped [R·Hkv, rep·Sq, Dh]
  * (head h = kv·rep + r) so K/V are never copied per query head.
@@ -69,9 +94,8 @@ function attendRows(
 ): T2 {
   const rep = H / Hkv;
   const qg = tf.reshape(heads4(q, R, Sq, H, Dh), [R * Hkv, rep * Sq, Dh]) as tf.Tensor3D;
-  const scores = tf.add(tf.reshape(bmm(qg, kh), [R, H, Sq, Sk]), bias);
-  const probs = tf.reshape(tf.softmax(scores), [R * Hkv, rep * Sq, Sk]) as tf.Tensor3D;
-  return tf.reshape(tf.transpose(tf.reshape(bmm(probs, vh), [R, H, Sq, Dh]), [0, 2, 1, 3]), [R * Sq, H * Dh]) as T2;
+  const ctx = attnCore(qg, kh, vh, bias, [R, H, Sq, Sk]);
+  return tf.reshape(tf.transpose(tf.reshape(ctx, [R, H, Sq, Dh]), [0, 2, 1, 3]), [R * Sq, H * Dh]) as T2;
 }
 
 /** B left-padded rows of S tokens (mask omitted = all ones). */
