@@ -11,7 +11,7 @@ import { tf } from '../core/backend.js';
 import { type LlamaConfig, type LlamaModule, llamaModuleName } from '../lm/llama.js';
 import type { GptWeights } from '../lm/gpt.js';
 import type { LoraParams, RefInput, TfParams } from './reference.js';
-import { matMul2, matMulW } from './tfops.js';
+import { addT, matMul2, matMulW, scaleT } from './tfops.js';
 import { type TokenLayout, paddedLayout, readRows } from './token-layout.js';
 
 type T2 = tf.Tensor2D;
@@ -130,7 +130,7 @@ export function llamaLayoutForward(
     let y = matMulW(x, P(`${stem}.weight`) as T2);
     if (c.attentionBias && (m === 'q_proj' || m === 'k_proj' || m === 'v_proj')) y = tf.add(y, P(`${stem}.bias`)) as T2;
     const f = lora?.get(stem);
-    return f ? (tf.add(y, matMul2(tf.mul(matMul2(x, f.a), f.scale) as T2, f.b)) as T2) : y;
+    return f ? addT(y, matMul2(scaleT(matMul2(x, f.a), f.scale), f.b)) : y;
   };
   const oneHot = tf.oneHot(tf.tensor1d(layout.ids, 'int32'), c.vocabSize).toFloat() as T2;
   // one-hot × matrix instead of gather: wasm has no gather gradient (docs/design.md §3)
@@ -140,11 +140,11 @@ export function llamaLayoutForward(
     const q = tf.mul(rope(lin(n1, l, 'q_proj'), H), 1 / Math.sqrt(Dh)) as T2;
     const k = rope(lin(n1, l, 'k_proj'), Hkv);
     const ctx = layout.attend(q, k, lin(n1, l, 'v_proj'), H, Hkv, Dh);
-    x = tf.add(x, lin(ctx, l, 'o_proj')) as T2;
+    x = addT(x, lin(ctx, l, 'o_proj'));
     const n2 = rms(x, `model.layers.${l}.post_attention_layernorm.weight`);
     const gate = lin(n2, l, 'gate_proj');
     const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), lin(n2, l, 'up_proj')) as T2;
-    x = tf.add(x, lin(act, l, 'down_proj')) as T2;
+    x = addT(x, lin(act, l, 'down_proj'));
   }
   const hidden = readRows(layout, rms(x, 'model.norm.weight'));
   const logits = matMulW(hidden, P('lm_head.weight') as T2);

@@ -7,7 +7,7 @@
  */
 import { tf } from '../core/backend.js';
 import type { GptConfig, GptWeights } from '../lm/gpt.js';
-import { gelu, layerNormW, linearW, matMul2, matMulW } from './tfops.js';
+import { addT, gelu, layerNormW, linearW, matMul2, matMulW, scaleT } from './tfops.js';
 import { type TokenLayout, paddedLayout, readRows } from './token-layout.js';
 
 /** tfjs parameters by name; c_attn is split into q/k/v pieces. */
@@ -131,9 +131,9 @@ export function gptForward(
     const f = lora?.get(module);
     if (!f) return y;
     let u = shared.get(module);
-    if (!u) shared.set(module, (u = tf.mul(matMul2(xin, f.a), f.scale) as tf.Tensor2D));
+    if (!u) shared.set(module, (u = scaleT(matMul2(xin, f.a), f.scale)));
     const b = cols ? (tf.slice(f.b, [0, cols[0]], [-1, cols[1]]) as tf.Tensor2D) : f.b;
-    return tf.add(y, matMul2(u, b)) as tf.Tensor2D;
+    return addT(y, matMul2(u, b));
   };
   const ln = (t: tf.Tensor2D, n: string) => layerNormW(t, P(n + '.weight') as tf.Tensor1D, P(n + '.bias') as tf.Tensor1D, c.lnEps);
   for (let i = 0; i < c.nLayer; i++) {
@@ -144,16 +144,16 @@ export function gptForward(
     if (p.has(pre + 'attn.c_attn.weight')) {
       // fused c_attn (frozen weights, fusedAttnParams): one [N, 3d] product and one LoRA branch, split once
       const [q, k, v] = tf.split(adapted(pre + 'attn.c_attn', h1, lin('attn.c_attn', h1)), 3, 1) as tf.Tensor2D[];
-      ctx = layout.attend(tf.mul(q, 1 / Math.sqrt(Dh)) as tf.Tensor2D, k, v, H, H, Dh);
+      ctx = layout.attend(scaleT(q, 1 / Math.sqrt(Dh)), k, v, H, H, Dh);
     } else {
       const qkv = (j: number, n: string) => adapted(pre + 'attn.c_attn', h1, lin(n, h1), [j * d, d]);
-      const q = tf.mul(qkv(0, 'attn.q'), 1 / Math.sqrt(Dh)) as tf.Tensor2D;
+      const q = scaleT(qkv(0, 'attn.q'), 1 / Math.sqrt(Dh));
       ctx = layout.attend(q, qkv(1, 'attn.k'), qkv(2, 'attn.v'), H, H, Dh);
     }
-    x = tf.add(x, adapted(pre + 'attn.c_proj', ctx, lin('attn.c_proj', ctx))) as tf.Tensor2D;
+    x = addT(x, adapted(pre + 'attn.c_proj', ctx, lin('attn.c_proj', ctx)));
     const h2 = ln(x, pre + 'ln_2');
     const fc = gelu(adapted(pre + 'mlp.c_fc', h2, lin('mlp.c_fc', h2))) as tf.Tensor2D;
-    x = tf.add(x, adapted(pre + 'mlp.c_proj', fc, lin('mlp.c_proj', fc))) as tf.Tensor2D;
+    x = addT(x, adapted(pre + 'mlp.c_proj', fc, lin('mlp.c_proj', fc)));
   }
   const hidden = readRows(layout, ln(x, 'ln_f'));
   return { hidden, logits: adapted('lm_head', hidden, matMulW(hidden, P('lm_head.weight') as tf.Tensor2D)) };

@@ -144,3 +144,44 @@ export function matMulC(c: T2, x: T2): T2 {
     return { value: tf.matMul(c, xi), gradFunc: (dy: T2, saved: tf.Tensor[]) => [tf.matMul(tf.transpose(saved[0]), dy)] };
   }) as any)(x) as T2;
 }
+
+/*
+ * Tape-light forms of data-movement and elementwise ops for the LoRA forward: tfjs's own
+ * gradients of add, mul, reshape and concat copy their inputs when taped (to read their
+ * shapes in the backward); these keep only the shapes. Same values, same gradients.
+ */
+
+/** a + b for tensors of the same shape. */
+export function addT<T extends tf.Tensor>(a: T, b: T): T {
+  if (a.shape.join() !== b.shape.join()) throw new Error(`addT: shapes ${a.shape} and ${b.shape} differ`);
+  return tf.customGrad(((ai: T, bi: T, save: tf.GradSaveFunc) => {
+    save([]);
+    return { value: tf.add(ai, bi), gradFunc: (dy: T) => [dy, dy] };
+  }) as any)(a, b) as T;
+}
+
+/** x·s for a number s. */
+export function scaleT<T extends tf.Tensor>(x: T, s: number): T {
+  return tf.customGrad(((xi: T, save: tf.GradSaveFunc) => {
+    save([]);
+    return { value: tf.mul(xi, s), gradFunc: (dy: T) => [tf.mul(dy, s)] };
+  }) as any)(x) as T;
+}
+
+/** x reshaped. */
+export function reshapeT<R extends tf.Rank>(x: tf.Tensor, shape: number[]): tf.Tensor<R> {
+  const from = x.shape;
+  return tf.customGrad(((xi: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([]);
+    return { value: tf.reshape(xi, shape), gradFunc: (dy: tf.Tensor) => [tf.reshape(dy, from)] };
+  }) as any)(x) as tf.Tensor<R>;
+}
+
+/** Two tensors concatenated along `axis` (the gradient splits dy back). */
+export function concat2T<T extends tf.Tensor>(a: T, b: T, axis: number): T {
+  const sizes = [a.shape[axis], b.shape[axis]];
+  return tf.customGrad(((ai: T, bi: T, save: tf.GradSaveFunc) => {
+    save([]);
+    return { value: tf.concat([ai, bi], axis), gradFunc: (dy: T) => tf.split(dy, sizes, axis) };
+  }) as any)(a, b) as T;
+}

@@ -15,7 +15,7 @@
  * instead of [N, V]).
  */
 import { tf } from '../core/backend.js';
-import { matMulC } from './tfops.js';
+import { concat2T, matMulC, reshapeT } from './tfops.js';
 
 type T2 = tf.Tensor2D;
 
@@ -45,10 +45,10 @@ function causalBias(B: number, S: number, mask: ArrayLike<number>): Float32Array
 
 /** Rows of S tokens [R·S, n·Dh] → key heads [R·n, Dh, S]. */
 const keyHeads = (k: T2, R: number, S: number, n: number, Dh: number) =>
-  tf.reshape(tf.transpose(tf.reshape(k, [R, S, n, Dh]), [0, 2, 3, 1]), [R * n, Dh, S]) as tf.Tensor3D;
+  reshapeT<tf.Rank.R3>(tf.transpose(reshapeT(k, [R, S, n, Dh]), [0, 2, 3, 1]), [R * n, Dh, S]);
 /** Rows of S tokens [R·S, n·Dh] → heads [R, n, S, Dh]. */
 const heads4 = (t: T2, R: number, S: number, n: number, Dh: number) =>
-  tf.transpose(tf.reshape(t, [R, S, n, Dh]), [0, 2, 1, 3]) as tf.Tensor4D;
+  tf.transpose(reshapeT(t, [R, S, n, Dh]), [0, 2, 1, 3]) as tf.Tensor4D;
 
 /**
  * softmax(qg·kh + bias)·vh as one taped op, qg [G, rep·Sq, Dh], kh [G, Dh, Sk], vh [G, Sk, Dh]
@@ -56,7 +56,13 @@ const heads4 = (t: T2, R: number, S: number, n: number, Dh: number) =>
  * gradient, dS = dP⊙P − Σ(dP⊙P)·P, so the numbers are the same; taped op by op the reshapes,
  * the bias add and the softmax would each copy their inputs for the backward.
  */
-function attnCore(qg: tf.Tensor3D, kh: tf.Tensor3D, vh: tf.Tensor3D, bias: tf.Tensor4D, shape4: [number, number, number, number]): tf.Tensor3D {
+function attnCore(
+  qg: tf.Tensor3D,
+  kh: tf.Tensor3D,
+  vh: tf.Tensor3D,
+  bias: tf.Tensor4D,
+  shape4: [number, number, number, number],
+): tf.Tensor3D {
   return tf.customGrad(((qi: tf.Tensor3D, ki: tf.Tensor3D, vi: tf.Tensor3D, save: tf.GradSaveFunc) => {
     const scores = tf.add(tf.reshape(tf.matMul(qi, ki), shape4), bias);
     const probs = tf.reshape(tf.softmax(scores), [qi.shape[0], qi.shape[1], ki.shape[2]]) as tf.Tensor3D;
@@ -93,9 +99,9 @@ function attendRows(
   Dh: number,
 ): T2 {
   const rep = H / Hkv;
-  const qg = tf.reshape(heads4(q, R, Sq, H, Dh), [R * Hkv, rep * Sq, Dh]) as tf.Tensor3D;
+  const qg = reshapeT<tf.Rank.R3>(heads4(q, R, Sq, H, Dh), [R * Hkv, rep * Sq, Dh]);
   const ctx = attnCore(qg, kh, vh, bias, [R, H, Sq, Sk]);
-  return tf.reshape(tf.transpose(tf.reshape(ctx, [R, H, Sq, Dh]), [0, 2, 1, 3]), [R * Sq, H * Dh]) as T2;
+  return reshapeT<tf.Rank.R2>(tf.transpose(reshapeT(ctx, [R, H, Sq, Dh]), [0, 2, 1, 3]), [R * Sq, H * Dh]);
 }
 
 /** B left-padded rows of S tokens (mask omitted = all ones). */
@@ -118,7 +124,7 @@ export function paddedLayout(inp: { batch: number; seqLen: number; ids: ArrayLik
       attendRows(
         q,
         keyHeads(k, B, S, Hkv, Dh),
-        tf.reshape(heads4(v, B, S, Hkv, Dh), [B * Hkv, S, Dh]) as tf.Tensor3D,
+        reshapeT<tf.Rank.R3>(heads4(v, B, S, Hkv, Dh), [B * Hkv, S, Dh]),
         tf.tensor4d(bias, [B, 1, S, S]),
         B,
         S,
@@ -196,8 +202,8 @@ export function sharedPrefixLayout(inp: SharedPrefixInput): TokenLayout {
       const vpH = heads4(vp, G, Sp, Hkv, Dh);
       const ctxP = attendRows(
         qp,
-        tf.reshape(tf.transpose(kpH, [0, 1, 3, 2]), [G * Hkv, Dh, Sp]) as tf.Tensor3D,
-        tf.reshape(vpH, [G * Hkv, Sp, Dh]) as tf.Tensor3D,
+        reshapeT<tf.Rank.R3>(tf.transpose(kpH, [0, 1, 3, 2]), [G * Hkv, Dh, Sp]),
+        reshapeT<tf.Rank.R3>(vpH, [G * Hkv, Sp, Dh]),
         tf.tensor4d(pbias, [G, 1, Sp, Sp]),
         G,
         Sp,
@@ -209,13 +215,13 @@ export function sharedPrefixLayout(inp: SharedPrefixInput): TokenLayout {
       // each tail's copy of its prefix's keys/values: a 0/1 [B, G] matMul (differentiable; wasm has no gather gradient)
       const selT = tf.tensor2d(sel, [B, G]);
       const perTail = (t: tf.Tensor4D) =>
-        tf.reshape(matMulC(selT, tf.reshape(t, [G, Hkv * Sp * Dh]) as T2), [B, Hkv, Sp, Dh]) as tf.Tensor4D;
-      const kAll = tf.concat([perTail(kpH), heads4(ks, B, Ss, Hkv, Dh)], 2);
-      const vAll = tf.concat([perTail(vpH), heads4(vs, B, Ss, Hkv, Dh)], 2);
+        reshapeT<tf.Rank.R4>(matMulC(selT, reshapeT<tf.Rank.R2>(t, [G, Hkv * Sp * Dh])), [B, Hkv, Sp, Dh]);
+      const kAll = concat2T(perTail(kpH), heads4(ks, B, Ss, Hkv, Dh), 2);
+      const vAll = concat2T(perTail(vpH), heads4(vs, B, Ss, Hkv, Dh), 2);
       const ctxS = attendRows(
         qs,
-        tf.reshape(tf.transpose(kAll, [0, 1, 3, 2]), [B * Hkv, Dh, Sk]) as tf.Tensor3D,
-        tf.reshape(vAll, [B * Hkv, Sk, Dh]) as tf.Tensor3D,
+        reshapeT<tf.Rank.R3>(tf.transpose(kAll, [0, 1, 3, 2]), [B * Hkv, Dh, Sk]),
+        reshapeT<tf.Rank.R3>(vAll, [B * Hkv, Sk, Dh]),
         tf.tensor4d(tbias, [B, 1, Ss, Sk]),
         B,
         Ss,
@@ -224,7 +230,7 @@ export function sharedPrefixLayout(inp: SharedPrefixInput): TokenLayout {
         Hkv,
         Dh,
       );
-      return tf.concat([ctxP, ctxS], 0) as T2;
+      return concat2T(ctxP, ctxS, 0);
     },
   };
 }
