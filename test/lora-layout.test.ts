@@ -105,25 +105,27 @@ for (const [label, dir, targets] of [
   });
 }
 
-test('sharedPrefixLayout: token order, positions continuing the prefix, reads; bad reads refused', () => {
+test('sharedPrefixLayout: one row per prefix, its tails packed after it, positions continuing the prefix, reads; bad reads refused', () => {
   const l = sharedPrefixLayout({
     prefixes: [[5, 6, 7], [8]],
     tails: [
       { group: 1, tokens: [9, 10] },
       { group: 0, tokens: [] },
+      { group: 0, tokens: [11] },
     ],
     reads: [
       { row: 0, len: 1 },
       { row: 0, len: 3 },
       { row: 1, len: 2 },
       { row: 1, len: 3 },
+      { row: 2, len: 4 },
     ],
     padId: 0,
   });
-  // prefixes left-padded to 3, then tails right-padded to 2
-  assert.deepEqual([...l.ids], [5, 6, 7, 0, 0, 8, 9, 10, 0, 0]);
-  assert.deepEqual([...l.pos].slice(0, 8), [0, 1, 2, -1, -1, 0, 1, 2]);
-  assert.deepEqual([...l.reads!], [5, 7, 1, 2]);
+  // row of prefix 0: 5 6 7 | 11 ; row of prefix 1 (left-padded): _ 8 | 9 10
+  assert.deepEqual([...l.ids], [5, 6, 7, 11, 0, 8, 9, 10]);
+  assert.deepEqual([...l.pos], [0, 1, 2, 3, -1, 0, 1, 2]);
+  assert.deepEqual([...l.reads!], [5, 7, 1, 2, 3]);
   assert.throws(
     () => sharedPrefixLayout({ prefixes: [[1]], tails: [{ group: 0, tokens: [2] }], reads: [{ row: 0, len: 3 }], padId: 0 }),
     /read length 3/,

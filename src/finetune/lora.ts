@@ -227,9 +227,10 @@ export async function openLoraSession(dir: string, adapter: LoraAdapter, opts: {
  * position |X| + j − 1 of the row (j may be ≤ 0: a state inside X). `nodes[b]` are the
  * prefix lengths of row b (ScoredRow.nodes).
  * Rows that share their X (a training batch draws 16 Z for the same question) run X once:
- * a shared-prefix layout (lmbuild/token-layout.ts) of the distinct X and the Z tails, the
- * same logits to float round-off at a fraction of the forward. Otherwise one forward over the
- * left-padded rows. Either way only the read positions go through the output layer.
+ * a shared-prefix layout (lmbuild/token-layout.ts), one row per distinct X holding X and then
+ * the Z tails of its rows, packed without padding — the same logits to float round-off at a
+ * fraction of the forward. Otherwise one forward over the left-padded rows. Either way only
+ * the read positions go through the output layer.
  */
 export function loraNodeLogits(base: FrozenModel, adapter: LoraAdapter, xs: number[][], zs: number[][], nodes: number[][]): tf.Tensor2D {
   const B = xs.length;
@@ -239,20 +240,31 @@ export function loraNodeLogits(base: FrozenModel, adapter: LoraAdapter, xs: numb
     if (!groupOf.has(k)) groupOf.set(k, groupOf.size);
     return groupOf.get(k)!;
   });
-  if (groupOf.size < B && xs.every((x) => x.length > 0)) {
-    const prefixes: number[][] = [];
-    xs.forEach((x, b) => (prefixes[group[b]] = x));
-    const layout = sharedPrefixLayout({
-      prefixes,
-      // tokens after the last read never reach a read
-      tails: zs.map((z, b) => ({ group: group[b], tokens: z.slice(0, Math.max(0, ...nodes[b])) })),
-      reads: nodes.flatMap((n, b) => n.map((j) => ({ row: b, len: xs[b].length + j }))),
-      padId: base.config.padTokenId,
-    });
-    return loraLayoutForward(base, adapter, layout).logits;
-  }
+  // tokens after the last read never reach a read
+  const tails = zs.map((z, b) => ({ group: group[b], tokens: z.slice(0, Math.max(0, ...nodes[b])) }));
   const rows = xs.map((x, b) => [...x, ...zs[b]]);
   const S = Math.max(...rows.map((r) => r.length));
+  if (groupOf.size < B && xs.every((x) => x.length > 0)) {
+    // packed: one row per X; worth it when its forward FLOPs are fewer, per layer ≈ 24·d²
+    // per token (linear layers) + 4·d per query-key pair (attention) — a row per X holds all
+    // of that X's tails, so with many long tails its attention square can outgrow the padding saved
+    const d = base.config.nEmbd;
+    const packed = new Map<number, number>();
+    xs.forEach((x, b) => packed.set(group[b], (packed.get(group[b]) ?? x.length) + tails[b].tokens.length));
+    const Sp = Math.max(...packed.values());
+    const cost = (rowsN: number, s: number) => rowsN * s * (6 * d + s);
+    if (cost(groupOf.size, Sp) < cost(B, S)) {
+      const prefixes: number[][] = [];
+      xs.forEach((x, b) => (prefixes[group[b]] = x));
+      const layout = sharedPrefixLayout({
+        prefixes,
+        tails,
+        reads: nodes.flatMap((n, b) => n.map((j) => ({ row: b, len: xs[b].length + j }))),
+        padId: base.config.padTokenId,
+      });
+      return loraLayoutForward(base, adapter, layout).logits;
+    }
+  }
   const ids = new Int32Array(B * S).fill(base.config.padTokenId);
   const mask = new Uint8Array(B * S);
   const reads: number[] = [];

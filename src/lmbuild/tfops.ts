@@ -147,7 +147,7 @@ export function matMulC(c: T2, x: T2): T2 {
 
 /*
  * Tape-light forms of data-movement and elementwise ops for the LoRA forward: tfjs's own
- * gradients of add, mul, reshape and concat copy their inputs when taped (to read their
+ * gradients of add, mul and reshape copy their inputs when taped (to read their
  * shapes in the backward); these keep only the shapes. Same values, same gradients.
  */
 
@@ -175,13 +175,4 @@ export function reshapeT<R extends tf.Rank>(x: tf.Tensor, shape: number[]): tf.T
     save([]);
     return { value: tf.reshape(xi, shape), gradFunc: (dy: tf.Tensor) => [tf.reshape(dy, from)] };
   }) as any)(x) as tf.Tensor<R>;
-}
-
-/** Two tensors concatenated along `axis` (the gradient splits dy back). */
-export function concat2T<T extends tf.Tensor>(a: T, b: T, axis: number): T {
-  const sizes = [a.shape[axis], b.shape[axis]];
-  return tf.customGrad(((ai: T, bi: T, save: tf.GradSaveFunc) => {
-    save([]);
-    return { value: tf.concat([ai, bi], axis), gradFunc: (dy: T) => tf.split(dy, sizes, axis) };
-  }) as any)(a, b) as T;
 }

@@ -4,18 +4,18 @@
  * the linear layers and their LoRA branches, the MLP) works on the N tokens as rows of one
  * [N, ·] matrix; only attention needs the layout:
  *   - paddedLayout: B rows of S tokens, left-padded (the plain batch: N = B·S);
- *   - sharedPrefixLayout: G prefixes (left-padded to Sp) and B tails (right-padded to Ss),
- *     tail b continuing prefix group[b]. Rows that share a prefix (the 16 rows X Z of a
- *     training batch share the question X) run it once: N = G·Sp + B·Ss instead of
- *     B·(Sp + Ss). A tail token attends to its prefix's keys (selected per tail by a 0/1
- *     matMul, so gradients from every tail flow back into the one prefix) and causally to the
- *     tail's own keys. Same math as the padded rows X Z: masked keys weigh exp(−1e9) = 0.
+ *   - sharedPrefixLayout: rows that share a prefix (the 16 rows X Z of a training batch share
+ *     the question X) packed into one sequence per prefix: X once, then each row's tail Z
+ *     back to back, a tail seeing X and its own earlier tokens only (an attention mask, and
+ *     positions that continue X). N = Σ|X_g| + Σ|Z_b| up to the left padding of the groups,
+ *     instead of B·max|X Z|; gradients from every tail flow into the one X. Same math as the
+ *     padded rows X Z: masked keys weigh exp(−1e9) = 0.
  * `reads` (optional) are the token indices whose logits the caller wants, in order: the
  * forward selects their final hidden states before the output layer (a [M, V] product
  * instead of [N, V]).
  */
 import { tf } from '../core/backend.js';
-import { concat2T, matMulC, reshapeT } from './tfops.js';
+import { matMulC, reshapeT } from './tfops.js';
 
 type T2 = tf.Tensor2D;
 
@@ -104,6 +104,29 @@ function attendRows(
   return reshapeT<tf.Rank.R2>(tf.transpose(reshapeT(ctx, [R, H, Sq, Dh]), [0, 2, 1, 3]), [R * Sq, H * Dh]);
 }
 
+/** R rows of S tokens with an attention bias [R, 1, S, S] (the causal mask or a packed one). */
+function rowsLayout(R: number, S: number, ids: Int32Array, pos: Int32Array, bias: Float32Array, reads: Int32Array | null): TokenLayout {
+  return {
+    N: R * S,
+    ids,
+    pos,
+    reads,
+    attend: (q, k, v, H, Hkv, Dh) =>
+      attendRows(
+        q,
+        keyHeads(k, R, S, Hkv, Dh),
+        reshapeT<tf.Rank.R3>(heads4(v, R, S, Hkv, Dh), [R * Hkv, S, Dh]),
+        tf.tensor4d(bias, [R, 1, S, S]),
+        R,
+        S,
+        S,
+        H,
+        Hkv,
+        Dh,
+      ),
+  };
+}
+
 /** B left-padded rows of S tokens (mask omitted = all ones). */
 export function paddedLayout(inp: { batch: number; seqLen: number; ids: ArrayLike<number>; mask?: ArrayLike<number> }): TokenLayout {
   const { batch: B, seqLen: S } = inp;
@@ -114,26 +137,7 @@ export function paddedLayout(inp: { batch: number; seqLen: number; ids: ArrayLik
     let cum = 0;
     for (let s = 0; s < S; s++) pos[b * S + s] = (cum += mask[b * S + s] ? 1 : 0) - 1;
   }
-  const bias = causalBias(B, S, mask);
-  return {
-    N,
-    ids: Int32Array.from(inp.ids),
-    pos,
-    reads: null,
-    attend: (q, k, v, H, Hkv, Dh) =>
-      attendRows(
-        q,
-        keyHeads(k, B, S, Hkv, Dh),
-        reshapeT<tf.Rank.R3>(heads4(v, B, S, Hkv, Dh), [B * Hkv, S, Dh]),
-        tf.tensor4d(bias, [B, 1, S, S]),
-        B,
-        S,
-        S,
-        H,
-        Hkv,
-        Dh,
-      ),
-  };
+  return rowsLayout(B, S, Int32Array.from(inp.ids), pos, causalBias(B, S, mask), null);
 }
 
 export interface SharedPrefixInput {
@@ -146,93 +150,58 @@ export interface SharedPrefixInput {
   padId: number;
 }
 
-/** Prefixes left-padded to Sp (token g·Sp + s), then tails right-padded to Ss (token G·Sp + b·Ss + s). */
+/**
+ * One row per prefix g: its tokens, then the tails of its rows in row order; rows left-padded
+ * to the longest. Segment of a token: 0 pad, 1 prefix, 2 + b tail of row b.
+ */
 export function sharedPrefixLayout(inp: SharedPrefixInput): TokenLayout {
-  const G = inp.prefixes.length,
-    B = inp.tails.length;
+  const G = inp.prefixes.length;
   if (G === 0 || inp.prefixes.some((p) => p.length === 0)) throw new Error('sharedPrefixLayout: every prefix needs a token');
-  const Sp = Math.max(...inp.prefixes.map((p) => p.length));
-  const Ss = Math.max(1, ...inp.tails.map((t) => t.tokens.length));
-  const Np = G * Sp,
-    Ns = B * Ss,
-    N = Np + Ns,
-    Sk = Sp + Ss;
+  const lens = inp.prefixes.map((p) => p.length);
+  const offset = new Array<number>(inp.tails.length); // tail b's first token, counted from its prefix's start
+  inp.tails.forEach(({ group: g, tokens }, b) => {
+    offset[b] = lens[g];
+    lens[g] += tokens.length;
+  });
+  const S = Math.max(...lens);
+  const N = G * S;
   const ids = new Int32Array(N).fill(inp.padId);
   const pos = new Int32Array(N).fill(-1);
-  const pmask = new Uint8Array(Np);
-  inp.prefixes.forEach((p, g) => {
-    const pad = Sp - p.length;
+  const seg = new Int32Array(N);
+  const start = lens.map((n, g) => g * S + S - n); // index of row g's first token
+  inp.prefixes.forEach((p, g) =>
     p.forEach((t, i) => {
-      ids[g * Sp + pad + i] = t;
-      pmask[g * Sp + pad + i] = 1;
-      pos[g * Sp + pad + i] = i;
-    });
-  });
-  // tail query s of row b sees prefix key j iff the prefix has a token there, tail key j iff j ≤ s and j is a token
-  const tbias = new Float32Array(B * Ss * Sk);
-  const sel = new Float32Array(B * G);
-  inp.tails.forEach(({ group: g, tokens }, b) => {
-    const L = inp.prefixes[g].length;
-    sel[b * G + g] = 1;
-    for (let s = 0; s < Ss; s++) {
-      const i = Np + b * Ss + s;
-      if (s < tokens.length) ids[i] = tokens[s];
-      pos[i] = L + Math.min(s, tokens.length - 1); // pads repeat the last position (never read)
-      for (let j = 0; j < Sp; j++) tbias[(b * Ss + s) * Sk + j] = pmask[g * Sp + j] ? 0 : -1e9;
-      for (let j = 0; j < Ss; j++) tbias[(b * Ss + s) * Sk + Sp + j] = j <= s && j < tokens.length ? 0 : -1e9;
+      ids[start[g] + i] = t;
+      pos[start[g] + i] = i;
+      seg[start[g] + i] = 1;
+    }),
+  );
+  inp.tails.forEach(({ group: g, tokens }, b) =>
+    tokens.forEach((t, s) => {
+      const i = start[g] + offset[b] + s;
+      ids[i] = t;
+      pos[i] = inp.prefixes[g].length + s;
+      seg[i] = 2 + b;
+    }),
+  );
+  // query i sees key j ≤ i of its prefix or of its own tail
+  const bias = new Float32Array(G * S * S).fill(-1e9);
+  for (let g = 0; g < G; g++)
+    for (let i = 0; i < S; i++) {
+      const si = seg[g * S + i];
+      if (si === 0) continue;
+      for (let j = 0; j <= i; j++) {
+        const sj = seg[g * S + j];
+        if (sj === 1 || sj === si) bias[(g * S + i) * S + j] = 0;
+      }
     }
-  });
   const reads = Int32Array.from(inp.reads, ({ row, len }) => {
     const { group: g, tokens } = inp.tails[row];
     const L = inp.prefixes[g].length;
     if (len < 1 || len > L + tokens.length) throw new Error(`sharedPrefixLayout: read length ${len} outside 1..${L + tokens.length}`);
-    return len <= L ? g * Sp + Sp - L + len - 1 : Np + row * Ss + len - L - 1;
+    return len <= L ? start[g] + len - 1 : start[g] + offset[row] + len - L - 1;
   });
-  const pbias = causalBias(G, Sp, pmask);
-  return {
-    N,
-    ids,
-    pos,
-    reads,
-    attend(q, k, v, H, Hkv, Dh) {
-      const [qp, qs] = tf.split(q, [Np, Ns], 0) as T2[];
-      const [kp, ks] = tf.split(k, [Np, Ns], 0) as T2[];
-      const [vp, vs] = tf.split(v, [Np, Ns], 0) as T2[];
-      const kpH = heads4(kp, G, Sp, Hkv, Dh);
-      const vpH = heads4(vp, G, Sp, Hkv, Dh);
-      const ctxP = attendRows(
-        qp,
-        reshapeT<tf.Rank.R3>(tf.transpose(kpH, [0, 1, 3, 2]), [G * Hkv, Dh, Sp]),
-        reshapeT<tf.Rank.R3>(vpH, [G * Hkv, Sp, Dh]),
-        tf.tensor4d(pbias, [G, 1, Sp, Sp]),
-        G,
-        Sp,
-        Sp,
-        H,
-        Hkv,
-        Dh,
-      );
-      // each tail's copy of its prefix's keys/values: a 0/1 [B, G] matMul (differentiable; wasm has no gather gradient)
-      const selT = tf.tensor2d(sel, [B, G]);
-      const perTail = (t: tf.Tensor4D) =>
-        reshapeT<tf.Rank.R4>(matMulC(selT, reshapeT<tf.Rank.R2>(t, [G, Hkv * Sp * Dh])), [B, Hkv, Sp, Dh]);
-      const kAll = concat2T(perTail(kpH), heads4(ks, B, Ss, Hkv, Dh), 2);
-      const vAll = concat2T(perTail(vpH), heads4(vs, B, Ss, Hkv, Dh), 2);
-      const ctxS = attendRows(
-        qs,
-        reshapeT<tf.Rank.R3>(tf.transpose(kAll, [0, 1, 3, 2]), [B * Hkv, Dh, Sk]),
-        reshapeT<tf.Rank.R3>(vAll, [B * Hkv, Sk, Dh]),
-        tf.tensor4d(tbias, [B, 1, Ss, Sk]),
-        B,
-        Ss,
-        Sk,
-        H,
-        Hkv,
-        Dh,
-      );
-      return concat2T(ctxP, ctxS, 0);
-    },
-  };
+  return rowsLayout(G, S, ids, pos, bias, reads);
 }
 
 /** The final hidden states at the layout's reads ([M, d]; all N rows when reads is null). */
