@@ -54,12 +54,15 @@ for (const [label, dir, targets] of [
     ad.setFactors(randomFactors(ad, 3));
     const rng = new Rng(9);
     const tok = (n: number) => Array.from({ length: n }, () => 1 + rng.int(V - 3));
-    // two questions of different lengths (left padding inside the prefix block), tails of 0..4
-    // tokens (right padding, an empty tail), reads inside X (j ≤ 0), at X (j = 0) and in Z
     const X = [tok(9), tok(5)];
-    const xs = [X[0], X[1], X[0], X[0], X[1]];
-    const zs = [tok(4), tok(2), [], tok(3), tok(1)];
-    const nodes = [[0, 1, 2, 3, 4], [-2, 0, 2], [0], [1, 3], [0, 1]];
+    // two questions of different lengths (left padding of the shorter row), tails of 0..4
+    // tokens, reads inside X (j ≤ 0), at X (j = 0) and in Z; row 5 starts row 0's Z (read from
+    // row 0's tokens), row 6 repeats row 1 (the same logits bit for bit)
+    const xs = [X[0], X[1], X[0], X[0], X[1], X[0], X[1]];
+    const z0 = tok(4),
+      z1 = tok(2);
+    const zs = [z0, z1, [], tok(3), tok(1), z0.slice(0, 2), z1];
+    const nodes = [[0, 1, 2, 3, 4], [-2, 0, 2], [0], [1, 3], [0, 1], [0, 1, 2], [-2, 0, 2]];
     const w = Float32Array.from({ length: nodes.flat().length * V }, () => rng.normal());
     const vars = ad.trainableVariables();
     // shared: one forward of the layout (groups < rows, every X non-empty)
@@ -87,6 +90,8 @@ for (const [label, dir, targets] of [
       return total;
     }, vars);
     const dLogit = maxDiff(shared, perRow);
+    // row 6 = row 1: nodes 16..18 and 5..7 of the stack
+    assert.deepEqual(shared.slice(16 * V, 19 * V), shared.slice(5 * V, 8 * V));
     let dGrad = 0,
       gScale = 0;
     for (const v of vars) {

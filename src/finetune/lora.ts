@@ -228,8 +228,8 @@ export async function openLoraSession(dir: string, adapter: LoraAdapter, opts: {
  * prefix lengths of row b (ScoredRow.nodes).
  * Rows that share their X (a training batch draws 16 Z for the same question) run X once:
  * a shared-prefix layout (lmbuild/token-layout.ts), one row per distinct X holding X and then
- * the Z tails of its rows, packed without padding — the same logits to float round-off at a
- * fraction of the forward. Otherwise one forward over the left-padded rows. Either way only
+ * the distinct Z tails of its rows, packed without padding — the same logits to float round-off
+ * at a fraction of the forward. Otherwise one forward over the left-padded rows. Either way only
  * the read positions go through the output layer.
  */
 export function loraNodeLogits(base: FrozenModel, adapter: LoraAdapter, xs: number[][], zs: number[][], nodes: number[][]): tf.Tensor2D {
@@ -245,12 +245,31 @@ export function loraNodeLogits(base: FrozenModel, adapter: LoraAdapter, xs: numb
   const rows = xs.map((x, b) => [...x, ...zs[b]]);
   const S = Math.max(...rows.map((r) => r.length));
   if (groupOf.size < B && xs.every((x) => x.length > 0)) {
+    // each X's distinct tails, a tail that starts another (same X) read from the longer one:
+    // fewer tokens, and identical rows get bitwise identical logits
+    const kept: { group: number; tokens: number[] }[] = [];
+    const keptOf = new Array<number>(B);
+    const starts = new Map<string, number>(); // "group|token prefix" of every kept tail → that tail
+    const order = tails.map((_, b) => b).sort((a, b) => tails[b].tokens.length - tails[a].tokens.length || a - b);
+    for (const b of order) {
+      const { group: g, tokens } = tails[b];
+      let k = starts.get(`${g}|${tokens.join(',')}`);
+      if (k === undefined) {
+        k = kept.push(tails[b]) - 1;
+        for (let n = 0; n <= tokens.length; n++) {
+          const key = `${g}|${tokens.slice(0, n).join(',')}`;
+          if (!starts.has(key)) starts.set(key, k);
+        }
+      }
+      keptOf[b] = k;
+    }
     // packed: one row per X; worth it when its forward FLOPs are fewer, per layer ≈ 24·d²
     // per token (linear layers) + 4·d per query-key pair (attention) — a row per X holds all
     // of that X's tails, so with many long tails its attention square can outgrow the padding saved
     const d = base.config.nEmbd;
     const packed = new Map<number, number>();
-    xs.forEach((x, b) => packed.set(group[b], (packed.get(group[b]) ?? x.length) + tails[b].tokens.length));
+    xs.forEach((x, b) => packed.set(group[b], x.length));
+    for (const t of kept) packed.set(t.group, packed.get(t.group)! + t.tokens.length);
     const Sp = Math.max(...packed.values());
     const cost = (rowsN: number, s: number) => rowsN * s * (6 * d + s);
     if (cost(groupOf.size, Sp) < cost(B, S)) {
@@ -258,8 +277,8 @@ export function loraNodeLogits(base: FrozenModel, adapter: LoraAdapter, xs: numb
       xs.forEach((x, b) => (prefixes[group[b]] = x));
       const layout = sharedPrefixLayout({
         prefixes,
-        tails,
-        reads: nodes.flatMap((n, b) => n.map((j) => ({ row: b, len: xs[b].length + j }))),
+        tails: kept,
+        reads: nodes.flatMap((n, b) => n.map((j) => ({ row: keptOf[b], len: xs[b].length + j }))),
         padId: base.config.padTokenId,
       });
       return loraLayoutForward(base, adapter, layout).logits;
