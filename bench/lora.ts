@@ -4,7 +4,8 @@
  * configs/posterior-check.yaml: sample 16 Z, score with the frozen LM, one optimizer step)
  * and peak RSS, each variant in its own process so peak RSS is its own. Wall and CPU time
  * (best of reps by CPU time; wall time on shared 2-core machines moves ±50% with load).
- *   node dist/bench/lora.js [--models models/arith-char,models/english-char,tiny:2x64,tiny:4x128] [--steps 12] [--json]
+ * `--rounds R` runs head and LoRA R times, alternating, and reports the median ratio and its range.
+ *   node dist/bench/lora.js [--models models/arith-char,models/english-char,tiny:2x64,tiny:4x128] [--steps 12] [--rounds 1] [--json]
  * `tiny:LxD` is a random-weight GPT with L layers and width D (cost growth with depth/width).
  */
 import { spawnSync } from 'node:child_process';
@@ -100,24 +101,42 @@ async function main() {
   const models = arg('--models', 'models/arith-char,models/english-char,tiny:2x64,tiny:4x128').split(',');
   const self = fileURLToPath(import.meta.url);
   const rows: Record<string, number | string>[] = [];
+  const rounds = Number(arg('--rounds', '1'));
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)];
   for (const model of models) {
-    const r: Record<string, Record<string, number | string>> = {};
-    for (const kind of ['head', 'lora']) {
-      const p = spawnSync(process.execPath, [self, '--child', model, kind, ...args], { encoding: 'utf8' });
-      if (p.status !== 0) throw new Error(`bench child ${model} ${kind} failed: ${p.stderr.split('\n').slice(-3).join(' ')}`);
-      r[kind] = JSON.parse(p.stdout.trim().split('\n').pop()!);
+    // head and LoRA alternate round by round, so that load changes on a shared machine hit both
+    const runs: Record<string, Record<string, number | string>>[] = [];
+    for (let k = 0; k < rounds; k++) {
+      const r: Record<string, Record<string, number | string>> = {};
+      for (const kind of ['head', 'lora']) {
+        const p = spawnSync(process.execPath, [self, '--child', model, kind, ...args], { encoding: 'utf8' });
+        if (p.status !== 0) throw new Error(`bench child ${model} ${kind} failed: ${p.stderr.split('\n').slice(-3).join(' ')}`);
+        r[kind] = JSON.parse(p.stdout.trim().split('\n').pop()!);
+      }
+      runs.push(r);
     }
-    const row = {
+    const ratio = (r: (typeof runs)[number], num: string, den: string) => Number(r.lora[num]) / Number(r.head[den]);
+    const sampleRatios = runs.map((r) => ratio(r, 'sample_tok_cpu_s', 'sample_tok_cpu_s'));
+    const stepRatios = runs.map((r) => ratio(r, 'train_step_cpu_ms', 'train_step_cpu_ms'));
+    const med = (kind: 'head' | 'lora', key: string) => median(runs.map((r) => Number(r[kind][key])));
+    const row: Record<string, number | string> = {
       model,
-      head_sample_tok_s: r.head.sample_tok_s,
-      lora_sample_tok_s: r.lora.sample_tok_s,
-      sample_ratio_cpu: +(Number(r.lora.sample_tok_cpu_s) / Number(r.head.sample_tok_cpu_s)).toFixed(2),
-      head_step_ms: r.head.train_step_ms,
-      lora_step_ms: r.lora.train_step_ms,
-      step_ratio_cpu: +(Number(r.lora.train_step_cpu_ms) / Number(r.head.train_step_cpu_ms)).toFixed(2),
-      head_rss_mib: r.head.peak_rss_mib,
-      lora_rss_mib: r.lora.peak_rss_mib,
+      head_sample_tok_s: med('head', 'sample_tok_s'),
+      lora_sample_tok_s: med('lora', 'sample_tok_s'),
+      sample_ratio_cpu: +median(sampleRatios).toFixed(2),
+      head_step_ms: med('head', 'train_step_ms'),
+      lora_step_ms: med('lora', 'train_step_ms'),
+      head_step_cpu_ms: med('head', 'train_step_cpu_ms'),
+      lora_step_cpu_ms: med('lora', 'train_step_cpu_ms'),
+      step_ratio_cpu: +median(stepRatios).toFixed(2),
+      head_rss_mib: Math.max(...runs.map((r) => Number(r.head.peak_rss_mib))),
+      lora_rss_mib: Math.max(...runs.map((r) => Number(r.lora.peak_rss_mib))),
     };
+    if (rounds > 1) {
+      const range = (v: number[]) => `${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)}`;
+      row.sample_ratio_range = range(sampleRatios);
+      row.step_ratio_range = range(stepRatios);
+    }
     rows.push(row);
     if (!args.includes('--json')) console.log(JSON.stringify(row));
   }

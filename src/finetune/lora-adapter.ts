@@ -17,7 +17,7 @@ import type { BaseModelId, PolicyAdapter } from './adapter.js';
 import { LmHead } from './head.js';
 import type { ScoredRow } from './score.js';
 import { type FrozenModel, LoraAdapter, loadFrozenModel, loraNodeLogits, openLoraSession } from './lora.js';
-import { matMul2 } from '../lmbuild/tfops.js';
+import { matMulC } from '../lmbuild/tfops.js';
 
 type T2 = tf.Tensor2D;
 
@@ -86,18 +86,21 @@ export class LoraPolicyAdapter implements PolicyAdapter {
    */
   prefixLogits(prefixes: number[][]): T2 {
     const { rows, reads, index } = nestPrefixes(prefixes);
+    // the rows' common start (the question X of a one-example buffer) as the shared X: run once
+    let lcp = Math.min(...rows.map((r) => r.length));
+    for (const r of rows) for (let i = 0; i < lcp; i++) if (r[i] !== rows[0][i]) lcp = i;
     const logits = loraNodeLogits(
       this.base,
       this.lora,
-      rows.map(() => []),
-      rows,
-      reads,
+      rows.map((r) => r.slice(0, lcp)),
+      rows.map((r) => r.slice(lcp)),
+      reads.map((rd) => rd.map((n) => n - lcp)),
     );
     const N = reads.reduce((s, r) => s + r.length, 0);
     if (N === prefixes.length && index.every((k, i) => k === i)) return logits;
     const sel = new Float32Array(prefixes.length * N);
     index.forEach((k, i) => (sel[i * N + k] = 1));
-    return matMul2(tf.tensor2d(sel, [prefixes.length, N]), logits);
+    return matMulC(tf.tensor2d(sel, [prefixes.length, N]), logits);
   }
 
   logitsSync(): Float32Array {

@@ -19,12 +19,12 @@ import { configFromFacts, modelFamily, readConfig, readGptWeights, readOnnx, sha
 import { type GptConfig, paramShapes } from '../lm/gpt.js';
 import { type LoraFacts, type LoraModule, loraModules } from '../lm/lora-spec.js';
 import { type LlamaConfig, llamaConfigFromHf, llamaParamShapes } from '../lm/llama.js';
-import { llamaTfForward, toLlamaTfParams } from '../lmbuild/llama-tf.js';
+import { llamaLayoutForward, toLlamaTfParams } from '../lmbuild/llama-tf.js';
 import { type LoraFactors, addLoraBranches, loraFeeds } from '../lm/lora-graph.js';
 import { LmSession } from '../lm/session.js';
 import { type NamedArray, loadSafetensors, saveSafetensors } from '../lm/safetensors.js';
-import { type LoraParams, type TfParams, referenceForward, toTfParams } from '../lmbuild/reference.js';
-import { matMul2 } from '../lmbuild/tfops.js';
+import { type LoraParams, type TfParams, fusedAttnParams, gptForward } from '../lmbuild/reference.js';
+import { type TokenLayout, paddedLayout, sharedPrefixLayout } from '../lmbuild/token-layout.js';
 
 export interface LoraConfig {
   rank: number;
@@ -190,7 +190,7 @@ export function loadFrozenModel(dir: string): FrozenModel {
     model,
     paramShapes(config).map(([n]) => n),
   );
-  return { family, config, params: toTfParams(config, w), sha256: sha256(bytes) };
+  return { family, config, params: fusedAttnParams(w), sha256: sha256(bytes) };
 }
 
 /** logits [B·S, V] and hidden [B·S, d] of the adapted model (call inside tf.tidy / a gradient closure). */
@@ -202,9 +202,13 @@ export function loraForward(
   ids: ArrayLike<number>,
   mask?: ArrayLike<number>,
 ) {
-  const inp = { batch, seqLen, ids, mask };
-  if (base.family === 'llama') return llamaTfForward(base.config, base.params, inp, adapter?.tfParams());
-  return referenceForward(base.config, base.params, inp, adapter?.tfParams());
+  return loraLayoutForward(base, adapter, paddedLayout({ batch, seqLen, ids, mask }));
+}
+
+/** The adapted model over a token layout (lmbuild/token-layout.ts): logits and hidden at its reads. */
+export function loraLayoutForward(base: FrozenModel, adapter: LoraAdapter | null, layout: TokenLayout) {
+  if (base.family === 'llama') return llamaLayoutForward(base.config, base.params, layout, adapter?.tfParams());
+  return gptForward(base.config, base.params, layout, adapter?.tfParams());
 }
 
 /** An ORT session over the model folder with low-rank branches, fed with the adapter's current factors. */
@@ -220,27 +224,78 @@ export async function openLoraSession(dir: string, adapter: LoraAdapter, opts: {
 /**
  * The adapted model's logits at every decision node of teacher-forced rows X Z, stacked in
  * the order of stackNodes (objective.ts): node j of a row is the state X z_1..j, read at
- * position |X| + j − 1 of the row. One tfjs forward over the left-padded batch; the rows are
- * picked with a 0/1 selection matMul (differentiable; wasm has no gather gradient).
- * `nodes[b]` are the prefix lengths of row b (ScoredRow.nodes).
+ * position |X| + j − 1 of the row (j may be ≤ 0: a state inside X). `nodes[b]` are the
+ * prefix lengths of row b (ScoredRow.nodes).
+ * Rows that share their X (a training batch draws 16 Z for the same question) run X once:
+ * a shared-prefix layout (lmbuild/token-layout.ts), one row per distinct X holding X and then
+ * the distinct Z tails of its rows, packed without padding — the same logits to float round-off
+ * at a fraction of the forward. Otherwise one forward over the left-padded rows. Either way only
+ * the read positions go through the output layer.
  */
 export function loraNodeLogits(base: FrozenModel, adapter: LoraAdapter, xs: number[][], zs: number[][], nodes: number[][]): tf.Tensor2D {
+  const B = xs.length;
+  const groupOf = new Map<string, number>();
+  const group = xs.map((x) => {
+    const k = x.join(',');
+    if (!groupOf.has(k)) groupOf.set(k, groupOf.size);
+    return groupOf.get(k)!;
+  });
+  // tokens after the last read never reach a read
+  const tails = zs.map((z, b) => ({ group: group[b], tokens: z.slice(0, Math.max(0, ...nodes[b])) }));
   const rows = xs.map((x, b) => [...x, ...zs[b]]);
   const S = Math.max(...rows.map((r) => r.length));
-  const B = rows.length;
+  if (groupOf.size < B && xs.every((x) => x.length > 0)) {
+    // each X's distinct tails, a tail that starts another (same X) read from the longer one:
+    // fewer tokens, and identical rows get bitwise identical logits
+    const kept: { group: number; tokens: number[] }[] = [];
+    const keptOf = new Array<number>(B);
+    const starts = new Map<string, number>(); // "group|token prefix" of every kept tail → that tail
+    const order = tails.map((_, b) => b).sort((a, b) => tails[b].tokens.length - tails[a].tokens.length || a - b);
+    for (const b of order) {
+      const { group: g, tokens } = tails[b];
+      let k = starts.get(`${g}|${tokens.join(',')}`);
+      if (k === undefined) {
+        k = kept.push(tails[b]) - 1;
+        for (let n = 0; n <= tokens.length; n++) {
+          const key = `${g}|${tokens.slice(0, n).join(',')}`;
+          if (!starts.has(key)) starts.set(key, k);
+        }
+      }
+      keptOf[b] = k;
+    }
+    // packed: one row per X; worth it when its forward FLOPs are fewer, per layer ≈ 24·d²
+    // per token (linear layers) + 4·d per query-key pair (attention) — a row per X holds all
+    // of that X's tails, so with many long tails its attention square can outgrow the padding saved
+    const d = base.config.nEmbd;
+    const packed = new Map<number, number>();
+    xs.forEach((x, b) => packed.set(group[b], x.length));
+    for (const t of kept) packed.set(t.group, packed.get(t.group)! + t.tokens.length);
+    const Sp = Math.max(...packed.values());
+    const cost = (rowsN: number, s: number) => rowsN * s * (6 * d + s);
+    if (cost(groupOf.size, Sp) < cost(B, S)) {
+      const prefixes: number[][] = [];
+      xs.forEach((x, b) => (prefixes[group[b]] = x));
+      const layout = sharedPrefixLayout({
+        prefixes,
+        tails: kept,
+        reads: nodes.flatMap((n, b) => n.map((j) => ({ row: keptOf[b], len: xs[b].length + j }))),
+        padId: base.config.padTokenId,
+      });
+      return loraLayoutForward(base, adapter, layout).logits;
+    }
+  }
   const ids = new Int32Array(B * S).fill(base.config.padTokenId);
   const mask = new Uint8Array(B * S);
-  const N = nodes.reduce((s, n) => s + n.length, 0);
-  const sel = new Float32Array(N * B * S);
-  let k = 0;
+  const reads: number[] = [];
   rows.forEach((r, b) => {
     const pad = S - r.length;
     for (let i = 0; i < r.length; i++) {
       ids[b * S + pad + i] = r[i];
       mask[b * S + pad + i] = 1;
     }
-    for (const j of nodes[b]) sel[k++ * B * S + b * S + pad + xs[b].length + j - 1] = 1;
+    for (const j of nodes[b]) reads.push(b * S + pad + xs[b].length + j - 1);
   });
-  const { logits } = loraForward(base, adapter, B, S, ids, mask);
-  return matMul2(tf.tensor2d(sel, [N, B * S]), logits);
+  const layout = paddedLayout({ batch: B, seqLen: S, ids, mask });
+  layout.reads = Int32Array.from(reads);
+  return loraLayoutForward(base, adapter, layout).logits;
 }

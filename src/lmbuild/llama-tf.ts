@@ -11,7 +11,8 @@ import { tf } from '../core/backend.js';
 import { type LlamaConfig, type LlamaModule, llamaModuleName } from '../lm/llama.js';
 import type { GptWeights } from '../lm/gpt.js';
 import type { LoraParams, RefInput, TfParams } from './reference.js';
-import { bmm, matMul2 } from './tfops.js';
+import { addT, matMul2, matMulW, scaleT } from './tfops.js';
+import { type TokenLayout, paddedLayout, readRows } from './token-layout.js';
 
 type T2 = tf.Tensor2D;
 
@@ -69,85 +70,84 @@ export function llamaTfForward(
   lora?: LoraParams,
   o: { handGrads?: boolean } = {},
 ): { logits: T2; hidden: T2 } {
-  const { batch: B, seqLen: S } = inp;
+  return llamaLayoutForward(c, p, paddedLayout(inp), lora, o);
+}
+
+/**
+ * The forward over a token layout (token-layout.ts): logits and final hidden states at the
+ * layout's reads ([M, V], [M, d]; every token when it has none). Frozen weights are plain
+ * tensors; the linear layers take them through matMulW (no weight gradient computed).
+ */
+export function llamaLayoutForward(
+  c: LlamaConfig,
+  p: TfParams,
+  layout: TokenLayout,
+  lora?: LoraParams,
+  o: { handGrads?: boolean } = {},
+): { logits: T2; hidden: T2 } {
   const H = c.nHead,
     Hkv = c.nKvHead,
     Dh = c.headDim,
-    rep = H / Hkv,
     half = Dh / 2;
-  const N = B * S;
+  const N = layout.N;
   const P = (n: string) => {
     const t = p.get(n);
     if (!t) throw new Error(`missing tfjs parameter ${n}`);
     return t;
   };
-  const mask = inp.mask ? Float32Array.from(inp.mask) : new Float32Array(N).fill(1);
-  // positions, rotary tables and the additive attention bias are data: computed in JS
-  const bias = new Float32Array(B * S * S);
+  // rotary tables are data: computed in JS from the positions (pads get garbage no real position reads)
   const cos = new Float32Array(N * Dh);
   const sin = new Float32Array(N * Dh);
-  for (let b = 0; b < B; b++) {
-    let cum = 0;
-    for (let s = 0; s < S; s++) {
-      cum += mask[b * S + s] ? 1 : 0;
-      const pos = cum - 1;
-      for (let j = 0; j < half; j++) {
-        const ang = pos * Math.pow(c.ropeTheta, (-2 * j) / Dh);
-        cos[(b * S + s) * Dh + j] = cos[(b * S + s) * Dh + j + half] = Math.cos(ang);
-        sin[(b * S + s) * Dh + j] = sin[(b * S + s) * Dh + j + half] = Math.sin(ang);
-      }
-      for (let j = 0; j < S; j++) bias[(b * S + s) * S + j] = j <= s && mask[b * S + j] ? 0 : -1e9;
+  for (let t = 0; t < N; t++) {
+    const pos = layout.pos[t];
+    for (let j = 0; j < half; j++) {
+      const ang = pos * Math.pow(c.ropeTheta, (-2 * j) / Dh);
+      cos[t * Dh + j] = cos[t * Dh + j + half] = Math.cos(ang);
+      sin[t * Dh + j] = sin[t * Dh + j + half] = Math.sin(ang);
     }
   }
-  const cosT = tf.tensor4d(cos, [B, S, 1, Dh]);
-  const sinT = tf.tensor4d(sin, [B, S, 1, Dh]);
-  const attnBias = tf.tensor4d(bias, [B, 1, S, S]);
+  const cosT = tf.tensor3d(cos, [N, 1, Dh]);
+  const sinT = tf.tensor3d(sin, [N, 1, Dh]);
   const eps = tf.scalar(c.rmsEps);
   const rms = o.handGrads
     ? (x: T2, g: string) => rmsNorm(x, P(g) as tf.Tensor1D, eps)
     : (x: T2, g: string) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), 1, true), eps))), P(g)) as T2;
-  // x [B,S,n,Dh] → x·cos + rotate_half(x)·sin, rotate_half(x) = [−x2, x1]; with handGrads as
-  // x·R (a fixed signed permutation: one 2-D matMul instead of slicing activations, docs/design.md §3)
+  // x [N,n·Dh] → x·cos + rotate_half(x)·sin per head, rotate_half(x) = [−x2, x1]; with handGrads
+  // as x·R (a fixed signed permutation: one 2-D matMul instead of slicing activations, docs/design.md §3)
   const rot = o.handGrads ? rotateHalfMatrix(Dh) : null;
-  const rope = (x: tf.Tensor4D) => {
+  const rope = (x2d: T2, n: number): T2 => {
+    const x = tf.reshape(x2d, [N, n, Dh]) as tf.Tensor3D;
     if (rot) {
-      const r = tf.reshape(matMul2(tf.reshape(x, [N * x.shape[2], Dh]) as T2, rot), [B, S, x.shape[2], Dh]);
-      return tf.add(tf.mul(x, cosT), tf.mul(r, sinT)) as tf.Tensor4D;
+      const r = tf.reshape(matMul2(tf.reshape(x, [N * n, Dh]) as T2, rot), [N, n, Dh]);
+      return tf.reshape(tf.add(tf.mul(x, cosT), tf.mul(r, sinT)), [N, n * Dh]) as T2;
     }
-    const [x1, x2] = tf.split(x, 2, 3);
-    return tf.add(tf.mul(x, cosT), tf.mul(tf.concat([tf.neg(x2), x1], 3), sinT)) as tf.Tensor4D;
+    const [x1, x2] = tf.split(x, 2, 2);
+    return tf.reshape(tf.add(tf.mul(x, cosT), tf.mul(tf.concat([tf.neg(x2), x1], 2), sinT)), [N, n * Dh]) as T2;
   };
   // x·W (+ bias) (+ scale·(x·A)·B when adapted)
   const lin = (x: T2, layer: number, m: LlamaModule): T2 => {
     const stem = llamaModuleName(layer, m).replace(/\.weight$/, '');
-    let y = matMul2(x, P(`${stem}.weight`) as T2);
+    let y = matMulW(x, P(`${stem}.weight`) as T2);
     if (c.attentionBias && (m === 'q_proj' || m === 'k_proj' || m === 'v_proj')) y = tf.add(y, P(`${stem}.bias`)) as T2;
     const f = lora?.get(stem);
-    return f ? (tf.add(y, matMul2(tf.mul(matMul2(x, f.a), f.scale) as T2, f.b)) as T2) : y;
+    return f ? addT(y, matMul2(scaleT(matMul2(x, f.a), f.scale), f.b)) : y;
   };
-  const oneHot = tf.oneHot(tf.tensor1d(Int32Array.from(inp.ids), 'int32'), c.vocabSize).toFloat() as T2;
+  const oneHot = tf.oneHot(tf.tensor1d(layout.ids, 'int32'), c.vocabSize).toFloat() as T2;
   // one-hot × matrix instead of gather: wasm has no gather gradient (docs/design.md §3)
-  let x = matMul2(oneHot, P('model.embed_tokens.weight') as T2);
+  let x = matMulW(oneHot, P('model.embed_tokens.weight') as T2);
   for (let l = 0; l < c.nLayer; l++) {
     const n1 = rms(x, `model.layers.${l}.input_layernorm.weight`);
-    const q = rope(tf.reshape(lin(n1, l, 'q_proj'), [B, S, H, Dh]));
-    const k = rope(tf.reshape(lin(n1, l, 'k_proj'), [B, S, Hkv, Dh]));
-    const v = tf.reshape(lin(n1, l, 'v_proj'), [B, S, Hkv, Dh]);
-    // query head h = kv·rep + r: [B,H,S,Dh] → [B·Hkv, rep·S, Dh] against K/V [B·Hkv, S, Dh]
-    const qg = tf.reshape(tf.mul(tf.transpose(q, [0, 2, 1, 3]), 1 / Math.sqrt(Dh)), [B * Hkv, rep * S, Dh]) as tf.Tensor3D;
-    const kh = tf.reshape(tf.transpose(k, [0, 2, 3, 1]), [B * Hkv, Dh, S]) as tf.Tensor3D;
-    const vh = tf.reshape(tf.transpose(v, [0, 2, 1, 3]), [B * Hkv, S, Dh]) as tf.Tensor3D;
-    const scores = tf.add(tf.reshape(bmm(qg, kh), [B, H, S, S]), attnBias);
-    const probs = tf.reshape(tf.softmax(scores), [B * Hkv, rep * S, S]) as tf.Tensor3D;
-    const ctx = tf.reshape(tf.transpose(tf.reshape(bmm(probs, vh), [B, H, S, Dh]), [0, 2, 1, 3]), [N, H * Dh]) as T2;
-    x = tf.add(x, lin(ctx, l, 'o_proj')) as T2;
+    const q = tf.mul(rope(lin(n1, l, 'q_proj'), H), 1 / Math.sqrt(Dh)) as T2;
+    const k = rope(lin(n1, l, 'k_proj'), Hkv);
+    const ctx = layout.attend(q, k, lin(n1, l, 'v_proj'), H, Hkv, Dh);
+    x = addT(x, lin(ctx, l, 'o_proj'));
     const n2 = rms(x, `model.layers.${l}.post_attention_layernorm.weight`);
     const gate = lin(n2, l, 'gate_proj');
     const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), lin(n2, l, 'up_proj')) as T2;
-    x = tf.add(x, lin(act, l, 'down_proj')) as T2;
+    x = addT(x, lin(act, l, 'down_proj'));
   }
-  const hidden = rms(x, 'model.norm.weight');
-  const logits = matMul2(hidden, P('lm_head.weight') as T2);
+  const hidden = readRows(layout, rms(x, 'model.norm.weight'));
+  const logits = matMulW(hidden, P('lm_head.weight') as T2);
   const f = lora?.get('lm_head');
   return { hidden, logits: f ? (tf.add(logits, matMul2(tf.mul(matMul2(hidden, f.a), f.scale) as T2, f.b)) as T2) : logits };
 }

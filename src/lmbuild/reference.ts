@@ -7,7 +7,8 @@
  */
 import { tf } from '../core/backend.js';
 import type { GptConfig, GptWeights } from '../lm/gpt.js';
-import { bmm, gelu, layerNorm, linear, matMul2 } from './tfops.js';
+import { addT, gelu, layerNormW, linearW, matMul2, matMulW, scaleT } from './tfops.js';
+import { type TokenLayout, paddedLayout, readRows } from './token-layout.js';
 
 /** tfjs parameters by name; c_attn is split into q/k/v pieces. */
 export type TfParams = Map<string, tf.Tensor>;
@@ -30,6 +31,16 @@ export function toTfParams(c: GptConfig, w: GptWeights, variables = false): TfPa
       for (let j = 0; j < 3; j++) mk(`${base}${'qkv'[j]}.bias`, p.data.slice(j * d, (j + 1) * d), [d]);
     } else mk(name, p.data, p.shape);
   }
+  return out;
+}
+
+/**
+ * Frozen tensors by name with c_attn kept whole (the LoRA forward): on activations of a few
+ * hundred rows one [N, 3d] product and one split cost fewer tfjs ops than three products.
+ */
+export function fusedAttnParams(w: GptWeights): TfParams {
+  const out: TfParams = new Map();
+  for (const [name, p] of w) out.set(name, tf.tensor(p.data, p.shape));
   return out;
 }
 
@@ -84,73 +95,66 @@ export function referenceForward(
   inp: RefInput,
   lora?: LoraParams,
 ): { logits: tf.Tensor2D; hidden: tf.Tensor2D } {
-  const { batch: B, seqLen: S } = inp;
+  return gptForward(c, p, paddedLayout(inp), lora);
+}
+
+/**
+ * The forward over a token layout (token-layout.ts): logits and final hidden states at the
+ * layout's reads ([M, V], [M, d]; every token when it has none). Weights that are plain
+ * tensors get no gradient (tfops matMulW / linearW / layerNormW); trainable variables do.
+ */
+export function gptForward(
+  c: GptConfig,
+  p: TfParams,
+  layout: TokenLayout,
+  lora?: LoraParams,
+): { logits: tf.Tensor2D; hidden: tf.Tensor2D } {
   const d = c.nEmbd;
   const H = c.nHead;
   const Dh = d / H;
-  const N = B * S;
   const P = (n: string) => {
     const t = p.get(n);
     if (!t) throw new Error(`missing tfjs parameter ${n}`);
     return t;
   };
-  const mask = inp.mask ? Float32Array.from(inp.mask) : new Float32Array(N).fill(1);
-  // Positions and the additive attention bias, computed in JS (they are data, not parameters).
-  const pos = new Int32Array(N);
-  const bias = new Float32Array(B * S * S);
-  for (let b = 0; b < B; b++) {
-    let cum = 0;
-    for (let s = 0; s < S; s++) {
-      cum += mask[b * S + s] ? 1 : 0;
-      pos[b * S + s] = Math.max(cum - 1, 0);
-      for (let j = 0; j < S; j++) bias[(b * S + s) * S + j] = j <= s && mask[b * S + j] ? 0 : -1e9;
-    }
-  }
-  const oneHot = (idx: ArrayLike<number>, depth: number) =>
-    tf.oneHot(tf.tensor1d(Int32Array.from(idx), 'int32'), depth).toFloat() as tf.Tensor2D;
+  // GPT-2 positions: pads before a row's first token take position 0
+  const pos = layout.pos.map((q) => Math.max(q, 0));
+  const oneHot = (idx: Int32Array, depth: number) => tf.oneHot(tf.tensor1d(idx, 'int32'), depth).toFloat() as tf.Tensor2D;
   // One-hot × matrix instead of gather: wasm has no gather gradient (docs/design.md §3).
   let x = tf.add(
-    matMul2(oneHot(inp.ids, c.vocabSize), P('wte') as tf.Tensor2D),
-    matMul2(oneHot(pos, c.nCtx), P('wpe') as tf.Tensor2D),
+    matMulW(oneHot(layout.ids, c.vocabSize), P('wte') as tf.Tensor2D),
+    matMulW(oneHot(pos, c.nCtx), P('wpe') as tf.Tensor2D),
   ) as tf.Tensor2D;
-  const attnBias = tf.tensor4d(bias, [B, 1, S, S]);
   const shared = new Map<string, tf.Tensor2D>();
   // x·W + b (+ scale·(x·A)·B[:, cols] when the module is adapted)
   const adapted = (module: string, xin: tf.Tensor2D, y: tf.Tensor2D, cols?: [number, number]): tf.Tensor2D => {
     const f = lora?.get(module);
     if (!f) return y;
     let u = shared.get(module);
-    if (!u) shared.set(module, (u = tf.mul(matMul2(xin, f.a), f.scale) as tf.Tensor2D));
+    if (!u) shared.set(module, (u = scaleT(matMul2(xin, f.a), f.scale)));
     const b = cols ? (tf.slice(f.b, [0, cols[0]], [-1, cols[1]]) as tf.Tensor2D) : f.b;
-    return tf.add(y, matMul2(u, b)) as tf.Tensor2D;
+    return addT(y, matMul2(u, b));
   };
-  const toHeads = (t: tf.Tensor2D) => tf.reshape(tf.transpose(tf.reshape(t, [B, S, H, Dh]), [0, 2, 1, 3]), [B * H, S, Dh]) as tf.Tensor3D;
+  const ln = (t: tf.Tensor2D, n: string) => layerNormW(t, P(n + '.weight') as tf.Tensor1D, P(n + '.bias') as tf.Tensor1D, c.lnEps);
   for (let i = 0; i < c.nLayer; i++) {
     const pre = `h.${i}.`;
-    const h1 = layerNorm(x, P(pre + 'ln_1.weight') as tf.Tensor1D, P(pre + 'ln_1.bias') as tf.Tensor1D, c.lnEps);
-    const lin = (n: string, inp2: tf.Tensor2D) => linear(inp2, P(pre + n + '.weight') as tf.Tensor2D, P(pre + n + '.bias') as tf.Tensor1D);
-    const qkv = (j: number, n: string) => adapted(pre + 'attn.c_attn', h1, lin(n, h1), [j * d, d]);
-    const q = toHeads(tf.mul(qkv(0, 'attn.q'), 1 / Math.sqrt(Dh)) as tf.Tensor2D);
-    const k = toHeads(qkv(1, 'attn.k'));
-    const v = toHeads(qkv(2, 'attn.v'));
-    const scores = tf.add(tf.reshape(bmm(q, tf.transpose(k, [0, 2, 1])), [B, H, S, S]), attnBias);
-    const probs = tf.reshape(tf.softmax(scores), [B * H, S, S]) as tf.Tensor3D;
-    const ctx = tf.reshape(tf.transpose(tf.reshape(bmm(probs, v), [B, H, S, Dh]), [0, 2, 1, 3]), [N, d]) as tf.Tensor2D;
-    x = tf.add(
-      x,
-      adapted(
-        pre + 'attn.c_proj',
-        ctx,
-        linear(ctx, P(pre + 'attn.c_proj.weight') as tf.Tensor2D, P(pre + 'attn.c_proj.bias') as tf.Tensor1D),
-      ),
-    ) as tf.Tensor2D;
-    const h2 = layerNorm(x, P(pre + 'ln_2.weight') as tf.Tensor1D, P(pre + 'ln_2.bias') as tf.Tensor1D, c.lnEps);
+    const h1 = ln(x, pre + 'ln_1');
+    const lin = (n: string, inp2: tf.Tensor2D) => linearW(inp2, P(pre + n + '.weight') as tf.Tensor2D, P(pre + n + '.bias') as tf.Tensor1D);
+    let ctx: tf.Tensor2D;
+    if (p.has(pre + 'attn.c_attn.weight')) {
+      // fused c_attn (frozen weights, fusedAttnParams): one [N, 3d] product and one LoRA branch, split once
+      const [q, k, v] = tf.split(adapted(pre + 'attn.c_attn', h1, lin('attn.c_attn', h1)), 3, 1) as tf.Tensor2D[];
+      ctx = layout.attend(scaleT(q, 1 / Math.sqrt(Dh)), k, v, H, H, Dh);
+    } else {
+      const qkv = (j: number, n: string) => adapted(pre + 'attn.c_attn', h1, lin(n, h1), [j * d, d]);
+      const q = scaleT(qkv(0, 'attn.q'), 1 / Math.sqrt(Dh));
+      ctx = layout.attend(q, qkv(1, 'attn.k'), qkv(2, 'attn.v'), H, H, Dh);
+    }
+    x = addT(x, adapted(pre + 'attn.c_proj', ctx, lin('attn.c_proj', ctx)));
+    const h2 = ln(x, pre + 'ln_2');
     const fc = gelu(adapted(pre + 'mlp.c_fc', h2, lin('mlp.c_fc', h2))) as tf.Tensor2D;
-    x = tf.add(
-      x,
-      adapted(pre + 'mlp.c_proj', fc, linear(fc, P(pre + 'mlp.c_proj.weight') as tf.Tensor2D, P(pre + 'mlp.c_proj.bias') as tf.Tensor1D)),
-    ) as tf.Tensor2D;
+    x = addT(x, adapted(pre + 'mlp.c_proj', fc, lin('mlp.c_proj', fc)));
   }
-  const hidden = layerNorm(x, P('ln_f.weight') as tf.Tensor1D, P('ln_f.bias') as tf.Tensor1D, c.lnEps);
-  return { hidden, logits: adapted('lm_head', hidden, matMul2(hidden, P('lm_head.weight') as tf.Tensor2D)) };
+  const hidden = readRows(layout, ln(x, 'ln_f'));
+  return { hidden, logits: adapted('lm_head', hidden, matMulW(hidden, P('lm_head.weight') as tf.Tensor2D)) };
 }
