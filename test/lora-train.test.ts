@@ -244,11 +244,7 @@ test('CLI: a LoRA run trains, samples greedily with --temperature 0 (same Z ever
 test('adapter.lr sets the LoRA factors’ learning rate (first Adam step: max |B| = lr), optim.lr otherwise', async () => {
   const maxB = async (adapter: Record<string, unknown>) => {
     const base = loraConfig('tb', 1);
-    const cfg = validate(
-      { ...base, adapter: { ...base.adapter, ...adapter }, optim: { lr: 0.01, warmup: 0 } },
-      trainConfigSchema,
-      'test',
-    );
+    const cfg = validate({ ...base, adapter: { ...base.adapter, ...adapter }, optim: { lr: 0.01, warmup: 0 } }, trainConfigSchema, 'test');
     const t = await LmTrainer.create(cfg);
     await t.trainStep();
     let m = 0;
