@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { writeTempModel } from '../src/lmbuild/fixtures.js';
 import { LmTrainer } from '../src/finetune/trainer.js';
+import { initialLogZ } from '../src/finetune/objectives/tb.js';
 import { exactPosterior } from '../src/finetune/posterior.js';
 import { validate } from '../src/finetune/config-loader.js';
 import { trainConfigSchema } from '../src/finetune/schema.js';
@@ -223,4 +224,18 @@ test('a diverging run stops naming the step, after saving the last good state', 
   const latest = readFileSync(join(out, 'checkpoints', 'latest'), 'utf8').trim();
   assert.equal(latest, `step-${String(Number(m[3])).padStart(8, '0')}`);
   assert.doesNotMatch(r.stderr, /^\s+at .+:\d+/m, 'no stack trace');
+});
+
+test('TB log Z start: per question log mean exp of the on-policy importance weights, then the mean over questions (hand-worked)', () => {
+  const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} vs ${b}`);
+  // one question, weights 1 and 3: log((1 + 3) / 2) = log 2 (the plain mean of log w would be log 3 / 2)
+  close(initialLogZ([0, Math.log(3)], ['x', 'x'], [true, true]), Math.log(2));
+  // two questions with one row each: the mean of their log w
+  close(initialLogZ([-4, -10], ['a', 'b'], [true, true]), -7);
+  // a replayed gold rationale of tiny policy probability (log w = +50) is left out
+  close(initialLogZ([-4, 50, -6], ['a', 'a', 'b'], [true, false, true]), -5);
+  // no on-policy row: every row counts
+  close(initialLogZ([-4, -6], ['a', 'b'], [false, false]), -5);
+  // two questions, one with two rows: (log mean(e^-1, e^-3) + (-8)) / 2
+  close(initialLogZ([-1, -3, -8], ['a', 'a', 'b'], [true, true, true]), (Math.log((Math.exp(-1) + Math.exp(-3)) / 2) - 8) / 2);
 });

@@ -100,7 +100,15 @@ export class LmTrainer extends FineTuneSetup {
     this.lastSamples = rows.map((r, b) => ({ x: exs[b].x, z: this.tok.decode(zs[b]!.tokens), y: exs[b].y, logR: r.logR }));
     if (e.replay > 0) rows.forEach((r, b) => this.replay.add(exs[b].key, zs[b]!, r.logR));
 
-    const { loss, grads, logZ } = this.objective.loss(rows, { step: this.step, rng, vars: this.optim.variables });
+    const onPolicy = new Array<boolean>(B).fill(false);
+    for (const b of onRows) onPolicy[b] = true;
+    const { loss, grads, logZ } = this.objective.loss(rows, {
+      step: this.step,
+      rng,
+      vars: this.optim.variables,
+      rowKey: exs.map((x) => x.key),
+      onPolicy,
+    });
     let gradNorm = NaN;
     if (Number.isFinite(loss)) gradNorm = this.optim.step(grads, this.lrScale(), cfg.optim.clip);
     tf.dispose([...grads.values()]);

@@ -13,6 +13,18 @@ export interface ObjectiveStep {
   logZ: number;
 }
 
+/** What an objective's step may use besides the rows. */
+export interface LossOptions {
+  /** finished steps */
+  step: number;
+  rng: Rng;
+  /** the optimizer's variables */
+  vars: tf.Variable[];
+  /** per row: the example it belongs to (rows of one X share it) and whether it was sampled on-policy (not tempered or replayed) */
+  rowKey: string[];
+  onPolicy: boolean[];
+}
+
 /**
  * A fine-tuning objective on the LM side (one file per objective, as src/gfn for the
  * benchmarks). The trainer samples and scores a batch, then calls
@@ -27,7 +39,7 @@ export interface LmObjective {
   /** Optimizer groups besides the adapter's policy variables (TB: log Z(X) at its own rate). */
   paramGroups(): ParamGroup[];
   /** Loss and gradients of `vars` (the optimizer's variables) on one scored batch; `step` counts finished steps. */
-  loss(rows: ScoredRow[], o: { step: number; rng: Rng; vars: tf.Variable[] }): ObjectiveStep;
+  loss(rows: ScoredRow[], o: LossOptions): ObjectiveStep;
   /** After a successful optimizer step (soft Q: the Polyak target update). */
   afterStep(): void;
   /** Checkpoint contributions: files written into the checkpoint folder, read back by restore. */
