@@ -19,7 +19,9 @@ import {
   configKey,
   iterationsFor,
   parseReproduceArgs,
+  mergeReproduceBlocks,
   planRuns,
+  reproduceBlock,
   PAPER_BATCH,
   PAPER_ITERATIONS,
   type Family,
@@ -221,11 +223,11 @@ function svg(title: string, yLabel: string, panels: { name: string; series: Agg[
 const num = (v: number, d: number) => (v !== 0 && Math.abs(v) < 10 ** -d ? v.toExponential(1) : v.toFixed(d));
 const fmt = (m: { mean: number; std: number }, d = 3) => (Number.isFinite(m.mean) ? `${num(m.mean, d)} ± ${num(m.std, d)}` : '—');
 const figDir = join(root, 'docs', 'figures');
-let md = `<!-- reproduce:begin (written by scripts/reproduce.ts; do not edit by hand) -->\n\n`;
 const budgetArg = config.families.map((f) => `${f}=${config.budget[f]}`).join(',');
-md += `Command: \`npm run reproduce -- --family ${config.families.join(',')} --seeds ${seeds.join(',')} --jobs ${jobs} --budget ${budgetArg} --points ${config.points} --algos ${config.algos.join(',')}`;
-md += `${config.families.includes('hypergrid') ? ` --rewards ${config.rewards.join(',')}` : ''}${config.families.includes('bitseq') ? ` --ks ${config.ks.join(',')} --bitseq-test-modes ${config.bitseqTestModes}` : ''}${config.families.includes('molecules') ? ` --betas ${config.betas.join(',')} --mol-test-size ${config.molTestSize}` : ''} --orders ${config.orders}\``;
-md += `; ${runs.length} runs, ${seeds.length} seeds; total wall time ${(totalWall / 60).toFixed(1)} min over ${timing.invocations.length} invocation(s) (runs one after another at --jobs 1 on the shared machine; each run's own it/s and peak RSS are in the tables).\n\n`;
+let command = `Command: \`npm run reproduce -- --family ${config.families.join(',')} --seeds ${seeds.join(',')} --jobs ${jobs} --budget ${budgetArg} --points ${config.points} --algos ${config.algos.join(',')}`;
+command += `${config.families.includes('hypergrid') ? ` --rewards ${config.rewards.join(',')}` : ''}${config.families.includes('bitseq') ? ` --ks ${config.ks.join(',')} --bitseq-test-modes ${config.bitseqTestModes}` : ''}${config.families.includes('molecules') ? ` --betas ${config.betas.join(',')} --mol-test-size ${config.molTestSize}` : ''} --orders ${config.orders}\``;
+command += `; ${runs.length} runs, ${seeds.length} seeds; total wall time ${(totalWall / 60).toFixed(1)} min over ${timing.invocations.length} invocation(s) (${jobs} run${jobs > 1 ? 's' : ''} at a time; each run's own it/s and peak RSS are in the tables).`;
+const blocks: Partial<Record<Family, string>> = {};
 for (const f of config.families) {
   const aggs = aggregate(f);
   const reduced = config.budget[f] < 1 ? ` — REDUCED BUDGET: ${config.budget[f]} of the paper's iterations` : '';
@@ -236,19 +238,16 @@ for (const f of config.families) {
   const file = `reproduce-${f}.svg`;
   if (args.docs) writeFileAtomic(join(figDir, file), svg(title, CURVE[f].label, panels));
   writeFileAtomic(join(out, file), svg(title, CURVE[f].label, panels));
-  md += `#### ${f} (${it} of the paper's ${PAPER_ITERATIONS[f]} iterations × ${PAPER_BATCH[f]})${reduced ? ' — reduced budget' : ''}\n\n![${f}](figures/${file})\n\n`;
+  let md = `${command}\n\n#### ${f} (${it} of the paper's ${PAPER_ITERATIONS[f]} iterations × ${PAPER_BATCH[f]})${reduced ? ' — reduced budget' : ''}\n\n![${f}](figures/${file})\n\n`;
   md += `| setting | ${FINALS[f].join(' | ')} |\n|${' --- |'.repeat(FINALS[f].length + 1)}\n`;
   for (const a of aggs)
     md += `| ${a.setting} | ${FINALS[f].map((k) => fmt(a.finals[k], k.startsWith('it') || k === 'peakRssMB' || k.startsWith('modes') ? 1 : 4)).join(' | ')} |\n`;
-  md += '\n';
+  blocks[f] = reproduceBlock(f, md);
 }
-md += `<!-- reproduce:end -->`;
-writeFileAtomic(join(out, 'results.md'), md + '\n');
+writeFileAtomic(join(out, 'results.md'), `${Object.values(blocks).join('\n\n')}\n`);
 if (args.docs) {
   const docFile = join(root, 'docs', 'benchmarks.md');
-  const doc = readFileSync(docFile, 'utf8');
-  const re = /<!-- reproduce:begin[\s\S]*?<!-- reproduce:end -->/;
-  writeFileSync(docFile, re.test(doc) ? doc.replace(re, md) : doc + `\n## Reproduction (npm run reproduce)\n\n${md}\n`);
+  writeFileSync(docFile, mergeReproduceBlocks(readFileSync(docFile, 'utf8'), blocks));
 }
 process.stderr.write(
   `reproduce: finished in ${(wall / 60).toFixed(1)} min; tables in ${join(out, 'results.md')}${args.docs ? ' and docs/benchmarks.md, figures in docs/figures' : ''}\n`,

@@ -6,7 +6,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseReproduceArgs, planRuns, iterationsFor, configKey } from '../src/benchmarks/reproduce.js';
+import {
+  parseReproduceArgs,
+  planRuns,
+  iterationsFor,
+  configKey,
+  mergeReproduceBlocks,
+  reproduceBlock,
+} from '../src/benchmarks/reproduce.js';
 import { UsageError } from '../src/core/errors.js';
 
 const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'reproduce.js');
@@ -65,4 +72,26 @@ test('the script: exit 2 with one line for bad input and for a folder holding an
   const mixed = run(['--family', 'hypergrid', '--budget', '0.25', '--out', dir, '--no-docs']);
   assert.equal(mixed.status, 2);
   assert.match(mixed.lines[0], /another configuration/);
+});
+
+test("docs merge: a run of one family replaces only that family's block; a new family goes after the last block", () => {
+  const doc = [
+    '# Doc',
+    '',
+    reproduceBlock('hypergrid', 'old hypergrid'),
+    '',
+    reproduceBlock('bitseq', 'old bitseq'),
+    '',
+    '### After',
+    '',
+  ].join('\n');
+  const once = mergeReproduceBlocks(doc, { hypergrid: reproduceBlock('hypergrid', 'new hypergrid') });
+  assert.ok(once.includes('new hypergrid') && !once.includes('old hypergrid'));
+  assert.ok(once.includes('old bitseq'), 'the bitseq block is kept');
+  assert.equal(once.replace('new hypergrid', 'old hypergrid'), doc, 'nothing else changes');
+  const added = mergeReproduceBlocks(once, { molecules: reproduceBlock('molecules', 'mol $& table') });
+  assert.ok(added.indexOf('mol $& table') > added.indexOf('<!-- reproduce:bitseq:end -->'), 'after the last block, text taken literally');
+  assert.ok(added.indexOf('mol $& table') < added.indexOf('### After'));
+  const fresh = mergeReproduceBlocks('# Empty\n', { bitseq: reproduceBlock('bitseq', 'b') });
+  assert.match(fresh, /## Reproduction \(npm run reproduce\)\n\n<!-- reproduce:bitseq:begin/);
 });

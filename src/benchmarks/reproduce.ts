@@ -234,3 +234,34 @@ export function planRuns(c: ReproduceConfig, seeds: number[]): PlannedRun[] {
 export function configKey(c: ReproduceConfig): string {
   return JSON.stringify({ ...c, families: undefined, version: 1 });
 }
+
+const blockRe = (f: Family) => new RegExp(`<!-- reproduce:${f}:begin[\\s\\S]*?<!-- reproduce:${f}:end -->`);
+
+/** A family's generated block for docs/benchmarks.md, between its own markers. */
+export function reproduceBlock(f: Family, body: string): string {
+  return `<!-- reproduce:${f}:begin (written by scripts/reproduce.ts; do not edit by hand) -->\n\n${body.trim()}\n\n<!-- reproduce:${f}:end -->`;
+}
+
+/**
+ * docs/benchmarks.md with the blocks of the families just run replaced, each between its own
+ * markers, so a run of one family keeps the others' tables; a family without a block yet goes
+ * after the last family block (or at the end, under a heading, in a document without any).
+ */
+export function mergeReproduceBlocks(doc: string, blocks: Partial<Record<Family, string>>): string {
+  let out = doc;
+  for (const f of FAMILIES) {
+    const block = blocks[f];
+    if (block === undefined) continue;
+    if (blockRe(f).test(out)) {
+      out = out.replace(blockRe(f), () => block);
+      continue;
+    }
+    const ends = [...out.matchAll(/<!-- reproduce:[a-z]+:end -->/g)];
+    if (ends.length === 0) out = `${out.trimEnd()}\n\n## Reproduction (npm run reproduce)\n\n${block}\n`;
+    else {
+      const at = ends[ends.length - 1].index! + ends[ends.length - 1][0].length;
+      out = `${out.slice(0, at)}\n\n${block}${out.slice(at)}`;
+    }
+  }
+  return out;
+}
