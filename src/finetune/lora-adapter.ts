@@ -16,7 +16,7 @@ import type { PolicyHook } from '../lm/sampler.js';
 import type { BaseModelId, PolicyAdapter } from './adapter.js';
 import { LmHead } from './head.js';
 import type { ScoredRow } from './score.js';
-import { type FrozenModel, LoraAdapter, loadFrozenModel, loraNodeLogits, openLoraSession } from './lora.js';
+import { type FrozenModel, LoraAdapter, loadFrozenModel, loraNodeLogits, nestSequences, openLoraSession } from './lora.js';
 import { matMulC } from '../lmbuild/tfops.js';
 
 type T2 = tf.Tensor2D;
@@ -173,24 +173,9 @@ export class LoraPolicyAdapter implements PolicyAdapter {
  * order, reads in order within a row), as loraNodeLogits stacks them.
  */
 export function nestPrefixes(prefixes: number[][]): { rows: number[][]; reads: number[][]; index: number[] } {
-  const key = (p: number[], n: number) => p.slice(0, n).join(',');
-  // longest first: a prefix joins the first kept row that starts with it
   if (prefixes.some((p) => p.length === 0)) throw new Error('nestPrefixes: an empty prefix has no logits to read');
-  const order = prefixes.map((_, i) => i).sort((a, b) => prefixes[b].length - prefixes[a].length || a - b);
-  const rows: number[][] = [];
-  const rowOf = new Map<string, number>(); // every prefix of a kept row → that row
-  const where = new Array<number>(prefixes.length);
-  for (const i of order) {
-    const p = prefixes[i];
-    const k = key(p, p.length);
-    let r = rowOf.get(k);
-    if (r === undefined) {
-      r = rows.length;
-      rows.push(p);
-      for (let n = 1; n <= p.length; n++) if (!rowOf.has(key(p, n))) rowOf.set(key(p, n), r);
-    }
-    where[i] = r;
-  }
+  const { kept, of: where } = nestSequences(prefixes);
+  const rows = kept.map((i) => prefixes[i]);
   const reads: number[][] = rows.map(() => []);
   prefixes.forEach((p, i) => {
     const rd = reads[where[i]];

@@ -247,22 +247,9 @@ export function loraNodeLogits(base: FrozenModel, adapter: LoraAdapter, xs: numb
   if (groupOf.size < B && xs.every((x) => x.length > 0)) {
     // each X's distinct tails, a tail that starts another (same X) read from the longer one:
     // fewer tokens, and identical rows get bitwise identical logits
-    const kept: { group: number; tokens: number[] }[] = [];
-    const keptOf = new Array<number>(B);
-    const starts = new Map<string, number>(); // "group|token prefix" of every kept tail → that tail
-    const order = tails.map((_, b) => b).sort((a, b) => tails[b].tokens.length - tails[a].tokens.length || a - b);
-    for (const b of order) {
-      const { group: g, tokens } = tails[b];
-      let k = starts.get(`${g}|${tokens.join(',')}`);
-      if (k === undefined) {
-        k = kept.push(tails[b]) - 1;
-        for (let n = 0; n <= tokens.length; n++) {
-          const key = `${g}|${tokens.slice(0, n).join(',')}`;
-          if (!starts.has(key)) starts.set(key, k);
-        }
-      }
-      keptOf[b] = k;
-    }
+    const nest = nestSequences(tails.map((t) => [-1 - t.group, ...t.tokens])); // the group as a first "token" no id can equal
+    const kept = nest.kept.map((b) => tails[b]);
+    const keptOf = nest.of;
     // packed: one row per X; worth it when its forward FLOPs are fewer, per layer ≈ 24·d²
     // per token (linear layers) + 4·d per query-key pair (attention) — a row per X holds all
     // of that X's tails, so with many long tails its attention square can outgrow the padding saved
@@ -298,4 +285,27 @@ export function loraNodeLogits(base: FrozenModel, adapter: LoraAdapter, xs: numb
   const layout = paddedLayout({ batch: B, seqLen: S, ids, mask });
   layout.reads = Int32Array.from(reads);
   return loraLayoutForward(base, adapter, layout).logits;
+}
+
+/**
+ * Sequences that are no prefix of another: `kept` are their indices (longest first, ties by
+ * index), and `of[i]` is the position in `kept` of the first kept sequence that starts with
+ * sequence i — running only the kept ones gives every sequence's causal states.
+ */
+export function nestSequences(seqs: number[][]): { kept: number[]; of: number[] } {
+  const key = (p: number[], n: number) => p.slice(0, n).join(',');
+  const order = seqs.map((_, i) => i).sort((a, b) => seqs[b].length - seqs[a].length || a - b);
+  const kept: number[] = [];
+  const keptOf = new Map<string, number>(); // every prefix of a kept sequence → that sequence
+  const of = new Array<number>(seqs.length);
+  for (const i of order) {
+    const p = seqs[i];
+    let k = keptOf.get(key(p, p.length));
+    if (k === undefined) {
+      k = kept.push(i) - 1;
+      for (let n = 1; n <= p.length; n++) if (!keptOf.has(key(p, n))) keptOf.set(key(p, n), k);
+    }
+    of[i] = k;
+  }
+  return { kept, of };
 }
