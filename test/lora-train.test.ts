@@ -241,10 +241,14 @@ test('CLI: a LoRA run trains, samples greedily with --temperature 0 (same Z ever
  * factor entry by lr·g/(|g| + ε) (bias-corrected moments m̂ = g, v̂ = g²), so the largest |B|
  * after one step is the learning rate in use, to within ε/|g|.
  */
-test('adapter.lr sets the LoRA factors’ learning rate (first Adam step: max |B| = lr), optim.lr otherwise', async () => {
-  const maxB = async (adapter: Record<string, unknown>) => {
-    const base = loraConfig('tb', 1);
-    const cfg = validate({ ...base, adapter: { ...base.adapter, ...adapter }, optim: { lr: 0.01, warmup: 0 } }, trainConfigSchema, 'test');
+test('adapter.lr sets the LoRA factors’ learning rate (first Adam step: max |B| = lr), optim.lr otherwise, dqn.lr under soft Q-learning', async () => {
+  const maxB = async (adapter: Record<string, unknown>, objective = 'tb', dqn: Record<string, unknown> = {}) => {
+    const base = loraConfig(objective, 1);
+    const cfg = validate(
+      { ...base, adapter: { ...base.adapter, ...adapter }, optim: { lr: 0.01, warmup: 0 }, dqn: { replayBatch: 16, ...dqn } },
+      trainConfigSchema,
+      'test',
+    );
     const t = await LmTrainer.create(cfg);
     await t.trainStep();
     let m = 0;
@@ -255,4 +259,9 @@ test('adapter.lr sets the LoRA factors’ learning rate (first Adam step: max |B
   assert.ok(own > 0.002 * 0.99 && own <= 0.002 * (1 + 1e-6), `max |B| with adapter.lr 0.002: ${own}`);
   const shared = await maxB({});
   assert.ok(shared > 0.01 * 0.99 && shared <= 0.01 * (1 + 1e-6), `max |B| with optim.lr 0.01: ${shared}`);
+  // soft Q-learning's own rate (dqn.lr) wins over adapter.lr; a GFlowNet objective ignores it
+  const softQ = await maxB({ lr: 0.002 }, 'mdqn', { lr: 0.004 });
+  assert.ok(softQ > 0.004 * 0.99 && softQ <= 0.004 * (1 + 1e-6), `max |B| of M-DQN with dqn.lr 0.004: ${softQ}`);
+  const tbIgnores = await maxB({ lr: 0.002 }, 'tb', { lr: 0.004 });
+  assert.ok(tbIgnores > 0.002 * 0.99 && tbIgnores <= 0.002 * (1 + 1e-6), `max |B| of TB with dqn.lr set: ${tbIgnores}`);
 });

@@ -145,7 +145,8 @@ export class FineTuneSetup {
   readonly adapter: PolicyAdapter;
   readonly optim: TfAdam;
 
-  constructor(p: FineTuneParts, extraGroups: ParamGroup[] = []) {
+  /** `policyLr`: the policy variables' rate when the method sets its own (else the adapter's, adapterLearningRate) */
+  constructor(p: FineTuneParts, extraGroups: ParamGroup[] = [], policyLr: number | null = null) {
     ({
       cfg: this.cfg,
       session: this.session,
@@ -155,7 +156,7 @@ export class FineTuneSetup {
       rng: this.rng,
       adapter: this.adapter,
     } = p);
-    const groups = [{ vars: p.adapter.policyVariables(), lr: policyLearningRate(p.cfg) }, ...extraGroups];
+    const groups = [{ vars: p.adapter.policyVariables(), lr: policyLr ?? adapterLearningRate(p.cfg) }, ...extraGroups];
     this.optim = new TfAdam(groups, { weightDecay: p.cfg.optim.weightDecay, decoupled: p.cfg.optim.optimizer === 'adamw' });
   }
 
@@ -293,9 +294,7 @@ function concat(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-/** The adapter's learning rate: dqn.lr under soft Q-learning, then adapter.lr for LoRA, then optim.lr (first one given). */
-export function policyLearningRate(cfg: TrainConfig): number {
-  const softQ = cfg.objective === 'softdqn' || cfg.objective === 'mdqn';
-  if (softQ && cfg.dqn.lr !== null) return cfg.dqn.lr;
+/** The adapter's learning rate: adapter.lr for LoRA when given, else optim.lr. */
+export function adapterLearningRate(cfg: TrainConfig): number {
   return cfg.adapter.kind === 'lora' && cfg.adapter.lr !== null ? cfg.adapter.lr : cfg.optim.lr;
 }

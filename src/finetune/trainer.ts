@@ -27,7 +27,7 @@ export class LmTrainer extends FineTuneSetup {
     parts: FineTuneParts,
     readonly objective: LmObjective,
   ) {
-    super(parts, objective.paramGroups());
+    super(parts, objective.paramGroups(), objective.policyLr);
     this.replay = new RationaleReplay(parts.cfg.replay.perKey);
   }
 

@@ -36,6 +36,8 @@ export interface LmObjective {
   readonly temperature: number;
   /** Whether scoring must compute the prefix rewards log R(z_1..t ⊤) (modified SubTB). */
   readonly prefixRewards: boolean;
+  /** The policy variables' learning rate when the objective sets its own (soft Q: dqn.lr), else null. */
+  readonly policyLr: number | null;
   /** Optimizer groups besides the adapter's policy variables (TB: log Z(X) at its own rate). */
   paramGroups(): ParamGroup[];
   /** Loss and gradients of `vars` (the optimizer's variables) on one scored batch; `step` counts finished steps. */

@@ -18,6 +18,7 @@ import type { LmObjective, ObjectiveStep } from './objective.js';
 export class SoftQObjective implements LmObjective {
   readonly temperature: number;
   readonly prefixRewards = false;
+  readonly policyLr: number | null;
   private readonly q: TokenSoftQ;
 
   constructor(adapter: PolicyAdapter, cfg: TrainConfig, dims: { d: number; V: number }, munchausen: boolean) {
@@ -32,6 +33,7 @@ export class SoftQObjective implements LmObjective {
       perAlpha: o.perAlpha,
     });
     this.temperature = this.q.tau;
+    this.policyLr = o.lr;
   }
 
   paramGroups() {

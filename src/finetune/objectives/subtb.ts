@@ -15,6 +15,7 @@ import type { LmObjective, ObjectiveStep } from './objective.js';
  */
 export class SubTbObjective implements LmObjective {
   readonly temperature = 1;
+  readonly policyLr = null;
   readonly prefixRewards = true;
 
   constructor(

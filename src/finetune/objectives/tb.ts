@@ -17,6 +17,7 @@ import type { LmObjective, LossOptions, ObjectiveStep } from './objective.js';
  */
 export class TbObjective implements LmObjective {
   readonly temperature = 1;
+  readonly policyLr = null;
   readonly prefixRewards = false;
 
   constructor(
