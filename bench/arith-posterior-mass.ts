@@ -40,6 +40,7 @@
  * mean log R, the entropy, and the policy's shares of correct, final-correct, one-step chains.
  */
 import { writeFileSync } from 'node:fs';
+import { logSumExp } from '../src/core/math.js';
 import { Rng } from '../src/core/rng.js';
 import { UsageError } from '../src/core/errors.js';
 import { encodeX } from '../src/lm/tokenizer.js';
@@ -86,13 +87,7 @@ function logPolicy(r: ScoredRow, V: number): number {
 
 /** The correct chain with its results left to the calculator: " a op b =, r op c =, ...". */
 function openForm(operands: number[], ops: string[]): string {
-  let acc = operands[0];
-  const parts: string[] = [];
-  ops.forEach((op, i) => {
-    parts.push(`${acc} ${op} ${operands[i + 1]} =`);
-    acc = op === '+' ? acc + operands[i + 1] : acc - operands[i + 1];
-  });
-  return ' ' + parts.join(', ');
+  return ` ${rationale(operands, ops).text.replace(/ = -?\d+/g, ' =')}`;
 }
 
 /** Every one-step chain " a op b =" on digits a, b (what a policy that stops early writes). */
@@ -143,11 +138,6 @@ async function chainScores(
   const stopBase = (await scoreRows(base, xs, zs, stopY, c, spec, { prefix: false })).map((r) => r.logLik);
   const stopRun = run === base ? stopBase : (await scoreRows(run, xs, zs, stopY, c, spec, { prefix: false })).map((r) => r.logLik);
   return { base: onBase, run: onRun, stopBase, stopRun };
-}
-
-function logAddExp(a: number, b: number): number {
-  const m = Math.max(a, b);
-  return m === -Infinity ? m : m + Math.log(Math.exp(a - m) + Math.exp(b - m));
 }
 
 async function main(): Promise<void> {
@@ -214,7 +204,7 @@ async function main(): Promise<void> {
     const logQ = zs.map((_, i) => {
       const qr = mRun > 0 ? Math.log(beta) + logPolicy(onRun[i], V) : -Infinity;
       const qb = mBase > 0 ? Math.log(1 - beta) + logPolicy(onBase[i], V) : -Infinity;
-      return logAddExp(qr, qb);
+      return logSumExp([qr, qb]);
     });
     const inEnum = texts.map((t, i) => i >= nS || enumText.has(t));
     const gi = texts.indexOf(gold, nS);
@@ -232,10 +222,11 @@ async function main(): Promise<void> {
       sampledInEnum: inEnum.slice(0, nS).filter(Boolean).length / nS,
       variants: [] as unknown[],
     };
+    // terms of Ẑ: R(e) for each enumerated chain, R/q / M for each sample outside them
+    const logTerms = (logR: number[]) => all.map((_, i) => (i >= nS ? logR[i] : inEnum[i] ? -Infinity : logR[i] - logQ[i] - Math.log(nS)));
     for (const v of variants) {
       const logR = variantLogR(v, sc);
-      // terms of Ẑ: R(e) for each enumerated chain, R/q / M for each sample outside them
-      const logTerm = all.map((_, i) => (i >= nS ? logR[i] : inEnum[i] ? -Infinity : logR[i] - logQ[i] - Math.log(nS)));
+      const logTerm = logTerms(logR);
       const m = Math.max(...logTerm);
       const u = logTerm.map((l) => Math.exp(l - m));
       const S = u.reduce((s, t) => s + t, 0);
@@ -250,7 +241,7 @@ async function main(): Promise<void> {
       // exact, whatever the IS variance: the correct chain's share among the distinct chains seen
       const distinct = new Map<string, number>();
       texts.forEach((t, i) => distinct.set(t, logR[i]));
-      const logSeen = [...distinct.values()].reduce((acc, l) => logAddExp(acc, l), -Infinity);
+      const logSeen = logSumExp([...distinct.values()]);
       (res.variants as unknown[]).push({
         a: v.a,
         T: v.T,
@@ -268,16 +259,10 @@ async function main(): Promise<void> {
         top: top.map(([z, p]) => ({ z, p: Number(p.toFixed(3)) })),
       });
     }
-    {
-      // log Ẑ under the reward as configured (a = 1, T = 1, w = 1), for the policies' KL below
-      const terms = all.map((_, i) => {
-        const lr = onBase[i].logPrior + onBase[i].logLik;
-        return i >= nS ? lr : inEnum[i] ? -Infinity : lr - logQ[i] - Math.log(nS);
-      });
-      res.logZ1 = terms.reduce((acc, l) => logAddExp(acc, l), -Infinity);
-      res.x = x;
-      res.y = y;
-    }
+    // log Ẑ under the reward as configured (a = 1, T = 1, w = 1), for the policies' KL below
+    res.logZ1 = logSumExp(logTerms(variantLogR({ a: 1, T: 1, w: 1, prior: 'lm' }, sc)));
+    res.x = x;
+    res.y = y;
     perQ.push(res);
     if (!flags.json) process.stderr.write(`\r${qi + 1}/${items.length} questions, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
