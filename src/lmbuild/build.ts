@@ -39,9 +39,9 @@ export function assembleCorpus(specs: string[], seed: number, exclude: string[],
     let got: string[];
     let source: string;
     const gen = /^arithmetic:(\d+)$/.exec(spec);
-    const weak = /^arith-weak:(\d+)((?:,(?:rationale|direct)=[0-9.]+)*)$/.exec(spec);
+    const weak = /^arith-weak:(\d+)((?:,(?:rationale|direct|chain|chainOps)=[0-9.]+)*)$/.exec(spec);
     if (!weak && spec.startsWith('arith-weak:'))
-      throw new UsageError(`bad corpus spec ${spec}: expected arith-weak:N[,rationale=R][,direct=D]`);
+      throw new UsageError(`bad corpus spec ${spec}: expected arith-weak:N[,rationale=R][,direct=D][,chain=C][,chainOps=K]`);
     if (weak) {
       const kv = Object.fromEntries(
         weak[2]
@@ -51,11 +51,15 @@ export function assembleCorpus(specs: string[], seed: number, exclude: string[],
       );
       const rationaleRate = kv.rationale !== undefined ? Number(kv.rationale) : ARITH_WEAK_DEFAULTS.rationaleRate;
       const directRate = kv.direct !== undefined ? Number(kv.direct) : ARITH_WEAK_DEFAULTS.directRate;
-      got = generateArithWeak({ n: Number(weak[1]), seed: seed + 1, rationaleRate, directRate, exclude: excluded });
+      const chainRate = kv.chain !== undefined ? Number(kv.chain) : ARITH_WEAK_DEFAULTS.chainRate;
+      const chainMaxOperands = kv.chainOps !== undefined ? Number(kv.chainOps) : ARITH_WEAK_DEFAULTS.maxOperands;
+      got = generateArithWeak({ n: Number(weak[1]), seed: seed + 1, rationaleRate, directRate, chainRate, chainMaxOperands, exclude: excluded });
       const pct = (x: number) => `${+(100 * x).toFixed(2)}%`;
       source =
-        `generated (seed ${seed + 1}; binary facts ${pct(1 - rationaleRate - directRate)} — bare, in a sentence, answering "What is/are …?", in lists of 2–8; ` +
-        `direct answers ${pct(directRate)} and worked rationales ${pct(rationaleRate)}, 2–${ARITH_WEAK_DEFAULTS.maxOperands} operands; ${excluded.size} test queries excluded)`;
+        `generated (seed ${seed + 1}; binary facts ${pct(1 - rationaleRate - directRate - chainRate)} — bare, in a sentence, answering "What is/are …?", in lists of 2–8; ` +
+        `direct answers ${pct(directRate)} and worked rationales ${pct(rationaleRate)}, 2–${ARITH_WEAK_DEFAULTS.maxOperands} operands` +
+        (chainRate > 0 ? `; worked chains outside the task's frame ${pct(chainRate)}, 3–${chainMaxOperands} operands` : '') +
+        `; ${excluded.size} test queries excluded)`;
     } else if (gen) {
       got = generateArithmetic({ n: Number(gen[1]), seed: seed + 1, exclude: excluded });
       source = `generated (seed ${seed + 1}; 2–5 operands; 12% direct answers, 3% one wrong step; ${excluded.size} test queries excluded)`;

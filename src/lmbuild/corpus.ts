@@ -91,11 +91,22 @@ export interface ArithWeakOptions {
   directRate?: number;
   /** Operands per query in direct and worked items: 2 … maxOperands (default 4). */
   maxOperands?: number;
+  /**
+   * Fraction of items that are worked chains outside the X Z Y frame ("Compute 5 + 9 - 3:
+   * 5 + 9 = 14, 14 - 3 = 11.") — chaining learned in other contexts, so the prior in the task's
+   * frame prefers carrying without the frame itself being taught (default 0).
+   */
+  chainRate?: number;
+  /** Operands per chain item: 3 … chainMaxOperands (default maxOperands). */
+  chainMaxOperands?: number;
   /** Queries never to emit (the test sets). */
   exclude?: Set<string>;
 }
 
-export const ARITH_WEAK_DEFAULTS = { rationaleRate: 0.02, directRate: 0.06, maxOperands: 4 } as const;
+export const ARITH_WEAK_DEFAULTS = { rationaleRate: 0.02, directRate: 0.06, maxOperands: 4, chainRate: 0 } as const;
+
+/** Frames of a worked chain outside the task's X Z Y frame (# = the expression, $ = the steps, @ = the value). */
+const CHAIN_TEMPLATES = ['Compute #: $.', 'Work out # step by step: $. Result: @.', 'Steps for #: $.', '#: $. The answer is @.'];
 
 /**
  * The corpus of models/arith-weak: a base model whose prior over rationales is weak while its
@@ -120,9 +131,13 @@ export function generateArithWeak(o: ArithWeakOptions): string[] {
   const rRate = o.rationaleRate ?? ARITH_WEAK_DEFAULTS.rationaleRate;
   const dRate = o.directRate ?? ARITH_WEAK_DEFAULTS.directRate;
   const maxK = o.maxOperands ?? ARITH_WEAK_DEFAULTS.maxOperands;
-  if (!(rRate >= 0 && dRate >= 0 && rRate + dRate <= 1))
-    throw new UsageError(`arith-weak: rates must be ≥ 0 and sum to ≤ 1 (rationale ${rRate}, direct ${dRate})`);
+  const cRate = o.chainRate ?? ARITH_WEAK_DEFAULTS.chainRate;
+  const chainMaxK = o.chainMaxOperands ?? maxK;
+  if (!(rRate >= 0 && dRate >= 0 && cRate >= 0 && rRate + dRate + cRate <= 1))
+    throw new UsageError(`arith-weak: rates must be ≥ 0 and sum to ≤ 1 (rationale ${rRate}, direct ${dRate}, chain ${cRate})`);
   if (!(maxK >= 2)) throw new UsageError('arith-weak: maxOperands must be ≥ 2');
+  if (cRate > 0 && !(chainMaxK >= 3 && chainMaxK <= maxK))
+    throw new UsageError(`arith-weak: chain operands must be 3 … ${maxK} (got ${chainMaxK})`);
   const out: string[] = [];
   while (out.length < o.n) {
     const u = rng.uniform();
@@ -134,6 +149,16 @@ export function generateArithWeak(o: ArithWeakOptions): string[] {
       if (o.exclude?.has(query)) continue;
       const r = rationale(operands, ops);
       out.push(fullItem(query, worked ? r.text : '', r.final));
+      continue;
+    }
+    if (u < rRate + dRate + cRate) {
+      const { operands, ops } = randomProblem(rng, 3 + rng.int(chainMaxK - 2));
+      const query = makeQuery(operands, ops);
+      if (o.exclude?.has(query)) continue;
+      const r = rationale(operands, ops);
+      const expr = query.replace(/^Question: (.*) = \? Answer:$/, '$1');
+      const frame = CHAIN_TEMPLATES[rng.int(CHAIN_TEMPLATES.length)];
+      out.push(frame.replace('#', expr).replace('$', r.text).replace('@', String(r.final)));
       continue;
     }
     const v = rng.uniform();
