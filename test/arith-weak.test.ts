@@ -66,6 +66,42 @@ test('arith-weak corpus spec: options parsed, bad specs refused', () => {
   assert.throws(() => assembleCorpus(['arith-weak:10,rationale=0.6,direct=0.6'], 3, [], 160), /rates/);
 });
 
+test('arith-weak corpus with chains outside the task frame: requested share, 3…chainOps operands, every step carried, no X Z Y frame', () => {
+  const n = 20000;
+  const items = generateArithWeak({ n, seed: 11, chainRate: 0.1, chainMaxOperands: 3 });
+  let chains = 0;
+  const lengths = new Set<number>();
+  for (const it of items) {
+    const m =
+      /^(?:Compute |Work out |Steps for )?(-?\d+(?: [+-] \d)+)(?: step by step)?: (.*?)\.(?: Result: (-?\d+)\.| The answer is (-?\d+)\.)?$/.exec(
+        it,
+      );
+    if (!m) continue;
+    chains++;
+    assert.ok(!/Answer:/.test(it), it);
+    const t = m[1].split(' ');
+    lengths.add((t.length + 1) / 2);
+    // the steps chain left to right over the expression's operands (checked independently of corpus.ts)
+    const steps = m[2].split(', ');
+    assert.equal(steps.length, (t.length - 1) / 2, it);
+    let acc = Number(t[0]);
+    steps.forEach((st, i) => {
+      const r = evalExpr(`${acc} ${t[2 * i + 1]} ${t[2 * i + 2]}`);
+      assert.equal(st, `${acc} ${t[2 * i + 1]} ${t[2 * i + 2]} = ${r}`, it);
+      acc = r;
+    });
+    const stated = m[3] ?? m[4];
+    if (stated !== undefined) assert.equal(Number(stated), acc, it);
+  }
+  assert.deepEqual([...lengths], [3]);
+  assert.ok(Math.abs(chains / n - 0.1) < 4 * Math.sqrt((0.1 * 0.9) / n), `chains ${chains}`);
+  // the default corpus has none
+  assert.ok(!generateArithWeak({ n: 3000, seed: 11 }).some((s) => /^(Compute|Work out|Steps for) /.test(s)));
+  const { parts } = assembleCorpus(['arith-weak:2000,chain=0.05,chainOps=4'], 3, [], 160);
+  assert.match(parts[0].source, /worked chains outside the task's frame 5%, 3–4 operands/);
+  assert.throws(() => assembleCorpus(['arith-weak:10,chain=0.1,chainOps=2'], 3, [], 160), /chain operands/);
+});
+
 test('test_5op.json: 500 distinct five-operand problems, num_sol = left-to-right value, no test_3op/4op query; the generator rebuilds it', () => {
   const raw = readFileSync('data/arithmetic/test_5op.json', 'utf8');
   const data: { str_query: string; num_sol: number }[] = JSON.parse(raw);

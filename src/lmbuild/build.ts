@@ -53,7 +53,15 @@ export function assembleCorpus(specs: string[], seed: number, exclude: string[],
       const directRate = kv.direct !== undefined ? Number(kv.direct) : ARITH_WEAK_DEFAULTS.directRate;
       const chainRate = kv.chain !== undefined ? Number(kv.chain) : ARITH_WEAK_DEFAULTS.chainRate;
       const chainMaxOperands = kv.chainOps !== undefined ? Number(kv.chainOps) : ARITH_WEAK_DEFAULTS.maxOperands;
-      got = generateArithWeak({ n: Number(weak[1]), seed: seed + 1, rationaleRate, directRate, chainRate, chainMaxOperands, exclude: excluded });
+      got = generateArithWeak({
+        n: Number(weak[1]),
+        seed: seed + 1,
+        rationaleRate,
+        directRate,
+        chainRate,
+        chainMaxOperands,
+        exclude: excluded,
+      });
       const pct = (x: number) => `${+(100 * x).toFixed(2)}%`;
       source =
         `generated (seed ${seed + 1}; binary facts ${pct(1 - rationaleRate - directRate - chainRate)} — bare, in a sentence, answering "What is/are …?", in lists of 2–8; ` +
