@@ -39,9 +39,9 @@ export function assembleCorpus(specs: string[], seed: number, exclude: string[],
     let got: string[];
     let source: string;
     const gen = /^arithmetic:(\d+)$/.exec(spec);
-    const weak = /^arith-weak:(\d+)((?:,(?:rationale|direct|chain|chainOps)=[0-9.]+)*)$/.exec(spec);
+    const weak = /^arith-weak:(\d+)((?:,(?:rationale|direct|chain|chainOps|chainCarry)=[0-9.]+)*)$/.exec(spec);
     if (!weak && spec.startsWith('arith-weak:'))
-      throw new UsageError(`bad corpus spec ${spec}: expected arith-weak:N[,rationale=R][,direct=D][,chain=C][,chainOps=K]`);
+      throw new UsageError(`bad corpus spec ${spec}: expected arith-weak:N[,rationale=R][,direct=D][,chain=C][,chainOps=K][,chainCarry=P]`);
     if (weak) {
       const kv = Object.fromEntries(
         weak[2]
@@ -53,6 +53,7 @@ export function assembleCorpus(specs: string[], seed: number, exclude: string[],
       const directRate = kv.direct !== undefined ? Number(kv.direct) : ARITH_WEAK_DEFAULTS.directRate;
       const chainRate = kv.chain !== undefined ? Number(kv.chain) : ARITH_WEAK_DEFAULTS.chainRate;
       const chainMaxOperands = kv.chainOps !== undefined ? Number(kv.chainOps) : ARITH_WEAK_DEFAULTS.maxOperands;
+      const chainCarry = kv.chainCarry !== undefined ? Number(kv.chainCarry) : ARITH_WEAK_DEFAULTS.chainCarry;
       got = generateArithWeak({
         n: Number(weak[1]),
         seed: seed + 1,
@@ -60,13 +61,19 @@ export function assembleCorpus(specs: string[], seed: number, exclude: string[],
         directRate,
         chainRate,
         chainMaxOperands,
+        chainCarry,
         exclude: excluded,
       });
       const pct = (x: number) => `${+(100 * x).toFixed(2)}%`;
       source =
         `generated (seed ${seed + 1}; binary facts ${pct(1 - rationaleRate - directRate - chainRate)} — bare, in a sentence, answering "What is/are …?", in lists of 2–8; ` +
         `direct answers ${pct(directRate)} and worked rationales ${pct(rationaleRate)}, 2–${ARITH_WEAK_DEFAULTS.maxOperands} operands` +
-        (chainRate > 0 ? `; worked chains outside the task's frame ${pct(chainRate)}, 3–${chainMaxOperands} operands` : '') +
+        (chainRate > 0
+          ? `; worked chains outside the task's frame ${pct(chainRate)}, 3–${chainMaxOperands} operands` +
+            (chainCarry < 1
+              ? `, each step after the first carrying the running value with probability ${chainCarry} (else restarting from the expression's operand)`
+              : '')
+          : '') +
         `; ${excluded.size} test queries excluded)`;
     } else if (gen) {
       got = generateArithmetic({ n: Number(gen[1]), seed: seed + 1, exclude: excluded });

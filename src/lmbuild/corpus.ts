@@ -82,6 +82,20 @@ function binaryFact(rng: Rng): { text: string; result: number } {
  */
 const FACT_TEMPLATES = ['Fact: #.', 'We know that #.', 'Note: #.', 'Remember: #.', 'Check: #. Correct.', '#. The answer is @.'];
 
+/** A worked chain whose steps after the first carry the running value with probability `carry`, else restart from the expression's operand. */
+function sloppyChain(operands: number[], ops: string[], carry: number, rng: Rng): { text: string; final: number } {
+  let acc = operands[0];
+  const steps: string[] = [];
+  for (let i = 0; i < ops.length; i++) {
+    // one draw per step after the first, and none when every step carries: the default corpus keeps its stream
+    const a = i === 0 || carry >= 1 || rng.uniform() < carry ? acc : operands[i];
+    const b = operands[i + 1];
+    acc = ops[i] === '+' ? a + b : a - b;
+    steps.push(`${a} ${ops[i]} ${b} = ${acc}`);
+  }
+  return { text: steps.join(', '), final: acc };
+}
+
 export interface ArithWeakOptions {
   n: number;
   seed: number;
@@ -99,11 +113,18 @@ export interface ArithWeakOptions {
   chainRate?: number;
   /** Operands per chain item: 3 … chainMaxOperands (default maxOperands). */
   chainMaxOperands?: number;
+  /**
+   * Probability that a chain item's step after the first carries the running value; otherwise
+   * it restarts from the expression's own operand ("9 - 3 = 6, 3 + 6 = 9" for 9 − 3 + 6), the
+   * usual slip of a model that half knows how to chain. The steps stay true facts and a stated
+   * result is the last step's (default 1: every step carries).
+   */
+  chainCarry?: number;
   /** Queries never to emit (the test sets). */
   exclude?: Set<string>;
 }
 
-export const ARITH_WEAK_DEFAULTS = { rationaleRate: 0.02, directRate: 0.06, maxOperands: 4, chainRate: 0 } as const;
+export const ARITH_WEAK_DEFAULTS = { rationaleRate: 0.02, directRate: 0.06, maxOperands: 4, chainRate: 0, chainCarry: 1 } as const;
 
 /** Frames of a worked chain outside the task's X Z Y frame (# = the expression, $ = the steps, @ = the value). */
 const CHAIN_TEMPLATES = ['Compute #: $.', 'Work out # step by step: $. Result: @.', 'Steps for #: $.', '#: $. The answer is @.'];
@@ -133,6 +154,8 @@ export function generateArithWeak(o: ArithWeakOptions): string[] {
   const maxK = o.maxOperands ?? ARITH_WEAK_DEFAULTS.maxOperands;
   const cRate = o.chainRate ?? ARITH_WEAK_DEFAULTS.chainRate;
   const chainMaxK = o.chainMaxOperands ?? maxK;
+  const carry = o.chainCarry ?? ARITH_WEAK_DEFAULTS.chainCarry;
+  if (!(carry >= 0 && carry <= 1)) throw new UsageError(`arith-weak: chainCarry must be in [0, 1] (got ${carry})`);
   if (!(rRate >= 0 && dRate >= 0 && cRate >= 0 && rRate + dRate + cRate <= 1))
     throw new UsageError(`arith-weak: rates must be ≥ 0 and sum to ≤ 1 (rationale ${rRate}, direct ${dRate}, chain ${cRate})`);
   if (!(maxK >= 2)) throw new UsageError('arith-weak: maxOperands must be ≥ 2');
@@ -155,7 +178,7 @@ export function generateArithWeak(o: ArithWeakOptions): string[] {
       const { operands, ops } = randomProblem(rng, 3 + rng.int(chainMaxK - 2));
       const query = makeQuery(operands, ops);
       if (o.exclude?.has(query)) continue;
-      const r = rationale(operands, ops);
+      const r = sloppyChain(operands, ops, carry, rng);
       const expr = query.replace(/^Question: (.*) = \? Answer:$/, '$1');
       const frame = CHAIN_TEMPLATES[rng.int(CHAIN_TEMPLATES.length)];
       out.push(frame.replace('#', expr).replace('$', r.text).replace('@', String(r.final)));
