@@ -102,6 +102,45 @@ test('arith-weak corpus with chains outside the task frame: requested share, 3â€
   assert.throws(() => assembleCorpus(['arith-weak:10,chain=0.1,chainOps=2'], 3, [], 160), /chain operands/);
 });
 
+test('arith-weak chains with chainCarry: a later step carries the running value with the requested probability, else restarts from the expression operand; facts true, stated result = last step', () => {
+  const items = generateArithWeak({ n: 30000, seed: 5, chainRate: 0.2, chainMaxOperands: 4, chainCarry: 0.3 });
+  let carried = 0;
+  let later = 0;
+  for (const it of items) {
+    const m =
+      /^(?:Compute |Work out |Steps for )?(-?\d+(?: [+-] \d)+)(?: step by step)?: (.*?)\.(?: Result: (-?\d+)\.| The answer is (-?\d+)\.)?$/.exec(
+        it,
+      );
+    if (!m) continue;
+    const t = m[1].split(' ');
+    const steps = m[2].split(', ').map((st) => /^(-?\d+) ([+-]) (\d) = (-?\d+)$/.exec(st)!);
+    assert.equal(steps.length, (t.length - 1) / 2, it);
+    let acc = Number(t[0]);
+    steps.forEach((st, i) => {
+      assert.ok(st, it);
+      assert.equal(st[2], t[2 * i + 1], it);
+      assert.equal(Number(st[3]), Number(t[2 * i + 2]), it);
+      const a = Number(st[1]);
+      if (i === 0) assert.equal(a, acc, it);
+      else {
+        // carried, or restarted from the expression's operand (when the two coincide, counted as carried)
+        assert.ok(a === acc || a === Number(t[2 * i]), it);
+        later++;
+        if (a === acc) carried++;
+      }
+      acc = evalExpr(`${a} ${st[2]} ${st[3]}`);
+      assert.equal(Number(st[4]), acc, it);
+    });
+    const stated = m[3] ?? m[4];
+    if (stated !== undefined) assert.equal(Number(stated), acc, it);
+  }
+  assert.ok(later > 5000, `later steps ${later}`);
+  // restarts whose operand equals the running value read as carried: share â‰¥ 0.3, and far below 1
+  const share = carried / later;
+  assert.ok(share > 0.3 - 4 * Math.sqrt(0.21 / later) && share < 0.45, `carried share ${share}`);
+  assert.throws(() => generateArithWeak({ n: 10, seed: 1, chainRate: 0.1, chainCarry: 1.5 }), /chainCarry/);
+});
+
 test('test_5op.json: 500 distinct five-operand problems, num_sol = left-to-right value, no test_3op/4op query; the generator rebuilds it', () => {
   const raw = readFileSync('data/arithmetic/test_5op.json', 'utf8');
   const data: { str_query: string; num_sol: number }[] = JSON.parse(raw);
