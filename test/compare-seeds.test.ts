@@ -288,45 +288,50 @@ test('flowtune compare over seeds: per-seed folders, mean ± sd, paired tests, o
   assert.ok(!existsSync(elsewhere), 'bad configs are refused before anything is written');
 });
 
-test('configs/compare-arithmetic-ood.yaml: the protocol of Hu et al., and 5-operand chains fit z.maxLength and the context', async () => {
-  const { readCompareConfig } = await import('../src/baselines/compare.js');
-  const { readTrainConfig } = await import('../src/finetune/run.js');
-  const file = 'configs/compare-arithmetic-ood.yaml';
-  const c = readCompareConfig(file, []);
-  assert.deepEqual(c.seeds, [0, 1, 2]);
-  assert.deepEqual(c.eval.data, ['data/arithmetic/test_3op.json', 'data/arithmetic/test_4op.json', 'data/arithmetic/test_5op.json']);
-  assert.equal(c.eval.limit, undefined, 'all 500 items of each test set');
-  const kinds = c.methods.map((m) => (m.kind === 'gfn' ? `gfn-${m.objective}` : m.kind === 'base' ? `base-${m.decode}` : m.kind));
-  for (const k of ['base-sample', 'base-greedy', 'sft', 'reinforce', 'ppo', 'gfn-tb', 'gfn-subtb', 'gfn-mdqn'])
-    assert.ok(kinds.includes(k), k);
-  for (const m of c.methods) {
-    const cfg = readTrainConfig(c.train, [...c.set, ...m.set, ...(m.objective ? [`objective=${m.objective}`] : [])]);
-    assert.equal(cfg.model, 'models/arith-weak');
-    assert.ok(cfg.train.steps >= 1000, `${m.name}: ${cfg.train.steps} steps`);
-    assert.deepEqual(cfg.task.train, ['data/arithmetic/train_50.json']);
-    assert.deepEqual(cfg.task.pool, ['data/arithmetic/pool_1000.json']);
-    assert.equal(cfg.reward.temperature.horizon, 1000);
-    // every correct chain of 5 one-digit operands (all 10^5 × 2^4), with the leading space of Z
-    let longest = 0;
-    if (m.name === 'sft') {
-      const ops = ['+', '-'];
-      const xs = [0, 0, 0, 0, 0];
-      for (let n = 0; n < 1e5; n++) {
-        for (let i = 0, v = n; i < 5; i++, v = Math.floor(v / 10)) xs[i] = v % 10;
-        for (let o = 0; o < 16; o++)
-          longest = Math.max(
-            longest,
-            1 +
-              rationale(
-                xs,
-                [0, 1, 2, 3].map((i) => ops[(o >> i) & 1]),
-              ).text.length,
-          );
+for (const [file, model, limit, lora] of [
+  ['configs/compare-arithmetic-ood.yaml', 'models/arith-sloppy', undefined, false],
+  ['configs/compare-arithmetic-ood-lora.yaml', 'models/arith-sloppy', 150, true],
+  ['configs/compare-arithmetic-ood-weak.yaml', 'models/arith-weak', undefined, false],
+] as const)
+  test(`${file}: the protocol of Hu et al., and 5-operand chains fit z.maxLength and the context`, async () => {
+    const { readCompareConfig } = await import('../src/baselines/compare.js');
+    const { readTrainConfig } = await import('../src/finetune/run.js');
+    const c = readCompareConfig(file, []);
+    assert.deepEqual(c.seeds, [0, 1, 2]);
+    assert.deepEqual(c.eval.data, ['data/arithmetic/test_3op.json', 'data/arithmetic/test_4op.json', 'data/arithmetic/test_5op.json']);
+    assert.equal(c.eval.limit, limit);
+    const kinds = c.methods.map((m) => (m.kind === 'gfn' ? `gfn-${m.objective}` : m.kind === 'base' ? `base-${m.decode}` : m.kind));
+    for (const k of ['base-sample', 'base-greedy', 'sft', 'reinforce', 'ppo', 'gfn-tb', 'gfn-subtb', 'gfn-mdqn'])
+      assert.ok(kinds.includes(k), k);
+    for (const m of c.methods) {
+      const cfg = readTrainConfig(c.train, [...c.set, ...m.set, ...(m.objective ? [`objective=${m.objective}`] : [])]);
+      assert.equal(cfg.model, model);
+      assert.equal(cfg.adapter.kind, lora ? 'lora' : 'head');
+      assert.ok(cfg.train.steps >= 1000, `${m.name}: ${cfg.train.steps} steps`);
+      assert.deepEqual(cfg.task.train, ['data/arithmetic/train_50.json']);
+      assert.deepEqual(cfg.task.pool, ['data/arithmetic/pool_1000.json']);
+      assert.equal(cfg.reward.temperature.horizon, 1000);
+      // every correct chain of 5 one-digit operands (all 10^5 × 2^4), with the leading space of Z
+      let longest = 0;
+      if (m.name === 'sft') {
+        const ops = ['+', '-'];
+        const xs = [0, 0, 0, 0, 0];
+        for (let n = 0; n < 1e5; n++) {
+          for (let i = 0, v = n; i < 5; i++, v = Math.floor(v / 10)) xs[i] = v % 10;
+          for (let o = 0; o < 16; o++)
+            longest = Math.max(
+              longest,
+              1 +
+                rationale(
+                  xs,
+                  [0, 1, 2, 3].map((i) => ops[(o >> i) & 1]),
+                ).text.length,
+            );
+        }
+        assert.equal(longest, 55);
+        // training items: X ≤ 35 characters (4 operands), Y = ". The answer is -27." ≤ 20; the trainer adds 8
+        assert.ok(35 + cfg.z.maxLength + 8 + 20 <= 128, 'X + Z + Y fits a 128-token context');
       }
-      assert.equal(longest, 55);
-      // training items: X ≤ 35 characters (4 operands), Y = ". The answer is -27." ≤ 20; the trainer adds 8
-      assert.ok(35 + cfg.z.maxLength + 8 + 20 <= 128, 'X + Z + Y fits a 128-token context');
+      assert.ok(cfg.z.maxLength >= 55, `${m.name}: z.maxLength ${cfg.z.maxLength}`);
     }
-    assert.ok(cfg.z.maxLength >= 55, `${m.name}: z.maxLength ${cfg.z.maxLength}`);
-  }
-});
+  });
