@@ -45,7 +45,8 @@ const buildTinyCommand: CommandModule<object, BuildArgs> = {
         type: 'string',
         array: true,
         demandOption: true,
-        describe: 'arithmetic:N | arith-weak:N[,rationale=R][,direct=D] | FILE(.txt|.jsonl)[@N], repeatable',
+        describe:
+          'arithmetic:N | arith-weak:N[,rationale=R][,direct=D][,chain=C][,chainOps=K][,chainCarry=P] | FILE(.txt|.jsonl)[@N], repeatable',
       })
       .option('out', { type: 'string', demandOption: true, describe: 'output model folder' })
       .option('seed', { type: 'number', default: 1 })

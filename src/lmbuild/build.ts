@@ -26,7 +26,7 @@ export interface CorpusPart {
 
 /**
  * Corpus specs: `arithmetic:N` (N generated worked problems, seeded by the build seed),
- * `arith-weak:N[,rationale=R][,direct=D]` (N items of the weak-prior corpus, corpus.ts
+ * `arith-weak:N[,rationale=R][,direct=D][,chain=C][,chainOps=K][,chainCarry=P]` (N items of the weak-prior corpus, corpus.ts
  * generateArithWeak, same seed), `FILE` (.txt lines or .jsonl `text` fields) or `FILE@N` (N lines drawn without replacement).
  */
 export function assembleCorpus(specs: string[], seed: number, exclude: string[], nCtx: number): { items: string[]; parts: CorpusPart[] } {

@@ -130,7 +130,7 @@ export const ARITH_WEAK_DEFAULTS = { rationaleRate: 0.02, directRate: 0.06, maxO
 const CHAIN_TEMPLATES = ['Compute #: $.', 'Work out # step by step: $. Result: @.', 'Steps for #: $.', '#: $. The answer is @.'];
 
 /**
- * The corpus of models/arith-weak: a base model whose prior over rationales is weak while its
+ * The corpus of models/arith-weak (and, with chains, models/arith-sloppy): a base model whose prior over rationales is weak while its
  * likelihood still tells right from wrong chains (docs/design.md §6, the situation of GPT-J in Hu
  * et al. 2024; models/arith-weak/README.md gives the reasons for each part). Items, one line each:
  *  - worked rationales in the exact X Z Y format (rationaleRate; 2…maxOperands operands,
@@ -145,6 +145,10 @@ const CHAIN_TEMPLATES = ['Compute #: $.', 'Work out # step by step: $. Result: @
  *    facts (40%; "Facts: 3 + 4 = 7, 12 - 5 = 7." — a rationale's step syntax without chaining,
  *    reaching the positions of a 5-operand X Z Y — half of the lists ending ". The answer is
  *    <last result>.").
+ * With chainRate > 0 (models/arith-sloppy), also worked chains outside the X Z Y frame
+ * ("Compute 5 + 9 - 3: 5 + 9 = 14, 14 - 3 = 11.", 3…chainMaxOperands operands), whose later
+ * steps carry the running value with probability chainCarry — chaining learned in other
+ * contexts, so the prior in the task's frame half prefers carrying.
  * Never more than maxOperands operands in one item, and no query of `exclude`.
  */
 export function generateArithWeak(o: ArithWeakOptions): string[] {
