@@ -49,11 +49,12 @@ export function assembleCorpus(specs: string[], seed: number, exclude: string[],
           .filter(Boolean)
           .map((p) => p.split('=')),
       );
-      const rationaleRate = kv.rationale !== undefined ? Number(kv.rationale) : ARITH_WEAK_DEFAULTS.rationaleRate;
-      const directRate = kv.direct !== undefined ? Number(kv.direct) : ARITH_WEAK_DEFAULTS.directRate;
-      const chainRate = kv.chain !== undefined ? Number(kv.chain) : ARITH_WEAK_DEFAULTS.chainRate;
-      const chainMaxOperands = kv.chainOps !== undefined ? Number(kv.chainOps) : ARITH_WEAK_DEFAULTS.maxOperands;
-      const chainCarry = kv.chainCarry !== undefined ? Number(kv.chainCarry) : ARITH_WEAK_DEFAULTS.chainCarry;
+      const num = (key: string, fallback: number): number => (kv[key] !== undefined ? Number(kv[key]) : fallback);
+      const rationaleRate = num('rationale', ARITH_WEAK_DEFAULTS.rationaleRate);
+      const directRate = num('direct', ARITH_WEAK_DEFAULTS.directRate);
+      const chainRate = num('chain', ARITH_WEAK_DEFAULTS.chainRate);
+      const chainMaxOperands = num('chainOps', ARITH_WEAK_DEFAULTS.maxOperands);
+      const chainCarry = num('chainCarry', ARITH_WEAK_DEFAULTS.chainCarry);
       got = generateArithWeak({
         n: Number(weak[1]),
         seed: seed + 1,

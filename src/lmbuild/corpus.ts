@@ -7,7 +7,7 @@
 import { readTextFile } from '../core/io.js';
 import { UsageError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
-import { answerText, fullItem, makeQuery, rationale } from '../text/arithmetic.js';
+import { answerText, expression, fullItem, makeQuery, rationale } from '../text/arithmetic.js';
 
 export interface ArithmeticCorpusOptions {
   n: number;
@@ -180,12 +180,10 @@ export function generateArithWeak(o: ArithWeakOptions): string[] {
     }
     if (u < rRate + dRate + cRate) {
       const { operands, ops } = randomProblem(rng, 3 + rng.int(chainMaxK - 2));
-      const query = makeQuery(operands, ops);
-      if (o.exclude?.has(query)) continue;
+      if (o.exclude?.has(makeQuery(operands, ops))) continue;
       const r = sloppyChain(operands, ops, carry, rng);
-      const expr = query.replace(/^Question: (.*) = \? Answer:$/, '$1');
       const frame = CHAIN_TEMPLATES[rng.int(CHAIN_TEMPLATES.length)];
-      out.push(frame.replace('#', expr).replace('$', r.text).replace('@', String(r.final)));
+      out.push(frame.replace('#', expression(operands, ops)).replace('$', r.text).replace('@', String(r.final)));
       continue;
     }
     const v = rng.uniform();

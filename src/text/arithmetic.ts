@@ -15,10 +15,15 @@ export interface ArithmeticProblem {
   answer: number;
 }
 
-export function makeQuery(operands: number[], ops: string[]): string {
+/** "a op b op c …", the expression of a question. */
+export function expression(operands: number[], ops: string[]): string {
   let e = String(operands[0]);
   for (let i = 0; i < ops.length; i++) e += ` ${ops[i]} ${operands[i + 1]}`;
-  return `Question: ${e} = ? Answer:`;
+  return e;
+}
+
+export function makeQuery(operands: number[], ops: string[]): string {
+  return `Question: ${expression(operands, ops)} = ? Answer:`;
 }
 
 export function parseQuery(query: string): { operands: number[]; ops: ('+' | '-')[] } {
