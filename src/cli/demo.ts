@@ -74,11 +74,28 @@ async function languageModelDemo(steps: number): Promise<void> {
   const sftCfg = readTrainConfig(DEMO_CONFIG, demoSets(steps));
   await trainMethod('sft', sftCfg, sftDir, { label: '   train sft' });
   console.log(`   (b) GFlowNet fine-tuning (trajectory balance) from the SFT head on the 1000 answer-only questions of`);
-  console.log(`       data/arithmetic/pool_1000.json, ${steps} steps × 16 rationales (${DEMO_CONFIG}; run folder ${runDir})`);
+  console.log(
+    `       data/arithmetic/pool_1000.json, ${steps} steps × ${sftCfg.train.batchSize} rationales (${DEMO_CONFIG}; run folder ${runDir})`,
+  );
   const cfg = readTrainConfig(DEMO_CONFIG, [...demoSets(steps), `adapter.init=${JSON.stringify(sftDir)}`]);
   writeFileSync(join(gfnDir, 'config.yaml'), YAML.stringify(cfg));
-  const sftView = await LmTrainer.create(cfg); // the SFT head, loaded through adapter.init
   const trainer = await LmTrainer.create(cfg);
+  // the trainer starts at the SFT head (adapter.init): score base and SFT now, the GFlowNet after training
+  const base: Decoder = { session: trainer.session, tok: trainer.tok, constraints: trainer.constraints };
+  const limit = 50;
+  const heldOut = async (dec: Decoder) =>
+    (
+      await evalArithmeticFile(dec, 'data/arithmetic/test_3op.json', {
+        samples: 5,
+        decode: { kind: 'sample', temperature: 1 },
+        seed: 0,
+        limit,
+      })
+    ).summary;
+  const before = [
+    ['base LM (no head)       ', await heldOut(base)],
+    ['SFT                     ', await heldOut({ ...base, hook: trainer.adapter.policy() })],
+  ] as const;
   const last = await runTraining(trainer, gfnDir, { label: '   train tb' });
   console.log(
     `   done: loss ${last?.loss.toFixed(3)}, mean log R ${last?.meanLogR.toFixed(2)}, learned log Z(X) ${last?.logZ.toFixed(2)}\n`,
@@ -107,22 +124,10 @@ async function languageModelDemo(steps: number): Promise<void> {
       console.log(`     Z: ${JSON.stringify(trainer.tok.decode(z.tokens))}   →  ${y}`);
     });
   }
-  const limit = 50;
   console.log(
     `\n4. Held-out questions (first ${limit} of data/arithmetic/test_3op.json, 5 samples each, majority vote; the rationale is forced to start):`,
   );
-  const base: Decoder = { session: trainer.session, tok: trainer.tok, constraints: trainer.constraints };
-  for (const [name, dec] of [
-    ['base LM (no head)       ', base],
-    ['SFT                     ', { ...base, hook: sftView.adapter.policy() }],
-    ['GFlowNet (TB from SFT)  ', { ...base, hook: trainer.adapter.policy() }],
-  ] as const) {
-    const { summary: s } = await evalArithmeticFile(dec, 'data/arithmetic/test_3op.json', {
-      samples: 5,
-      decode: { kind: 'sample', temperature: 1 },
-      seed: 0,
-      limit,
-    });
+  for (const [name, s] of [...before, ['GFlowNet (TB from SFT)  ', await heldOut({ ...base, hook: trainer.adapter.policy() })] as const]) {
     console.log(
       `   ${name}accuracy ${(100 * s.majorityAccuracy).toFixed(0)}% (single sample ${(100 * s.sampleAccuracy).toFixed(0)}%), distinct rationales ${s.distinctZ.toFixed(2)}`,
     );
