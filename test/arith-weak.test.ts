@@ -13,6 +13,10 @@ function evalExpr(e: string): number {
   return acc;
 }
 
+/** A chain item outside the X Z Y frame: expression, steps, and the stated result if any (written here, not taken from corpus.ts). */
+const CHAIN_ITEM =
+  /^(?:Compute |Work out |Steps for )?(-?\d+(?: [+-] \d)+)(?: step by step)?: (.*?)\.(?: Result: (-?\d+)\.| The answer is (-?\d+)\.)?$/;
+
 const testQueries = (f: string): string[] => JSON.parse(readFileSync(f, 'utf8')).map((r: { str_query: string }) => r.str_query);
 
 test('arith-weak corpus: â‰¤ 4 operands, requested rationale share, true facts, test queries excluded, seeded', () => {
@@ -72,10 +76,7 @@ test('arith-weak corpus with chains outside the task frame: requested share, 3â€
   let chains = 0;
   const lengths = new Set<number>();
   for (const it of items) {
-    const m =
-      /^(?:Compute |Work out |Steps for )?(-?\d+(?: [+-] \d)+)(?: step by step)?: (.*?)\.(?: Result: (-?\d+)\.| The answer is (-?\d+)\.)?$/.exec(
-        it,
-      );
+    const m = CHAIN_ITEM.exec(it);
     if (!m) continue;
     chains++;
     assert.ok(!/Answer:/.test(it), it);
@@ -107,10 +108,7 @@ test('arith-weak chains with chainCarry: a later step carries the running value 
   let carried = 0;
   let later = 0;
   for (const it of items) {
-    const m =
-      /^(?:Compute |Work out |Steps for )?(-?\d+(?: [+-] \d)+)(?: step by step)?: (.*?)\.(?: Result: (-?\d+)\.| The answer is (-?\d+)\.)?$/.exec(
-        it,
-      );
+    const m = CHAIN_ITEM.exec(it);
     if (!m) continue;
     const t = m[1].split(' ');
     const steps = m[2].split(', ').map((st) => /^(-?\d+) ([+-]) (\d) = (-?\d+)$/.exec(st)!);
