@@ -193,7 +193,7 @@ export class LmHead implements PolicyAdapter {
 
   /** Sets the log-flow output bias (e.g. log Z initialized from the first batch, docs/design.md §4). */
   setFlowBias(v: number): void {
-    this.flowParams.get('flow.1.bias')!.assign(tf.tensor1d([v]));
+    tf.tidy(() => this.flowParams.get('flow.1.bias')!.assign(tf.tensor1d([v])));
   }
 
   /** Plain-array version of `logits` for the sampler. */
@@ -361,7 +361,8 @@ export class LmHead implements PolicyAdapter {
         throw new UsageError(`${dir}/head.safetensors: ${n} has shape ${t.shape}, expected ${shape}`);
       return t.data;
     };
-    for (const map of [head.params, head.flowParams]) for (const [n, v] of map) v.assign(tf.tensor(take(n, [...v.shape]), [...v.shape]));
+    for (const map of [head.params, head.flowParams])
+      for (const [n, v] of map) tf.tidy(() => v.assign(tf.tensor(take(n, [...v.shape]), [...v.shape])));
     const d = m.hiddenSize;
     head.setWhitening(take('whiten.weight', [d, d]), take('whiten.bias', [d]));
     head.whitened = m.whitened;

@@ -95,8 +95,10 @@ export class LoraAdapter {
     for (const [n, v] of this.vars) {
       const x = f.get(n);
       if (!x) throw new UsageError(`LoRA: no factors for module ${n}`);
-      v.a.assign(tf.tensor2d(x.a, v.a.shape as [number, number]));
-      v.b.assign(tf.tensor2d(x.b, v.b.shape as [number, number]));
+      tf.tidy(() => {
+        v.a.assign(tf.tensor2d(x.a, v.a.shape as [number, number]));
+        v.b.assign(tf.tensor2d(x.b, v.b.shape as [number, number]));
+      });
     }
   }
 

@@ -56,7 +56,9 @@ export class TfAdam {
         if (!g) continue;
         const p = Float32Array.from(variable.dataSync() as Float32Array);
         adamStep(p, g, m, v, this.t, lr, this.opts, scale);
-        variable.assign(tf.tensor(p, variable.shape));
+        // assign keeps its own reference to the new values; without the tidy every step left
+        // the new parameter tensor behind and the wasm heap filled up over long runs
+        tf.tidy(() => variable.assign(tf.tensor(p, variable.shape)));
       }
     }
     return norm;

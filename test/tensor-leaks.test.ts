@@ -1,0 +1,78 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { tf, selectBackend } from '../src/core/backend.js';
+import { writeTempModel } from '../src/lmbuild/fixtures.js';
+import { validate } from '../src/finetune/config-loader.js';
+import { trainConfigSchema } from '../src/finetune/schema.js';
+import { FineTuneSetup } from '../src/finetune/setup.js';
+import { LmTrainer } from '../src/finetune/trainer.js';
+import { PpoBaseline } from '../src/baselines/ppo.js';
+import { SftBaseline } from '../src/baselines/sft.js';
+import { ReinforceBaseline } from '../src/baselines/reinforce.js';
+
+// Long runs (1000 steps × several methods in one compare process) exhausted the wasm heap when a
+// training step left tensors behind ("memory access out of bounds" after ≈ 2 GB). Property: once
+// a trainer exists, its steps leave the number of live tensors unchanged.
+
+const model = writeTempModel(5, { nCtx: 128 }, {}, 2);
+after(() => model.cleanup());
+
+const config = (over: Record<string, unknown>) =>
+  validate(
+    {
+      objective: 'tb',
+      seed: 0,
+      model: model.dir,
+      task: { kind: 'pairs', pairs: [{ x: 'The cat', y: ' sat.', z: 'cab' }] },
+      z: { maxLength: 4, allowed: ['a', 'b', 'c', 'd'] },
+      reward: { prior: 'allowed', likelihoodWeight: 4 },
+      head: { whitenRollouts: 16 },
+      train: { steps: 10, batchSize: 8 },
+      ...over,
+    },
+    trainConfigSchema,
+    'test',
+  );
+
+const lora = { adapter: { kind: 'lora', rank: 2, alpha: 4, targets: ['c_attn', 'c_proj'] } };
+
+async function liveTensorsPerStep(step: () => Promise<unknown>, steps = 4): Promise<number[]> {
+  await step(); // first step may create lazily built state (log Z, replay buffer, moments)
+  const counts: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    await step();
+    counts.push(tf.memory().numTensors);
+  }
+  return counts;
+}
+
+const flat = (counts: number[], what: string) =>
+  assert.ok(
+    counts.every((c) => c === counts[0]),
+    `${what}: live tensors after successive steps ${counts.join(', ')}`,
+  );
+
+for (const [name, over] of [
+  ['TB, head', { objective: 'tb' }],
+  ['SubTB, head', { objective: 'subtb' }],
+  ['M-DQN, head', { objective: 'mdqn' }],
+  ['TB, LoRA', { objective: 'tb', ...lora }],
+  ['M-DQN, LoRA', { objective: 'mdqn', ...lora }],
+] as const)
+  test(`GFlowNet training steps leave no tensors behind (${name})`, async () => {
+    await selectBackend();
+    const t = await LmTrainer.create(config(over));
+    flat(await liveTensorsPerStep(() => t.trainStep()), name);
+  });
+
+for (const [name, make, over] of [
+  ['SFT', (t: FineTuneSetup) => SftBaseline.create(t), {}],
+  ['REINFORCE', async (t: FineTuneSetup) => new ReinforceBaseline(t, 0.05), {}],
+  ['PPO, head', async (t: FineTuneSetup) => new PpoBaseline(t, { groupSize: 4, minibatches: 2, epochs: 2 }), {}],
+  ['PPO, LoRA', async (t: FineTuneSetup) => new PpoBaseline(t, { groupSize: 4, minibatches: 2, epochs: 2 }), lora],
+] as const)
+  test(`baseline training steps leave no tensors behind (${name})`, async () => {
+    await selectBackend();
+    const stepper = await make(await FineTuneSetup.create(config(over)));
+    flat(await liveTensorsPerStep(() => stepper.trainStep()), name);
+  });
