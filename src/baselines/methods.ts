@@ -53,16 +53,39 @@ function resumeIfAny(trainer: LmTrainer | FineTuneSetup, runDir: string): number
   return trainer.step;
 }
 
+/**
+ * Trains one method into runDir (continuing from its latest checkpoint) and releases the
+ * trainer's sessions and tensors when done: compare trains many methods in one process.
+ */
 export async function trainMethod(kind: MethodKind, cfg: TrainConfig, runDir: string, o: MethodOptions = {}): Promise<TrainedMethod> {
   const t0 = performance.now();
   if (kind === 'gfn') {
     const trainer = await LmTrainer.create(cfg);
-    writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(cfg));
-    const from = resumeIfAny(trainer, runDir);
-    const last = await runTraining(trainer, runDir, { quiet: o.quiet, label: o.label });
-    return finish(runDir, kind, cfg, trainer.step, t0, last, from);
+    try {
+      writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(cfg));
+      const from = resumeIfAny(trainer, runDir);
+      const last = await runTraining(trainer, runDir, { quiet: o.quiet, label: o.label });
+      return finish(runDir, kind, cfg, trainer.step, t0, last, from);
+    } finally {
+      await trainer.release();
+    }
   }
   const trainer = await FineTuneSetup.create(cfg);
+  try {
+    return await trainBaseline(kind, trainer, runDir, o, t0);
+  } finally {
+    await trainer.release();
+  }
+}
+
+async function trainBaseline(
+  kind: MethodKind,
+  trainer: FineTuneSetup,
+  runDir: string,
+  o: MethodOptions,
+  t0: number,
+): Promise<TrainedMethod> {
+  const cfg = trainer.cfg;
   writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(cfg));
   let stepper: { trainStep(): Promise<StepMetrics> };
   let info: Record<string, unknown>;

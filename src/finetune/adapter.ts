@@ -57,6 +57,8 @@ export interface PolicyAdapter {
   /** Loads into this adapter what `save` wrote, refusing an adapter made for another base model. */
   restore(dir: string, expect: { sha256: string; vocabSize: number }): void;
   dispose(): void;
+  /** dispose(), and everything else the adapter owns: its sampling session and frozen weights (LoRA). */
+  release(): Promise<void>;
 }
 
 /** Sampling from softmax(logits/τ): the adapter's hook with its logits divided by τ (τ = 1: unchanged). */

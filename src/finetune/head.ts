@@ -84,9 +84,10 @@ export class LmHead implements PolicyAdapter {
       const a = new Float32Array(rows * cols);
       const std = Math.sqrt(2 / rows);
       for (let i = 0; i < a.length; i++) a[i] = rng.normal() * std;
-      return tf.variable(tf.tensor2d(a, [rows, cols]));
+      // tidy: a variable keeps its own reference to the initial values, whose tensor would stay alive
+      return tf.tidy(() => tf.variable(tf.tensor2d(a, [rows, cols])));
     };
-    const zeros = (...shape: number[]) => tf.variable(tf.zeros(shape));
+    const zeros = (...shape: number[]) => tf.tidy(() => tf.variable(tf.zeros(shape)));
     if (config.kind === 'mlp') {
       this.params.set('phi.0.weight', he(d, w)).set('phi.0.bias', zeros(w)).set('phi.1.weight', he(w, r)).set('phi.1.bias', zeros(r));
     } else {
@@ -367,6 +368,10 @@ export class LmHead implements PolicyAdapter {
     head.setWhitening(take('whiten.weight', [d, d]), take('whiten.bias', [d]));
     head.whitened = m.whitened;
     return { head, manifest: m };
+  }
+
+  async release(): Promise<void> {
+    this.dispose();
   }
 
   dispose(): void {

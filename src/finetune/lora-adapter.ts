@@ -164,6 +164,14 @@ export class LoraPolicyAdapter implements PolicyAdapter {
     this.lora.dispose();
     this.head.dispose();
   }
+
+  /** A target clone shares the frozen weights and has no session: it releases only its own factors. */
+  async release(): Promise<void> {
+    this.dispose();
+    if (!this.session) return;
+    for (const t of this.base.params.values()) t.dispose();
+    await this.session.release();
+  }
 }
 
 /**

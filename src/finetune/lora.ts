@@ -65,10 +65,11 @@ export class LoraAdapter {
       const bound = 1 / Math.sqrt(m.inDim);
       const a = new Float32Array(m.inDim * r);
       for (let i = 0; i < a.length; i++) a[i] = (2 * rng.uniform() - 1) * bound;
-      this.vars.set(m.name, {
-        a: tf.variable(tf.tensor2d(a, [m.inDim, r]), true),
-        b: tf.variable(tf.zeros([r, m.outDim]), true),
-      });
+      // tidy: a variable keeps its own reference to the initial values, whose tensor would stay alive
+      this.vars.set(
+        m.name,
+        tf.tidy(() => ({ a: tf.variable(tf.tensor2d(a, [m.inDim, r]), true), b: tf.variable(tf.zeros([r, m.outDim]), true) })),
+      );
     }
   }
 

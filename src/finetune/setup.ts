@@ -164,6 +164,16 @@ export class FineTuneSetup {
     return new FineTuneSetup(await prepareFineTune(cfg));
   }
 
+  /**
+   * Frees the adapter (with its sessions and frozen weights) and the frozen LM's session; the
+   * setup is unusable afterwards. One process that trains many methods in turn (compare) needs
+   * it: a LoRA setup holds a tensor copy of the whole model.
+   */
+  async release(): Promise<void> {
+    await this.adapter.release();
+    await this.session.release();
+  }
+
   /** The session the policy samples from: the frozen LM with the adapter's hook, or the adapter's own (LoRA). */
   get samplingSession(): LmSession {
     return this.adapter.samplingSession?.() ?? this.session;

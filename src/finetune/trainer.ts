@@ -43,6 +43,11 @@ export class LmTrainer extends FineTuneSetup {
     return t;
   }
 
+  override async release(): Promise<void> {
+    this.objective.release?.();
+    await super.release();
+  }
+
   /** The sampler policy: softmax(logits/τ) with the objective's τ, mixed with ε-uniform. */
   policyHook(epsilon: number) {
     return epsilonMix(

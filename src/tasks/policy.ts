@@ -12,7 +12,7 @@ import { resolveModelDir } from '../lm/resolve.js';
 import { loadHfTokenizer } from '../lm/tokenizer.js';
 import { loadLatestCheckpoint } from '../finetune/checkpoint.js';
 import { openModel, zConstraints } from '../finetune/setup.js';
-import { temperedPolicy } from '../finetune/adapter.js';
+import { temperedPolicy, type PolicyAdapter } from '../finetune/adapter.js';
 import { LmHead } from '../finetune/head.js';
 import { LoraPolicyAdapter } from '../finetune/lora-adapter.js';
 import { samplingTemperature } from '../finetune/objectives/index.js';
@@ -43,11 +43,16 @@ export interface LoadedPolicy extends Decoder {
   label: string;
   cfg: TrainConfig | null;
   step: number | null;
+  /** the trained adapter, whose tensors (and, for LoRA, sampling session and frozen weights) it owns */
+  adapter?: PolicyAdapter;
 }
 
-/** Releases the sessions a loaded policy holds (a LoRA run's adapted one and its frozen base). */
+/** Releases what a loaded policy holds: its adapter, the sessions (a LoRA run's adapted one and its frozen base). */
 export async function releasePolicy(p: LoadedPolicy): Promise<void> {
-  await p.session.release();
+  // a LoRA adapter owns the session it samples from (p.session); a head hooks into the frozen one
+  const ownsSession = p.adapter?.samplingSession !== undefined;
+  if (p.adapter) await p.adapter.release();
+  if (!ownsSession) await p.session.release();
   if (p.baseSession && p.baseSession !== p.session) await p.baseSession.release();
 }
 
@@ -76,6 +81,7 @@ export async function loadRunPolicy(runDir: string, cfg: TrainConfig): Promise<L
       label: runDir,
       cfg,
       step: ck.step,
+      adapter: lora,
     };
   }
   const { head } = LmHead.load(join(ck.dir, 'head'), { sha256: session.modelHash, vocabSize: session.vocabSize });
@@ -87,6 +93,7 @@ export async function loadRunPolicy(runDir: string, cfg: TrainConfig): Promise<L
     label: runDir,
     cfg,
     step: ck.step,
+    adapter: head,
   };
 }
 

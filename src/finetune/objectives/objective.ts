@@ -44,6 +44,8 @@ export interface LmObjective {
   loss(rows: ScoredRow[], o: LossOptions): ObjectiveStep;
   /** After a successful optimizer step (soft Q: the Polyak target update). */
   afterStep(): void;
+  /** Frees what the objective holds beyond the adapter (the soft-Q target copy). */
+  release?(): void;
   /** Checkpoint contributions: files written into the checkpoint folder, read back by restore. */
   save(dir: string, base: BaseModelId): void;
   restore(ck: Checkpoint, expect: { sha256: string; vocabSize: number }): void;

@@ -50,6 +50,10 @@ export class SoftQObjective implements LmObjective {
     this.q.syncTarget();
   }
 
+  release(): void {
+    this.q.target.dispose();
+  }
+
   /** The target copy (target/) and the transition buffer (transitions/). */
   save(dir: string, base: BaseModelId): void {
     this.q.target.save(join(dir, 'target'), base);
