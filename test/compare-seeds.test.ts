@@ -301,7 +301,7 @@ for (const [file, model, limit, lora] of [
     assert.deepEqual(c.eval.data, ['data/arithmetic/test_3op.json', 'data/arithmetic/test_4op.json', 'data/arithmetic/test_5op.json']);
     assert.equal(c.eval.limit, limit);
     const kinds = c.methods.map((m) => (m.kind === 'gfn' ? `gfn-${m.objective}` : m.kind === 'base' ? `base-${m.decode}` : m.kind));
-    for (const k of ['base-sample', 'base-greedy', 'sft', 'reinforce', 'ppo', 'gfn-tb', 'gfn-subtb', ...(lora ? [] : ['gfn-mdqn'])])
+    for (const k of ['base-sample', 'base-greedy', 'sft', 'reinforce', 'ppo', 'gfn-tb', 'gfn-subtb', 'gfn-mdqn'])
       assert.ok(kinds.includes(k), k);
     for (const m of c.methods) {
       const cfg = readTrainConfig(c.train, [...c.set, ...m.set, ...(m.objective ? [`objective=${m.objective}`] : [])]);
