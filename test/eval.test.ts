@@ -15,6 +15,7 @@ import { Rng } from '../src/core/rng.js';
 import { logSumExp } from '../src/core/math.js';
 import { validate } from '../src/finetune/config-loader.js';
 import { trainConfigSchema } from '../src/finetune/schema.js';
+import { pairsConfig as sharedPairsConfig } from './helpers/pairs-config.js';
 import { FineTuneSetup } from '../src/finetune/setup.js';
 import { loadExamples } from '../src/finetune/examples.js';
 import { scoreRows } from '../src/finetune/score.js';
@@ -137,23 +138,7 @@ test('arithmetic eval: greedy with the calculator matches the independent greedy
 });
 
 /** An enumerable task (341 Z over 4 tokens, |Z| ≤ 4) on the tiny random model. */
-const pairsConfig = (over: Record<string, unknown> = {}) =>
-  validate(
-    {
-      objective: 'subtb',
-      seed: 0,
-      model: model.dir,
-      task: { kind: 'pairs', pairs: [{ x: 'The cat', y: ' sat.', z: 'cab' }] },
-      z: { maxLength: 4, allowed: ['a', 'b', 'c', 'd'] },
-      reward: { prior: 'allowed', likelihoodWeight: 4 },
-      head: { whitenRollouts: 16 },
-      optim: { lr: 0.01 },
-      train: { steps: 60, batchSize: 16 },
-      ...over,
-    },
-    trainConfigSchema,
-    'test',
-  );
+const pairsConfig = (over: Record<string, unknown> = {}) => sharedPairsConfig(model.dir, over);
 
 async function policyOverAll(t: FineTuneSetup) {
   const ex = t.examples[0];

@@ -4,8 +4,7 @@ import { tf, selectBackend } from '../src/core/backend.js';
 import { Rng } from '../src/core/rng.js';
 import { logSumExp } from '../src/core/math.js';
 import { writeTempModel } from '../src/lmbuild/fixtures.js';
-import { validate } from '../src/finetune/config-loader.js';
-import { trainConfigSchema } from '../src/finetune/schema.js';
+import { pairsConfig as sharedPairsConfig } from './helpers/pairs-config.js';
 import { FineTuneSetup } from '../src/finetune/setup.js';
 import { scoreRows } from '../src/finetune/score.js';
 import { sequenceLogProbs } from '../src/finetune/posterior.js';
@@ -57,24 +56,8 @@ test('group baseline: each reward minus the mean of its group', () => {
   assert.throws(() => groupAdvantages([1, 2, 3], 2));
 });
 
-/** An enumerable task (341 Z over 4 tokens, |Z| ≤ 4) on the tiny random model (as test/eval.test.ts). */
-const pairsConfig = (over: Record<string, unknown> = {}) =>
-  validate(
-    {
-      objective: 'subtb',
-      seed: 0,
-      model: model.dir,
-      task: { kind: 'pairs', pairs: [{ x: 'The cat', y: ' sat.', z: 'cab' }] },
-      z: { maxLength: 4, allowed: ['a', 'b', 'c', 'd'] },
-      reward: { prior: 'allowed', likelihoodWeight: 4 },
-      head: { whitenRollouts: 16 },
-      optim: { lr: 0.01 },
-      train: { steps: 40, batchSize: 16 },
-      ...over,
-    },
-    trainConfigSchema,
-    'test',
-  );
+/** An enumerable task (341 Z over 4 tokens, |Z| ≤ 4) on the tiny random model, 40 steps. */
+const pairsConfig = (over: Record<string, unknown> = {}) => sharedPairsConfig(model.dir, { train: { steps: 40, batchSize: 16 }, ...over });
 
 test('PPO at ratio 1 with β = 0 and one group has exactly the REINFORCE-with-baseline gradient', async () => {
   const t = await FineTuneSetup.create(pairsConfig());

@@ -2,8 +2,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, selectBackend } from '../src/core/backend.js';
 import { writeTempModel } from '../src/lmbuild/fixtures.js';
-import { validate } from '../src/finetune/config-loader.js';
-import { trainConfigSchema } from '../src/finetune/schema.js';
+import { pairsConfig } from './helpers/pairs-config.js';
 import { FineTuneSetup } from '../src/finetune/setup.js';
 import { LmTrainer } from '../src/finetune/trainer.js';
 import { PpoBaseline } from '../src/baselines/ppo.js';
@@ -27,21 +26,7 @@ after(() => {
 });
 
 const config = (over: Record<string, unknown>) =>
-  validate(
-    {
-      objective: 'tb',
-      seed: 0,
-      model: model.dir,
-      task: { kind: 'pairs', pairs: [{ x: 'The cat', y: ' sat.', z: 'cab' }] },
-      z: { maxLength: 4, allowed: ['a', 'b', 'c', 'd'] },
-      reward: { prior: 'allowed', likelihoodWeight: 4 },
-      head: { whitenRollouts: 16 },
-      train: { steps: 10, batchSize: 8 },
-      ...over,
-    },
-    trainConfigSchema,
-    'test',
-  );
+  pairsConfig(model.dir, { objective: 'tb', optim: {}, train: { steps: 10, batchSize: 8 }, ...over });
 
 const lora = { adapter: { kind: 'lora', rank: 2, alpha: 4, targets: ['c_attn', 'c_proj'] } };
 
