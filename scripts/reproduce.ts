@@ -24,7 +24,9 @@ import {
   reproduceBlock,
   PAPER_BATCH,
   PAPER_ITERATIONS,
+  totalWallSeconds,
   type Family,
+  type Invocation,
   type PlannedRun,
   type ReproduceArgs,
 } from '../src/benchmarks/reproduce.js';
@@ -89,6 +91,24 @@ function runOne(r: PlannedRun): Promise<void> {
 }
 
 const t0 = Date.now();
+// this invocation's record, rewritten after every finished run: a killed invocation keeps the
+// time up to its last finished run, and invocations side by side each keep their own record
+const timingFile = join(out, 'timing.json');
+const started = new Date(t0).toISOString();
+let finishedRuns = 0;
+function recordTiming(): void {
+  const timing: { invocations: Invocation[] } = existsSync(timingFile) ? JSON.parse(readFileSync(timingFile, 'utf8')) : { invocations: [] };
+  const mine: Invocation = {
+    started,
+    finished: new Date().toISOString(),
+    wallSeconds: Math.round((Date.now() - t0) / 1000),
+    runs: finishedRuns,
+  };
+  const i = timing.invocations.findIndex((x) => x.started === started);
+  if (i >= 0) timing.invocations[i] = mine;
+  else timing.invocations.push(mine);
+  writeFileAtomic(timingFile, JSON.stringify(timing, null, 2) + '\n');
+}
 let next = 0;
 const errors: string[] = [];
 await Promise.all(
@@ -97,6 +117,8 @@ await Promise.all(
       const r = todo[next++];
       try {
         await runOne(r);
+        finishedRuns++;
+        recordTiming();
       } catch (e) {
         errors.push((e as Error).message);
       }
@@ -104,16 +126,10 @@ await Promise.all(
   }),
 );
 const wall = (Date.now() - t0) / 1000;
-// wall time summed over the invocations that ran something (a resumed reproduction adds up)
-const timingFile = join(out, 'timing.json');
-const timing: { invocations: { finished: string; wallSeconds: number; runs: number }[] } = existsSync(timingFile)
-  ? JSON.parse(readFileSync(timingFile, 'utf8'))
-  : { invocations: [] };
-if (todo.length > 0) {
-  timing.invocations.push({ finished: new Date().toISOString(), wallSeconds: Math.round(wall), runs: todo.length - errors.length });
-  writeFileAtomic(timingFile, JSON.stringify(timing, null, 2) + '\n');
-}
-const totalWall = timing.invocations.reduce((a, b) => a + b.wallSeconds, 0);
+if (todo.length > 0) recordTiming();
+// wall time over the invocations that ran something (a resumed reproduction adds up)
+const timing: { invocations: Invocation[] } = existsSync(timingFile) ? JSON.parse(readFileSync(timingFile, 'utf8')) : { invocations: [] };
+const totalWall = totalWallSeconds(timing.invocations);
 if (errors.length) fail(`${errors.length} runs failed; rerun to retry them:\n  ${errors.join('\n  ')}`, 1);
 
 // ---------------------------------------------------------------- aggregation

@@ -13,6 +13,7 @@ import {
   configKey,
   mergeReproduceBlocks,
   reproduceBlock,
+  totalWallSeconds,
 } from '../src/benchmarks/reproduce.js';
 import { UsageError } from '../src/core/errors.js';
 
@@ -94,4 +95,15 @@ test("docs merge: a run of one family replaces only that family's block; a new f
   assert.ok(added.indexOf('mol $& table') < added.indexOf('### After'));
   const fresh = mergeReproduceBlocks('# Empty\n', { bitseq: reproduceBlock('bitseq', 'b') });
   assert.match(fresh, /## Reproduction \(npm run reproduce\)\n\n<!-- reproduce:bitseq:begin/);
+});
+
+test("total wall time: the union of the invocations' spans (side-by-side ones once), plus records without a start", () => {
+  const at = (min: number) => new Date(Date.UTC(2026, 0, 1, 0, min)).toISOString();
+  const inv = (a: number, b: number) => ({ started: at(a), finished: at(b), wallSeconds: (b - a) * 60, runs: 1 });
+  assert.equal(totalWallSeconds([]), 0);
+  assert.equal(totalWallSeconds([inv(0, 45)]), 45 * 60);
+  // killed at 45, then two invocations side by side from 46 to 58 and 46 to 59
+  assert.equal(totalWallSeconds([inv(0, 45), inv(46, 58), inv(46, 59)]), (45 + 13) * 60);
+  // order does not matter; a nested span adds nothing; an old record without a start adds its seconds
+  assert.equal(totalWallSeconds([inv(10, 20), inv(0, 30), { finished: at(90), wallSeconds: 100, runs: 3 }]), 30 * 60 + 100);
 });

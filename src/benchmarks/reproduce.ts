@@ -265,3 +265,35 @@ export function mergeReproduceBlocks(doc: string, blocks: Partial<Record<Family,
   }
   return out;
 }
+
+/** One invocation of the reproduction in OUT/timing.json (rewritten after each finished run). */
+export interface Invocation {
+  /** ISO start; absent in records written before starts were kept */
+  started?: string;
+  finished: string;
+  wallSeconds: number;
+  runs: number;
+}
+
+/**
+ * Wall time of a reproduction over its invocations: the union of their [started, finished]
+ * spans, so that invocations running side by side on the same folder are not counted twice
+ * (records without a start add their wallSeconds).
+ */
+export function totalWallSeconds(invocations: Invocation[]): number {
+  const spans = invocations
+    .filter((x) => x.started !== undefined)
+    .map((x) => [Date.parse(x.started!), Date.parse(x.finished)] as const)
+    .sort((a, b) => a[0] - b[0]);
+  let total = invocations.filter((x) => x.started === undefined).reduce((s, x) => s + x.wallSeconds, 0);
+  let [from, to] = [Number.NaN, Number.NaN];
+  for (const [a, b] of spans) {
+    if (a > to) {
+      total += (to - from) / 1000;
+      [from, to] = [a, b];
+    } else if (Number.isNaN(from)) [from, to] = [a, b];
+    else to = Math.max(to, b);
+  }
+  if (!Number.isNaN(from)) total += (to - from) / 1000;
+  return Math.round(total);
+}
