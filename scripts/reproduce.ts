@@ -96,8 +96,10 @@ const t0 = Date.now();
 const timingFile = join(out, 'timing.json');
 const started = new Date(t0).toISOString();
 let finishedRuns = 0;
-function recordTiming(): void {
-  const timing: { invocations: Invocation[] } = existsSync(timingFile) ? JSON.parse(readFileSync(timingFile, 'utf8')) : { invocations: [] };
+const readTiming = (): { invocations: Invocation[] } =>
+  existsSync(timingFile) ? JSON.parse(readFileSync(timingFile, 'utf8')) : { invocations: [] };
+function recordTiming(): { invocations: Invocation[] } {
+  const timing = readTiming();
   const mine: Invocation = {
     started,
     finished: new Date().toISOString(),
@@ -108,6 +110,7 @@ function recordTiming(): void {
   if (i >= 0) timing.invocations[i] = mine;
   else timing.invocations.push(mine);
   writeFileAtomic(timingFile, JSON.stringify(timing, null, 2) + '\n');
+  return timing;
 }
 let next = 0;
 const errors: string[] = [];
@@ -126,9 +129,8 @@ await Promise.all(
   }),
 );
 const wall = (Date.now() - t0) / 1000;
-if (todo.length > 0) recordTiming();
 // wall time over the invocations that ran something (a resumed reproduction adds up)
-const timing: { invocations: Invocation[] } = existsSync(timingFile) ? JSON.parse(readFileSync(timingFile, 'utf8')) : { invocations: [] };
+const timing = todo.length > 0 ? recordTiming() : readTiming();
 const totalWall = totalWallSeconds(timing.invocations);
 if (errors.length) fail(`${errors.length} runs failed; rerun to retry them:\n  ${errors.join('\n  ')}`, 1);
 

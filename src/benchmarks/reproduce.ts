@@ -286,14 +286,14 @@ export function totalWallSeconds(invocations: Invocation[]): number {
     .map((x) => [Date.parse(x.started!), Date.parse(x.finished)] as const)
     .sort((a, b) => a[0] - b[0]);
   let total = invocations.filter((x) => x.started === undefined).reduce((s, x) => s + x.wallSeconds, 0);
-  let [from, to] = [Number.NaN, Number.NaN];
+  let span: [number, number] | null = null;
   for (const [a, b] of spans) {
-    if (a > to) {
-      total += (to - from) / 1000;
-      [from, to] = [a, b];
-    } else if (Number.isNaN(from)) [from, to] = [a, b];
-    else to = Math.max(to, b);
+    if (span && a <= span[1]) span[1] = Math.max(span[1], b);
+    else {
+      if (span) total += (span[1] - span[0]) / 1000;
+      span = [a, b];
+    }
   }
-  if (!Number.isNaN(from)) total += (to - from) / 1000;
+  if (span) total += (span[1] - span[0]) / 1000;
   return Math.round(total);
 }

@@ -337,7 +337,12 @@ export class LmSession {
     return out;
   }
 
+  private released = false;
+
+  /** Frees the ONNX session; a second call does nothing (a policy's sessions may be shared). */
   async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
     await this.session.release();
   }
 }

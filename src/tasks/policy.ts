@@ -49,11 +49,10 @@ export interface LoadedPolicy extends Decoder {
 
 /** Releases what a loaded policy holds: its adapter, the sessions (a LoRA run's adapted one and its frozen base). */
 export async function releasePolicy(p: LoadedPolicy): Promise<void> {
-  // a LoRA adapter owns the session it samples from (p.session); a head hooks into the frozen one
-  const ownsSession = p.adapter?.samplingSession !== undefined;
-  if (p.adapter) await p.adapter.release();
-  if (!ownsSession) await p.session.release();
-  if (p.baseSession && p.baseSession !== p.session) await p.baseSession.release();
+  // a LoRA adapter releases the session it samples from (p.session) itself; release is idempotent
+  await p.adapter?.release();
+  await p.session.release();
+  await p.baseSession?.release();
 }
 
 /**
