@@ -28,6 +28,9 @@ after(() => {
 const config = (over: Record<string, unknown>) =>
   pairsConfig(model.dir, { objective: 'tb', optim: {}, train: { steps: 10, batchSize: 8 }, ...over });
 
+/** PPO on a batch of 8: two groups of 4, one per minibatch */
+const smallPpo = { groupSize: 4, minibatches: 2, epochs: 2 };
+
 const lora = { adapter: { kind: 'lora', rank: 2, alpha: 4, targets: ['c_attn', 'c_proj'] } };
 
 async function liveTensorsPerStep(step: () => Promise<unknown>, steps = 4): Promise<number[]> {
@@ -62,8 +65,8 @@ for (const [name, over] of [
 for (const [name, make, over] of [
   ['SFT', (t: FineTuneSetup) => SftBaseline.create(t), {}],
   ['REINFORCE', async (t: FineTuneSetup) => new ReinforceBaseline(t, 0.05), {}],
-  ['PPO, head', async (t: FineTuneSetup) => new PpoBaseline(t, { groupSize: 4, minibatches: 2, epochs: 2 }), {}],
-  ['PPO, LoRA', async (t: FineTuneSetup) => new PpoBaseline(t, { groupSize: 4, minibatches: 2, epochs: 2 }), lora],
+  ['PPO, head', async (t: FineTuneSetup) => new PpoBaseline(t, smallPpo), {}],
+  ['PPO, LoRA', async (t: FineTuneSetup) => new PpoBaseline(t, smallPpo), lora],
 ] as const)
   test(`baseline training steps leave no tensors behind (${name})`, async () => {
     await selectBackend();
@@ -90,7 +93,7 @@ for (const [name, over, kind] of [
       await t.release();
     } else {
       const t = await FineTuneSetup.create(cfg);
-      const stepper = kind === 'ppo' ? new PpoBaseline(t, { groupSize: 4, minibatches: 2, epochs: 2 }) : await SftBaseline.create(t);
+      const stepper = kind === 'ppo' ? new PpoBaseline(t, smallPpo) : await SftBaseline.create(t);
       await stepper.trainStep();
       await t.release();
     }
@@ -107,7 +110,7 @@ for (const [name, over, kind] of [
     const before = tf.memory().numTensors;
     const dir = mkdtempSync(join(work, 'cell-'));
     const cfg = config({ ...over, train: { steps: 2, batchSize: 8, checkpointEvery: 1 } });
-    await trainMethod(kind, cfg, dir, { quiet: true, ppo: { groupSize: 4, minibatches: 2, epochs: 1, clip: 0.2 } });
+    await trainMethod(kind, cfg, dir, { quiet: true, ppo: smallPpo });
     await releasePolicy(await loadRunPolicy(dir, cfg));
     assert.equal(tf.memory().numTensors, before);
   });
