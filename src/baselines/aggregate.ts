@@ -25,6 +25,8 @@ export interface CellResult {
   trainSeconds: number | null;
   evalSeconds: number;
   resumedFrom: number | null;
+  /** the eval section the cell was evaluated with (absent in cells of older runs) */
+  evalSettings?: Record<string, unknown>;
 }
 
 export interface MethodInfo {

@@ -25,7 +25,9 @@
  * Layout: OUT/methods/<name>/seed-<s>/ holds the run folder of that training (config.yaml,
  * checkpoints/, metrics.jsonl), eval-<test set>.jsonl and result.json, which is written last:
  * with --resume, a cell with result.json is read back, not redone; a cell whose training
- * was cut off continues from its latest checkpoint (methods.ts).
+ * was cut off continues from its latest checkpoint (methods.ts). With --reeval the eval section
+ * may differ from the one the folder was started with: a finished cell whose result.json
+ * records other eval settings keeps its training and is evaluated again.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -122,7 +124,7 @@ export interface Comparison {
   paired: PairedTest[];
   accuracyByOperands: OperandPoint[];
   /** every method × seed: its metrics and times (per-item results are in the cell folders) */
-  cells: Omit<CellResult, 'correct'>[];
+  cells: Omit<CellResult, 'correct' | 'evalSettings'>[];
   methods: {
     name: string;
     kind: string;
@@ -172,6 +174,13 @@ export function parseSeeds(text: string): number[] {
   return seeds.map(Number);
 }
 
+/** A finished cell's result.json (metrics written as null stay null). */
+function readCell(file: string): CellResult {
+  const done = JSON.parse(readFileSync(file, 'utf8')) as CellResult;
+  done.metrics = Object.fromEntries(Object.entries(done.metrics).map(([k, v]) => [k, v ?? null]));
+  return done;
+}
+
 /** OUT/methods/<name>/seed-<s>: one method × seed (its run folder when trained). */
 const cellDir = (outDir: string, name: string, seed: number) => join(outDir, 'methods', name, `seed-${seed}`);
 
@@ -202,8 +211,22 @@ async function preflight(c: CompareConfig, cfgs: TrainConfig[]): Promise<void> {
   }
 }
 
-/** Opens the output folder: fresh, or (resume) one started with the very same configs. */
-function prepareOut(outDir: string, state: unknown, resume: boolean): void {
+type OpenMode = 'fresh' | 'resume' | 'reeval';
+interface CompareState {
+  config: string;
+  compare: CompareConfig;
+  seeds: number[];
+  train: TrainConfig[][];
+}
+
+/** The state without its eval section: what --reeval keeps fixed. */
+const trainingPart = (state: CompareState) => JSON.stringify({ ...state, compare: { ...state.compare, eval: null } });
+
+/**
+ * Opens the output folder: fresh, or (resume) one started with the very same configs, or
+ * (reeval) one started with the same configs up to the eval section, which is then replaced.
+ */
+function prepareOut(outDir: string, state: CompareState, mode: OpenMode): void {
   try {
     mkdirSync(outDir, { recursive: true });
   } catch (err) {
@@ -213,12 +236,21 @@ function prepareOut(outDir: string, state: unknown, resume: boolean): void {
   acquireRunLock(outDir);
   const stateFile = join(outDir, 'compare-state.json');
   const text = JSON.stringify(state, null, 2) + '\n';
-  if (resume) {
-    if (!existsSync(stateFile)) throw new UsageError(`${outDir} holds no comparison to resume (no compare-state.json)`);
-    if (readFileSync(stateFile, 'utf8') !== text)
+  if (mode !== 'fresh') {
+    if (!existsSync(stateFile))
+      throw new UsageError(`${outDir} holds no comparison to ${mode === 'resume' ? 'resume' : 're-evaluate'} (no compare-state.json)`);
+    const old = readFileSync(stateFile, 'utf8');
+    if (mode === 'resume' && old !== text)
       throw new UsageError(
         `${outDir} was started with other settings (configs or seeds differ); resume with the same config, --set and --seeds, or choose another --out`,
       );
+    if (mode === 'reeval') {
+      if (trainingPart(JSON.parse(old) as CompareState) !== trainingPart(state))
+        throw new UsageError(
+          `${outDir} was started with other training settings (configs, methods or seeds differ); --reeval may change only the eval section`,
+        );
+      writeFileAtomic(stateFile, text);
+    }
     return;
   }
   if (
@@ -266,7 +298,7 @@ export async function runCompare(
   file: string,
   c: CompareConfig,
   outDir: string,
-  o: { quiet?: boolean; log?: (s: string) => void; resume?: boolean } = {},
+  o: { quiet?: boolean; log?: (s: string) => void; resume?: boolean; reeval?: boolean } = {},
 ): Promise<Comparison> {
   const t0 = performance.now();
   const log = o.log ?? (() => {});
@@ -284,7 +316,8 @@ export async function runCompare(
     c,
     cfgs.map((x) => x[0]),
   );
-  prepareOut(outDir, { config: file, compare: c, seeds, train: cfgs }, o.resume ?? false);
+  prepareOut(outDir, { config: file, compare: c, seeds, train: cfgs }, o.reeval ? 'reeval' : o.resume ? 'resume' : 'fresh');
+  const evalSettings = JSON.stringify(c.eval);
 
   const infos: MethodInfo[] = c.methods.map((m, i) => ({
     name: m.name,
@@ -303,11 +336,12 @@ export async function runCompare(
       const tag = seeds.length > 1 ? `${m.name} seed ${seed}` : m.name;
       const dir = cellDir(outDir, m.name, seed);
       const resultFile = join(dir, 'result.json');
-      if (existsSync(resultFile)) {
-        const done = JSON.parse(readFileSync(resultFile, 'utf8')) as CellResult;
-        done.metrics = Object.fromEntries(Object.entries(done.metrics).map(([k, v]) => [k, v ?? null]));
-        cells.push(done);
-        Object.keys(done.metrics).forEach((k) => metricKeys.add(k));
+      const prev = existsSync(resultFile) ? readCell(resultFile) : null;
+      // --reeval: a finished cell evaluated with other eval settings keeps its training and is evaluated again
+      const again = prev !== null && o.reeval === true && JSON.stringify(prev.evalSettings ?? null) !== evalSettings;
+      if (prev && !again) {
+        cells.push(prev);
+        Object.keys(prev.metrics).forEach((k) => metricKeys.add(k));
         log(`[${tag}] finished in an earlier run: read ${resultFile}`);
         continue;
       }
@@ -318,7 +352,14 @@ export async function runCompare(
         resumedFrom: number | null = null;
       let policy: LoadedPolicy;
       if (m.kind === 'base') policy = base ??= await loadBasePolicy(cfg.model, c.task, cfg, cfg.train.threads);
-      else {
+      else if (prev) {
+        runDir = dir;
+        trainSeconds = prev.trainSeconds;
+        trainSteps = prev.trainSteps;
+        resumedFrom = prev.resumedFrom;
+        log(`[${tag}] trained in an earlier run: evaluating ${runDir} again with the new eval settings`);
+        policy = await loadRunPolicy(runDir, cfg);
+      } else {
         runDir = dir;
         log(`[${tag}] training ${m.kind}${m.kind === 'gfn' ? ` (${cfg.objective})` : ''} for ${cfg.train.steps} steps → ${runDir}`);
         const ppo = m.kind === 'ppo' ? { ...m.ppo, klCoef: m.klCoef ?? PPO_DEFAULTS.klCoef } : undefined;
@@ -357,6 +398,7 @@ export async function runCompare(
         trainSeconds,
         evalSeconds,
         resumedFrom,
+        evalSettings: JSON.parse(evalSettings),
       };
       writeFileAtomic(resultFile, JSON.stringify(result) + '\n');
       cells.push(result);
@@ -401,7 +443,7 @@ export async function runCompare(
     rows,
     paired,
     accuracyByOperands: accuracyByOperands(infos, cells),
-    cells: cells.map(({ correct: _c, ...rest }) => rest),
+    cells: cells.map(({ correct: _c, evalSettings: _e, ...rest }) => rest),
     methods,
     seconds: (performance.now() - t0) / 1000,
     cellSeconds: methods.reduce((s, m) => s + m.seconds, 0),

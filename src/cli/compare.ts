@@ -18,6 +18,12 @@ export const compareCommand: CommandModule<object, Record<string, unknown>> = {
         describe:
           'continue a killed comparison in --out: finished method × seed cells are read back, a cut-off training continues from its checkpoint',
       })
+      .option('reeval', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'as --resume, but the eval section may differ (e.g. --set eval.limit=500): finished cells keep their training and are evaluated again with the new eval settings',
+      })
       .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' })
       .option('json', { type: 'boolean', default: false, describe: 'last stdout line is the comparison as JSON' }),
   handler: async (a) => {
@@ -30,6 +36,7 @@ export const compareCommand: CommandModule<object, Record<string, unknown>> = {
     const cmp = await runCompare(file, c, out, {
       quiet,
       resume: a.resume as boolean,
+      reeval: a.reeval as boolean,
       log: quiet ? undefined : (s) => process.stderr.write(s + '\n'),
     });
     console.log(
