@@ -223,6 +223,11 @@ test('flowtune compare over seeds: per-seed folders, mean ± sd, paired tests, o
   const latest = join(re, 'methods', 'gfn-tb', 'seed-1', 'checkpoints', 'latest');
   const latestAt = statSync(latest).mtimeMs;
   const moreItems = ['--set', 'eval.limit=4'];
+  // as written by a flowtune whose training schema had no train.updatesPerBatch yet: defaults fill it
+  const stateFile = join(re, 'compare-state.json');
+  const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+  for (const row of state.train) for (const cfg of row) delete cfg.train.updatesPerBatch;
+  writeFileSync(stateFile, JSON.stringify(state, null, 2));
   const notResume = run('compare', '--config', cmpCfg, '--seeds', '0,1', '--out', re, '--resume', ...moreItems);
   assert.equal(notResume.status, 2, '--resume refuses other eval settings');
   for (const other of [

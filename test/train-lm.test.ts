@@ -49,6 +49,22 @@ for (const objective of ['tb', 'subtb', 'mdqn']) {
   });
 }
 
+test('TB reusing each sampled batch for 4 updates (train.updatesPerBatch) nears the exact posterior from 24 batches; one update per batch does not', async () => {
+  const fit = async (updatesPerBatch: number) => {
+    const base = checkConfig('tb', 24);
+    const t = await LmTrainer.create(validate({ ...base, train: { ...base.train, updatesPerBatch } }, trainConfigSchema, 'test'));
+    let logZ = NaN;
+    for (let i = 0; i < 24; i++) logZ = (await t.trainStep()).logZ;
+    const r = await exactPosterior(t);
+    await t.release();
+    return { tv: r.tv, dLogZ: Math.abs(logZ - r.logZTrue) };
+  };
+  const four = await fit(4);
+  assert.ok(four.tv < 0.08 && four.dLogZ < 0.1, `four updates per batch: TV ${four.tv}, |Δ log Z| ${four.dLogZ}`);
+  const one = await fit(1);
+  assert.ok(one.tv > 0.3, `one update per batch: TV ${one.tv}`);
+});
+
 test('gold rationales: calculator results are environment steps, not actions', () => {
   const tok = new CharTokenizer();
   const z = goldZ(' 6 - 0 =, 6 - 4 =', tok, true);
@@ -158,6 +174,10 @@ test('bad inputs: one line, exit 2, an existing run untouched', () => {
     /context window/,
   );
   assertUsageError(run('train', '--config', writeConfig('setbad'), '--set', 'train.steps=many'), /train\.steps/);
+  assertUsageError(
+    run('train', '--config', writeConfig('reuse-mdqn'), '--set', 'objective=mdqn', '--set', 'train.updatesPerBatch=4'),
+    /train\.updatesPerBatch applies to tb and subtb/,
+  );
   const file = join(work, 'plain-file');
   writeFileSync(file, 'x');
   assertUsageError(

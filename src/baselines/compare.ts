@@ -35,7 +35,7 @@ import { z } from 'zod';
 import { UsageError } from '../core/errors.js';
 import { loadConfig } from '../finetune/config-loader.js';
 import { readTrainConfig } from '../finetune/run.js';
-import type { TrainConfig } from '../finetune/schema.js';
+import { trainConfigSchema, type TrainConfig } from '../finetune/schema.js';
 import { writeFileAtomic } from '../core/io.js';
 import { acquireRunLock } from '../core/lock.js';
 import { resolveModelDir } from '../lm/resolve.js';
@@ -219,8 +219,20 @@ interface CompareState {
   train: TrainConfig[][];
 }
 
-/** The state without its eval section: what --reeval keeps fixed. */
-const trainingPart = (state: CompareState) => JSON.stringify({ ...state, compare: { ...state.compare, eval: null } });
+/**
+ * A state as JSON with every default filled in: a folder started by an earlier flowtune whose
+ * schemas had fewer keys reads the same as one started now. `withEval: false` leaves the eval
+ * section out (what --reeval keeps fixed).
+ */
+function stateKey(state: CompareState, withEval: boolean): string {
+  const compare = compareSchema.parse(state.compare);
+  return JSON.stringify({
+    config: state.config,
+    compare: withEval ? compare : { ...compare, eval: null },
+    seeds: state.seeds,
+    train: state.train.map((row) => row.map((cfg) => trainConfigSchema.parse(cfg))),
+  });
+}
 
 /**
  * Opens the output folder: fresh, or (resume) one started with the very same configs, or
@@ -239,13 +251,19 @@ function prepareOut(outDir: string, state: CompareState, mode: OpenMode): void {
   if (mode !== 'fresh') {
     if (!existsSync(stateFile))
       throw new UsageError(`${outDir} holds no comparison to ${mode === 'resume' ? 'resume' : 're-evaluate'} (no compare-state.json)`);
-    const old = readFileSync(stateFile, 'utf8');
-    if (mode === 'resume' && old !== text)
+    let old: CompareState;
+    try {
+      old = JSON.parse(readFileSync(stateFile, 'utf8')) as CompareState;
+      stateKey(old, false);
+    } catch {
+      throw new UsageError(`${stateFile} is not a comparison state this flowtune can read`);
+    }
+    if (mode === 'resume' && stateKey(old, true) !== stateKey(state, true))
       throw new UsageError(
         `${outDir} was started with other settings (configs or seeds differ); resume with the same config, --set and --seeds, or choose another --out`,
       );
     if (mode === 'reeval') {
-      if (trainingPart(JSON.parse(old) as CompareState) !== trainingPart(state))
+      if (stateKey(old, false) !== stateKey(state, false))
         throw new UsageError(
           `${outDir} was started with other training settings (configs, methods or seeds differ); --reeval may change only the eval section`,
         );

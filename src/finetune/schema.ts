@@ -144,6 +144,12 @@ export const trainConfigSchema = z.strictObject({
     .strictObject({
       steps: z.number().int().min(1).default(1500),
       batchSize: z.number().int().min(1).default(16),
+      /**
+       * optimizer updates on each sampled batch (TB and SubTB only: their loss is minimized by
+       * the same policy whatever distribution drew the trajectories, so a batch may be reused;
+       * PPO's default 4 passes × 2 minibatches make 8)
+       */
+      updatesPerBatch: z.number().int().min(1).default(1),
       logEvery: z.number().int().min(1).default(10),
       checkpointEvery: z.number().int().min(1).default(100),
       /** onnxruntime intra-op threads (1 is fastest on 2 shared cores, docs/design.md §3) */
@@ -179,5 +185,7 @@ export function checkConfigConsistency(c: TrainConfig): string | null {
   if (c.z.minLength > c.z.maxLength) return `z.minLength (${c.z.minLength}) exceeds z.maxLength (${c.z.maxLength})`;
   if (c.adapter.rank <= 0) return `adapter.rank must be a positive integer (got ${c.adapter.rank})`;
   if (e.temperatureRange[0] > e.temperatureRange[1]) return 'exploration.temperatureRange must be [low, high]';
+  if (c.train.updatesPerBatch > 1 && (c.objective === 'softdqn' || c.objective === 'mdqn'))
+    return `train.updatesPerBatch applies to tb and subtb (${c.objective} makes one replayed update of dqn.replayBatch transitions per step)`;
   return null;
 }

@@ -107,21 +107,29 @@ export class LmTrainer extends FineTuneSetup {
 
     const onPolicy = new Array<boolean>(B).fill(false);
     for (const b of onRows) onPolicy[b] = true;
-    const { loss, grads, logZ } = this.objective.loss(rows, {
-      step: this.step,
-      rng,
-      vars: this.optim.variables,
-      rowKey: exs.map((x) => x.key),
-      onPolicy,
-    });
-    let gradNorm = NaN;
-    if (Number.isFinite(loss)) gradNorm = this.optim.step(grads, this.lrScale(), cfg.optim.clip);
-    tf.dispose([...grads.values()]);
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-      throw new DivergedError(
-        `${Number.isFinite(loss) ? 'gradient norm' : 'loss'} became ${Number.isFinite(loss) ? gradNorm : loss} at step ${this.step + 1}`,
-      );
+    // train.updatesPerBatch optimizer updates on this batch (TB / SubTB are off-policy, so a
+    // sampled batch may be reused); the loss reported is the first one, before the batch taught anything
+    let first: { loss: number; logZ: number; gradNorm: number } | null = null;
+    for (let u = 0; u < cfg.train.updatesPerBatch; u++) {
+      const { loss, grads, logZ } = this.objective.loss(rows, {
+        step: this.step,
+        rng,
+        vars: this.optim.variables,
+        rowKey: exs.map((x) => x.key),
+        onPolicy,
+        update: u,
+      });
+      let gradNorm = NaN;
+      if (Number.isFinite(loss)) gradNorm = this.optim.step(grads, this.lrScale(), cfg.optim.clip);
+      tf.dispose([...grads.values()]);
+      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        throw new DivergedError(
+          `${Number.isFinite(loss) ? 'gradient norm' : 'loss'} became ${Number.isFinite(loss) ? gradNorm : loss} at step ${this.step + 1}`,
+        );
+      }
+      first ??= { loss, logZ, gradNorm };
     }
+    const { loss, logZ, gradNorm } = first!;
     this.objective.afterStep();
     this.step++;
     return {

@@ -23,6 +23,8 @@ export interface LossOptions {
   /** per row: the example it belongs to (rows of one X share it) and whether it was sampled on-policy (not tempered or replayed) */
   rowKey: string[];
   onPolicy: boolean[];
+  /** which of the step's train.updatesPerBatch updates on this batch (0 = the first) */
+  update: number;
 }
 
 /**

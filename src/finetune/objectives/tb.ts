@@ -34,7 +34,7 @@ export class TbObjective implements LmObjective {
     const { d, V, stopId } = this.dims;
     const n = stackNodes(rows, d, V, stopId);
     try {
-      if (o.step === 0) this.initLogZ(n, o);
+      if (o.step === 0 && o.update === 0) this.initLogZ(n, o);
       const T = maxNodes(n);
       const logZ = new Float64Array(rows.length);
       let result: LossResult | undefined;
