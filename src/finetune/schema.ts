@@ -172,6 +172,11 @@ export const trainConfigSchema = z.strictObject({
       huber: z.boolean().default(true),
       /** prioritized replay exponent (0 = uniform); priorities are per-transition losses */
       perAlpha: z.number().min(0).default(0.5),
+      /**
+       * double soft value, docs/design.md eq. (DQ): the next state's policy from the online
+       * adapter, its values from the target copy (less overestimation over long chains)
+       */
+      double: z.boolean().default(false),
     })
     .prefault({}),
 });

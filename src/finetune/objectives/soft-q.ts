@@ -31,6 +31,7 @@ export class SoftQObjective implements LmObjective {
       polyak: o.polyak,
       huber: o.huber,
       perAlpha: o.perAlpha,
+      double: o.double,
     });
     this.temperature = this.q.tau;
     this.policyLr = o.lr;
