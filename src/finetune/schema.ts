@@ -177,6 +177,12 @@ export const trainConfigSchema = z.strictObject({
        * adapter, its values from the target copy (less overestimation over long chains)
        */
       double: z.boolean().default(false),
+      /**
+       * reward each token's edge with its prior log-probability and the exit with the rest of
+       * log R (the same trajectory reward, docs/design.md §4): Q = log π̃ then starts consistent
+       * with its inner targets instead of regressing every sampled token toward 0
+       */
+      priorPerToken: z.boolean().default(false),
     })
     .prefault({}),
 });

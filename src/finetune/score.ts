@@ -35,6 +35,13 @@ export interface ScoredRow {
   logR: number; // log R(Z), eq. (LM)
   /** log R(z_1..j ⊤) at each node (modified SubTB); only with prefix = true */
   prefixLogR: Float64Array | null;
+  /**
+   * [n] log R split over the trajectory's edges (sums to logR): the edge leaving node k < n − 1
+   * earns the prior of the tokens it writes (its action and any tool tokens after it), the exit
+   * edge the stop term and the likelihood; all divided by T_R. On a tree this is the same
+   * trajectory reward, so it changes no soft-optimal policy (soft Q: dqn.priorPerToken).
+   */
+  edgeLogR: Float64Array;
   logPrior: number; // log prior(Z) (untempered)
   logLik: number; // log p_LM(Y | X Z)
 }
@@ -108,6 +115,9 @@ export async function scoreRows(
       const logPrior = priorPrefix[m] + stopTerm[m];
       const T = reward.temperature,
         w = reward.likelihoodWeight;
+      const edgeLogR = Float64Array.from(nodes, (j, k) =>
+        k < n - 1 ? (priorPrefix[nodes[k + 1]] - priorPrefix[j]) / T : (stopTerm[m] + w * logLik) / T,
+      );
       out.push({
         nodes,
         tokens: { x: xs[c0 + i], z: z.tokens },
@@ -118,6 +128,7 @@ export async function scoreRows(
         mask,
         logR: (logPrior + w * logLik) / T,
         prefixLogR: null,
+        edgeLogR,
         logPrior,
         logLik,
       });

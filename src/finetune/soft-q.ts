@@ -37,7 +37,7 @@ export class TokenSoftQ {
     readonly head: PolicyAdapter,
     private readonly d: number,
     private readonly V: number,
-    readonly o: SoftQOptions & { replayBatch: number },
+    readonly o: SoftQOptions & { replayBatch: number; priorPerToken?: boolean },
   ) {
     this.target = head.clone();
     this.fields = head.prefixLogits
@@ -63,7 +63,9 @@ export class TokenSoftQ {
 
   /** Adds every transition of the scored rows (new transitions enter at the maximum priority). */
   addRows(rows: ScoredRow[]): void {
-    if (this.shift === null) this.shift = rows.reduce((s, r) => s + r.logR, 0) / rows.length;
+    // the exit edge's reward: all of log R, or (priorPerToken) only the part not paid on the way
+    const exitReward = (r: ScoredRow) => (this.o.priorPerToken ? r.edgeLogR[r.nodes.length - 1] : r.logR);
+    if (this.shift === null) this.shift = rows.reduce((s, r) => s + exitReward(r), 0) / rows.length;
     const { d, V } = this;
     for (const r of rows) {
       const n = r.nodes.length;
@@ -96,7 +98,8 @@ export class TokenSoftQ {
         tr.act[k] = r.actions[k];
         const exit = k === n - 1;
         tr.done[k] = exit ? 1 : 0;
-        tr.rew[k] = exit ? r.logR - this.shift : 0; // log P_B = 0 on a tree
+        // log P_B = 0 on a tree; with priorPerToken each edge also earns its share of log R
+        tr.rew[k] = exit ? exitReward(r) - this.shift : this.o.priorPerToken ? r.edgeLogR[k] : 0;
         this.learner.buffer.add(tr, k);
       }
     }

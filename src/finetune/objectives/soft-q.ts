@@ -32,6 +32,7 @@ export class SoftQObjective implements LmObjective {
       huber: o.huber,
       perAlpha: o.perAlpha,
       double: o.double,
+      priorPerToken: o.priorPerToken,
     });
     this.temperature = this.q.tau;
     this.policyLr = o.lr;
