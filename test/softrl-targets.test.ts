@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { doubleSoftValue, munchausenBonus, softValue, tdLoss } from '../src/softrl/targets.js';
+import { munchausenBonus, softValue, tdLoss } from '../src/softrl/targets.js';
 import { buildTrainer, REFERENCE_TRAINER_DEFAULTS } from '../src/benchmarks/build-trainer.js';
 import { Hypergrid } from '../src/envs/hypergrid.js';
 import { Rng } from '../src/core/rng.js';
@@ -32,31 +32,6 @@ test('soft value τ·log Σ_a exp(Q(a)/τ) without a mask', () => {
   close(softValue([0, log(3), 1e4, 1e4], 0, all(4), 0, 2, 1), log(4), 'soft value V(s) of row 0 of a batch (next row not read)');
   // offsets into a batch row: row 1 of [[9, 9], [0, log 3]] is log(1 + 3) = log 4
   close(softValue([9, 9, 0, log(3)], 2, [0, 0, 1, 1], 2, 2, 1), log(4), 'soft value V(s) at a row offset');
-});
-
-test('double soft value (eq. (DQ)): online policy, target values; by hand, and at most the soft value', () => {
-  // online Q = [0, log 3] at τ = 1: π = [¼, ¾]; target Q̄ = [2, 1]:
-  // ¼·(2 − log ¼) + ¾·(1 − log ¾) = 1.25 + H([¼, ¾]) = 1.25 + 0.5623351446188083
-  close(doubleSoftValue([2, 1], 0, [0, log(3)], 0, all(2), 0, 2, 1), 1.25 + 0.5623351446188083, 'double soft value, τ = 1', 1e-12);
-  // τ = 2 with online Q = [0, 2 log 3]: π = [¼, ¾] again, entropy weighted by τ
-  close(doubleSoftValue([2, 1], 0, [0, 2 * log(3)], 0, all(2), 0, 2, 2), 1.25 + 2 * 0.5623351446188083, 'double soft value, τ = 2', 1e-12);
-  // the same network online and target: exactly the soft value
-  close(doubleSoftValue([1, 2, 3], 0, [1, 2, 3], 0, all(3), 0, 3, 1.5), softValue([1, 2, 3], 0, all(3), 0, 3, 1.5), 'θ = θ̄', 1e-12);
-  // a masked action is neither in π nor in the value; offsets read one row of a batch
-  close(
-    doubleSoftValue([9, 9, 2, 7, 1], 2, [5, 0, 5, log(3)], 1, [1, 0, 1], 0, 3, 1),
-    1.25 + 0.5623351446188083,
-    'masked, at offsets',
-    1e-12,
-  );
-  // never above τ·LSE of the target row (the LSE is the maximum over π), for random rows
-  let seed = 7;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 10 - 5;
-  for (let i = 0; i < 200; i++) {
-    const qt = [rnd(), rnd(), rnd(), rnd()],
-      qo = [rnd(), rnd(), rnd(), rnd()];
-    assert.ok(doubleSoftValue(qt, 0, qo, 0, all(4), 0, 4, 1.2) <= softValue(qt, 0, all(4), 0, 4, 1.2) + 1e-12);
-  }
 });
 
 test('soft value with a mask: only the allowed actions count', () => {

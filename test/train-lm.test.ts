@@ -32,11 +32,11 @@ const checkConfig = (objective: string, steps: number) => ({
   train: { steps, batchSize: 16, logEvery: 5, checkpointEvery: 20 },
 });
 
-for (const objective of ['tb', 'subtb', 'mdqn', 'mdqn+double']) {
+for (const objective of ['tb', 'subtb', 'mdqn', 'mdqn+priorPerToken']) {
   test(`${objective} fits the exact posterior p(Z | X, Y) (TV < 0.05)`, async () => {
-    const [name, variant] = objective.split('+');
+    const [name, perToken] = objective.split('+');
     const base = checkConfig(name, 300);
-    const cfg = validate(variant === 'double' ? { ...base, dqn: { double: true } } : base, trainConfigSchema, 'test');
+    const cfg = validate(perToken ? { ...base, dqn: { priorPerToken: true } } : base, trainConfigSchema, 'test');
     const t = await LmTrainer.create(cfg);
     const before = await exactPosterior(t);
     assert.ok(before.klPosteriorPrior > 1, `posterior must be far from the prior: KL ${before.klPosteriorPrior}`);

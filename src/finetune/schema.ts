@@ -173,11 +173,6 @@ export const trainConfigSchema = z.strictObject({
       /** prioritized replay exponent (0 = uniform); priorities are per-transition losses */
       perAlpha: z.number().min(0).default(0.5),
       /**
-       * double soft value, docs/design.md eq. (DQ): the next state's policy from the online
-       * adapter, its values from the target copy (less overestimation over long chains)
-       */
-      double: z.boolean().default(false),
-      /**
        * reward each token's edge with its prior log-probability and the exit with the rest of
        * log R (the same trajectory reward, docs/design.md §4): Q = log π̃ then starts consistent
        * with its inner targets instead of regressing every sampled token toward 0

@@ -51,7 +51,6 @@ export class TokenSoftQ {
     this.learner = new SoftQLearner(
       {
         targetQ: (s, n) => ({ q: this.qSync(this.target, s, n), width: V, mask: s.mask, A: V }),
-        onlineQ: (s, n) => ({ q: this.qSync(this.head, s, n), width: V, mask: s.mask, A: V }),
         backward: (b, dQ) => this.backward(b.s, b.act, b.n, dQ),
         polyak: (tau) => this.target.polyakFrom(this.head, tau),
       },

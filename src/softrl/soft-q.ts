@@ -1,6 +1,6 @@
 import type { Rng } from '../core/rng.js';
 import { softTemperature } from '../core/math.js';
-import { doubleSoftValue, munchausenBonus, softValue, tdLoss } from './targets.js';
+import { munchausenBonus, softValue, tdLoss } from './targets.js';
 import { TransitionBuffer, copyRow, emptyTransitions, type FieldSpec, type StateFields, type TransitionBatch } from './transitions.js';
 
 /** Q-values of n states, one row of `width` per state (actions first), and their action masks [n × A]. */
@@ -18,8 +18,6 @@ export interface QRows {
 export interface SoftQModel {
   /** Q̄ of the target copy at n states, with the states' action masks. */
   targetQ(s: StateFields, n: number): QRows;
-  /** Q of the online network at n states, outside any tape (needed with `double`). */
-  onlineQ?(s: StateFields, n: number): QRows;
   /**
    * One gradient pass of the online Q on the batch: evaluate Q(s_i, a_i), ask `dQ` for
    * dL/dQ(s_i, a_i), backpropagate (and, for a model that owns its optimizer, step it).
@@ -39,8 +37,6 @@ export interface SoftQOptions {
   perAlpha: number;
   /** target ← (1 − polyak)·target + polyak·online after each update */
   polyak: number;
-  /** the double soft value of eq. (DQ): the next state's policy from the online network */
-  double?: boolean;
 }
 
 /**
@@ -50,7 +46,6 @@ export interface SoftQOptions {
  * 1, so softmax(Q/τ) converges to the GFlowNet policy P_F (eq. (M)).
  *
  *   y = r + [not done] τ·LSE_{a'}(Q̄(s', a')/τ) + α·clip(τ log softmax(Q̄(s, ·)/τ)[a], l0, 0)
- *   (with `double`, the soft value of s' is eq. (DQ)'s instead)
  *   L = mean_i w_i · huber(Q(s_i, a_i) − y_i)
  */
 export class SoftQLearner {
@@ -77,12 +72,7 @@ export class SoftQLearner {
       const s2 = emptyTransitions(nl, this.buffer.fields).s;
       for (const [k, f] of Object.entries(this.buffer.fields)) for (let j = 0; j < nl; j++) copyRow(b.s2[k], live[j], s2[k], j, f.width);
       const next = this.model.targetQ(s2, nl);
-      if (o.double) {
-        if (!this.model.onlineQ) throw new Error('double soft values need the online Q (SoftQModel.onlineQ)');
-        const on = this.model.onlineQ(s2, nl);
-        for (let j = 0; j < nl; j++)
-          y[live[j]] += doubleSoftValue(next.q, j * next.width, on.q, j * on.width, next.mask, j * next.A, next.A, tau);
-      } else for (let j = 0; j < nl; j++) y[live[j]] += softValue(next.q, j * next.width, next.mask, j * next.A, next.A, tau);
+      for (let j = 0; j < nl; j++) y[live[j]] += softValue(next.q, j * next.width, next.mask, j * next.A, next.A, tau);
     }
     if (o.alpha > 0) {
       const now = this.model.targetQ(b.s, b.n);

@@ -10,30 +10,6 @@ export function softValue(q: ArrayLike<number>, off: number, mask: ArrayLike<num
   return tau * maskedLogSumExp(q, off, A, mask, moff, tau);
 }
 
-/**
- * The double soft value of eq. (DQ): Σ_a π(a)(Q̄(s', a) − τ log π(a)) with π = softmax(Q(s', ·)/τ)
- * of the online row `qOn`, over the allowed actions; at most softValue of the target row.
- */
-export function doubleSoftValue(
-  qTarget: ArrayLike<number>,
-  offT: number,
-  qOn: ArrayLike<number>,
-  offOn: number,
-  mask: ArrayLike<number>,
-  moff: number,
-  A: number,
-  tau: number,
-): number {
-  const logNorm = maskedLogSumExp(qOn, offOn, A, mask, moff, tau);
-  let v = 0;
-  for (let a = 0; a < A; a++) {
-    if (!mask[moff + a]) continue;
-    const logPi = qOn[offOn + a] / tau - logNorm;
-    v += Math.exp(logPi) * (qTarget[offT + a] - tau * logPi);
-  }
-  return v;
-}
-
 /** Munchausen bonus α·clip(τ·log π̄(a|s), l0, 0) with π̄ = softmax(Q̄(s, ·)/τ), eq. (MQ). */
 export function munchausenBonus(
   q: ArrayLike<number>,

@@ -31,7 +31,6 @@ export class SoftQObjective implements LmObjective {
       polyak: o.polyak,
       huber: o.huber,
       perAlpha: o.perAlpha,
-      double: o.double,
       priorPerToken: o.priorPerToken,
     });
     this.temperature = this.q.tau;
