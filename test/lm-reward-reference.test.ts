@@ -150,6 +150,22 @@ async function check(model: string, rows: { x: string; z: ZSample; y: string }[]
         `prefix reward log R(z_1..${j} ⊤)`,
       ),
     );
+    // log R split over the edges: an inner edge pays the prior of the tokens it writes (action
+    // and calculator result), the exit edge the stop term and the likelihood
+    // (tool tokens before the first node, as row 1's leading " 6" here, go to the first edge)
+    got[b].nodes.forEach((j, k) => {
+      const last = k === nodes.length - 1;
+      const from = k === 0 ? 0 : j;
+      const want = last
+        ? (r.priorPrefix[m] - r.priorPrefix[from] + r.stop[m] + spec.likelihoodWeight * r.lik[m]) / spec.temperature
+        : (r.priorPrefix[nodes[k + 1]] - r.priorPrefix[from]) / spec.temperature;
+      near(got[b].edgeLogR[k], want, `edge reward of node ${k} (z_1..${j})`);
+    });
+    near(
+      got[b].edgeLogR.reduce((t, v) => t + v, 0),
+      got[b].logR,
+      'the edge rewards sum to log R',
+    );
     for (let j = 0; j <= m; j++) near(pr.rewards[b][j], r.lik[j], `prefix likelihood log p(Y | X z_1..${j})`);
     for (let j = 0; j < m; j++)
       near(pr.zLogProbs[b][j], (await ref.next([...xs[b], ...z.slice(0, j)]))[z[j]], `prior term log p(z_${j + 1} | X z_1..${j})`);

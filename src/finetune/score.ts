@@ -36,9 +36,10 @@ export interface ScoredRow {
   /** log R(z_1..j ⊤) at each node (modified SubTB); only with prefix = true */
   prefixLogR: Float64Array | null;
   /**
-   * [n] log R split over the trajectory's edges (sums to logR): the edge leaving node k < n − 1
-   * earns the prior of the tokens it writes (its action and any tool tokens after it), the exit
-   * edge the stop term and the likelihood; all divided by T_R. On a tree this is the same
+   * [n] log R split over the trajectory's edges (sums to logR): the edge leaving node k earns
+   * the prior of the tokens it writes (its action and any tool tokens after it; the first edge
+   * also tool tokens before the first node), the exit edge also the stop term and the
+   * likelihood; all divided by T_R. On a tree this is the same
    * trajectory reward, so it changes no soft-optimal policy (soft Q: dqn.priorPerToken).
    */
   edgeLogR: Float64Array;
@@ -115,9 +116,12 @@ export async function scoreRows(
       const logPrior = priorPrefix[m] + stopTerm[m];
       const T = reward.temperature,
         w = reward.likelihoodWeight;
-      const edgeLogR = Float64Array.from(nodes, (j, k) =>
-        k < n - 1 ? (priorPrefix[nodes[k + 1]] - priorPrefix[j]) / T : (stopTerm[m] + w * logLik) / T,
-      );
+      // edge k writes tokens nodes[k]..nodes[k+1]−1 (the first edge also any tool tokens before its node)
+      const edgeLogR = Float64Array.from(nodes, (j, k) => {
+        const from = k === 0 ? 0 : j,
+          to = k < n - 1 ? nodes[k + 1] : m;
+        return (priorPrefix[to] - priorPrefix[from] + (k === n - 1 ? stopTerm[m] + w * logLik : 0)) / T;
+      });
       out.push({
         nodes,
         tokens: { x: xs[c0 + i], z: z.tokens },
