@@ -10,8 +10,10 @@ import type { ScoredRow } from './score.js';
  * SoftDQN / Munchausen-DQN on token prefixes (eq. (SQ), (MQ)) with the shared SoftQLearner of
  * src/softrl: the adapter's logits are Q(s, ·) over the vocabulary (stop included). The tree
  * gives log P_B = 0, so inner rewards are 0 and the exit reward is log R(Z) − shift (a
- * constant shift, the mean log R of the first batch, keeps values O(1); it changes no policy
- * since every trajectory exits once). A state is what the frozen LM recorded there — hidden
+ * constant shift, the mean exit reward of the first batch, keeps values O(1); it changes no
+ * policy since every trajectory exits once). With `priorPerToken` each edge also earns the
+ * prior of the tokens it writes and the exit only the rest of log R (ScoredRow.edgeLogR): the
+ * same trajectory reward, but Q = log π̃ then already satisfies the inner targets. A state is what the frozen LM recorded there — hidden
  * state, base logits, action mask — so updates never rerun the LM. An adapter inside the
  * network (LoRA, `prefixLogits`) changes what the network computes along the whole prefix, so
  * there a state is its tokens X z_1..j (and action mask) and Q(s, ·) is the adapted model's
