@@ -9,12 +9,13 @@
  * refused. Then writes mean ± std curves (docs/figures/reproduce-<family>.svg) and tables
  * (between the reproduce markers of docs/benchmarks.md, and <out>/results.md).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../src/core/errors.js';
 import { writeFileAtomic } from '../src/core/io.js';
+import { liveLockHolder } from '../src/core/lock.js';
 import {
   configKey,
   iterationsFor,
@@ -72,16 +73,34 @@ process.stderr.write(
   `reproduce: ${runs.length} runs (${runs.length - todo.length} already finished), ${jobs} at a time, budget ${JSON.stringify(config.budget)} of the paper's iterations\n`,
 );
 
+// The bench processes of this invocation: a signal that stops it stops them too, so that none
+// keeps writing into a run folder that the next invocation will redo.
+const children = new Set<ChildProcess>();
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+  ['SIGHUP', 129],
+] as const)
+  process.on(signal, () => {
+    for (const c of children) c.kill('SIGTERM');
+    process.exit(code);
+  });
+
 function runOne(r: PlannedRun): Promise<void> {
   const dir = join(out, r.id);
+  // a run folder still being written (a bench process of another invocation) is left alone
+  const holder = liveLockHolder(dir);
+  if (holder) return Promise.reject(new Error(`${r.id} is being written by ${holder}; left alone`));
   rmSync(dir, { recursive: true, force: true }); // a half-written run from a killed reproduction
   mkdirSync(dirname(dir), { recursive: true });
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
     const child = spawn(process.execPath, [cli, ...r.args, '--out', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    children.add(child);
     let err = '';
     child.stderr.on('data', (d) => (err = (err + d).slice(-2000)));
     child.on('close', (code) => {
+      children.delete(child);
       if (code === 0) {
         process.stderr.write(`  done ${r.id} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
         resolve();

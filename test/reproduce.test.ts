@@ -1,9 +1,9 @@
 /** The reproduction plan: argument checking, the settings grid, refusing a folder of another configuration. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -16,6 +16,7 @@ import {
   totalWallSeconds,
 } from '../src/benchmarks/reproduce.js';
 import { UsageError } from '../src/core/errors.js';
+import { processAlive } from '../src/core/io.js';
 
 const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'reproduce.js');
 
@@ -106,4 +107,51 @@ test("total wall time: the union of the invocations' spans (side-by-side ones on
   assert.equal(totalWallSeconds([inv(0, 45), inv(46, 58), inv(46, 59)]), (45 + 13) * 60);
   // order does not matter; a nested span adds nothing; an old record without a start adds its seconds
   assert.equal(totalWallSeconds([inv(10, 20), inv(0, 30), { finished: at(90), wallSeconds: 100, runs: 3 }]), 30 * 60 + 100);
+});
+
+test('the script leaves a run folder that a live process is writing alone, and a signal stops its bench processes', async () => {
+  const args = ['--family', 'hypergrid', '--seeds', '0', '--algos', 'tb', '--rewards', 'standard', '--no-docs'];
+  const a = parseReproduceArgs(args);
+  const ids = planRuns(a.config, a.seeds).map((r) => r.id);
+  // every planned run folder "held" by this test's process: nothing is deleted or redone
+  const held = mkdtempSync(path.join(tmpdir(), 'repro-held-'));
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const lock = {
+    pid: process.pid,
+    host: hostname(),
+    procStart: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19],
+    since: 'now',
+    command: 'bench',
+  };
+  for (const id of ids) {
+    mkdirSync(path.join(held, id), { recursive: true });
+    writeFileSync(path.join(held, id, '.flowtune.lock'), JSON.stringify(lock));
+    writeFileSync(path.join(held, id, 'metrics.jsonl'), 'being written\n');
+  }
+  let status = 0,
+    stderr = '';
+  try {
+    execFileSync(process.execPath, [script, ...args, '--budget', 'hypergrid=0.001', '--out', held], { stdio: 'pipe' });
+  } catch (e) {
+    status = (e as { status: number }).status;
+    stderr = (e as { stderr: Buffer }).stderr.toString();
+  }
+  assert.equal(status, 1, stderr);
+  for (const id of ids) {
+    assert.match(stderr, new RegExp(`${id} is being written by pid ${process.pid} on `));
+    assert.equal(readFileSync(path.join(held, id, 'metrics.jsonl'), 'utf8'), 'being written\n');
+  }
+  // SIGTERM to the script: the bench process it started (found by its run lock) stops too
+  const out = mkdtempSync(path.join(tmpdir(), 'repro-signal-'));
+  const child = spawn(process.execPath, [script, ...args, '--budget', 'hypergrid=1', '--jobs', '1', '--out', out], { stdio: 'ignore' });
+  const lockFile = path.join(out, ids[0], '.flowtune.lock');
+  for (let i = 0; i < 400 && !existsSync(lockFile); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(existsSync(lockFile), 'the first bench process started');
+  const benchPid = JSON.parse(readFileSync(lockFile, 'utf8')).pid as number;
+  assert.ok(processAlive(benchPid));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code, signal) => r(code ?? (signal ? -1 : null))));
+  child.kill('SIGTERM');
+  assert.equal(await exited, 143);
+  for (let i = 0; i < 100 && processAlive(benchPid); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(!processAlive(benchPid), `bench process ${benchPid} still running after the script was stopped`);
 });

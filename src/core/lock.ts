@@ -50,6 +50,16 @@ function holderAlive(h: LockInfo): boolean {
   return !(h.procStart && start && start !== h.procStart);
 }
 
+/**
+ * Who holds the run folder's lock, when a live process on this host or any process on another
+ * host does (as acquireRunLock's refusal names it); null for no lock or a stale one.
+ */
+export function liveLockHolder(dir: string): string | null {
+  const h = readLock(join(dir, LOCK_FILE));
+  if (!h || (h.host === hostname() && !holderAlive(h))) return null;
+  return `pid ${h.pid} on ${h.host}, since ${h.since}${h.command ? `: flowtune ${h.command}` : ''}`;
+}
+
 /** Takes the run folder's lock or throws a UsageError naming its holder. Released at exit. */
 export function acquireRunLock(dir: string, notice: (line: string) => void = (l) => process.stderr.write(`flowtune: ${l}\n`)): void {
   const file = join(dir, LOCK_FILE);
