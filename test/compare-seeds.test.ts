@@ -329,6 +329,11 @@ test('flowtune compare over seeds: per-seed folders, mean ± sd, paired tests, o
     assert.equal(b.stderr.trim().split('\n').length, 1, b.stderr);
   }
   assert.ok(!existsSync(elsewhere), 'bad configs are refused before anything is written');
+  assert.ok(!existsSync(join(work, 'never-started')), 'a --resume of a folder that holds no comparison creates nothing');
+  const noReeval = run('compare', '--config', cmpCfg, '--out', join(work, 'never-started'), '--reeval');
+  assert.equal(noReeval.status, 2, noReeval.stderr);
+  assert.match(noReeval.stderr, /holds no comparison to re-evaluate/);
+  assert.ok(!existsSync(join(work, 'never-started')));
 });
 
 for (const [file, model, limit, lora] of [

@@ -239,6 +239,10 @@ function stateKey(state: CompareState, withEval: boolean): string {
  * (reeval) one started with the same configs up to the eval section, which is then replaced.
  */
 function prepareOut(outDir: string, state: CompareState, mode: OpenMode): void {
+  const stateFile = join(outDir, 'compare-state.json');
+  // checked before anything is created: a mistyped --out with --resume leaves no empty folder behind
+  if (mode !== 'fresh' && !existsSync(stateFile))
+    throw new UsageError(`${outDir} holds no comparison to ${mode === 'resume' ? 'resume' : 're-evaluate'} (no compare-state.json)`);
   try {
     mkdirSync(outDir, { recursive: true });
   } catch (err) {
@@ -246,11 +250,8 @@ function prepareOut(outDir: string, state: CompareState, mode: OpenMode): void {
   }
   // one writer per comparison folder (its run folders under methods/ are covered by it)
   acquireRunLock(outDir);
-  const stateFile = join(outDir, 'compare-state.json');
   const text = JSON.stringify(state, null, 2) + '\n';
   if (mode !== 'fresh') {
-    if (!existsSync(stateFile))
-      throw new UsageError(`${outDir} holds no comparison to ${mode === 'resume' ? 'resume' : 're-evaluate'} (no compare-state.json)`);
     let old: CompareState;
     try {
       old = JSON.parse(readFileSync(stateFile, 'utf8')) as CompareState;
