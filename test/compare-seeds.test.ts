@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { writeTempModel } from '../src/lmbuild/fixtures.js';
+import { writeLiveLock } from './helpers/live-lock.js';
 import { Rng } from '../src/core/rng.js';
 import { makeQuery, rationale } from '../src/text/arithmetic.js';
 import { sampleSd, signTestP } from '../src/baselines/stats.js';
@@ -304,15 +305,7 @@ test('flowtune compare over seeds: per-seed folders, mean ± sd, paired tests, o
   // a comparison folder held by a live flowtune process (this test's pid, as its lock says) is refused
   const busy = join(work, 'busy');
   cpSync(out, busy, { recursive: true });
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const lock = {
-    pid: process.pid,
-    host: hostname(),
-    procStart: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19],
-    since: 'now',
-    command: 'compare',
-  };
-  writeFileSync(join(busy, '.flowtune.lock'), JSON.stringify(lock));
+  writeLiveLock(busy, 'compare');
   const held = run('compare', '--config', cmpCfg, '--seeds', '0,1', '--out', busy, '--resume');
   assert.equal(held.status, 2, held.stderr);
   assert.match(held.stderr, new RegExp(`in use by another flowtune process \\(pid ${process.pid} on `));

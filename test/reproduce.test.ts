@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -17,6 +17,7 @@ import {
 } from '../src/benchmarks/reproduce.js';
 import { UsageError } from '../src/core/errors.js';
 import { processAlive } from '../src/core/io.js';
+import { writeLiveLock } from './helpers/live-lock.js';
 
 const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'reproduce.js');
 
@@ -115,17 +116,9 @@ test('the script leaves a run folder that a live process is writing alone, and a
   const ids = planRuns(a.config, a.seeds).map((r) => r.id);
   // every planned run folder "held" by this test's process: nothing is deleted or redone
   const held = mkdtempSync(path.join(tmpdir(), 'repro-held-'));
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const lock = {
-    pid: process.pid,
-    host: hostname(),
-    procStart: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19],
-    since: 'now',
-    command: 'bench',
-  };
   for (const id of ids) {
     mkdirSync(path.join(held, id), { recursive: true });
-    writeFileSync(path.join(held, id, '.flowtune.lock'), JSON.stringify(lock));
+    writeLiveLock(path.join(held, id), 'bench');
     writeFileSync(path.join(held, id, 'metrics.jsonl'), 'being written\n');
   }
   let status = 0,
