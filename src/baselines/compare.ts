@@ -336,7 +336,6 @@ export async function runCompare(
     cfgs.map((x) => x[0]),
   );
   prepareOut(outDir, { config: file, compare: c, seeds, train: cfgs }, o.reeval ? 'reeval' : o.resume ? 'resume' : 'fresh');
-  const evalSettings = JSON.stringify(c.eval);
 
   const infos: MethodInfo[] = c.methods.map((m, i) => ({
     name: m.name,
@@ -357,7 +356,7 @@ export async function runCompare(
       const resultFile = join(dir, 'result.json');
       const prev = existsSync(resultFile) ? readCell(resultFile) : null;
       // --reeval: a finished cell evaluated with other eval settings keeps its training and is evaluated again
-      const again = prev !== null && o.reeval === true && JSON.stringify(prev.evalSettings ?? null) !== evalSettings;
+      const again = prev !== null && o.reeval === true && JSON.stringify(prev.evalSettings ?? null) !== JSON.stringify(c.eval);
       if (prev && !again) {
         cells.push(prev);
         Object.keys(prev.metrics).forEach((k) => metricKeys.add(k));
@@ -417,7 +416,7 @@ export async function runCompare(
         trainSeconds,
         evalSeconds,
         resumedFrom,
-        evalSettings: JSON.parse(evalSettings),
+        evalSettings: c.eval,
       };
       writeFileAtomic(resultFile, JSON.stringify(result) + '\n');
       cells.push(result);

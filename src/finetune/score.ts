@@ -39,8 +39,8 @@ export interface ScoredRow {
    * [n] log R split over the trajectory's edges (sums to logR): the edge leaving node k earns
    * the prior of the tokens it writes (its action and any tool tokens after it; the first edge
    * also tool tokens before the first node), the exit edge also the stop term and the
-   * likelihood; all divided by T_R. On a tree this is the same
-   * trajectory reward, so it changes no soft-optimal policy (soft Q: dqn.priorPerToken).
+   * likelihood; all divided by T_R. On a tree this is the same trajectory reward, so it changes
+   * no soft-optimal policy (soft Q: dqn.priorPerToken).
    */
   edgeLogR: Float64Array;
   logPrior: number; // log prior(Z) (untempered)

@@ -13,8 +13,9 @@ import type { ScoredRow } from './score.js';
  * constant shift, the mean exit reward of the first batch, keeps values O(1); it changes no
  * policy since every trajectory exits once). With `priorPerToken` each edge also earns the
  * prior of the tokens it writes and the exit only the rest of log R (ScoredRow.edgeLogR): the
- * same trajectory reward, but Q = log π̃ then already satisfies the inner targets. A state is what the frozen LM recorded there — hidden
- * state, base logits, action mask — so updates never rerun the LM. An adapter inside the
+ * same trajectory reward, but Q = log π̃ then already satisfies the inner targets. A state is
+ * what the frozen LM recorded there — hidden state, base logits, action mask — so updates
+ * never rerun the LM. An adapter inside the
  * network (LoRA, `prefixLogits`) changes what the network computes along the whole prefix, so
  * there a state is its tokens X z_1..j (and action mask) and Q(s, ·) is the adapted model's
  * logits after them minus the frozen model's masked log-normalizer at s (ScoredRow.baseLogNorm):
@@ -64,9 +65,10 @@ export class TokenSoftQ {
 
   /** Adds every transition of the scored rows (new transitions enter at the maximum priority). */
   addRows(rows: ScoredRow[]): void {
-    // the exit edge's reward: all of log R, or (priorPerToken) only the part not paid on the way
-    const exitReward = (r: ScoredRow) => (this.o.priorPerToken ? r.edgeLogR[r.nodes.length - 1] : r.logR);
-    if (this.shift === null) this.shift = rows.reduce((s, r) => s + exitReward(r), 0) / rows.length;
+    // edge k's reward: log P_B = 0 on a tree, so inner edges earn 0 and the exit all of log R;
+    // with priorPerToken each edge earns its share of log R (ScoredRow.edgeLogR)
+    const reward = (r: ScoredRow, k: number) => (this.o.priorPerToken ? r.edgeLogR[k] : k === r.nodes.length - 1 ? r.logR : 0);
+    if (this.shift === null) this.shift = rows.reduce((s, r) => s + reward(r, r.nodes.length - 1), 0) / rows.length;
     const { d, V } = this;
     for (const r of rows) {
       const n = r.nodes.length;
@@ -99,8 +101,7 @@ export class TokenSoftQ {
         tr.act[k] = r.actions[k];
         const exit = k === n - 1;
         tr.done[k] = exit ? 1 : 0;
-        // log P_B = 0 on a tree; with priorPerToken each edge also earns its share of log R
-        tr.rew[k] = exit ? exitReward(r) - this.shift : this.o.priorPerToken ? r.edgeLogR[k] : 0;
+        tr.rew[k] = reward(r, k) - (exit ? this.shift : 0);
         this.learner.buffer.add(tr, k);
       }
     }

@@ -109,13 +109,14 @@ export class LmTrainer extends FineTuneSetup {
     for (const b of onRows) onPolicy[b] = true;
     // train.updatesPerBatch optimizer updates on this batch (TB / SubTB are off-policy, so a
     // sampled batch may be reused); the loss reported is the first one, before the batch taught anything
+    const rowKey = exs.map((x) => x.key);
     let first: { loss: number; logZ: number; gradNorm: number } | null = null;
     for (let u = 0; u < cfg.train.updatesPerBatch; u++) {
       const { loss, grads, logZ } = this.objective.loss(rows, {
         step: this.step,
         rng,
         vars: this.optim.variables,
-        rowKey: exs.map((x) => x.key),
+        rowKey,
         onPolicy,
         update: u,
       });
