@@ -2,11 +2,12 @@
  * npm run reproduce -- --family hypergrid|bitseq|molecules|all --seeds 0,1,2 --jobs 2 [--budget B]
  *   [--out runs/reproduce] [--algos tb,db,subtb,mdqn] [--ks 2,4,6,8,10] [--betas 4,8,10,16]
  *   [--rewards standard,hard] [--bitseq-test-modes 60] [--mol-test-size 950] [--orders 10] [--no-docs]
+ *   [--extend]
  *
  * Runs every (setting, seed) of the plan in src/benchmarks/reproduce.ts as `flowtune bench`
  * processes, --jobs at a time. Resumable: a run whose folder holds summary.json is kept, a
  * half-written one is redone; a folder whose reproduce.json names another configuration is
- * refused. Then writes mean ± std curves (docs/figures/reproduce-<family>.svg) and tables
+ * refused, unless --extend adds this invocation's settings (k, β, algorithms, ...) to its grid. Then writes mean ± std curves (docs/figures/reproduce-<family>.svg) and tables
  * (between the reproduce markers of docs/benchmarks.md, and <out>/results.md).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -18,6 +19,8 @@ import { writeFileAtomic } from '../src/core/io.js';
 import { liveLockHolder } from '../src/core/lock.js';
 import {
   configKey,
+  extendConfig,
+  isReproduceConfig,
   iterationsFor,
   parseReproduceArgs,
   mergeReproduceBlocks,
@@ -47,9 +50,11 @@ try {
   if (e instanceof UsageError) fail(e.message);
   throw e;
 }
-const { config, seeds, jobs, out } = args;
+const { seeds, jobs, out } = args;
+let config = args.config;
 
-// one configuration per folder: refuse to mix runs of different budgets or grids
+// one configuration per folder: refuse to mix runs of different budgets or grids (--extend adds
+// settings to the folder's grid)
 try {
   mkdirSync(out, { recursive: true });
 } catch (e) {
@@ -57,14 +62,22 @@ try {
 }
 const cfgFile = join(out, 'reproduce.json');
 if (existsSync(cfgFile)) {
-  let prev: string;
+  let prev: unknown;
   try {
-    prev = configKey(JSON.parse(readFileSync(cfgFile, 'utf8')));
+    prev = JSON.parse(readFileSync(cfgFile, 'utf8'));
   } catch {
-    fail(`${cfgFile} is not a reproduce configuration; choose another --out`);
+    prev = undefined;
   }
-  if (prev !== configKey(config))
-    fail(`${out} holds runs of another configuration (${cfgFile}); choose another --out or repeat its options`);
+  if (!isReproduceConfig(prev)) fail(`${cfgFile} is not a reproduce configuration; choose another --out`);
+  if (args.extend) {
+    const merged = extendConfig(prev, config);
+    if (typeof merged === 'string') fail(`${out}: ${merged}`);
+    config = merged;
+    writeFileAtomic(cfgFile, JSON.stringify(config, null, 2) + '\n');
+  } else if (configKey(prev) !== configKey(config)) {
+    const hint = typeof extendConfig(prev, config) === 'string' ? '' : ', or --extend to add these settings to it';
+    fail(`${out} holds runs of another configuration (${cfgFile}); choose another --out or repeat its options${hint}`);
+  }
 } else writeFileAtomic(cfgFile, JSON.stringify(config, null, 2) + '\n');
 
 const runs = planRuns(config, seeds);

@@ -11,6 +11,8 @@ import {
   planRuns,
   iterationsFor,
   configKey,
+  extendConfig,
+  isReproduceConfig,
   mergeReproduceBlocks,
   reproduceBlock,
   totalWallSeconds,
@@ -75,6 +77,62 @@ test('the script: exit 2 with one line for bad input and for a folder holding an
   const mixed = run(['--family', 'hypergrid', '--budget', '0.25', '--out', dir, '--no-docs']);
   assert.equal(mixed.status, 2);
   assert.match(mixed.lines[0], /another configuration/);
+});
+
+test('--extend: the grids become unions in plan order; another budget, curve or test set is refused', () => {
+  const folder = parseReproduceArgs(['--family', 'bitseq', '--budget', 'bitseq=0.1', '--ks', '8,2', '--algos', 'mdqn,tb']).config;
+  const next = parseReproduceArgs([
+    '--family',
+    'molecules',
+    '--budget',
+    'bitseq=0.1',
+    '--ks',
+    '10,4',
+    '--algos',
+    'db',
+    '--betas',
+    '16',
+  ]).config;
+  const merged = extendConfig(folder, next);
+  assert.ok(typeof merged !== 'string', String(merged));
+  assert.deepEqual(merged.families, ['bitseq', 'molecules']);
+  assert.deepEqual(merged.algos, ['tb', 'db', 'mdqn']);
+  assert.deepEqual(merged.ks, [2, 4, 8, 10]);
+  assert.deepEqual(merged.betas, [4, 8, 10, 16]);
+  // every run of either configuration is in the merged plan, under the same id and arguments
+  const plan = new Map(planRuns(merged, [0]).map((r) => [r.id, r.args.join(' ')]));
+  for (const c of [folder, next]) for (const r of planRuns(c, [0])) assert.equal(plan.get(r.id), r.args.join(' '), r.id);
+  const cheaper = parseReproduceArgs(['--family', 'bitseq', '--budget', 'bitseq=0.05', '--points', '5']).config;
+  const refused = extendConfig(folder, cheaper);
+  assert.equal(typeof refused, 'string');
+  assert.match(refused as string, /budget .* points 5 differs/);
+  assert.ok(isReproduceConfig(JSON.parse(JSON.stringify(folder))));
+  for (const x of [null, [], 'x', { ...folder, ks: 8 }, { ...folder, points: '10' }]) assert.ok(!isReproduceConfig(x), JSON.stringify(x));
+});
+
+test('the script with --extend runs only the new settings and keeps the finished runs', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'repro-extend-'));
+  const base = ['--family', 'bitseq', '--seeds', '0', '--jobs', '2', '--budget', 'bitseq=0.0002', '--ks', '12'];
+  const small = ['--bitseq-test-modes', '1', '--orders', '1', '--points', '1', '--out', dir, '--no-docs'];
+  execFileSync(process.execPath, [script, ...base, '--algos', 'tb', ...small], { stdio: 'pipe' });
+  const tbSummary = path.join(dir, 'bitseq/k12/tb/seed-0/summary.json');
+  const first = readFileSync(tbSummary, 'utf8');
+  // without --extend another grid is refused, with a hint
+  let refusal = '';
+  try {
+    execFileSync(process.execPath, [script, ...base, '--algos', 'db', ...small], { stdio: 'pipe' });
+  } catch (e) {
+    refusal = (e as { stderr: Buffer }).stderr.toString();
+  }
+  assert.match(refusal, /another configuration.*--extend/);
+  execFileSync(process.execPath, [script, ...base, '--algos', 'db', ...small, '--extend'], { stdio: 'pipe' });
+  assert.equal(readFileSync(tbSummary, 'utf8'), first, 'the finished TB run was kept, not redone');
+  assert.ok(existsSync(path.join(dir, 'bitseq/k12/db/seed-0/summary.json')));
+  assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'reproduce.json'), 'utf8')).algos, ['tb', 'db']);
+  const table = readFileSync(path.join(dir, 'results.md'), 'utf8');
+  assert.match(table, /\| bitseq\/k12\/tb \|/);
+  assert.match(table, /\| bitseq\/k12\/db \|/);
+  assert.match(table, /--algos tb,db/);
 });
 
 test("docs merge: a run of one family replaces only that family's block; a new family goes after the last block", () => {

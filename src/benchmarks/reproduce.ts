@@ -38,6 +38,8 @@ export interface ReproduceArgs {
   jobs: number;
   out: string;
   docs: boolean;
+  /** Add this invocation's settings to the folder's configuration instead of refusing a different one. */
+  extend: boolean;
 }
 
 export interface PlannedRun {
@@ -87,6 +89,7 @@ export function parseReproduceArgs(argv: string[]): ReproduceArgs {
     'mol-test-size',
     'orders',
     'no-docs',
+    'extend',
   ]);
   const a: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
@@ -94,7 +97,7 @@ export function parseReproduceArgs(argv: string[]): ReproduceArgs {
     usage(t.startsWith('--'), `unexpected argument ${t}`);
     const key = t.slice(2);
     usage(known.has(key), `unknown option --${key}`);
-    if (key === 'no-docs') {
+    if (key === 'no-docs' || key === 'extend') {
       a[key] = 'true';
       continue;
     }
@@ -133,6 +136,7 @@ export function parseReproduceArgs(argv: string[]): ReproduceArgs {
     jobs: ints('jobs', a.jobs, [2], (n) => n >= 1 && n <= 64, 'a job count in 1..64')[0],
     out: a.out ?? 'runs/reproduce',
     docs: a['no-docs'] === undefined,
+    extend: a.extend !== undefined,
   };
 }
 
@@ -228,6 +232,43 @@ export function planRuns(c: ReproduceConfig, seeds: number[]): PlannedRun[] {
           ]);
   }
   return runs;
+}
+
+/** Whether `x` (a folder's parsed reproduce.json) has the shape of a ReproduceConfig. */
+export function isReproduceConfig(x: unknown): x is ReproduceConfig {
+  if (typeof x !== 'object' || x === null) return false;
+  const c = x as Record<string, unknown>;
+  const arrays = ['families', 'algos', 'ks', 'betas', 'rewards'].every((k) => Array.isArray(c[k]));
+  const numbers = ['points', 'bitseqTestModes', 'molTestSize', 'orders'].every((k) => typeof c[k] === 'number');
+  return arrays && numbers && typeof c.budget === 'object' && c.budget !== null;
+}
+
+/** `a ∪ b` in the order of `order` (names), or ascending (numbers). */
+function unionOf<T extends string | number>(a: T[], b: T[], order?: readonly T[]): T[] {
+  const u = [...new Set([...a, ...b])];
+  return order ? order.filter((x) => u.includes(x)) : u.sort((x, y) => Number(x) - Number(y));
+}
+
+/**
+ * The folder's configuration with the settings of `next` added (`--extend`): families, algorithms,
+ * k, β and hypergrid rewards become the unions, so finished runs are kept and only the new
+ * settings run. The budget, points per curve and evaluation sizes must be the folder's (runs of
+ * another budget or test set are not comparable): a string saying which differ otherwise.
+ */
+export function extendConfig(prev: ReproduceConfig, next: ReproduceConfig): ReproduceConfig | string {
+  const differ = (['budget', 'points', 'bitseqTestModes', 'molTestSize', 'orders'] as const).filter(
+    (k) => JSON.stringify(prev[k]) !== JSON.stringify(next[k]),
+  );
+  if (differ.length > 0)
+    return `--extend adds settings only; ${differ.map((k) => `${k} ${JSON.stringify(next[k])} differs from the folder's ${JSON.stringify(prev[k])}`).join(', ')}`;
+  return {
+    ...prev,
+    families: unionOf(prev.families, next.families, FAMILIES),
+    algos: unionOf(prev.algos, next.algos, ALL_ALGOS),
+    ks: unionOf(prev.ks, next.ks),
+    betas: unionOf(prev.betas, next.betas),
+    rewards: unionOf(prev.rewards, next.rewards, ['standard', 'hard']),
+  };
 }
 
 /** The part of the configuration that makes runs comparable (seeds and jobs may differ between resumptions). */
