@@ -7,8 +7,9 @@
  * Runs every (setting, seed) of the plan in src/benchmarks/reproduce.ts as `flowtune bench`
  * processes, --jobs at a time. Resumable: a run whose folder holds summary.json is kept, a
  * half-written one is redone; a folder whose reproduce.json names another configuration is
- * refused, unless --extend adds this invocation's settings (k, β, algorithms, ...) to its grid. Then writes mean ± std curves (docs/figures/reproduce-<family>.svg) and tables
- * (between the reproduce markers of docs/benchmarks.md, and <out>/results.md).
+ * refused, unless --extend adds this invocation's settings (k, β, algorithms, ...) to its grid.
+ * Then writes mean ± std curves (docs/figures/reproduce-<family>.svg) and tables (between the
+ * reproduce markers of docs/benchmarks.md, and <out>/results.md).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
