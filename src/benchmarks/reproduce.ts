@@ -234,13 +234,15 @@ export function planRuns(c: ReproduceConfig, seeds: number[]): PlannedRun[] {
   return runs;
 }
 
+/** The settings grids of a configuration: what `--extend` may add to; every other field must match. */
+const GRIDS = ['families', 'algos', 'ks', 'betas', 'rewards'] as const;
+
 /** Whether `x` (a folder's parsed reproduce.json) has the shape of a ReproduceConfig. */
 export function isReproduceConfig(x: unknown): x is ReproduceConfig {
   if (typeof x !== 'object' || x === null) return false;
   const c = x as Record<string, unknown>;
-  const arrays = ['families', 'algos', 'ks', 'betas', 'rewards'].every((k) => Array.isArray(c[k]));
   const numbers = ['points', 'bitseqTestModes', 'molTestSize', 'orders'].every((k) => typeof c[k] === 'number');
-  return arrays && numbers && typeof c.budget === 'object' && c.budget !== null;
+  return GRIDS.every((k) => Array.isArray(c[k])) && numbers && typeof c.budget === 'object' && c.budget !== null;
 }
 
 /** `a ∪ b` in the order of `order` (names), or ascending (numbers). */
@@ -256,8 +258,9 @@ function unionOf<T extends string | number>(a: T[], b: T[], order?: readonly T[]
  * another budget or test set are not comparable): a string saying which differ otherwise.
  */
 export function extendConfig(prev: ReproduceConfig, next: ReproduceConfig): ReproduceConfig | string {
-  const differ = (['budget', 'points', 'bitseqTestModes', 'molTestSize', 'orders'] as const).filter(
-    (k) => JSON.stringify(prev[k]) !== JSON.stringify(next[k]),
+  // every field outside the grids (budget, points, evaluation sizes, and any added later) must match
+  const differ = (Object.keys(next) as (keyof ReproduceConfig)[]).filter(
+    (k) => !(GRIDS as readonly string[]).includes(k) && JSON.stringify(prev[k]) !== JSON.stringify(next[k]),
   );
   if (differ.length > 0)
     return `--extend adds settings only; ${differ.map((k) => `${k} ${JSON.stringify(next[k])} differs from the folder's ${JSON.stringify(prev[k])}`).join(', ')}`;
